@@ -1,0 +1,1 @@
+"""Settings, domain types, errors and ports: the bottom layer every other package builds on."""

@@ -1,0 +1,202 @@
+"""Ports: the small interfaces the domain store and the order system implement.
+
+Tools, graphs and analytics reach data only through these, so the embedded SQL stores, Postgres and an
+HTTP order system are interchangeable by configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.types import (
+    AnalyticsEvent,
+    Article,
+    ArticleDraft,
+    ArticleId,
+    ArticleStatus,
+    Channel,
+    ChannelIdentity,
+    Customer,
+    CustomerId,
+    Direction,
+    Episode,
+    EpisodeId,
+    EpisodeStatus,
+    HandleType,
+    Handoff,
+    HandoffId,
+    HandoffStatus,
+    IdentityEvent,
+    LoggedMessage,
+    Order,
+    OrderId,
+    Product,
+    ProductId,
+    VerificationLevel,
+)
+
+
+class CustomerRepository(Protocol):
+    """Customers and their channel identities; every link is audited."""
+
+    def get(self, customer_id: CustomerId) -> Customer | None: ...
+
+    def get_by_external_id(self, external_id: str) -> Customer | None: ...
+
+    def create(
+        self,
+        *,
+        provisional: bool,
+        external_id: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+        zip: str | None = None,
+        address: dict[str, Any] | None = None,
+        customer_id: CustomerId | None = None,
+    ) -> Customer: ...
+
+    def find_by_handle(self, handle_type: HandleType, value: str) -> ChannelIdentity | None: ...
+
+    def link_identity(
+        self,
+        customer_id: CustomerId,
+        handle_type: HandleType,
+        value: str,
+        level: VerificationLevel,
+        *,
+        actor: str,
+    ) -> ChannelIdentity: ...
+
+    def identities(self, customer_id: CustomerId) -> list[ChannelIdentity]: ...
+
+    def identity_events(self, customer_id: CustomerId) -> list[IdentityEvent]: ...
+
+    def find_by_email(self, email: str) -> list[Customer]: ...
+
+    def find_by_name_zip(self, first_name: str, last_name: str, zip: str) -> list[Customer]: ...
+
+    def count(self) -> int: ...
+
+
+class OrderSystem(Protocol):
+    """The store's order system (embedded SQL, or a retailer's HTTP service)."""
+
+    def get_order(self, order_id: OrderId) -> Order | None: ...
+
+    def orders_for_customer(self, customer_id: CustomerId, limit: int = 20) -> list[Order]: ...
+
+    def get_product(self, product_id: ProductId) -> Product | None: ...
+
+    def list_products(self) -> list[Product]: ...
+
+    def count_orders(self) -> int: ...
+
+
+class MessageLog(Protocol):
+    """The append-only transcript of every inbound and outbound message."""
+
+    def append(
+        self,
+        customer_id: CustomerId,
+        channel: Channel,
+        direction: Direction,
+        text: str,
+        *,
+        provider_message_id: str | None = None,
+        sender: str | None = None,
+        episode_id: EpisodeId | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> LoggedMessage:
+        """Append a message; raises `ConflictError` when the provider message id was seen on this channel."""
+        ...
+
+    def find_by_provider_id(self, channel: Channel, provider_message_id: str) -> LoggedMessage | None: ...
+
+    def for_customer(self, customer_id: CustomerId, limit: int = 50) -> list[LoggedMessage]: ...
+
+    def count(self, customer_id: CustomerId | None = None) -> int: ...
+
+
+class EpisodeRepository(Protocol):
+    """A customer's conversations on a topic."""
+
+    def open(self, customer_id: CustomerId, channel: Channel, topic: str | None = None) -> Episode: ...
+
+    def get(self, episode_id: EpisodeId) -> Episode | None: ...
+
+    def current(self, customer_id: CustomerId) -> Episode | None: ...
+
+    def update(
+        self,
+        episode_id: EpisodeId,
+        *,
+        status: EpisodeStatus | None = None,
+        topic: str | None = None,
+        summary: str | None = None,
+        outcome: str | None = None,
+        channel: Channel | None = None,
+        open_items: Sequence[str] | None = None,
+    ) -> Episode: ...
+
+    def recent(self, customer_id: CustomerId, limit: int = 10) -> list[Episode]: ...
+
+
+class HandoffRepository(Protocol):
+    """Cases handed to human agents."""
+
+    def create(
+        self,
+        customer_id: CustomerId,
+        *,
+        packet: dict[str, Any],
+        packet_version: str,
+        priority: str,
+        episode_id: EpisodeId | None = None,
+        sla_due_at: datetime | None = None,
+    ) -> Handoff: ...
+
+    def get(self, handoff_id: HandoffId) -> Handoff | None: ...
+
+    def list(self, status: HandoffStatus | None = None, limit: int = 100) -> list[Handoff]: ...
+
+    def open_for_customer(self, customer_id: CustomerId) -> Handoff | None: ...
+
+    def set_status(self, handoff_id: HandoffId, status: HandoffStatus, *, agent: str | None = None) -> Handoff: ...
+
+
+class KnowledgeRepository(Protocol):
+    """Knowledge articles with their version history: the single source of truth."""
+
+    def upsert(self, draft: ArticleDraft, *, author: str) -> Article:
+        """Create the article or add a version; an unchanged draft returns the current version untouched."""
+        ...
+
+    def get(self, article_id: ArticleId, version: int | None = None) -> Article | None: ...
+
+    def history(self, article_id: ArticleId) -> list[Article]: ...
+
+    def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]: ...
+
+    def revision(self) -> int:
+        """A number that grows with every change to any article; workers compare it to stay in sync."""
+        ...
+
+
+class EventLog(Protocol):
+    """The append-only analytics event log."""
+
+    def append(
+        self,
+        type: str,
+        *,
+        customer_id: CustomerId | None = None,
+        channel: str | None = None,
+        payload: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> AnalyticsEvent: ...
+
+    def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]: ...

@@ -1,0 +1,103 @@
+"""The one settings object, read from ``THREADLINE_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+_SUPPORTED_DB_PREFIXES = ("sqlite", "postgres")
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can change; the defaults are the embedded product."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="THREADLINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path(".threadline"), description="Holds the SQLite database and the knowledge index.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite at DATA_DIR/threadline.db. postgresql+psycopg://…"
+    )
+    model: str = Field("offline", description="'offline' or 'openai:<model name>'.")
+    openai_base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
+    openai_api_key: SecretStr | None = Field(
+        None, description="API key for the OpenAI-compatible server (OPENAI_API_KEY is read too)."
+    )
+    embeddings: Literal["local", "openai"] = Field("local", description="Local MiniLM or OpenAIEmbeddings.")
+    host: str = Field("127.0.0.1", description="Address `threadline serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `threadline serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="API worker processes for `threadline serve`.")
+    load_demo: bool = Field(True, description="Load the demo store into an empty database at start-up.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(_SUPPORTED_DB_PREFIXES):
+            raise ValueError(f"unsupported database URL scheme in {value.split(':', 1)[0]!r}; use sqlite or postgresql")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value != "offline" and not (value.startswith("openai:") and len(value) > len("openai:")):
+            raise ValueError("model must be 'offline' or 'openai:<model name>'")
+        return value
+
+    @model_validator(mode="after")
+    def _openai_key_fallback(self) -> Settings:
+        if self.openai_api_key is None:
+            import os
+
+            key = os.environ.get("OPENAI_API_KEY")
+            if key:
+                self.openai_api_key = SecretStr(key)
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL actually used: the configured one, else SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'threadline.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the domain store (and the checkpoints) live in Postgres."""
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the knowledge index files live."""
+        return self.data_dir / "index"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus overrides, turning validation errors into one clear error."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"THREADLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return load_settings()

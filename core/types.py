@@ -1,0 +1,340 @@
+"""Domain types shared by every layer: ids, enumerations and read models of the domain store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, NewType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CustomerId = NewType("CustomerId", str)
+OrderId = NewType("OrderId", str)
+ProductId = NewType("ProductId", str)
+ItemId = NewType("ItemId", str)
+EpisodeId = NewType("EpisodeId", str)
+HandoffId = NewType("HandoffId", str)
+ArticleId = NewType("ArticleId", str)
+
+
+class Channel(StrEnum):
+    """Where a message came from or goes to."""
+
+    WEB = "web"
+    SMS = "sms"
+    VOICE = "voice"
+    EMAIL = "email"
+    SOCIAL = "social"
+    STORE = "store"
+
+
+class Direction(StrEnum):
+    """Whether a logged message came from the customer or went to them."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class HandleType(StrEnum):
+    """Kinds of channel identity a customer can be known by."""
+
+    VISITOR = "visitor"
+    PHONE = "phone"
+    EMAIL = "email"
+    SOCIAL = "social"
+    LOYALTY = "loyalty"
+    EXTERNAL = "external"
+
+
+class VerificationLevel(StrEnum):
+    """How sure we are who the customer is, weakest first."""
+
+    ANONYMOUS = "anonymous"
+    CLAIMED = "claimed"
+    VERIFIED = "verified"
+    STRONG = "strong"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order anonymous < claimed < verified < strong."""
+        return _LEVEL_ORDER.index(self)
+
+    def at_least(self, other: VerificationLevel) -> bool:
+        """Whether this level is `other` or stronger."""
+        return self.rank >= other.rank
+
+
+_LEVEL_ORDER = list(VerificationLevel)
+
+
+class IdentityEventKind(StrEnum):
+    """Audit row kinds for the identity graph; nothing is ever deleted."""
+
+    LINK = "link"
+    UNLINK = "unlink"
+    VERIFY = "verify"
+    MERGE = "merge"
+    UNMERGE = "unmerge"
+
+
+class OrderStatus(StrEnum):
+    """Order lifecycle in the store's order system."""
+
+    PENDING = "pending"
+    PROCESSED = "processed"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURN_REQUESTED = "return requested"
+    EXCHANGE_REQUESTED = "exchange requested"
+
+
+class EpisodeStatus(StrEnum):
+    """Where a customer's conversation on a topic stands."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+
+
+class HandoffStatus(StrEnum):
+    """A handoff's place in the human-agent loop."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    RELEASED = "released"
+
+
+class ArticleKind(StrEnum):
+    """What a knowledge article is."""
+
+    POLICY = "policy"
+    FAQ = "faq"
+    PROCEDURE = "procedure"
+    PROMOTION = "promotion"
+    PRODUCT_NOTICE = "product_notice"
+
+
+class ArticleStatus(StrEnum):
+    """Whether an article is visible to search."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class Customer(_Record):
+    """A person the store serves; provisional until they verify."""
+
+    id: CustomerId
+    external_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    zip: str | None = None
+    address: dict[str, Any] | None = None
+    provisional: bool = False
+    created_at: datetime
+
+    @property
+    def display_name(self) -> str:
+        """First and last name, or a neutral placeholder."""
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name or "customer"
+
+
+class ChannelIdentity(_Record):
+    """One handle (phone, email, visitor id, …) linked to a customer."""
+
+    id: int
+    customer_id: CustomerId
+    handle_type: HandleType
+    handle_value: str
+    verification_level: VerificationLevel
+    active: bool = True
+    created_at: datetime
+
+
+class IdentityEvent(_Record):
+    """An audit row of the identity graph."""
+
+    id: int
+    kind: IdentityEventKind
+    customer_id: CustomerId
+    identity_id: int | None = None
+    other_customer_id: CustomerId | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    actor: str
+    created_at: datetime
+
+
+class Variant(_Record):
+    """A purchasable item: one combination of a product's options."""
+
+    item_id: ItemId
+    product_id: ProductId
+    options: dict[str, str]
+    available: bool
+    price: Decimal
+
+
+class Product(_Record):
+    """A catalog product with its variants."""
+
+    id: ProductId
+    name: str
+    variants: list[Variant] = Field(default_factory=list)
+
+
+class OrderItem(_Record):
+    """A line of an order."""
+
+    item_id: ItemId
+    product_id: ProductId
+    name: str
+    price: Decimal
+    options: dict[str, str]
+
+
+class Fulfillment(_Record):
+    """A shipment: tracking ids and the items it carries."""
+
+    tracking_ids: list[str]
+    item_ids: list[str]
+
+
+class Payment(_Record):
+    """A payment or refund on an order."""
+
+    transaction_type: str
+    amount: Decimal
+    payment_method_id: str
+
+
+class Order(_Record):
+    """An order in the store's order system, with everything needed to answer about it."""
+
+    id: OrderId
+    customer_id: CustomerId
+    status: OrderStatus
+    address: dict[str, Any]
+    placed_at: datetime | None = None
+    notes: str | None = None
+    items: list[OrderItem] = Field(default_factory=list)
+    fulfillments: list[Fulfillment] = Field(default_factory=list)
+    payments: list[Payment] = Field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of the item prices."""
+        return sum((item.price for item in self.items), Decimal("0"))
+
+
+class Episode(_Record):
+    """A customer's conversation on one topic, possibly across channels."""
+
+    id: EpisodeId
+    customer_id: CustomerId
+    status: EpisodeStatus
+    topic: str | None = None
+    summary: str | None = None
+    outcome: str | None = None
+    channels: list[str] = Field(default_factory=list)
+    open_items: list[str] = Field(default_factory=list)
+    started_at: datetime
+    updated_at: datetime
+
+
+class LoggedMessage(_Record):
+    """One row of the append-only message log."""
+
+    id: int
+    customer_id: CustomerId
+    episode_id: EpisodeId | None = None
+    channel: Channel
+    direction: Direction
+    sender: str | None = None
+    text: str
+    provider_message_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, alias="meta")
+    created_at: datetime
+
+    model_config = ConfigDict(frozen=True, from_attributes=True, populate_by_name=True)
+
+
+class Handoff(_Record):
+    """A case handed to humans, with its packet."""
+
+    id: HandoffId
+    customer_id: CustomerId
+    episode_id: EpisodeId | None = None
+    status: HandoffStatus
+    priority: str
+    packet: dict[str, Any]
+    packet_version: str
+    assigned_agent: str | None = None
+    rating: int | None = None
+    created_at: datetime
+    sla_due_at: datetime | None = None
+    claimed_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+class Article(_Record):
+    """A knowledge article at one version."""
+
+    id: ArticleId
+    version: int
+    kind: ArticleKind
+    status: ArticleStatus
+    title: str
+    body: str
+    tags: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    product_ids: list[str] = Field(default_factory=list)
+    effective_from: datetime | None = None
+    effective_to: datetime | None = None
+    updated_at: datetime
+
+
+class ArticleDraft(BaseModel):
+    """What a caller supplies to create or update an article."""
+
+    id: ArticleId
+    kind: ArticleKind
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1)
+    status: ArticleStatus = ArticleStatus.PUBLISHED
+    tags: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    product_ids: list[str] = Field(default_factory=list)
+    effective_from: datetime | None = None
+    effective_to: datetime | None = None
+
+
+class AnalyticsEvent(_Record):
+    """One row of the append-only analytics event log."""
+
+    id: int
+    type: str
+    customer_id: CustomerId | None = None
+    channel: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class Passage(_Record):
+    """A knowledge-base chunk returned by search, with the article and version it came from."""
+
+    article_id: ArticleId
+    version: int
+    title: str
+    kind: ArticleKind
+    text: str
+    score: float
+    chunk: int = 0

@@ -1,0 +1,1 @@
+"""The domain store: SQLAlchemy models and repositories, migrations, and the store factories."""

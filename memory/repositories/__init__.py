@@ -1,0 +1,1 @@
+"""SQL implementations of the ports in `core.ports`, one module per aggregate."""

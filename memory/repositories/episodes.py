@@ -1,0 +1,95 @@
+"""Episodes: a customer's conversation on one topic, across channels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from core.errors import NotFoundError
+from core.types import Channel, CustomerId, Episode, EpisodeId, EpisodeStatus
+from memory.db import Database
+from memory.ids import new_id
+from memory.schema import EpisodeRow, utcnow
+
+
+class SqlEpisodeRepository:
+    """`EpisodeRepository` over the domain store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def open(self, customer_id: CustomerId, channel: Channel, topic: str | None = None) -> Episode:
+        now = utcnow()
+        row = EpisodeRow(
+            id=new_id("ep"),
+            customer_id=customer_id,
+            status=EpisodeStatus.OPEN.value,
+            topic=topic,
+            channels=[channel.value],
+            open_items=[],
+            started_at=now,
+            updated_at=now,
+        )
+        with self._db.session() as s:
+            s.add(row)
+            s.flush()
+            return Episode.model_validate(row)
+
+    def get(self, episode_id: EpisodeId) -> Episode | None:
+        with self._db.session() as s:
+            row = s.get(EpisodeRow, episode_id)
+            return Episode.model_validate(row) if row else None
+
+    def current(self, customer_id: CustomerId) -> Episode | None:
+        """The customer's most recent open or escalated episode."""
+        with self._db.session() as s:
+            row = s.scalar(
+                select(EpisodeRow)
+                .where(EpisodeRow.customer_id == customer_id, EpisodeRow.status != EpisodeStatus.RESOLVED.value)
+                .order_by(EpisodeRow.updated_at.desc(), EpisodeRow.id)
+                .limit(1)
+            )
+            return Episode.model_validate(row) if row else None
+
+    def update(
+        self,
+        episode_id: EpisodeId,
+        *,
+        status: EpisodeStatus | None = None,
+        topic: str | None = None,
+        summary: str | None = None,
+        outcome: str | None = None,
+        channel: Channel | None = None,
+        open_items: Sequence[str] | None = None,
+    ) -> Episode:
+        with self._db.session() as s:
+            row = s.get(EpisodeRow, episode_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"episode {episode_id} not found")
+            if status is not None:
+                row.status = status.value
+            if topic is not None:
+                row.topic = topic
+            if summary is not None:
+                row.summary = summary
+            if outcome is not None:
+                row.outcome = outcome
+            if channel is not None and channel.value not in row.channels:
+                row.channels = [*row.channels, channel.value]
+            if open_items is not None:
+                row.open_items = list(open_items)
+            row.updated_at = utcnow()
+            s.flush()
+            return Episode.model_validate(row)
+
+    def recent(self, customer_id: CustomerId, limit: int = 10) -> list[Episode]:
+        """The customer's episodes, most recently active first."""
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(EpisodeRow)
+                .where(EpisodeRow.customer_id == customer_id)
+                .order_by(EpisodeRow.updated_at.desc(), EpisodeRow.id)
+                .limit(limit)
+            )
+            return [Episode.model_validate(r) for r in rows]

@@ -1,0 +1,49 @@
+"""The append-only analytics event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from core.types import AnalyticsEvent, CustomerId
+from memory.db import Database
+from memory.schema import AnalyticsEventRow, utcnow
+
+
+class SqlEventLog:
+    """`EventLog` over the domain store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def append(
+        self,
+        type: str,
+        *,
+        customer_id: CustomerId | None = None,
+        channel: str | None = None,
+        payload: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> AnalyticsEvent:
+        row = AnalyticsEventRow(
+            type=type,
+            customer_id=customer_id,
+            channel=channel,
+            payload=payload or {},
+            occurred_at=occurred_at or utcnow(),
+        )
+        with self._db.session() as s:
+            s.add(row)
+            s.flush()
+            return AnalyticsEvent.model_validate(row)
+
+    def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]:
+        with self._db.session() as s:
+            query = select(AnalyticsEventRow).order_by(AnalyticsEventRow.occurred_at, AnalyticsEventRow.id)
+            if type is not None:
+                query = query.where(AnalyticsEventRow.type == type)
+            if customer_id is not None:
+                query = query.where(AnalyticsEventRow.customer_id == customer_id)
+            return [AnalyticsEvent.model_validate(r) for r in s.scalars(query)]

@@ -1,0 +1,117 @@
+"""Knowledge articles with version history: every change is a new version row, old versions stay readable."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from memory.db import Database
+from memory.schema import ArticleRow, ArticleVersionRow, utcnow
+
+_CONTENT_FIELDS = (
+    "kind",
+    "status",
+    "title",
+    "body",
+    "tags",
+    "channels",
+    "product_ids",
+    "effective_from",
+    "effective_to",
+)
+
+
+def _article(row: ArticleVersionRow) -> Article:
+    return Article(
+        id=ArticleId(row.article_id),
+        version=row.version,
+        kind=ArticleKind(row.kind),
+        status=ArticleStatus(row.status),
+        title=row.title,
+        body=row.body,
+        tags=row.tags,
+        channels=row.channels,
+        product_ids=row.product_ids,
+        effective_from=row.effective_from,
+        effective_to=row.effective_to,
+        updated_at=row.created_at,
+    )
+
+
+def _content(draft: ArticleDraft) -> dict[str, object]:
+    data = draft.model_dump(include=set(_CONTENT_FIELDS))
+    data["kind"], data["status"] = draft.kind.value, draft.status.value
+    return data
+
+
+class SqlKnowledgeRepository:
+    """`KnowledgeRepository` over the domain store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, draft: ArticleDraft, *, author: str) -> Article:
+        with self._db.session() as s:
+            head = s.get(ArticleRow, draft.id, with_for_update=True)
+            content = _content(draft)
+            if head is not None:
+                current = self._version(s, draft.id, head.current_version)
+                if all(getattr(current, f) == content[f] for f in _CONTENT_FIELDS):
+                    return _article(current)
+                head.current_version += 1
+                head.updated_at = utcnow()
+            else:
+                head = ArticleRow(id=draft.id, current_version=1, created_at=utcnow(), updated_at=utcnow())
+                s.add(head)
+            row = ArticleVersionRow(
+                article_id=draft.id, version=head.current_version, author=author, created_at=utcnow(), **content
+            )
+            s.add(row)
+            s.flush()
+            return _article(row)
+
+    def get(self, article_id: ArticleId, version: int | None = None) -> Article | None:
+        with self._db.session() as s:
+            head = s.get(ArticleRow, article_id)
+            if head is None:
+                return None
+            row = self._version(s, article_id, version or head.current_version)
+            return _article(row) if row else None
+
+    def history(self, article_id: ArticleId) -> list[Article]:
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(ArticleVersionRow)
+                .where(ArticleVersionRow.article_id == article_id)
+                .order_by(ArticleVersionRow.version)
+            )
+            return [_article(r) for r in rows]
+
+    def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]:
+        """The current version of every article, optionally only those with `status`."""
+        with self._db.session() as s:
+            query = (
+                select(ArticleVersionRow)
+                .join(
+                    ArticleRow,
+                    (ArticleRow.id == ArticleVersionRow.article_id)
+                    & (ArticleRow.current_version == ArticleVersionRow.version),
+                )
+                .order_by(ArticleVersionRow.article_id)
+            )
+            if status is not None:
+                query = query.where(ArticleVersionRow.status == status.value)
+            return [_article(r) for r in s.scalars(query)]
+
+    def revision(self) -> int:
+        with self._db.session() as s:
+            return int(s.scalar(select(func.max(ArticleVersionRow.id))) or 0)
+
+    @staticmethod
+    def _version(s: Session, article_id: str, version: int) -> ArticleVersionRow | None:
+        return s.scalar(
+            select(ArticleVersionRow).where(
+                ArticleVersionRow.article_id == article_id, ArticleVersionRow.version == version
+            )
+        )

@@ -1,0 +1,284 @@
+"""The domain store's tables as SQLAlchemy 2.x typed ORM classes; Alembic migrations mirror them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass a timezone-aware value")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An amount stored exactly as integer cents on every backend."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | float | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int((Decimal(str(value)) * 100).quantize(Decimal("1")))
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value) / 100
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations name constraints the same everywhere."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), Decimal: Money(), dict[str, Any]: JSONType}
+
+
+class CustomerRow(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(128))
+    last_name: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    zip: Mapped[str | None] = mapped_column(String(16))
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    payment_methods: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelIdentityRow(Base):
+    __tablename__ = "channel_identities"
+    __table_args__ = (UniqueConstraint("handle_type", "handle_value", name="uq_channel_identities_handle"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    handle_type: Mapped[str] = mapped_column(String(16))
+    handle_value: Mapped[str] = mapped_column(String(320))
+    verification_level: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityEventRow(Base):
+    __tablename__ = "identity_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("channel_identities.id"))
+    other_customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProductRow(Base):
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    variants: Mapped[list[VariantRow]] = relationship(order_by="VariantRow.item_id", lazy="selectin")
+
+
+class VariantRow(Base):
+    __tablename__ = "variants"
+
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    available: Mapped[bool] = mapped_column(Boolean)
+    price: Mapped[Decimal] = mapped_column(Money)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    address: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    items: Mapped[list[OrderItemRow]] = relationship(order_by="OrderItemRow.position", lazy="selectin")
+    fulfillments: Mapped[list[FulfillmentRow]] = relationship(order_by="FulfillmentRow.position", lazy="selectin")
+    payments: Mapped[list[PaymentRow]] = relationship(order_by="PaymentRow.position", lazy="selectin")
+
+
+class OrderItemRow(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    price: Mapped[Decimal] = mapped_column(Money)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class FulfillmentRow(Base):
+    __tablename__ = "fulfillments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    tracking_ids: Mapped[list[str]] = mapped_column(JSONType)
+    item_ids: Mapped[list[str]] = mapped_column(JSONType)
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    payment_method_id: Mapped[str] = mapped_column(String(64))
+
+
+class EpisodeRow(Base):
+    __tablename__ = "episodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(128))
+    summary: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    open_items: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_message_id", name="uq_messages_provider_message"),
+        Index("ix_messages_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    episode_id: Mapped[str | None] = mapped_column(ForeignKey("episodes.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(8))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(256))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandoffRow(Base):
+    __tablename__ = "handoffs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    episode_id: Mapped[str | None] = mapped_column(ForeignKey("episodes.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    packet: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    packet_version: Mapped[str] = mapped_column(String(16))
+    assigned_agent: Mapped[str | None] = mapped_column(String(128))
+    rating: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ArticleRow(Base):
+    __tablename__ = "knowledge_articles"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleVersionRow(Base):
+    __tablename__ = "knowledge_article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version", name="uq_knowledge_article_versions_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(ForeignKey("knowledge_articles.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    product_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    effective_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnalyticsEventRow(Base):
+    __tablename__ = "analytics_events"
+    __table_args__ = (Index("ix_analytics_events_type_occurred_at", "type", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,42 @@
+"""The bundle of SQL stores a process uses, built from one `Database`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memory.db import Database
+from memory.repositories.customers import SqlCustomerRepository
+from memory.repositories.episodes import SqlEpisodeRepository
+from memory.repositories.events import SqlEventLog
+from memory.repositories.handoffs import SqlHandoffRepository
+from memory.repositories.knowledge import SqlKnowledgeRepository
+from memory.repositories.messages import SqlMessageLog
+from memory.repositories.orders import SqlOrderSystem
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every repository over one database; satisfies the ports in `core.ports`."""
+
+    db: Database
+    customers: SqlCustomerRepository
+    orders: SqlOrderSystem
+    messages: SqlMessageLog
+    episodes: SqlEpisodeRepository
+    handoffs: SqlHandoffRepository
+    knowledge: SqlKnowledgeRepository
+    events: SqlEventLog
+
+    @classmethod
+    def over(cls, db: Database) -> Stores:
+        """Build every repository on `db`."""
+        return cls(
+            db=db,
+            customers=SqlCustomerRepository(db),
+            orders=SqlOrderSystem(db),
+            messages=SqlMessageLog(db),
+            episodes=SqlEpisodeRepository(db),
+            handoffs=SqlHandoffRepository(db),
+            knowledge=SqlKnowledgeRepository(db),
+            events=SqlEventLog(db),
+        )
