@@ -110,9 +110,12 @@ class MessageLog(Protocol):
         episode_id: EpisodeId | None = None,
         metadata: dict[str, Any] | None = None,
         created_at: datetime | None = None,
+        reply_to_id: int | None = None,
     ) -> LoggedMessage:
         """Append a message; raises `ConflictError` when the provider message id was seen on this channel."""
         ...
+
+    def reply_to(self, message_id: int) -> LoggedMessage | None: ...
 
     def find_by_provider_id(self, channel: Channel, provider_message_id: str) -> LoggedMessage | None: ...
 

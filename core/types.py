@@ -261,6 +261,7 @@ class LoggedMessage(_Record):
     sender: str | None = None
     text: str
     provider_message_id: str | None = None
+    reply_to_id: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, alias="meta")
     created_at: datetime
 

@@ -16,7 +16,9 @@ def slug(text: str) -> str:
 
 def policy_articles(markdown: str) -> Iterator[ArticleDraft]:
     """One policy article per `##` section of the store policy; the preamble becomes the general policy."""
-    title, lines, intro_title = None, [], "Store policy"
+    title: str | None = None
+    lines: list[str] = []
+    intro_title = "Store policy"
     for line in markdown.splitlines():
         if line.startswith("# "):
             intro_title = line[2:].strip()

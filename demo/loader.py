@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from memory.stores import Stores
 
 Progress = Callable[[str, int, int], None]
 ACTOR = "demo-import"
+DATA_DIR = Path(__file__).parent / "data"
 
 
 def _silent(_step: str, _done: int, _total: int) -> None:
@@ -53,12 +54,12 @@ def demo_customer_id(user_id: str) -> CustomerId:
 
 def read_json(*parts: str) -> Any:
     """A JSON file shipped in `demo/data`."""
-    return json.loads(resources.files("demo").joinpath("data", *parts).read_text(encoding="utf-8"))
+    return json.loads(read_text(*parts))
 
 
 def read_text(*parts: str) -> str:
     """A text file shipped in `demo/data`."""
-    return resources.files("demo").joinpath("data", *parts).read_text(encoding="utf-8")
+    return DATA_DIR.joinpath(*parts).read_text(encoding="utf-8")
 
 
 def load_demo(stores: Stores, progress: Progress = _silent) -> LoadReport:
@@ -133,7 +134,7 @@ def _load_customers(stores: Stores, users: dict[str, Any], report: LoadReport, p
                 customer_id=cid,
                 handle_type=HandleType.EMAIL.value,
                 handle_value=email,
-                verification_level=VerificationLevel.VERIFIED.value,
+                verification_level=VerificationLevel.CLAIMED.value,
                 active=True,
                 created_at=now,
             )
@@ -144,7 +145,7 @@ def _load_customers(stores: Stores, users: dict[str, Any], report: LoadReport, p
                     kind="link",
                     customer_id=cid,
                     identity_id=identity.id,
-                    detail={"handle_type": "email", "level": "verified", "source": "store records"},
+                    detail={"handle_type": "email", "level": "claimed", "source": "store records"},
                     actor=ACTOR,
                     created_at=now,
                 )

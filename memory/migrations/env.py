@@ -1,7 +1,7 @@
 """Alembic environment: runs on the connection `memory.migrate` hands over, or on the configured URL."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from memory.schema import Base
 
@@ -20,7 +20,7 @@ def run_migrations() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -57,6 +57,7 @@ class SqlKnowledgeRepository:
             content = _content(draft)
             if head is not None:
                 current = self._version(s, draft.id, head.current_version)
+                assert current is not None, f"article {draft.id} lost its current version"
                 if all(getattr(current, f) == content[f] for f in _CONTENT_FIELDS):
                     return _article(current)
                 head.current_version += 1

@@ -32,8 +32,10 @@ class SqlMessageLog:
         episode_id: EpisodeId | None = None,
         metadata: dict[str, Any] | None = None,
         created_at: datetime | None = None,
+        reply_to_id: int | None = None,
     ) -> LoggedMessage:
         row = MessageRow(
+            reply_to_id=reply_to_id,
             customer_id=customer_id,
             episode_id=episode_id,
             channel=channel.value,
@@ -60,6 +62,14 @@ class SqlMessageLog:
                 select(MessageRow).where(
                     MessageRow.channel == channel.value, MessageRow.provider_message_id == provider_message_id
                 )
+            )
+            return LoggedMessage.model_validate(row) if row else None
+
+    def reply_to(self, message_id: int) -> LoggedMessage | None:
+        """The first outbound message that answered `message_id`, if any."""
+        with self._db.session() as s:
+            row = s.scalar(
+                select(MessageRow).where(MessageRow.reply_to_id == message_id).order_by(MessageRow.id).limit(1)
             )
             return LoggedMessage.model_validate(row) if row else None
 

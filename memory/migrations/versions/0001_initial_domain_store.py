@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:57:15.055823
+Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
@@ -30,15 +30,9 @@ def upgrade() -> None:
         sa.Column("last_name", sa.String(length=128), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("zip", sa.String(length=16), nullable=True),
+        sa.Column("address", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True),
         sa.Column(
-            "address",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=True,
-        ),
-        sa.Column(
-            "payment_methods",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=True,
+            "payment_methods", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True
         ),
         sa.Column("provisional", sa.Boolean(), nullable=False),
         sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
@@ -69,9 +63,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=64), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=True),
         sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("occurred_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -110,14 +102,10 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column(
-            "channels",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "channels", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column(
-            "open_items",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "open_items", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("started_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
@@ -138,14 +126,10 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
         sa.Column(
-            "channels",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "channels", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column(
-            "product_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "product_ids", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("effective_from", memory.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("effective_to", memory.schema.UTCDateTime(timezone=True), nullable=True),
@@ -168,9 +152,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column(
-            "address",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "address", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("placed_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
@@ -187,9 +169,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.String(length=64), nullable=False),
         sa.Column("product_id", sa.String(length=64), nullable=False),
         sa.Column(
-            "options",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "options", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("available", sa.Boolean(), nullable=False),
         sa.Column("price", memory.schema.Money(), nullable=False),
@@ -205,14 +185,10 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=64), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column(
-            "tracking_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "tracking_ids", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column(
-            "item_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "item_ids", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_fulfillments_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fulfillments")),
@@ -227,11 +203,7 @@ def upgrade() -> None:
         sa.Column("episode_id", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.String(length=16), nullable=False),
-        sa.Column(
-            "packet",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("packet", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
         sa.Column("packet_version", sa.String(length=16), nullable=False),
         sa.Column("assigned_agent", sa.String(length=128), nullable=True),
         sa.Column("rating", sa.Integer(), nullable=True),
@@ -254,25 +226,17 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("identity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("other_customer_id", sa.String(length=64), nullable=True),
-        sa.Column(
-            "detail",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("detail", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_identity_events_customer_id_customers")
         ),
         sa.ForeignKeyConstraint(
-            ["identity_id"],
-            ["channel_identities.id"],
-            name=op.f("fk_identity_events_identity_id_channel_identities"),
+            ["identity_id"], ["channel_identities.id"], name=op.f("fk_identity_events_identity_id_channel_identities")
         ),
         sa.ForeignKeyConstraint(
-            ["other_customer_id"],
-            ["customers.id"],
-            name=op.f("fk_identity_events_other_customer_id_customers"),
+            ["other_customer_id"], ["customers.id"], name=op.f("fk_identity_events_other_customer_id_customers")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_events")),
     )
@@ -289,19 +253,20 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=320), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("provider_message_id", sa.String(length=256), nullable=True),
+        sa.Column("reply_to_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column(
-            "metadata",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "metadata", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_messages_customer_id_customers")),
         sa.ForeignKeyConstraint(["episode_id"], ["episodes.id"], name=op.f("fk_messages_episode_id_episodes")),
+        sa.ForeignKeyConstraint(["reply_to_id"], ["messages.id"], name=op.f("fk_messages_reply_to_id_messages")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("channel", "provider_message_id", name="uq_messages_provider_message"),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index("ix_messages_customer_id_id", ["customer_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_reply_to_id"), ["reply_to_id"], unique=False)
 
     op.create_table(
         "order_items",
@@ -313,9 +278,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("price", memory.schema.Money(), nullable=False),
         sa.Column(
-            "options",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
+            "options", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_order_items_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_items")),
@@ -349,6 +312,7 @@ def downgrade() -> None:
 
     op.drop_table("order_items")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_reply_to_id"))
         batch_op.drop_index("ix_messages_customer_id_id")
 
     op.drop_table("messages")

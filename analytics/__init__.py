@@ -1,0 +1,1 @@
+"""Metrics, journeys and attribution over the event log."""

@@ -1,0 +1,45 @@
+"""Maps the error taxonomy in `core.errors` to HTTP responses: the only place that knows status codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OperationalError,
+    ThreadlineError,
+    UsageError,
+    VerificationRequiredError,
+)
+
+_STATUS: list[tuple[type[ThreadlineError], int]] = [
+    (NotFoundError, 404),
+    (VerificationRequiredError, 403),
+    (ConflictError, 409),
+    (InvalidInputError, 422),
+    (UsageError, 400),
+    (OperationalError, 503),
+]
+
+
+def status_for(exc: ThreadlineError) -> int:
+    """The HTTP status for an error of the taxonomy."""
+    return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one JSON shape every error response has."""
+    return {"error": {"code": code, "message": message}}
+
+
+async def _handle(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ThreadlineError)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the taxonomy's handler on `app`."""
+    app.add_exception_handler(ThreadlineError, _handle)

@@ -1,0 +1,59 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from core.errors import ThreadlineError
+from memory import migrate
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: database reachable, migrations at head, knowledge index loaded."""
+    services = getattr(request.app.state, "services", None)
+    checks: dict[str, str] = {}
+    if services is None:
+        checks["startup"] = "services not started"
+    else:
+        checks["database"] = _check(services.db.ping)
+        checks["migrations"] = _check(
+            lambda: None if migrate.is_at_head(services.db) else _fail("schema is not at the shipped revision")
+        )
+        checks["knowledge_index"] = "ok" if services.index.ready else "not loaded"
+    ok = all(v == "ok" for v in checks.values())
+    body = Readiness(status="ready" if ok else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+def _fail(message: str) -> None:
+    raise ThreadlineError(message)
+
+
+def _check(probe: object) -> str:
+    try:
+        probe()  # type: ignore[operator]
+    except ThreadlineError as exc:
+        return exc.message
+    except Exception as exc:  # a probe must report, never crash the endpoint
+        return f"{exc.__class__.__name__}: {exc}"
+    return "ok"

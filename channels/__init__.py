@@ -1,0 +1,1 @@
+"""Channel adapters: verify and translate inbound provider payloads, render outbound replies."""

@@ -1,0 +1,78 @@
+"""The per-turn runtime context: who the customer is, how sure we are, the channel, and the services.
+
+It reaches the graph through LangGraph's `context_schema`, never through the model, so a manipulated model
+cannot change whose data a tool reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from core.ports import (
+    CustomerRepository,
+    EpisodeRepository,
+    EventLog,
+    HandoffRepository,
+    MessageLog,
+    OrderSystem,
+)
+from core.types import Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
+
+
+class KnowledgeSearch(Protocol):
+    """Semantic search over the published knowledge base."""
+
+    def search(self, query: str, k: int = 5, *, channel: str | None = None, min_score: float = 0.0) -> list[Passage]:
+        """The best passages for `query`, best first."""
+        ...
+
+
+class IdentityVerifier(Protocol):
+    """Checks what a customer tells us against the records and links their handle when it matches."""
+
+    def verify(
+        self,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        zip: str | None = None,
+        order_id: str | None = None,
+    ) -> Customer | None:
+        """The one customer the facts identify, or None (never saying which fact was wrong)."""
+        ...
+
+    def link_verified(
+        self, customer_id: CustomerId, handle_type: HandleType, handle: str, level: VerificationLevel, actor: str
+    ) -> None:
+        """Link the handle to the customer at `level`, with an audit row."""
+        ...
+
+
+@dataclass(frozen=True)
+class TurnServices:
+    """The ports a turn may use."""
+
+    customers: CustomerRepository
+    orders: OrderSystem
+    messages: MessageLog
+    episodes: EpisodeRepository
+    handoffs: HandoffRepository
+    events: EventLog
+    knowledge: KnowledgeSearch
+    identity: IdentityVerifier
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """Identity and services for one turn, set by the entry point before the graph runs."""
+
+    customer_id: CustomerId
+    verification: VerificationLevel
+    channel: Channel
+    handle_type: HandleType
+    handle: str
+    services: TurnServices
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,1 @@
+"""Evaluation suites, evaluators and the runner."""

@@ -1,0 +1,1 @@
+"""The support graph: its state schema and build_support_graph()."""

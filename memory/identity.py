@@ -1,0 +1,120 @@
+"""Identity resolution: a channel handle maps to one customer; unknown handles get a provisional customer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import InvalidInputError
+from core.ports import CustomerRepository, OrderSystem
+from core.types import Channel, Customer, CustomerId, HandleType, OrderId, VerificationLevel
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HANDLE_FOR_CHANNEL = {
+    Channel.SMS: HandleType.PHONE,
+    Channel.VOICE: HandleType.PHONE,
+    Channel.EMAIL: HandleType.EMAIL,
+    Channel.SOCIAL: HandleType.SOCIAL,
+}
+# What a handle proves by itself: a phone number or an email sender can be spoofed, so neither verifies.
+_CAP = {
+    HandleType.PHONE: VerificationLevel.CLAIMED,
+    HandleType.EMAIL: VerificationLevel.CLAIMED,
+    HandleType.VISITOR: VerificationLevel.ANONYMOUS,
+    HandleType.SOCIAL: VerificationLevel.CLAIMED,
+    HandleType.LOYALTY: VerificationLevel.CLAIMED,
+    HandleType.EXTERNAL: VerificationLevel.CLAIMED,
+}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Who sent a message and how sure we are."""
+
+    customer: Customer
+    handle_type: HandleType
+    handle: str
+    level: VerificationLevel
+    created: bool
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164 form of a phone number (10 digits are taken as US)."""
+    digits = re.sub(r"\D", "", raw)
+    if raw.strip().startswith("+") and 8 <= len(digits) <= 15:
+        return f"+{digits}"
+    if len(digits) == 10:
+        return f"+1{digits}"
+    if len(digits) == 11 and digits.startswith("1"):
+        return f"+{digits}"
+    raise InvalidInputError(f"not a phone number: {raw!r}")
+
+
+def classify_handle(channel: Channel, raw: str) -> tuple[HandleType, str]:
+    """The handle type and normalized value of a sender on `channel`."""
+    value = raw.strip()
+    if not value:
+        raise InvalidInputError("the sender handle is empty")
+    handle_type = _HANDLE_FOR_CHANNEL.get(channel)
+    if handle_type is None:  # web and store: an email when it looks like one, else a visitor id
+        handle_type = HandleType.EMAIL if _EMAIL.match(value) else HandleType.VISITOR
+    if handle_type is HandleType.PHONE:
+        return handle_type, normalize_phone(value)
+    if handle_type is HandleType.EMAIL:
+        if not _EMAIL.match(value):
+            raise InvalidInputError(f"not an email address: {raw!r}")
+        return handle_type, value.lower()
+    return handle_type, value[:320]
+
+
+class IdentityResolver:
+    """Maps handles to customers and verifies customers from what they tell us."""
+
+    def __init__(self, customers: CustomerRepository, orders: OrderSystem) -> None:
+        self._customers = customers
+        self._orders = orders
+
+    def resolve(self, channel: Channel, raw_handle: str, *, vouched: bool = False) -> Resolution:
+        """The customer behind a handle; `vouched` means the channel itself proved the identity."""
+        handle_type, handle = classify_handle(channel, raw_handle)
+        identity = self._customers.find_by_handle(handle_type, handle)
+        if identity is not None:
+            customer = self._customers.get(identity.customer_id)
+            assert customer is not None
+            level = identity.verification_level
+            if not level.at_least(VerificationLevel.VERIFIED):
+                level = min(level, _CAP[handle_type], key=lambda lvl: lvl.rank)
+            if vouched:
+                level = VerificationLevel.STRONG
+            return Resolution(customer, handle_type, handle, level, created=False)
+        customer = self._customers.create(provisional=True)
+        level = VerificationLevel.STRONG if vouched else VerificationLevel.ANONYMOUS
+        self._customers.link_identity(customer.id, handle_type, handle, level, actor=f"channel:{channel.value}")
+        return Resolution(customer, handle_type, handle, level, created=True)
+
+    def verify(
+        self,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        zip: str | None = None,
+        order_id: str | None = None,
+    ) -> Customer | None:
+        """The one customer these facts identify (email on file, name + zip, or order + its email), else None."""
+        matches: list[Customer] = []
+        if email and order_id:
+            order = self._orders.get_order(OrderId(order_id))
+            owner = self._customers.get(CustomerId(order.customer_id)) if order else None
+            matches = [owner] if owner and owner.email == email.strip().lower() else []
+        elif email:
+            matches = [c for c in self._customers.find_by_email(email) if not c.provisional]
+        elif first_name and last_name and zip:
+            matches = [c for c in self._customers.find_by_name_zip(first_name, last_name, zip) if not c.provisional]
+        return matches[0] if len(matches) == 1 else None
+
+    def link_verified(
+        self, customer_id: CustomerId, handle_type: HandleType, handle: str, level: VerificationLevel, actor: str
+    ) -> None:
+        """Point the handle at the verified customer, so the next message on it needs no re-verification."""
+        self._customers.link_identity(customer_id, handle_type, handle, level, actor=actor)

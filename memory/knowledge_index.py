@@ -1,0 +1,307 @@
+"""A FAISS vector index over the published knowledge base, kept in step with the repository incrementally."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+from langchain_core.embeddings import Embeddings
+
+from core.ports import KnowledgeRepository
+from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
+from memory.chunking import chunk_article
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = 1
+_INDEX_FILE = "knowledge.faiss"
+_META_FILE = "knowledge.json"
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What search needs to know about one indexed article version, and which vector ids hold its chunks."""
+
+    version: int
+    kind: ArticleKind
+    title: str
+    channels: tuple[str, ...]
+    effective_from: datetime | None
+    effective_to: datetime | None
+    chunk_ids: tuple[int, ...]
+
+    def live(self, now: datetime, channel: str | None) -> bool:
+        """Whether the article is in its effective window and offered on `channel`."""
+        if channel is not None and self.channels and channel not in self.channels:
+            return False
+        if self.effective_from is not None and now < _aware(self.effective_from):
+            return False
+        return self.effective_to is None or now < _aware(self.effective_to)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _model_identity(embeddings: Embeddings) -> str:
+    """A string that changes when the embedding model does, so persisted vectors are never mixed across models."""
+    kind = type(embeddings)
+    name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+    return f"{kind.__module__}.{kind.__qualname__}" + (f":{name}" if isinstance(name, str) else "")
+
+
+def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class KnowledgeIndex:
+    """Semantic search over published articles; `sync` re-embeds only articles whose version changed."""
+
+    def __init__(self, embeddings: Embeddings, directory: str | Path | None = None, *, max_chars: int = 800) -> None:
+        """Wrap `embeddings`; with a `directory`, load a previously saved index from it and save there after syncs."""
+        self._embeddings = embeddings
+        self._model = _model_identity(embeddings)
+        self._dir = Path(directory) if directory is not None else None
+        self._max_chars = max_chars
+        self._lock = threading.RLock()  # guards the state below; held briefly by sync and by search
+        self._sync_lock = threading.Lock()  # serialises syncs so embedding happens outside `_lock`
+        self._reset()
+        if self._dir is not None:
+            self._load(self._dir)
+
+    def _reset(self) -> None:
+        self._index: Any = None  # faiss.IndexIDMap2 over IndexFlatIP, created once the dimension is known
+        self._articles: dict[ArticleId, _Entry] = {}
+        self._chunks: dict[int, tuple[ArticleId, int, str]] = {}  # vector id -> (article, chunk number, text)
+        self._next_id = 0
+        self._revision = -1
+
+    @property
+    def revision(self) -> int:
+        """The repository revision the index was last brought up to date with; -1 before the first sync."""
+        return self._revision
+
+    @property
+    def ready(self) -> bool:
+        """Whether the index has been synced (or loaded) at least once, so search answers are meaningful."""
+        return self._revision >= 0
+
+    @property
+    def size(self) -> int:
+        """Number of chunks currently indexed."""
+        with self._lock:
+            return len(self._chunks)
+
+    def sync(self, repo: KnowledgeRepository) -> bool:
+        """Bring the index up to date with `repo`'s published articles; returns whether its revision had moved."""
+        with self._sync_lock:
+            revision = repo.revision()
+            if revision == self._revision:
+                return False
+            published = {article.id: article for article in repo.list(ArticleStatus.PUBLISHED)}
+            with self._lock:
+                indexed = {aid: entry.version for aid, entry in self._articles.items()}
+                dimension = None if self._index is None else int(self._index.d)
+            changed = [a for aid, a in published.items() if indexed.get(aid) != a.version]
+            pieces, vectors = self._embed_articles(changed)
+            if dimension is not None and vectors.shape[0] and vectors.shape[1] != dimension:
+                logger.warning(
+                    "embedding dimension changed (%s -> %s); rebuilding the index", dimension, vectors.shape[1]
+                )
+                with self._lock:
+                    self._reset()
+                changed = list(published.values())
+                pieces, vectors = self._embed_articles(changed)
+            with self._lock:
+                stale = [aid for aid in self._articles if aid not in published] + [a.id for a in changed]
+                self._remove(stale)
+                self._add(changed, pieces, vectors)
+                self._revision = revision
+            logger.info(
+                "knowledge index at revision %s: %s articles re-embedded, %s chunks", revision, len(changed), self.size
+            )
+            if self._dir is not None:
+                self._save(self._dir)
+            return True
+
+    def search(self, query: str, k: int = 5, *, channel: str | None = None, min_score: float = 0.0) -> list[Passage]:
+        """The `k` chunks most similar to `query`, best first, at most two per article, only live articles."""
+        if k <= 0 or not self.size:
+            return []
+        vector = self._as_matrix([self._embeddings.embed_query(query)])
+        now = datetime.now(UTC)
+        with self._lock:
+            if self._index is None or vector.shape[1] != self._index.d:
+                return []
+            total = int(self._index.ntotal)
+            fetch = min(total, k * 4)
+            while True:
+                scores, ids = self._index.search(vector, fetch)
+                passages = self._collect(scores[0], ids[0], k, channel, min_score, now)
+                if len(passages) >= k or fetch >= total or float(scores[0][-1]) < min_score:
+                    return passages
+                fetch = min(total, fetch * 4)
+
+    def _collect(
+        self, scores: Vectors, ids: npt.NDArray[np.int64], k: int, channel: str | None, min_score: float, now: datetime
+    ) -> list[Passage]:
+        passages: list[Passage] = []
+        per_article: dict[ArticleId, int] = {}
+        for score, vid in zip(scores.tolist(), ids.tolist(), strict=True):
+            if vid < 0 or score < min_score or len(passages) >= k:
+                break
+            article_id, number, text = self._chunks[vid]
+            entry = self._articles[article_id]
+            if per_article.get(article_id, 0) >= 2 or not entry.live(now, channel):
+                continue
+            per_article[article_id] = per_article.get(article_id, 0) + 1
+            passages.append(
+                Passage(
+                    article_id=article_id,
+                    version=entry.version,
+                    title=entry.title,
+                    kind=entry.kind,
+                    text=text,
+                    score=float(score),
+                    chunk=number,
+                )
+            )
+        return passages
+
+    def _embed_articles(self, articles: list[Article]) -> tuple[list[list[tuple[int, str]]], Vectors]:
+        pieces = [chunk_article(article, self._max_chars) for article in articles]
+        texts = [text for chunks in pieces for _, text in chunks]
+        if not texts:
+            return pieces, np.zeros((0, 0), dtype=np.float32)
+        return pieces, self._as_matrix(self._embeddings.embed_documents(texts))
+
+    @staticmethod
+    def _as_matrix(rows: list[list[float]]) -> Vectors:
+        matrix = np.ascontiguousarray(rows, dtype=np.float32)
+        faiss.normalize_L2(matrix)  # inner product on unit vectors is cosine similarity, whatever the model returns
+        return matrix
+
+    def _remove(self, article_ids: list[ArticleId]) -> None:
+        doomed = [vid for aid in article_ids if aid in self._articles for vid in self._articles.pop(aid).chunk_ids]
+        if doomed and self._index is not None:
+            self._index.remove_ids(np.asarray(doomed, dtype=np.int64))
+        for vid in doomed:
+            del self._chunks[vid]
+
+    def _add(self, articles: list[Article], pieces: list[list[tuple[int, str]]], vectors: Vectors) -> None:
+        if vectors.shape[0] and self._index is None:
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(vectors.shape[1])))
+        ids = np.arange(self._next_id, self._next_id + vectors.shape[0], dtype=np.int64)
+        self._next_id += int(vectors.shape[0])
+        cursor = 0
+        for article, chunks in zip(articles, pieces, strict=True):
+            chunk_ids = tuple(int(v) for v in ids[cursor : cursor + len(chunks)])
+            cursor += len(chunks)
+            for vid, (number, text) in zip(chunk_ids, chunks, strict=True):
+                self._chunks[vid] = (article.id, number, text)
+            self._articles[article.id] = _Entry(
+                version=article.version,
+                kind=article.kind,
+                title=article.title,
+                channels=tuple(article.channels),
+                effective_from=article.effective_from,
+                effective_to=article.effective_to,
+                chunk_ids=chunk_ids,
+            )
+        if vectors.shape[0]:
+            self._index.add_with_ids(vectors, ids)
+
+    def _save(self, directory: Path) -> None:
+        """Write the FAISS file, then the sidecar carrying its checksum, each atomically (a torn pair is rejected)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            index_path = directory / _INDEX_FILE
+            if self._index is not None:
+                _atomic_write(index_path, lambda tmp: faiss.write_index(self._index, tmp))
+            meta = {
+                "format": _FORMAT,
+                "revision": self._revision,
+                "model": self._model,
+                "dimension": None if self._index is None else int(self._index.d),
+                "index_sha256": None if self._index is None else _sha256(index_path),
+                "next_id": self._next_id,
+                "articles": {
+                    aid: {
+                        "version": e.version,
+                        "kind": e.kind.value,
+                        "title": e.title,
+                        "channels": list(e.channels),
+                        "effective_from": e.effective_from.isoformat() if e.effective_from else None,
+                        "effective_to": e.effective_to.isoformat() if e.effective_to else None,
+                        "chunks": [[vid, *self._chunks[vid][1:]] for vid in e.chunk_ids],
+                    }
+                    for aid, e in self._articles.items()
+                },
+            }
+        text = json.dumps(meta, ensure_ascii=False)
+        _atomic_write(directory / _META_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    def _load(self, directory: Path) -> None:
+        """Adopt a saved index if it is complete and was built by the same model; otherwise start empty."""
+        meta_path, index_path = directory / _META_FILE, directory / _INDEX_FILE
+        if not meta_path.exists():
+            return
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta["format"] != _FORMAT or meta["model"] != self._model:
+                raise ValueError(f"built by {meta['model']!r} (format {meta['format']}), not {self._model!r}")
+            expected = getattr(self._embeddings, "dimension", None)
+            if isinstance(expected, int) and meta["dimension"] not in (None, expected):
+                raise ValueError(f"dimension {meta['dimension']} != {expected}")
+            index: Any = None
+            if meta["dimension"] is not None:
+                if _sha256(index_path) != meta["index_sha256"]:
+                    raise ValueError("index file does not match its sidecar")
+                index = faiss.read_index(str(index_path))
+                if not isinstance(index, faiss.IndexIDMap2) or index.d != meta["dimension"]:
+                    raise ValueError("index file is not an IndexIDMap2 of the recorded dimension")
+            articles: dict[ArticleId, _Entry] = {}
+            chunks: dict[int, tuple[ArticleId, int, str]] = {}
+            for aid, item in meta["articles"].items():
+                for vid, number, text in item["chunks"]:
+                    chunks[int(vid)] = (ArticleId(aid), int(number), str(text))
+                articles[ArticleId(aid)] = _Entry(
+                    version=int(item["version"]),
+                    kind=ArticleKind(item["kind"]),
+                    title=str(item["title"]),
+                    channels=tuple(item["channels"]),
+                    effective_from=datetime.fromisoformat(item["effective_from"]) if item["effective_from"] else None,
+                    effective_to=datetime.fromisoformat(item["effective_to"]) if item["effective_to"] else None,
+                    chunk_ids=tuple(int(vid) for vid, _, _ in item["chunks"]),
+                )
+            stored = set() if index is None else set(faiss.vector_to_array(index.id_map).tolist())
+            if stored != set(chunks):
+                raise ValueError("index ids do not match the sidecar's chunks")
+            revision, next_id = int(meta["revision"]), int(meta["next_id"])
+        except Exception as exc:  # any unreadable or inconsistent pair means: rebuild from the repository
+            logger.warning("ignoring saved knowledge index in %s (%s); it will be rebuilt", directory, exc)
+            return
+        with self._lock:
+            self._index, self._articles, self._chunks = index, articles, chunks
+            self._revision, self._next_id = revision, next_id

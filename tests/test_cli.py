@@ -1,0 +1,59 @@
+"""The command line: user errors are one clear line and a non-zero exit, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DatabaseFactory
+
+
+def _threadline(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=cwd,
+        env={**full_env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["db", "upgrade", "--database-url", "mysql://root@localhost/x"], {}, "unsupported database URL scheme"),
+        (["db", "upgrade"], {"THREADLINE_MODEL": "gpt-4"}, "THREADLINE_MODEL"),
+        (
+            ["demo", "load", "--database-url", "postgresql://postgres@127.0.0.1:9/nowhere"],
+            {},
+            "database unreachable at postgresql+psycopg://postgres@127.0.0.1:9/nowhere",
+        ),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = _threadline(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert expected in lines[0]
+
+
+def test_db_upgrade_reports_the_revision(db_factory: DatabaseFactory, tmp_path: Path) -> None:
+    url = db_factory.empty_url()
+    result = _threadline("db", "upgrade", "--database-url", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout
+
+
+def test_help_lists_the_command_groups(tmp_path: Path) -> None:
+    result = _threadline("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "demo", "db"):
+        assert command in result.stdout

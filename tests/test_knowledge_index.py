@@ -1,0 +1,292 @@
+"""The knowledge index: Markdown chunking, incremental FAISS sync with the repository, persistence and filters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from demo.loader import default_articles
+from memory.chunking import chunk_article
+from memory.knowledge_index import KnowledgeIndex
+from memory.stores import Stores
+
+
+class CountingEmbeddings(Embeddings):
+    """Delegates to the real model and records which texts the index asked for.
+
+    Vectors are memoised per text (shared across the module) so the demo KB is embedded by MiniLM once per run;
+    the counts reflect what the index requested, not what the cache served.
+    """
+
+    dimension = 384
+
+    def __init__(self, inner: Embeddings, memo: dict[str, list[float]]) -> None:
+        self.inner, self.memo = inner, memo
+        self.documents: list[str] = []
+        self.queries = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents.extend(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        self.memo.update(zip(missing, self.inner.embed_documents(missing), strict=True))
+        return [self.memo[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return self.inner.embed_query(text)
+
+
+@pytest.fixture(scope="module")
+def memo() -> dict[str, list[float]]:
+    return {}
+
+
+@pytest.fixture
+def counting(embeddings: Embeddings, memo: dict[str, list[float]]) -> CountingEmbeddings:
+    return CountingEmbeddings(embeddings, memo)
+
+
+def _article(body: str, title: str = "Gift cards", **fields: object) -> Article:
+    return Article.model_validate(
+        {
+            "id": "faq-gift-cards",
+            "version": 1,
+            "kind": ArticleKind.FAQ,
+            "status": ArticleStatus.PUBLISHED,
+            "title": title,
+            "body": body,
+            "updated_at": datetime.now(UTC),
+            **fields,
+        }
+    )
+
+
+def _draft(article_id: str, **changes: object) -> ArticleDraft:
+    base = next(d for d in default_articles() if d.id == article_id)
+    return base.model_copy(update=changes)
+
+
+STRUCTURED = """Gift cards never expire and can be combined with other payment methods.
+
+## Buying
+A gift card can be bought online in amounts from $10 to $500.
+
+## Redeeming
+1. Open the cart and choose **Gift card** as payment.
+   - Enter the 16-digit code.
+   - Enter the PIN from the back of the card.
+2. Confirm the payment.
+   - Any remaining balance stays on the card.
+- Lost cards cannot be replaced.
+"""
+
+
+def test_chunks_carry_the_title_and_follow_the_markdown_structure() -> None:
+    chunks = chunk_article(_article(STRUCTURED), max_chars=160)
+
+    assert [n for n, _ in chunks] == list(range(len(chunks)))
+    assert all(text.startswith("Gift cards\n\n") for _, text in chunks)
+    # headings start new chunks and label every chunk of their section
+    assert "Buying" not in chunks[0][1]
+    assert any(text.startswith("Gift cards\n\nBuying\n") and "$10 to $500" in text for _, text in chunks)
+    redeeming = [text for _, text in chunks if text.startswith("Gift cards\n\nRedeeming\n")]
+    assert len(redeeming) >= 2
+    # a numbered step keeps its sub-bullets
+    step1 = next(text for text in redeeming if "1. Open the cart" in text)
+    assert "16-digit code" in step1
+    assert "PIN from the back" in step1
+    step2 = next(text for text in redeeming if "2. Confirm the payment" in text)
+    assert "remaining balance" in step2
+    assert chunk_article(_article(STRUCTURED), max_chars=160) == chunks
+
+
+def test_small_blocks_merge_and_long_ones_split() -> None:
+    assert len(chunk_article(_article(STRUCTURED), max_chars=800)) == 3  # intro, Buying, Redeeming
+    long_body = " ".join(f"Sentence number {i} explains one more detail of the policy." for i in range(40))
+    chunks = chunk_article(_article(long_body), max_chars=300)
+    assert len(chunks) > 5
+    assert all(len(text) - len("Gift cards\n\n") <= 300 for _, text in chunks)
+    assert all(text.rstrip().endswith(".") for _, text in chunks)  # cut at sentence ends
+
+
+def test_demo_articles_chunk_within_bounds() -> None:
+    for draft in default_articles():
+        article = Article(**draft.model_dump(), version=1, updated_at=datetime.now(UTC))
+        chunks = chunk_article(article)
+        assert chunks
+        assert all(text.startswith(article.title + "\n\n") for _, text in chunks)
+        assert all(len(text) <= 800 + len(article.title) + 2 + 80 for _, text in chunks)
+
+
+def test_demo_kb_answers_support_questions(demo_stores: Stores, counting: CountingEmbeddings) -> None:
+    index = KnowledgeIndex(counting)
+    assert (index.ready, index.revision, index.size) == (False, -1, 0)
+    assert index.search("anything") == []
+
+    assert index.sync(demo_stores.knowledge) is True
+    assert index.ready
+    assert index.revision == demo_stores.knowledge.revision()
+    assert index.size == len(counting.documents) > 61
+    assert index.sync(demo_stores.knowledge) is False
+
+    returns = index.search("how do I return a delivered item", k=3)
+    assert any(p.article_id.startswith("policy-return") for p in returns)
+    cancel = index.search("cancel a pending order")
+    assert cancel[0].article_id == "policy-cancel-pending-order"
+    assert cancel[0].version == 1
+    assert cancel[0].kind is ArticleKind.POLICY
+    assert cancel[0].text.startswith("Cancel pending order\n\n")
+
+    wide = index.search("refund to my gift card", k=12)
+    assert len(wide) == 12
+    assert [p.score for p in wide] == sorted((p.score for p in wide), reverse=True)
+    assert max(sum(p.article_id == a for p in wide) for a in {p.article_id for p in wide}) <= 2
+    assert index.search("refund to my gift card", k=12, min_score=wide[5].score) == wide[:6]
+
+
+def test_update_reembeds_only_that_article(demo_stores: Stores, counting: CountingEmbeddings) -> None:
+    index = KnowledgeIndex(counting)
+    index.sync(demo_stores.knowledge)
+    size = index.size
+    counting.documents.clear()
+    old = demo_stores.knowledge.get(ArticleId("policy-return-delivered-order"))
+    assert old is not None
+
+    new_body = "Delivered orders can be returned within 45 days for a refund to the original payment method.\n"
+    updated = demo_stores.knowledge.upsert(_draft("policy-return-delivered-order", body=new_body), author="test")
+    assert updated.version == 2
+    assert index.sync(demo_stores.knowledge) is True
+
+    assert counting.documents == [text for _, text in chunk_article(updated)]
+    assert index.size == size - len(chunk_article(old)) + len(chunk_article(updated))
+    top = index.search("how many days do I have to return a delivered order", k=3)
+    hit = next(p for p in top if p.article_id == "policy-return-delivered-order")
+    assert hit.version == 2
+    assert "45 days" in hit.text
+    assert all("45 days" in p.text for p in top if p.article_id == "policy-return-delivered-order")
+
+
+def test_retired_article_leaves_the_results(demo_stores: Stores, counting: CountingEmbeddings) -> None:
+    index = KnowledgeIndex(counting)
+    index.sync(demo_stores.knowledge)
+    size = index.size
+    demo_stores.knowledge.upsert(_draft("policy-cancel-pending-order", status=ArticleStatus.RETIRED), author="test")
+    counting.documents.clear()
+
+    assert index.sync(demo_stores.knowledge) is True
+    assert counting.documents == []
+    assert index.size < size
+    results = index.search("cancel a pending order", k=10)
+    assert results
+    assert all(p.article_id != "policy-cancel-pending-order" for p in results)
+
+
+def test_persisted_index_loads_without_reembedding(
+    demo_stores: Stores, counting: CountingEmbeddings, tmp_path: Path
+) -> None:
+    first = KnowledgeIndex(counting, tmp_path)
+    first.sync(demo_stores.knowledge)
+    assert (tmp_path / "knowledge.faiss").exists()
+    assert (tmp_path / "knowledge.json").exists()
+    counting.documents.clear()
+
+    second = KnowledgeIndex(counting, tmp_path)
+    assert second.ready
+    assert (second.revision, second.size) == (first.revision, first.size)
+    assert second.sync(demo_stores.knowledge) is False
+    assert counting.documents == []
+    for query in ("how do I return a delivered item", "reset two-factor authentication"):
+        assert second.search(query) == first.search(query)
+
+    demo_stores.knowledge.upsert(_draft("policy-domain-basic", body="All prices are in euros.\n"), author="test")
+    assert second.sync(demo_stores.knowledge) is True
+    assert counting.documents == ["Domain basic\n\nAll prices are in euros."]
+    third = KnowledgeIndex(counting, tmp_path)
+    assert third.revision == demo_stores.knowledge.revision()
+    assert third.search("which currency are prices in", k=1)[0].version == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage sidecar", "truncated index", "other model"])
+def test_damaged_files_are_ignored_and_rebuilt(
+    demo_stores: Stores, counting: CountingEmbeddings, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    KnowledgeIndex(counting, tmp_path).sync(demo_stores.knowledge)
+    sidecar, faiss_file = tmp_path / "knowledge.json", tmp_path / "knowledge.faiss"
+    if damage == "garbage sidecar":
+        sidecar.write_text("{not json", encoding="utf-8")
+    elif damage == "truncated index":
+        faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    else:
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "model": "openai:other"}), encoding="utf-8")
+    counting.documents.clear()
+
+    with caplog.at_level(logging.WARNING, logger="memory.knowledge_index"):
+        index = KnowledgeIndex(counting, tmp_path)
+    assert not index.ready
+    assert "rebuilt" in caplog.text
+
+    assert index.sync(demo_stores.knowledge) is True
+    assert len(counting.documents) == index.size > 61
+    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"
+    assert KnowledgeIndex(counting, tmp_path).ready
+
+
+def test_channel_filter_and_effective_dates(stores: Stores, counting: CountingEmbeddings) -> None:
+    now = datetime.now(UTC)
+    body = "Store credit for a late delivery is added to the account automatically.\n"
+    variants: dict[str, dict[str, object]] = {
+        "everywhere": {},
+        "web-only": {"channels": ["web"]},
+        "sms-only": {"channels": ["sms"]},
+        "expired": {"effective_to": now - timedelta(days=1)},
+        "upcoming": {"effective_from": now + timedelta(days=1)},
+        "current": {"effective_from": now - timedelta(days=1), "effective_to": now + timedelta(days=1)},
+    }
+    for name, fields in variants.items():
+        draft = {"id": name, "kind": ArticleKind.PROMOTION, "title": f"Late delivery credit ({name})", "body": body}
+        stores.knowledge.upsert(ArticleDraft.model_validate({**draft, **fields}), author="test")
+    index = KnowledgeIndex(counting)
+    index.sync(stores.knowledge)
+    assert index.size == 6
+
+    def found(channel: str | None) -> set[str]:
+        return {p.article_id for p in index.search("late delivery store credit", k=10, channel=channel)}
+
+    assert found(None) == {"everywhere", "web-only", "sms-only", "current"}
+    assert found("web") == {"everywhere", "web-only", "current"}
+    assert found("sms") == {"everywhere", "sms-only", "current"}
+    assert found("voice") == {"everywhere", "current"}
+
+
+def test_searches_run_while_syncing(demo_stores: Stores, counting: CountingEmbeddings) -> None:
+    index = KnowledgeIndex(counting)
+    index.sync(demo_stores.knowledge)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                assert len(index.search("exchange a delivered order", k=4)) == 4
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for n in range(3):
+        body = f"Exchanges are allowed {n + 2} times per order, for items of the same product.\n"
+        demo_stores.knowledge.upsert(_draft("policy-exchange-delivered-order", body=body), author="test")
+        assert index.sync(demo_stores.knowledge)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert "4 times" in index.search("how many exchanges per order", k=1)[0].text

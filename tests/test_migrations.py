@@ -1,0 +1,48 @@
+import threading
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from memory import migrate
+from memory.db import Database
+from memory.schema import Base
+from tests.conftest import DatabaseFactory
+
+
+def test_upgrade_creates_every_table_and_matches_the_models(db_factory: DatabaseFactory) -> None:
+    db = Database.from_url(db_factory.empty_url())
+    assert migrate.current_revision(db) is None
+    assert not migrate.is_at_head(db)
+    assert migrate.upgrade(db) == migrate.head_revision()
+    assert migrate.is_at_head(db)
+    assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+    db.dispose()
+
+
+def test_upgrade_is_idempotent_and_safe_from_concurrent_workers(db_factory: DatabaseFactory) -> None:
+    url = db_factory.empty_url()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        db = Database.from_url(url)
+        try:
+            migrate.upgrade(db)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database.from_url(url)
+    migrate.upgrade(db)
+    assert migrate.is_at_head(db)
+    db.dispose()

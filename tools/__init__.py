@@ -1,0 +1,22 @@
+"""The tools the model may call; identity comes from the runtime context and graph state, never from arguments."""
+
+from __future__ import annotations
+
+from langchain_core.tools import BaseTool
+
+from tools.escalation import escalate_to_human
+from tools.knowledge import search_knowledge
+from tools.orders import lookup_order
+from tools.recall import recall_context
+from tools.verification import verify_customer
+
+SUPPORT_TOOLS: list[BaseTool] = [recall_context, search_knowledge, lookup_order, verify_customer, escalate_to_human]
+
+__all__ = [
+    "SUPPORT_TOOLS",
+    "escalate_to_human",
+    "lookup_order",
+    "recall_context",
+    "search_knowledge",
+    "verify_customer",
+]

@@ -1,0 +1,20 @@
+"""`escalate_to_human`: ask the graph to hand the case to a person; the handoff itself is built in code."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.tools import tool
+from langgraph.types import Command
+
+from tools.runtime import SupportRuntime, tool_result
+
+Urgency = Literal["low", "normal", "high", "urgent"]
+
+
+@tool
+def escalate_to_human(reason: str, runtime: SupportRuntime, urgency: Urgency = "normal") -> Command[Any]:
+    """Hand the conversation to a human agent. Use when the customer asks for a person, or when the request
+    cannot be handled with the other tools. `reason` says in a sentence why."""
+    request = {"reason": reason[:500], "urgency": urgency, "source": "model"}
+    return tool_result(runtime, "escalate_to_human", {"status": "queued", **request}, escalation=request)

@@ -1,0 +1,34 @@
+"""`search_knowledge`: passages from the store's single knowledge base, each with article id and version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.tools import tool
+from langgraph.types import Command
+
+from tools.runtime import SupportRuntime, tool_result
+
+MIN_SCORE = 0.25
+
+
+@tool
+def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
+    """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
+    return the most relevant passages, each with its article id, title and version to cite."""
+    context = runtime.context
+    passages = context.services.knowledge.search(query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE)
+    if not passages:
+        return tool_result(runtime, "search_knowledge", {"status": "no_answer", "query": query[:500], "passages": []})
+    found = [
+        {
+            "article_id": p.article_id,
+            "title": p.title,
+            "version": p.version,
+            "kind": p.kind.value,
+            "text": p.text,
+            "score": round(p.score, 3),
+        }
+        for p in passages
+    ]
+    return tool_result(runtime, "search_knowledge", {"status": "ok", "query": query[:500], "passages": found})
