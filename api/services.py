@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from agents.models import make_chat_model
+from api.conversation import Conversations
 from core.settings import Settings
 from demo.loader import LoadReport, load_demo
+from graphs.support import build_support_graph
 from memory import migrate
+from memory.checkpoints import open_checkpointer
 from memory.db import Database
 from memory.embeddings import make_embeddings
 from memory.knowledge_index import KnowledgeIndex
@@ -26,11 +31,13 @@ class Services:
     db: Database
     stores: Stores
     index: KnowledgeIndex
+    conversations: Conversations
     demo_report: LoadReport | None = None
-    extras: dict[str, object] = field(default_factory=dict)
+    resources: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release the checkpointer and pooled connections."""
+        self.resources.close()
         self.db.dispose()
 
 
@@ -51,6 +58,25 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     if settings.load_demo and stores.customers.count() == 0:
         log.info("empty database: loading the demo store")
         report = load_demo(stores, progress) if progress else load_demo(stores)
-    index = KnowledgeIndex(make_embeddings(settings), settings.index_dir)
+    embeddings = make_embeddings(settings)
+    index = KnowledgeIndex(embeddings, settings.index_dir)
     index.sync(stores.knowledge)
-    return Services(settings=settings, db=db, stores=stores, index=index, demo_report=report)
+    resources = ExitStack()
+    checkpointer = resources.enter_context(open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size))
+    model = make_chat_model(
+        settings.model,
+        embeddings=embeddings,
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key,
+        cache_dir=settings.data_dir / "cache",
+    )
+    graph = build_support_graph(model, checkpointer=checkpointer)
+    return Services(
+        settings=settings,
+        db=db,
+        stores=stores,
+        index=index,
+        conversations=Conversations(stores, index, graph),
+        demo_report=report,
+        resources=resources,
+    )

@@ -339,3 +339,26 @@ class Passage(_Record):
     text: str
     score: float
     chunk: int = 0
+
+
+class InboundMessage(BaseModel):
+    """A customer message as a channel adapter hands it over: verified and translated, not yet accepted."""
+
+    channel: Channel
+    sender: str = Field(min_length=1, max_length=320)
+    text: str
+    provider_message_id: str | None = Field(None, max_length=256)
+    vouched: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    received_at: datetime | None = None
+
+
+class TurnOutcome(BaseModel):
+    """What one inbound message led to."""
+
+    customer_id: CustomerId
+    reply: str | None
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    owner: str
+    handoff_id: str | None = None
+    duplicate: bool = False

@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from tools.runtime import SupportRuntime, tool_result
+from tools.runtime import SupportRuntime, tool_result, turn_context
 
 MIN_SCORE = 0.25
 
@@ -16,7 +16,7 @@ MIN_SCORE = 0.25
 def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
     return the most relevant passages, each with its article id, title and version to cite."""
-    context = runtime.context
+    context = turn_context(runtime)
     passages = context.services.knowledge.search(query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE)
     if not passages:
         return tool_result(runtime, "search_knowledge", {"status": "no_answer", "query": query[:500], "passages": []})

@@ -10,7 +10,7 @@ from langgraph.types import Command
 
 from core.disclosure import Disclosure, may_see
 from core.types import Order, OrderId
-from tools.runtime import SupportRuntime, current_identity, tool_result
+from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _ORDER_ID = re.compile(r"#?\s*[wW]?\s*(\d{7})")
 NOT_FOUND_MESSAGE = "No order with that number was found on this customer's account."
@@ -50,7 +50,7 @@ def lookup_order(runtime: SupportRuntime, order_id: str | None = None) -> Comman
     tracking numbers, and payments. Without an order number, list the customer's orders, most recent first.
     Only the verified customer's own orders can be seen."""
     who = current_identity(runtime)
-    services = runtime.context.services
+    services = turn_context(runtime).services
     wanted = normalize_order_id(order_id) if order_id else None
     focus = {"focus_order_id": wanted} if wanted else {}
     if not may_see(who.level, Disclosure.OWN_ORDER_STATUS):

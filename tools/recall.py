@@ -10,7 +10,7 @@ from langgraph.types import Command
 
 from core.disclosure import Disclosure, may_see
 from core.types import Episode
-from tools.runtime import SupportRuntime, current_identity, tool_result
+from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _WORD = re.compile(r"[a-z0-9#]+")
 
@@ -27,7 +27,7 @@ def recall_context(query: str, runtime: SupportRuntime) -> Command[Any]:
     the outcome, open items) and profile facts, each with a citation. Use when the customer refers to a
     previous contact or when earlier context would help."""
     who = current_identity(runtime)
-    services = runtime.context.services
+    services = turn_context(runtime).services
     if not may_see(who.level, Disclosure.PRIOR_CONVERSATIONS):
         refusal = {"status": "verification_required", "message": "Earlier conversations are shared after verification."}
         return tool_result(runtime, "recall_context", refusal)

@@ -13,7 +13,15 @@ from langgraph.types import Command
 from core.context import TurnContext
 from core.types import CustomerId, VerificationLevel
 
-SupportRuntime = ToolRuntime[TurnContext, dict[str, Any]]
+# Unparameterized on purpose: tool schemas are built with pydantic, which must not walk into the context.
+SupportRuntime = ToolRuntime[Any, Any]
+
+
+def turn_context(runtime: SupportRuntime) -> TurnContext:
+    """The turn's runtime context, typed."""
+    context = runtime.context
+    assert isinstance(context, TurnContext), "tools run only inside the support graph"
+    return context
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,8 @@ def current_identity(runtime: SupportRuntime) -> Identity:
     state_identity = (runtime.state or {}).get("identity") or {}
     if state_identity.get("customer_id"):
         return Identity(CustomerId(state_identity["customer_id"]), VerificationLevel(state_identity["level"]))
-    return Identity(runtime.context.customer_id, runtime.context.verification)
+    context = turn_context(runtime)
+    return Identity(context.customer_id, context.verification)
 
 
 def tool_result(runtime: SupportRuntime, name: str, payload: dict[str, Any], **updates: Any) -> Command[Any]:

@@ -9,7 +9,7 @@ from langgraph.types import Command
 
 from core.types import VerificationLevel
 from tools.orders import normalize_order_id
-from tools.runtime import SupportRuntime, current_identity, tool_result
+from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 FAILED_MESSAGE = "Those details could not be verified."
 
@@ -25,7 +25,7 @@ def verify_customer(
 ) -> Command[Any]:
     """Verify the customer's identity from details they gave: the email on their account, or their first
     name, last name and zip code, or an order number with the email on that order."""
-    context = runtime.context
+    context = turn_context(runtime)
     who = current_identity(runtime)
     failures = int((runtime.state or {}).get("verification_failures", 0))
     if who.level.at_least(VerificationLevel.VERIFIED):

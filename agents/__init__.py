@@ -1,0 +1,1 @@
+"""Understanding of customer turns: intents and slots for the offline chat model."""

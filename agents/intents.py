@@ -1,0 +1,301 @@
+"""Intent classification of customer turns: k-nearest-neighbour over embedded examples, plus unambiguous rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from langchain_core.embeddings import Embeddings
+
+from agents.slots import Slots, extract_slots
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+# Example files and their held-out rate: within each intent of a file, every n-th example is held out.
+EXAMPLE_FILES: dict[str, int] = {"bitext.jsonl": 10, "clinc150.jsonl": 10, "examples_extra.jsonl": 5}
+
+Matrix = npt.NDArray[np.float32]
+
+
+class Intent(StrEnum):
+    """What a customer turn is about."""
+
+    GREETING = "greeting"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+    SMALLTALK = "smalltalk"
+    OUT_OF_SCOPE = "out_of_scope"
+    ORDER_STATUS = "order_status"
+    ORDER_HISTORY = "order_history"
+    CANCEL_ORDER = "cancel_order"
+    RETURN_OR_EXCHANGE = "return_or_exchange"
+    REFUND = "refund"
+    KNOWLEDGE_QUESTION = "knowledge_question"
+    RECALL = "recall"
+    HUMAN_REQUEST = "human_request"
+    COMPLAINT = "complaint"
+    VERIFICATION = "verification"
+    AFFIRM = "affirm"
+    DENY = "deny"
+    UNKNOWN = "unknown"
+
+
+class Example(NamedTuple):
+    """One labelled utterance."""
+
+    text: str
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The intent of one turn, how sure we are, the per-intent vote shares and the rule that decided, if any."""
+
+    intent: Intent
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+    rule: str | None = None
+
+
+def load_examples(split: Literal["all", "train", "heldout"] = "all", data_dir: Path = DATA_DIR) -> list[Example]:
+    """Examples from the shipped files; `train`/`heldout` split each file's intents by position (see EXAMPLE_FILES)."""
+    examples: list[Example] = []
+    for name, every in EXAMPLE_FILES.items():
+        seen: dict[str, int] = {}
+        for line in (data_dir / name).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            position = seen[row["intent"]] = seen.get(row["intent"], 0) + 1
+            held_out = position % every == 0
+            if split == "all" or held_out == (split == "heldout"):
+                examples.append(Example(row["text"], Intent(row["intent"])))
+    return examples
+
+
+_FILLER = r"[\s!.?,:;~)(*-]*(?:please|pls|thanks|thank you|again|there|so much|a lot|:\)|😊|🙂|👍|🙏)?[\s!.?,:;~)(*-]*"
+_PURE: list[tuple[Intent, re.Pattern[str]]] = [
+    (Intent(name), re.compile(rf"^\s*(?:{words}){_FILLER}$", re.IGNORECASE))
+    for name, words in [
+        ("greeting", r"hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day)|hey there|hi there"),
+        ("thanks", r"thanks|thank you|thx|ty|tysm|thank u|many thanks|cheers|much appreciated|appreciate it"),
+        ("goodbye", r"bye|goodbye|bye bye|see you|see ya|farewell|good night|take care|have a (?:nice|good) day"),
+        (
+            "affirm",
+            r"yes|yeah|yep|yup|ya|y|sure|ok|okay|correct|right|that's right|absolutely|definitely|confirm"
+            r"|go ahead|please do|yes please|sounds good|do it|of course|exactly|affirmative",
+        ),
+        ("deny", r"no|nope|nah|n|no thanks|no thank you|negative|not really|don't|do not|please don't|wrong"),
+    ]
+]
+_NOT_ABOUT_ME = re.compile(r"^\s*(?:are|r) (?:you|u)\b|^\s*(?:am i|is this|is that|you'?re|you are)\b", re.I)
+_HUMAN = re.compile(
+    r"\b(?:talk|speak|chat|connect|transfer|escalate|put me through|get me|give me|want|need|reach|call)\b"
+    r"[\w\s',]{0,30}?\b(?:human|representative|rep|operator|(?:real|live|actual) (?:person|human|people|agent)"
+    r"|(?:human|live|customer service|support) agent|agent)s?\b"
+    r"|\b(?:talk|speak|chat|connect|transfer|escalate)(?:ing)? (?:me )?(?:to|with) (?:a |an |the |some |your )?"
+    r"(?:person|someone|somebody|people|staff|employee|manager|supervisor)\b"
+    r"|^\s*(?:an? )?(?:agent|human|representative|operator|real person|live agent|live person)[\s!.?]*(?:please)?"
+    r"[\s!.?]*$",
+    re.IGNORECASE,
+)
+_RECALL = re.compile(
+    r"\b(?:i|we) (?:already |just |have |had )?(?:texted|messaged|called|phoned|emailed|e-mailed|wrote|written"
+    r"|spoke|spoken|talked|chatted|contacted|reached out|dm'?e?d|tweeted)\b.{0,40}?\b(?:you|earlier|before"
+    r"|yesterday|last|ago|this morning|already|about)\b"
+    r"|\b(?:as|like) i (?:said|mentioned|told you|explained|wrote)\b"
+    r"|\blast time (?:we|i|you)\b|\b(?:since|from|like|as|than) last time\b|\blast time\s*[.!?]*$"
+    r"|\b(?:previous|earlier|last) (?:conversation|chat|call|message|email|ticket)\b"
+    r"|\bfollowing up\b|\bwe (?:spoke|talked|chatted|discussed)\b|\bwhere we left off\b",
+    re.IGNORECASE,
+)
+_STATUS_WORDS = re.compile(
+    r"\b(?:where|status|track\w*|arriv\w*|ship\w*|deliver\w*|eta|update\w*|news|when|progress)\b", re.I
+)
+_OTHER_ACTION = re.compile(r"\b(?:cancel\w*|return\w*|exchang\w*|refund\w*|swap\w*|replac\w*|modif\w*|chang\w*)", re.I)
+_POLICY_QUESTION = re.compile(
+    r"^\s*(?:what|what's|whats|how|do|does|can|could|is|are|will|where|when|which|tell me)\b.*\bpolic(?:y|ies)\b"
+    r"|\bpolic(?:y|ies)\b.*\?\s*$",
+    re.IGNORECASE,
+)
+# kNN answers about orders are dropped to out_of_scope when the text is plainly about another trade.
+_TRANSACTIONAL = frozenset({"order_status", "order_history", "cancel_order", "return_or_exchange", "refund"})
+_FOREIGN = re.compile(
+    r"\b(?:flights?|hotels?|bookings?|reservations?|appointments?|uber|lyft|taxi|cab|train|bus|paycheck|salary"
+    r"|tax(?:es)?|bank|loan|mortgage|insurance|doctor|dentist|netflix|spotify|gym|tickets?|visa|luggage)\b",
+    re.IGNORECASE,
+)
+_RETAIL_ANCHOR = re.compile(
+    r"\b(?:orders?|packages?|parcels?|purchases?|items?|products?|shipments?|deliver\w*)\b", re.I
+)
+_ID_FILLER_WORDS = """my email e-mail mail address is it's its it sure yes yeah ok okay here you go use the on account
+    name full first last zip code postal and i'm im i am this me that's thats under with registered number phone please
+    in of a an is: live email: name: zip: hi hello thanks"""
+_ID_FILLER = frozenset(_ID_FILLER_WORDS.split())
+_EMAIL_CANON = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+_ORDER_CANON = re.compile(r"#?\s?\bW\s?\d{7}\b|#\d{7}\b", re.IGNORECASE)
+
+
+def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | None:
+    """The intent and rule name when a text pattern decides the intent unambiguously, else None."""
+    slots = slots if slots is not None else extract_slots(text)
+    if not text.strip():
+        return Intent.UNKNOWN, "empty"
+    for intent, pattern in _PURE:
+        if pattern.match(text):
+            return intent, f"pure_{intent.value}"
+    if _is_identity_only(text, slots):
+        return Intent.VERIFICATION, "identity"
+    if _HUMAN.search(text) and not _NOT_ABOUT_ME.search(text):
+        return Intent.HUMAN_REQUEST, "human"
+    if _RECALL.search(text):
+        return Intent.RECALL, "recall"
+    if _POLICY_QUESTION.search(text) and not slots.order_ids:
+        return Intent.KNOWLEDGE_QUESTION, "policy_question"
+    if slots.order_ids and _STATUS_WORDS.search(text) and not _OTHER_ACTION.search(text):
+        return Intent.ORDER_STATUS, "order_id_status"
+    return None
+
+
+def _guard(text: str, result: Classification) -> Classification:
+    """Out of scope instead of an order intent when the text is about flights, banks, taxes and the like."""
+    if result.intent.value in _TRANSACTIONAL and _FOREIGN.search(text) and not _RETAIL_ANCHOR.search(text):
+        return Classification(Intent.OUT_OF_SCOPE, result.confidence, result.scores, "foreign_domain")
+    return result
+
+
+def _is_identity_only(text: str, slots: Slots) -> bool:
+    """Whether the text is identity details (email, phone, name, zip) and little else."""
+    if not (slots.emails or slots.phones or slots.zip_codes or slots.name) or slots.order_ids:
+        return False
+    rest = text.lower()
+    for value in [*slots.emails, *slots.zip_codes, *(slots.name or "").lower().split()]:
+        rest = rest.replace(value.lower(), " ")
+    words = re.sub(r"[\d()+.,;!?\-]+", " ", rest).split()
+    leftover = [w for w in words if w not in _ID_FILLER]
+    return len(leftover) <= 1
+
+
+def canonical(text: str) -> str:
+    """Text as embedded: emails and order ids replaced by fixed placeholders, whitespace collapsed."""
+    text = _EMAIL_CANON.sub("someone@example.com", text)
+    return " ".join(_ORDER_CANON.sub("#W1234567", text).split())
+
+
+class IntentClassifier:
+    """k-nearest-neighbour intent classifier over embedded examples, with rule overrides; deterministic."""
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        examples: Sequence[Example] | None = None,
+        *,
+        cache_dir: Path | None = None,
+        k: int = 20,
+        per_intent: int = 2,
+        temperature: float = 0.03,
+        threshold: float = 0.4,
+        min_similarity: float = 0.35,
+    ) -> None:
+        self._embeddings = embeddings
+        self._examples = list(examples) if examples is not None else load_examples()
+        if not self._examples:
+            raise ValueError("IntentClassifier needs at least one example")
+        self._labels = np.array([ex.intent.value for ex in self._examples])
+        self._k, self._per_intent, self._temperature = min(k, len(self._examples)), per_intent, temperature
+        self._threshold, self._min_similarity = threshold, min_similarity
+        self._matrix = self._example_matrix(cache_dir)
+        self._embed_one = lru_cache(maxsize=4096)(self._embed_uncached)
+
+    def classify(self, text: str) -> Classification:
+        """Classify one customer turn."""
+        slots = extract_slots(text)
+        if ruled := match_rule(text, slots):
+            return Classification(ruled[0], 1.0, {ruled[0].value: 1.0}, ruled[1])
+        return _guard(text, self._vote(self._embed_one(canonical(text))))
+
+    def classify_many(self, texts: Sequence[str]) -> list[Classification]:
+        """Classify several turns, embedding those no rule decides in one batch."""
+        ruled = [match_rule(text) for text in texts]
+        pending = [canonical(t) for t, r in zip(texts, ruled, strict=True) if r is None]
+        matrix = _normalized(self._embeddings.embed_documents(pending)) if pending else None
+        vectors: Iterator[Matrix] = iter(matrix if matrix is not None else [])
+        return [
+            Classification(r[0], 1.0, {r[0].value: 1.0}, r[1]) if r else _guard(t, self._vote(next(vectors)))
+            for t, r in zip(texts, ruled, strict=True)
+        ]
+
+    def _vote(self, query: Matrix) -> Classification:
+        """Each intent among the k nearest examples scores the mean of its best `per_intent` similarities
+        (missing ones count 0); a softmax over those gives the shares. `unknown` when weak or split."""
+        sims = self._matrix @ query
+        nearest = np.argpartition(-sims, self._k - 1)[: self._k]
+        nearest = nearest[np.lexsort((nearest, -sims[nearest]))]
+        best: dict[str, list[float]] = {}
+        for index in nearest:
+            best.setdefault(str(self._labels[index]), []).append(float(sims[index]))
+        labels = sorted(best)
+        raw = np.array([sum(best[label][: self._per_intent]) / self._per_intent for label in labels])
+        shares = np.exp((raw - raw.max()) / self._temperature)
+        shares /= shares.sum()
+        ranked = sorted(zip(labels, shares.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0]))
+        scores = {label: round(share, 4) for label, share in ranked}
+        top, confidence = ranked[0]
+        if confidence < self._threshold or float(sims[nearest[0]]) < self._min_similarity:
+            return Classification(Intent.UNKNOWN, confidence, scores)
+        return Classification(Intent(top), confidence, scores)
+
+    def _embed_uncached(self, text: str) -> Matrix:
+        """One normalized query vector."""
+        return _normalized([self._embeddings.embed_query(text)]).reshape(-1)
+
+    def _example_matrix(self, cache_dir: Path | None) -> Matrix:
+        """The normalized example embeddings, read from or written to `cache_dir` when given."""
+        texts = [canonical(ex.text) for ex in self._examples]
+        if cache_dir is None:
+            return _normalized(self._embeddings.embed_documents(texts))
+        path = cache_dir / f"intent-examples-{self._cache_key(texts)}.npy"
+        cached = _load_matrix(path, len(texts))
+        if cached is not None and float(cached[0] @ self._embed_uncached(texts[0])) > 0.99:
+            return cached
+        matrix = _normalized(self._embeddings.embed_documents(texts))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, matrix)
+        tmp.replace(path)
+        return matrix
+
+    def _cache_key(self, texts: list[str]) -> str:
+        """A digest of the embedding model's identity and the example texts."""
+        model = type(self._embeddings)
+        digest = hashlib.sha256(
+            f"{model.__module__}.{model.__qualname__}:{getattr(self._embeddings, 'model', '')}".encode()
+        )
+        for text in texts:
+            digest.update(text.encode("utf-8") + b"\0")
+        return digest.hexdigest()[:16]
+
+
+def _load_matrix(path: Path, rows: int) -> Matrix | None:
+    """A cached example matrix with `rows` rows, or None if missing or unreadable."""
+    try:
+        matrix: Matrix = np.load(path).astype(np.float32)
+    except (OSError, ValueError):
+        return None
+    return matrix if matrix.ndim == 2 and matrix.shape[0] == rows else None
+
+
+def _normalized(vectors: Sequence[Sequence[float]]) -> Matrix:
+    """Rows scaled to unit length, as float32."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)

@@ -1,0 +1,180 @@
+"""The offline model's decisions: classify the turn, pick the tool call an LLM would make, or answer.
+
+It reads only the conversation (system, human, AI and tool messages), exactly what an LLM would see.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+
+from agents import replies
+from agents.intents import Classification, Intent, IntentClassifier
+from agents.slots import Slots, extract_slots
+from agents.summarizer import tool_payload
+
+_ORDER = re.compile(r"#W\d{7}")
+_CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)
+
+CANNED = {
+    Intent.GREETING: "Hi! How can I help you today? I can check orders, returns and exchanges, and store policies.",
+    Intent.THANKS: "You're welcome! Is there anything else I can help you with?",
+    Intent.GOODBYE: "Thanks for contacting us. Have a great day!",
+    Intent.SMALLTALK: "I'm the store's virtual assistant. I can help with your orders, returns and exchanges, and "
+    "questions about our policies.",
+    Intent.OUT_OF_SCOPE: "Sorry, that's not something I can help with. I can help with your orders, returns and "
+    "exchanges, and questions about our store's policies.",
+    Intent.AFFIRM: "Great. Is there anything else I can help you with?",
+    Intent.DENY: "No problem. Is there anything else I can help you with?",
+}
+NOT_UNDERSTOOD = "Sorry, I didn't quite understand. Could you tell me a bit more about what you need?"
+KNOWLEDGE_INTENTS = {
+    Intent.KNOWLEDGE_QUESTION,
+    Intent.RETURN_OR_EXCHANGE,
+    Intent.REFUND,
+    Intent.CANCEL_ORDER,
+    Intent.COMPLAINT,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Either one tool call or a reply, with flags the graph's guard reads."""
+
+    text: str = ""
+    tool: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    understood: bool = True
+    intent: str | None = None
+
+
+def _turn(messages: list[AnyMessage]) -> tuple[int, list[AnyMessage]]:
+    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    return last_human, messages[last_human + 1 :]
+
+
+def _mentioned_order(message: AnyMessage) -> str | None:
+    if isinstance(message, HumanMessage):
+        found = extract_slots(message.text).order_ids
+        return found[-1] if found else None
+    if isinstance(message, AIMessage):
+        ids = [call["args"].get("order_id") for call in message.tool_calls if call["name"] == "lookup_order"]
+        return next((str(i) for i in reversed(ids) if i), None)
+    if isinstance(message, ToolMessage):
+        payload = tool_payload(message)
+        order_id = payload.get("order", {}).get("order_id") or payload.get("order_id")
+        return str(order_id) if order_id else None
+    found = _ORDER.findall(message.text)  # the system prompt's "Order in focus" line
+    return found[-1] if found else None
+
+
+def focus_order(messages: list[AnyMessage]) -> str | None:
+    """The order the conversation is about: the latest order number anyone mentioned."""
+    return next((found for m in reversed(messages) if (found := _mentioned_order(m))), None)
+
+
+def awaiting_verification(messages: list[AnyMessage]) -> bool:
+    """Whether the last identity-related tool result asked for verification and none succeeded since."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            status = tool_payload(message).get("status")
+            if message.name == "verify_customer":
+                return status != "ok"
+            if status == "verification_required":
+                return True
+    return False
+
+
+def _current_channel(messages: list[AnyMessage]) -> str | None:
+    system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+    match = _CHANNEL_LINE.search(system.text) if system else None
+    return match.group(1) if match else None
+
+
+def _verify_args(slots: Slots, focus: str | None) -> dict[str, Any] | None:
+    if slots.emails:
+        args: dict[str, Any] = {"email": slots.emails[0]}
+        order = slots.order_ids[0] if slots.order_ids else focus
+        return {**args, "order_id": order} if order and slots.order_ids else args
+    if slots.first_name and slots.last_name and slots.zip_codes:
+        return {"first_name": slots.first_name, "last_name": slots.last_name, "zip": slots.zip_codes[0]}
+    return None
+
+
+def first_step(messages: list[AnyMessage], text: str, classification: Classification) -> Decision:
+    """The turn's first move, from what the customer just said."""
+    intent, slots = classification.intent, extract_slots(text)
+    focus = slots.order_ids[0] if slots.order_ids else focus_order(messages[:-1])
+    verify = _verify_args(slots, focus)
+    if verify and (intent is Intent.VERIFICATION or awaiting_verification(messages)):
+        return Decision(tool="verify_customer", args=verify, intent=Intent.VERIFICATION.value)
+    if intent in CANNED:
+        return Decision(text=CANNED[intent], intent=intent.value)
+    if intent is Intent.HUMAN_REQUEST:
+        args = {"reason": "The customer asked to speak with a person.", "urgency": "normal"}
+        return Decision(tool="escalate_to_human", args=args, intent=intent.value)
+    if intent is Intent.ORDER_STATUS or (intent is Intent.UNKNOWN and slots.order_ids):
+        return Decision(tool="lookup_order", args={"order_id": focus} if focus else {}, intent=intent.value)
+    if intent is Intent.ORDER_HISTORY:
+        return Decision(tool="lookup_order", args={}, intent=intent.value)
+    if intent is Intent.RECALL:
+        return Decision(tool="recall_context", args={"query": text[:300]}, intent=intent.value)
+    if intent is Intent.VERIFICATION:
+        return Decision(text=replies.ASK_VERIFICATION, intent=intent.value)
+    if intent in KNOWLEDGE_INTENTS:
+        return Decision(tool="search_knowledge", args={"query": text[:300]}, intent=intent.value)
+    return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
+
+
+def after_tool(messages: list[AnyMessage], question: str, result: ToolMessage) -> Decision:
+    """The next move once a tool has answered: another call, or a reply grounded in the result."""
+    payload, status = tool_payload(result), tool_payload(result).get("status")
+    if status == "verification_required":
+        return Decision(text=replies.ASK_VERIFICATION)
+    if result.name == "lookup_order":
+        if status == "not_found":
+            return Decision(
+                text=f"I couldn't find order {payload.get('order_id')} on your account. Could you check the number?"
+            )
+        return Decision(
+            text=replies.order_reply(payload["order"])
+            if "order" in payload
+            else replies.history_reply(payload.get("orders", []))
+        )
+    if result.name == "verify_customer":
+        if status != "ok":
+            return Decision(text=replies.VERIFICATION_FAILED)
+        focus = focus_order(messages)
+        if focus:
+            return Decision(tool="lookup_order", args={"order_id": focus})
+        return Decision(
+            text=f"Thanks{', ' + payload['name'] if payload.get('name') else ''}, you're verified. How can I help?"
+        )
+    if result.name == "search_knowledge":
+        if status != "ok":
+            return Decision(
+                text="I'm sorry, I couldn't find an answer to that in our store information. Would you like me to "
+                "connect you with a member of our team?",
+                understood=False,
+            )
+        return Decision(text=replies.knowledge_reply(question, payload["passages"]))
+    if result.name == "recall_context":
+        return Decision(text=replies.recall_reply(payload.get("episodes", []), _current_channel(messages)))
+    if result.name == "escalate_to_human":
+        return Decision(text="I've passed your conversation to a member of our team. They'll reply to you here.")
+    return Decision(text="Is there anything else I can help you with?")
+
+
+def decide(messages: list[AnyMessage], classifier: IntentClassifier) -> Decision:
+    """The next step of the turn the conversation is in."""
+    last_human, after = _turn(messages)
+    if last_human < 0:
+        return Decision(text=CANNED[Intent.GREETING])
+    question = messages[last_human].text
+    results = [m for m in after if isinstance(m, ToolMessage)]
+    if not results:
+        return first_step(messages, question, classifier.classify(question))
+    return after_tool(messages, question, results[-1])

@@ -1,0 +1,81 @@
+"""Replies written only from tool results: the offline model never invents a status, date, price or policy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+CHANNEL_NAMES = {
+    "sms": "text message",
+    "voice": "phone",
+    "web": "web chat",
+    "email": "email",
+    "social": "social message",
+    "store": "in store",
+}
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an the is are do does did to of for on in my your you i we it and or how what when can with at be".split()  # noqa: SIM905
+)
+_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+
+ASK_VERIFICATION = (
+    "I can help with that. First I need to verify your identity: please reply with the email address on your "
+    "account, or your full name and zip code."
+)
+VERIFICATION_FAILED = (
+    "Sorry, I couldn't verify those details. Please try again with the email address on your account, or your "
+    "full name and zip code."
+)
+
+
+def order_reply(order: dict[str, Any]) -> str:
+    """Status, items and tracking of one order, as the order system states them."""
+    items = ", ".join(item["name"] for item in order["items"]) or "no items"
+    text = f"Order {order['order_id']} is {order['status']}. Items: {items}."
+    tracking = [t for shipment in order["shipments"] for t in shipment["tracking_ids"]]
+    if tracking:
+        text += f" Tracking number: {', '.join(tracking)}."
+    if order.get("refunded") not in (None, "0", "0.00"):
+        text += f" Refunded so far: ${order['refunded']}."
+    return text
+
+
+def history_reply(orders: list[dict[str, Any]]) -> str:
+    """The customer's orders, most recent first."""
+    if not orders:
+        return "I don't see any orders on your account."
+    lines = [f"{o['order_id']} ({o['status']}): {', '.join(o['items'])}" for o in orders[:5]]
+    more = f" And {len(orders) - 5} more." if len(orders) > 5 else ""
+    return "Here are your most recent orders: " + "; ".join(lines) + "." + more
+
+
+def knowledge_reply(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> str:
+    """The sentences of the best passage that share most words with the question, with the article cited."""
+    top = passages[0]
+    body = top["text"].split("\n\n", 1)[-1] if "\n\n" in top["text"] else top["text"]
+    sentences = [s.strip(" -•*") for s in _SPLIT.split(body) if len(s.strip()) > 20]
+    wanted = {w for w in _WORD.findall(query.lower()) if w not in _STOP}
+    ranked = sorted(range(len(sentences)), key=lambda i: (-len(wanted & set(_WORD.findall(sentences[i].lower()))), i))[
+        :max_sentences
+    ]
+    chosen = " ".join(sentences[i] for i in sorted(ranked)) or body.strip()
+    return f"{chosen} (Source: {top['title']}, version {top['version']}.)"
+
+
+_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) by (\w+): (.+)$")
+
+
+def recall_reply(episodes: list[dict[str, Any]], current_channel: str | None = None) -> str:
+    """When and on which channel we spoke before, and what it was about (other channels first)."""
+    lines = [
+        match.groups()
+        for episode in episodes
+        for match in map(_LINE.match, reversed((episode.get("summary") or "").splitlines()))
+        if match
+    ]
+    if not lines:
+        return "I don't see an earlier conversation with you on record. How can I help?"
+    elsewhere = [line for line in lines if line[1] != current_channel]
+    date, channel, gist = (elsewhere or lines)[0]
+    return f"Yes, I can see that: on {date} by {CHANNEL_NAMES.get(channel, channel)}, you {gist}."

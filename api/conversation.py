@@ -1,0 +1,143 @@
+"""The turn service: accept a message once, resolve who sent it, respect ownership, run the graph, log the reply.
+
+`threadline chat` and `POST /v1/messages` both call `Conversations.handle`; nothing else runs turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import defaultdict
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+
+from core.context import TurnContext, TurnServices
+from core.errors import ConflictError, InvalidInputError
+from core.types import CustomerId, Direction, InboundMessage, LoggedMessage, TurnOutcome
+from memory.identity import IdentityResolver
+from memory.knowledge_index import KnowledgeIndex
+from memory.stores import Stores
+
+MAX_TEXT_CHARS = 4000
+
+
+def thread_config(customer_id: str, **metadata: Any) -> RunnableConfig:
+    """The graph config of a customer's one thread, with trace metadata that never holds the raw id."""
+    hashed = hashlib.sha256(customer_id.encode()).hexdigest()[:16]
+    return {"configurable": {"thread_id": customer_id}, "metadata": {"customer_hash": hashed, **metadata}}
+
+
+class Conversations:
+    """Runs customer turns, one at a time per customer."""
+
+    def __init__(self, stores: Stores, index: KnowledgeIndex, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
+        self._stores, self._graph = stores, graph
+        self._identity = IdentityResolver(stores.customers, stores.orders)
+        self._services = TurnServices(
+            customers=stores.customers,
+            orders=stores.orders,
+            messages=stores.messages,
+            episodes=stores.episodes,
+            handoffs=stores.handoffs,
+            events=stores.events,
+            knowledge=index,
+            identity=self._identity,
+        )
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, customer_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks[customer_id]
+
+    def handle(self, message: InboundMessage) -> TurnOutcome:
+        """Accept and answer one inbound message; a redelivery returns the original outcome."""
+        text = message.text.strip()
+        if not text:
+            raise InvalidInputError("the message text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidInputError(f"the message is longer than {MAX_TEXT_CHARS} characters")
+        if message.provider_message_id and (seen := self._seen(message)):
+            return self._replay(seen)
+        who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
+        with self._lock(who.customer.id):
+            try:
+                inbound = self._stores.messages.append(
+                    who.customer.id,
+                    message.channel,
+                    Direction.INBOUND,
+                    text,
+                    provider_message_id=message.provider_message_id,
+                    sender=who.handle,
+                    metadata=message.metadata,
+                    created_at=message.received_at,
+                )
+            except ConflictError:
+                seen = self._seen(message)
+                assert seen is not None
+                return self._replay(seen)
+            context = TurnContext(
+                customer_id=who.customer.id,
+                verification=who.level,
+                channel=message.channel,
+                handle_type=who.handle_type,
+                handle=who.handle,
+                services=self._services,
+            )
+            return self._run(inbound, context)
+
+    def _run(self, inbound: LoggedMessage, context: TurnContext) -> TurnOutcome:
+        config = thread_config(context.customer_id, channel=context.channel.value)
+        human = HumanMessage(content=inbound.text, id=f"msg-{inbound.id}")
+        state = self._graph.invoke({"messages": [human]}, config, context=context, durability="sync")
+        acting_for = CustomerId((state.get("identity") or {}).get("customer_id") or context.customer_id)
+        if acting_for != context.customer_id:
+            self._carry_over(state, acting_for)
+        outcome = TurnOutcome(
+            customer_id=acting_for,
+            reply=state.get("reply"),
+            tools=state.get("turn_tools", []) if state.get("reply") is not None else [],
+            owner=state.get("owner", "ai"),
+            handoff_id=state.get("handoff_id"),
+        )
+        if outcome.reply is not None:
+            self._stores.messages.append(
+                acting_for,
+                context.channel,
+                Direction.OUTBOUND,
+                outcome.reply,
+                reply_to_id=inbound.id,
+                metadata={"outcome": outcome.model_dump(mode="json")},
+            )
+        return outcome
+
+    def _carry_over(self, state: dict[str, Any], customer_id: CustomerId) -> None:
+        """A provisional customer verified as a known one: their recent thread joins the known customer's."""
+        values = {
+            "messages": state.get("messages", []),
+            "summary": state.get("summary", ""),
+            "focus_order_id": state.get("focus_order_id"),
+        }
+        with self._lock(customer_id):
+            self._graph.update_state(thread_config(customer_id), values, as_node="remember")
+
+    def _seen(self, message: InboundMessage) -> LoggedMessage | None:
+        assert message.provider_message_id is not None
+        return self._stores.messages.find_by_provider_id(message.channel, message.provider_message_id)
+
+    def _replay(self, inbound: LoggedMessage) -> TurnOutcome:
+        reply = self._stores.messages.reply_to(inbound.id)
+        if reply is not None and "outcome" in reply.metadata:
+            return TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": True})
+        handoff = self._stores.handoffs.open_for_customer(inbound.customer_id)
+        owner = "ai" if handoff is None else ("human" if handoff.status.value == "claimed" else "queue")
+        return TurnOutcome(
+            customer_id=inbound.customer_id,
+            reply=None,
+            owner=owner,
+            handoff_id=handoff.id if handoff else None,
+            duplicate=True,
+        )

@@ -1,0 +1,220 @@
+"""The support graph's nodes; each returns a partial state update and never mutates state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
+from langgraph.runtime import Runtime
+
+from agents.prompts import system_prompt
+from agents.summarizer import extend_summary, summary_line, turn_gist
+from core.context import TurnContext
+from core.disclosure import Disclosure, may_see
+from core.handoff import StallPoint
+from core.types import Channel, CustomerId, EpisodeStatus, HandoffStatus, VerificationLevel
+from graphs import policy
+from graphs.handoff import build_packet, last_intent
+from graphs.render import render
+from graphs.state import SupportState
+
+HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
+FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
+EPISODE_IDLE = timedelta(days=3)
+
+
+def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
+    """The current turn: from the first of the trailing customer messages to the end."""
+    last_ai = max((i for i, m in enumerate(messages) if not isinstance(m, HumanMessage)), default=-1)
+    first_new = next((i for i in range(last_ai + 1, len(messages)) if isinstance(messages[i], HumanMessage)), None)
+    if first_new is not None:
+        return messages[first_new:]
+    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
+    start = last_human
+    while start > 0 and isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    return messages[start:]
+
+
+def identity_of(state: SupportState, ctx: TurnContext) -> tuple[CustomerId, VerificationLevel]:
+    """Whom the turn acts for: the state's identity (raised only by verification) or the context's."""
+    identity = state.get("identity") or {}
+    if identity.get("customer_id"):
+        return CustomerId(identity["customer_id"]), VerificationLevel(identity["level"])
+    return ctx.customer_id, ctx.verification
+
+
+def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Start a turn: identity from the context, ownership from the database, a brief for the model."""
+    ctx = runtime.context
+    services = ctx.services
+    handoff = services.handoffs.open_for_customer(ctx.customer_id)
+    owner = "ai" if handoff is None else ("human" if handoff.status is HandoffStatus.CLAIMED else "queue")
+    brief = [f"Verification level: {ctx.verification.value}"]
+    customer = services.customers.get(ctx.customer_id)
+    if customer and not customer.provisional and may_see(ctx.verification, Disclosure.OWN_ORDER_STATUS):
+        brief.append(f"Name: {customer.display_name}")
+        orders = services.orders.orders_for_customer(customer.id, limit=5)
+        if orders:
+            brief.append("Recent orders: " + ", ".join(f"{o.id} ({o.status.value})" for o in orders))
+    return {
+        "identity": {"customer_id": ctx.customer_id, "level": ctx.verification.value},
+        "brief": "\n".join(brief),
+        "owner": owner,
+        "handoff_id": handoff.id if handoff else None,
+        "escalation": None,
+        "steps": 0,
+        "reply": None,
+        "turn_tools": [],
+    }
+
+
+def make_agent(model: BaseChatModel) -> Any:
+    """The node that asks the (tool-bound) chat model for the next step."""
+
+    def agent(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        prompt = system_prompt(
+            channel=runtime.context.channel.value,
+            brief=state.get("brief", ""),
+            summary=state.get("summary"),
+            focus_order_id=state.get("focus_order_id"),
+        )
+        reply = model.invoke([SystemMessage(prompt), *state["messages"]])
+        update: dict[str, Any] = {"messages": [reply], "steps": state.get("steps", 0) + 1}
+        if isinstance(reply, AIMessage) and not reply.tool_calls:
+            understood = (reply.additional_kwargs.get("threadline") or {}).get("understood", True)
+            update["not_understood"] = 0 if understood else state.get("not_understood", 0) + 1
+        return update
+
+    return agent
+
+
+def guard(state: SupportState) -> dict[str, Any]:
+    """Evaluate the escalation policy after a model or tool step."""
+    found = policy.evaluate(
+        state["messages"],
+        requested=state.get("escalation"),
+        not_understood=state.get("not_understood", 0),
+        verification_failures=state.get("verification_failures", 0),
+    )
+    if found is None:
+        return {}
+    return {"escalation": {"stall": found.stall.value, "evidence": found.evidence, "urgency": found.urgency}}
+
+
+def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Build the packet, queue the case and step back: from now on a human owns it."""
+    ctx, services = runtime.context, runtime.context.services
+    customer_id, level = identity_of(state, ctx)
+    customer = services.customers.get(customer_id)
+    assert customer is not None
+    request = state.get("escalation") or {}
+    messages = list(state["messages"])
+    pending = _unanswered_calls(messages)
+    packet = build_packet(
+        messages=[*messages, *pending],
+        customer=customer,
+        identities=services.customers.identities(customer_id),
+        level=level.value,
+        channel=ctx.channel.value,
+        episode=services.episodes.current(customer_id),
+        stall=StallPoint(request.get("stall", StallPoint.MODEL_REQUESTED.value)),
+        evidence=list(request.get("evidence") or []),
+        urgency=request.get("urgency"),
+        intent=last_intent(messages),
+        now=ctx.now,
+    )
+    episode = services.episodes.current(customer_id)
+    created = services.handoffs.create(
+        customer_id,
+        packet=packet.model_dump(mode="json"),
+        packet_version=packet.version,
+        priority=packet.priority,
+        episode_id=episode.id if episode else None,
+        sla_due_at=packet.sla_due_at,
+    )
+    services.events.append(
+        "handoff_created",
+        customer_id=customer_id,
+        channel=ctx.channel.value,
+        payload={"stall": packet.stall.type.value},
+    )
+    notice = AIMessage(content=HANDOFF_NOTICE, additional_kwargs={"threadline": {"handoff": created.id}})
+    return {"messages": [*pending, notice], "owner": "queue", "handoff_id": created.id}
+
+
+def _unanswered_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
+    """Tool messages closing calls the handoff pre-empted, so the transcript stays well-formed."""
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    last = messages[-1] if messages else None
+    if not isinstance(last, AIMessage):
+        return []
+    return [
+        ToolMessage(content='{"status": "skipped"}', tool_call_id=c["id"] or "", name=c["name"])
+        for c in last.tool_calls
+        if c["id"] not in answered
+    ]
+
+
+def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Render the turn's answer for the channel it goes back on."""
+    ctx = runtime.context
+    turn = turn_messages(state["messages"])
+    last = state["messages"][-1]
+    text = last.text if isinstance(last, AIMessage) and not last.tool_calls and last.text.strip() else FALLBACK
+    customer_id, level = identity_of(state, ctx)
+    name = None
+    if ctx.channel is Channel.EMAIL and level.at_least(VerificationLevel.VERIFIED):
+        customer = ctx.services.customers.get(customer_id)
+        name = customer.first_name if customer and not customer.provisional else None
+    tools = [
+        {"name": c["name"], "args": dict(c["args"])} for m in turn if isinstance(m, AIMessage) for c in m.tool_calls
+    ]
+    return {"reply": render(text, ctx.channel, name=name), "turn_tools": tools}
+
+
+def make_remember(window: int) -> Any:
+    """The node that bounds the state, writes the episode and appends analytics."""
+
+    def remember(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        ctx, services = runtime.context, runtime.context.services
+        customer_id, _level = identity_of(state, ctx)
+        turn = turn_messages(state["messages"])
+        line = summary_line(ctx.now, ctx.channel.value, turn_gist(turn))
+        episode = services.episodes.current(customer_id)
+        if episode is None or ctx.now - episode.updated_at > EPISODE_IDLE:
+            episode = services.episodes.open(customer_id, ctx.channel, topic=state.get("focus_order_id"))
+        services.episodes.update(
+            episode.id,
+            channel=ctx.channel,
+            summary=extend_summary(episode.summary, line),
+            topic=state.get("focus_order_id") or episode.topic or last_intent(turn),
+            outcome=line.split(": ", 1)[1],
+            status=EpisodeStatus.ESCALATED if state.get("owner") == "queue" else None,
+        )
+        services.events.append(
+            "turn",
+            customer_id=customer_id,
+            channel=ctx.channel.value,
+            payload={"tools": [t["name"] for t in state.get("turn_tools", [])], "owner": state.get("owner", "ai")},
+        )
+        return {
+            "messages": [RemoveMessage(id=m.id) for m in _overflow(state["messages"], window) if m.id],
+            "summary": extend_summary(state.get("summary"), line),
+            "steps": 0,
+            "escalation": None,
+        }
+
+    return remember
+
+
+def _overflow(messages: list[AnyMessage], window: int) -> list[AnyMessage]:
+    """Messages older than the window, cut at a customer message so no tool result loses its call."""
+    if len(messages) <= window:
+        return []
+    cut = len(messages) - window
+    while cut < len(messages) and not isinstance(messages[cut], HumanMessage):
+        cut += 1
+    return messages[:cut]

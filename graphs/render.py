@@ -1,0 +1,79 @@
+"""Channel rendering, the last step of a turn: the same answer fitted to SMS, voice, email, web, social, store."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from core.types import Channel
+
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+SMS_MAX_SEGMENTS = 2
+_URL = re.compile(r"https?://\S+")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M)
+_EMPHASIS = re.compile(r"(\*\*|__|\*|`|^#+\s*)", re.M)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS segments `text` takes (GSM-7: 160 single / 153 concatenated; UCS-2: 70 / 67)."""
+    gsm = all(ch in GSM7 for ch in text)
+    single, multi = (160, 153) if gsm else (70, 67)
+    return 1 if len(text) <= single else math.ceil(len(text) / multi)
+
+
+def plain(text: str) -> str:
+    """Markdown removed: links become their text, list markers and emphasis disappear."""
+    text = _MD_LINK.sub(r"\1", text)
+    text = _BULLET.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def fit_sms(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
+    """Plain text within `max_segments`, cut at a sentence (or word) boundary when too long."""
+    text = re.sub(r"\s*\n+\s*", " ", plain(text))
+    if sms_segments(text) <= max_segments:
+        return text
+    kept = ""
+    for sentence in _SENTENCE_END.split(text):
+        candidate = f"{kept} {sentence}".strip()
+        if sms_segments(candidate) > max_segments:
+            break
+        kept = candidate
+    if not kept:
+        words = text.split()
+        while words and sms_segments(" ".join(words) + "…") > max_segments:
+            words.pop()
+        kept = " ".join(words) + "…"
+    return kept
+
+
+def speakable(text: str) -> str:
+    """Voice: no URLs, lists or markdown; one flowing paragraph."""
+    text = _URL.sub("our website", _MD_LINK.sub(r"\1", text))
+    lines = [line.strip().rstrip(".") for line in plain(text).splitlines() if line.strip()]
+    return ". ".join(lines).replace("#W", "order W ").strip() + "."
+
+
+def email_body(text: str, name: str | None) -> str:
+    """Email: greeting, the answer, a sign-off."""
+    greeting = f"Hi {name}," if name else "Hello,"
+    return f"{greeting}\n\n{text.strip()}\n\nBest regards,\nCustomer Care"
+
+
+def render(text: str, channel: Channel, *, name: str | None = None) -> str:
+    """The reply as `channel` should carry it."""
+    if channel is Channel.SMS:
+        return fit_sms(text)
+    if channel is Channel.VOICE:
+        return speakable(text)
+    if channel is Channel.EMAIL:
+        return email_body(text, name)
+    if channel is Channel.SOCIAL:
+        return plain(text)[:2000]
+    return text.strip()

@@ -1,0 +1,45 @@
+"""The support graph's state: a bounded window of messages plus a running summary and a few typed slots."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+
+class SupportInput(TypedDict):
+    """What a turn brings in: the customer's new message(s)."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class SupportState(TypedDict):
+    """One customer's thread, checkpointed per customer across channels."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """Recent window of the conversation; older messages are folded into `summary`."""
+    summary: NotRequired[str]
+    """Running summary of everything older than the window."""
+    identity: NotRequired[dict[str, str]]
+    """Whom this turn acts for (`customer_id`, `level`): set from the runtime context, raised only by verification."""
+    brief: NotRequired[str]
+    """Profile, episode and open-order notes loaded for the model at turn start."""
+    focus_order_id: NotRequired[str | None]
+    """The order the conversation is about, so "any news?" needs no number."""
+    owner: NotRequired[str]
+    """`ai`, `queue` or `human`: who owns the case now."""
+    handoff_id: NotRequired[str | None]
+    """The open handoff, when the case left the AI."""
+    escalation: NotRequired[dict[str, Any] | None]
+    """A pending request to hand off (from the model's tool call or the guard)."""
+    verification_failures: NotRequired[int]
+    """Consecutive failed verification attempts."""
+    not_understood: NotRequired[int]
+    """Consecutive turns the model could not understand."""
+    steps: NotRequired[int]
+    """Model steps taken in the current turn (bounded)."""
+    reply: NotRequired[str | None]
+    """The rendered reply of the last turn, or None when the AI stayed silent."""
+    turn_tools: NotRequired[list[dict[str, Any]]]
+    """Tools called in the last turn, with their arguments."""

@@ -1,0 +1,71 @@
+"""`build_support_graph()`: one explicit StateGraph for every channel's turns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
+
+from core.context import TurnContext
+from graphs.nodes import guard, handoff, load_context, make_agent, make_remember, respond
+from graphs.state import SupportInput, SupportState
+from tools import SUPPORT_TOOLS
+
+MAX_STEPS = 6
+WINDOW = 16
+
+
+def _after_load(state: SupportState) -> Literal["agent", "__end__"]:
+    return "agent" if state.get("owner", "ai") == "ai" else "__end__"
+
+
+def _after_guard(state: SupportState) -> Literal["handoff", "tools", "agent", "respond"]:
+    if state.get("escalation"):
+        return "handoff"
+    last = state["messages"][-1]
+    if isinstance(last, AIMessage) and last.tool_calls:
+        return "tools" if state.get("steps", 0) <= MAX_STEPS else "respond"
+    if isinstance(last, ToolMessage):
+        return "agent"
+    return "respond"
+
+
+def build_support_graph(
+    model: BaseChatModel,
+    *,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    window: int = WINDOW,
+) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
+    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember."""
+    bound = model.bind_tools(SUPPORT_TOOLS)
+    graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
+    graph.add_node("load_context", load_context)
+    graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
+    graph.add_node("tools", ToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
+    graph.add_node("guard", guard)
+    graph.add_node("handoff", handoff)
+    graph.add_node("respond", respond)
+    graph.add_node("remember", make_remember(window))
+    graph.add_edge(START, "load_context")
+    graph.add_conditional_edges("load_context", _after_load)
+    graph.add_edge("agent", "guard")
+    graph.add_edge("tools", "guard")
+    graph.add_conditional_edges("guard", _after_guard)
+    graph.add_edge("handoff", "respond")
+    graph.add_edge("respond", "remember")
+    graph.add_edge("remember", END)
+    return graph.compile(checkpointer=checkpointer, name="support")
+
+
+def _tool_error(error: Exception) -> str:
+    """What the model sees when a tool fails: a readable message, never a stack trace."""
+    from core.errors import RecoverableError
+
+    if isinstance(error, RecoverableError):
+        return f'{{"status": "error", "code": "{error.code}", "message": "{error.message}"}}'
+    return '{"status": "error", "code": "tool_failed", "message": "The tool failed; please try again later."}'
