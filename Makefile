@@ -32,5 +32,8 @@ unit: install
 
 test: lint typecheck unit
 
+bench: install
+	$(BIN)/threadline bench
+
 clean:
 	rm -rf $(VENV) .threadline .pytest_cache .mypy_cache .ruff_cache

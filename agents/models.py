@@ -13,7 +13,6 @@ from agents.intents import IntentClassifier
 from agents.offline_model import OfflineChatModel
 from core.errors import ConfigurationError
 
-
 _classifiers: dict[int, IntentClassifier] = {}
 _lock = threading.Lock()
 

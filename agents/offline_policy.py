@@ -16,7 +16,7 @@ from agents.intents import Classification, Intent, IntentClassifier
 from agents.slots import Slots, extract_slots
 from agents.summarizer import tool_payload
 
-_ORDER = re.compile(r"#W\d{7}")
+_FOCUS_LINE = re.compile(r"^Order in focus: (#W\d{7})$", re.M)
 _CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)
 
 CANNED = {
@@ -67,8 +67,8 @@ def _mentioned_order(message: AnyMessage) -> str | None:
         payload = tool_payload(message)
         order_id = payload.get("order", {}).get("order_id") or payload.get("order_id")
         return str(order_id) if order_id else None
-    found = _ORDER.findall(message.text)  # the system prompt's "Order in focus" line
-    return found[-1] if found else None
+    focus = _FOCUS_LINE.search(message.text)  # the system prompt's "Order in focus" line, nothing else in it
+    return focus.group(1) if focus else None
 
 
 def focus_order(messages: list[AnyMessage]) -> str | None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import health
+from api.routes import health, messages
 from api.services import open_services
 from core.settings import Settings, get_settings
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(messages.router)
     return app
 
 

@@ -16,7 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from core.context import TurnContext, TurnServices
 from core.errors import ConflictError, InvalidInputError
-from core.types import CustomerId, Direction, InboundMessage, LoggedMessage, TurnOutcome
+from core.types import CustomerId, Direction, HandoffStatus, InboundMessage, LoggedMessage, TurnOutcome
 from memory.identity import IdentityResolver
 from memory.knowledge_index import KnowledgeIndex
 from memory.stores import Stores
@@ -60,12 +60,14 @@ class Conversations:
             raise InvalidInputError("the message text is empty")
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"the message is longer than {MAX_TEXT_CHARS} characters")
-        if message.provider_message_id and (seen := self._seen(message)):
-            return self._replay(seen)
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
         with self._lock(who.customer.id):
+            seen = self._seen(message)
+            if seen is not None and (self._stores.messages.reply_to(seen.id) or self._owner(seen.customer_id) != "ai"):
+                return self._replay(seen)
             try:
-                inbound = self._stores.messages.append(
+                # An accepted message without a reply means the earlier attempt died mid-turn: answer it now.
+                inbound = seen or self._stores.messages.append(
                     who.customer.id,
                     message.channel,
                     Direction.INBOUND,
@@ -75,10 +77,10 @@ class Conversations:
                     metadata=message.metadata,
                     created_at=message.received_at,
                 )
-            except ConflictError:
-                seen = self._seen(message)
-                assert seen is not None
-                return self._replay(seen)
+            except ConflictError:  # accepted concurrently elsewhere: that delivery answers it
+                accepted = self._seen(message)
+                assert accepted is not None
+                return self._replay(accepted)
             context = TurnContext(
                 customer_id=who.customer.id,
                 verification=who.level,
@@ -125,15 +127,20 @@ class Conversations:
             self._graph.update_state(thread_config(customer_id), values, as_node="remember")
 
     def _seen(self, message: InboundMessage) -> LoggedMessage | None:
-        assert message.provider_message_id is not None
+        if message.provider_message_id is None:
+            return None
         return self._stores.messages.find_by_provider_id(message.channel, message.provider_message_id)
+
+    def _owner(self, customer_id: CustomerId) -> str:
+        handoff = self._stores.handoffs.open_for_customer(customer_id)
+        return "ai" if handoff is None else ("human" if handoff.status is HandoffStatus.CLAIMED else "queue")
 
     def _replay(self, inbound: LoggedMessage) -> TurnOutcome:
         reply = self._stores.messages.reply_to(inbound.id)
         if reply is not None and "outcome" in reply.metadata:
             return TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": True})
         handoff = self._stores.handoffs.open_for_customer(inbound.customer_id)
-        owner = "ai" if handoff is None else ("human" if handoff.status.value == "claimed" else "queue")
+        owner = self._owner(inbound.customer_id)
         return TurnOutcome(
             customer_id=inbound.customer_id,
             reply=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.errors import ThreadlineError
+from core.errors import ThreadlineError, UsageError
 from core.settings import Settings, load_settings
+from core.types import Channel, InboundMessage, TurnOutcome
 
 app = typer.Typer(
     name="threadline",
@@ -78,6 +80,64 @@ def serve(
     )
 
 
+@app.command()
+def chat(
+    channel: Annotated[Channel, typer.Option(help="The channel you write on.")] = Channel.WEB,
+    sender: Annotated[str, typer.Option("--from", help="Your handle on that channel: phone, email, visitor id.")] = (
+        "visitor-cli"
+    ),
+    verified: Annotated[bool, typer.Option(help="The channel vouches for you (signed-in web, store check).")] = False,
+    message: Annotated[str | None, typer.Option(help="Send one message and exit.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --message: print the outcome as JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Talk to the support graph as a customer, interactively or one message at a time."""
+    from api.services import open_services
+
+    if as_json and message is None:
+        raise UsageError("--json needs --message")
+    services = open_services(settings_from(data_dir, database_url))
+    try:
+        if message is not None:
+            outcome = services.conversations.handle(
+                InboundMessage(channel=channel, sender=sender, text=message, vouched=verified)
+            )
+            if as_json:
+                typer.echo(json.dumps(outcome.model_dump(mode="json", exclude={"duplicate"})))
+            else:
+                _print_outcome(outcome)
+            return
+        console.print(f"Chatting on [bold]{channel.value}[/] as {sender}. Ctrl-D or 'quit' to leave.")
+        while (text := _read_line()) is not None:
+            if text.strip():
+                _print_outcome(
+                    services.conversations.handle(
+                        InboundMessage(channel=channel, sender=sender, text=text, vouched=verified)
+                    )
+                )
+    finally:
+        services.close()
+
+
+def _read_line() -> str | None:
+    try:
+        text = console.input("[bold cyan]you>[/] ")
+    except (EOFError, KeyboardInterrupt):
+        return None
+    return None if text.strip().lower() in {"quit", "exit"} else text
+
+
+def _print_outcome(outcome: TurnOutcome) -> None:
+    tools = ", ".join(t["name"] for t in outcome.tools)
+    if outcome.reply is None:
+        console.print(f"[dim](a human agent owns this case: {outcome.owner}; no AI reply)[/]")
+    else:
+        console.print(f"[bold green]threadline>[/] {outcome.reply}", highlight=False)
+    if tools:
+        console.print(f"[dim]  tools: {tools}[/]")
+
+
 @demo_app.command("load")
 def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Import the demo store (500 customers, 1,000 orders, the catalog and knowledge base); safe to repeat."""
@@ -123,6 +183,25 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     )
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")
     db.dispose()
+
+
+@app.command("bench")
+def bench_turns(
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Few turns: a smoke run, not a measurement.")] = False,
+) -> None:
+    """Measure turns per second and per-turn latency beside a minimal LangGraph tool loop (offline, SQLite)."""
+    import json
+
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    from bench.turns import render
+    from bench.turns import run as run_bench
+
+    result = run_bench(quick, log=None if as_json else lambda line: err_console.print(f"[dim]{line}[/]"))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(render(result))
 
 
 def run() -> None:

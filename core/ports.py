@@ -58,6 +58,12 @@ class CustomerRepository(Protocol):
         customer_id: CustomerId | None = None,
     ) -> Customer: ...
 
+    def create_for_handle(
+        self, handle_type: HandleType, value: str, level: VerificationLevel, *, actor: str
+    ) -> tuple[Customer, ChannelIdentity, bool]:
+        """A provisional customer owning a new handle, or the handle's existing owner (created = False)."""
+        ...
+
     def find_by_handle(self, handle_type: HandleType, value: str) -> ChannelIdentity | None: ...
 
     def link_identity(

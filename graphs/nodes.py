@@ -17,25 +17,13 @@ from core.handoff import StallPoint
 from core.types import Channel, CustomerId, EpisodeStatus, HandoffStatus, VerificationLevel
 from graphs import policy
 from graphs.handoff import build_packet, last_intent
+from graphs.policy import turn_messages
 from graphs.render import render
 from graphs.state import SupportState
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
-
-
-def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
-    """The current turn: from the first of the trailing customer messages to the end."""
-    last_ai = max((i for i, m in enumerate(messages) if not isinstance(m, HumanMessage)), default=-1)
-    first_new = next((i for i in range(last_ai + 1, len(messages)) if isinstance(messages[i], HumanMessage)), None)
-    if first_new is not None:
-        return messages[first_new:]
-    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
-    start = last_human
-    while start > 0 and isinstance(messages[start - 1], HumanMessage):
-        start -= 1
-    return messages[start:]
 
 
 def identity_of(state: SupportState, ctx: TurnContext) -> tuple[CustomerId, VerificationLevel]:

@@ -10,13 +10,14 @@ from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 from core.handoff import StallPoint
 
 _HUMAN = re.compile(
-    r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|customer service rep\w*|"
-    r"speak (?:to|with) (?:someone|somebody|a manager|your manager|a supervisor)|live agent|operator)\b",
+    r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"
+    r"customer service rep\w*|(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a manager|your manager|"
+    r"a supervisor|your supervisor|the manager|a real)|supervisor|live agent|operator)\b",
     re.I,
 )
 _SENSITIVE = re.compile(
-    r"\b(fraud\w*|chargeback\w*|lawyer|attorney|sue|suing|lawsuit|legal action|injur\w*|hurt me|"
-    r"harass\w*|stolen card|identity theft)\b",
+    r"\b(fraud\w*|chargeback\w*|lawyer|attorney|lawsuit|legal action|injur\w*|hurt me|harass\w*|"
+    r"stolen card|identity theft)\b|\b(?:sue|suing)\s+(?:you|your|the|this|them|for)\b|\b(?:will|going to|gonna) sue\b",
     re.I,
 )
 
@@ -38,11 +39,19 @@ class Thresholds:
     verification_failures: int = 3
 
 
+def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
+    """The current turn: the trailing run of customer messages and everything after it."""
+    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    if last_human < 0:
+        return []
+    start = last_human
+    while start > 0 and isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    return messages[start:]
+
+
 def _turn_texts(messages: list[AnyMessage]) -> list[str]:
-    last = max((i for i, m in enumerate(messages) if not isinstance(m, HumanMessage)), default=-1)
-    start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage) and i <= last), default=0)
-    texts = [str(m.text) for m in messages[start:] if isinstance(m, HumanMessage)]
-    return texts or [str(m.text) for m in messages if isinstance(m, HumanMessage)][-1:]
+    return [str(m.text) for m in turn_messages(messages) if isinstance(m, HumanMessage)]
 
 
 def evaluate(

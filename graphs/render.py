@@ -9,10 +9,12 @@ from core.types import Channel
 
 GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
+GSM7_EXTENSION = set("^{}\\[~]|€\f")  # two septets each (escape + character)
 SMS_MAX_SEGMENTS = 2
-_URL = re.compile(r"https?://\S+")
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|co|shop|store)(?:/\S*)?", re.I)
+_ORDER_ID = re.compile(r"#W(\d{7})")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`|^#+\s*)", re.M)
@@ -20,10 +22,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def sms_segments(text: str) -> int:
-    """How many SMS segments `text` takes (GSM-7: 160 single / 153 concatenated; UCS-2: 70 / 67)."""
-    gsm = all(ch in GSM7 for ch in text)
-    single, multi = (160, 153) if gsm else (70, 67)
-    return 1 if len(text) <= single else math.ceil(len(text) / multi)
+    """How many SMS segments `text` takes, counted as the network does: GSM-7 septets (extension characters
+    take two; 160 single / 153 concatenated) or UCS-2 code units (emoji take two; 70 / 67)."""
+    if all(ch in GSM7 or ch in GSM7_EXTENSION for ch in text):
+        units, single, multi = len(text) + sum(ch in GSM7_EXTENSION for ch in text), 160, 153
+    else:
+        units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else math.ceil(units / multi)
 
 
 def plain(text: str) -> str:
@@ -56,8 +61,9 @@ def fit_sms(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
 def speakable(text: str) -> str:
     """Voice: no URLs, lists or markdown; one flowing paragraph."""
     text = _URL.sub("our website", _MD_LINK.sub(r"\1", text))
-    lines = [line.strip().rstrip(".") for line in plain(text).splitlines() if line.strip()]
-    return ". ".join(lines).replace("#W", "order W ").strip() + "."
+    text = _ORDER_ID.sub(lambda m: "W " + " ".join(m.group(1)), text)
+    lines = [line.strip().rstrip(".") for line in plain(text).replace("#", " number ").splitlines() if line.strip()]
+    return re.sub(r"\s+", " ", ". ".join(lines)).strip() + "."
 
 
 def email_body(text: str, name: str | None) -> str:

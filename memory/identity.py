@@ -78,19 +78,27 @@ class IdentityResolver:
         """The customer behind a handle; `vouched` means the channel itself proved the identity."""
         handle_type, handle = classify_handle(channel, raw_handle)
         identity = self._customers.find_by_handle(handle_type, handle)
-        if identity is not None:
-            customer = self._customers.get(identity.customer_id)
-            assert customer is not None
-            level = identity.verification_level
-            if not level.at_least(VerificationLevel.VERIFIED):
-                level = min(level, _CAP[handle_type], key=lambda lvl: lvl.rank)
-            if vouched:
-                level = VerificationLevel.STRONG
-            return Resolution(customer, handle_type, handle, level, created=False)
-        customer = self._customers.create(provisional=True)
-        level = VerificationLevel.STRONG if vouched else VerificationLevel.ANONYMOUS
-        self._customers.link_identity(customer.id, handle_type, handle, level, actor=f"channel:{channel.value}")
-        return Resolution(customer, handle_type, handle, level, created=True)
+        created = False
+        if identity is None:
+            level = VerificationLevel.STRONG if vouched else VerificationLevel.ANONYMOUS
+            _customer, identity, created = self._customers.create_for_handle(
+                handle_type, handle, level, actor=f"channel:{channel.value}"
+            )
+        customer = self._customers.get(identity.customer_id)
+        assert customer is not None
+        return Resolution(
+            customer, handle_type, handle, self._level(identity.verification_level, handle_type, vouched), created
+        )
+
+    @staticmethod
+    def _level(stored: VerificationLevel, handle_type: HandleType, vouched: bool) -> VerificationLevel:
+        """Strong only while the channel proves it now; verification earned in conversation persists on the
+        handle; below that, a handle proves no more than its kind can (a phone number can be spoofed)."""
+        if vouched:
+            return VerificationLevel.STRONG
+        if stored.at_least(VerificationLevel.VERIFIED):
+            return VerificationLevel.VERIFIED
+        return min(stored, _CAP[handle_type], key=lambda lvl: lvl.rank)
 
     def verify(
         self,

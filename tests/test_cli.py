@@ -1,5 +1,6 @@
 """The command line: user errors are one clear line and a non-zero exit, never a traceback."""
 
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,24 @@ def test_help_lists_the_command_groups(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("serve", "demo", "db"):
         assert command in result.stdout
+
+
+@pytest.mark.slow
+def test_chat_one_turn_prints_the_outcome_as_json(demo_db_url: str, tmp_path: Path) -> None:
+    question = "What is your policy on returning delivered items?"
+    args = ["chat", "--channel", "web", "--from", "visitor-9", "--message", question, "--json"]
+    result = _threadline(*args, "--database-url", demo_db_url, "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert set(outcome) == {"customer_id", "reply", "tools", "owner", "handoff_id"}
+    assert outcome["tools"] == [
+        {"name": "search_knowledge", "args": {"query": "What is your policy on returning delivered items?"}}
+    ]
+    assert outcome["owner"] == "ai"
+    assert "Return delivered order" in outcome["reply"]
+
+
+def test_chat_json_without_a_message_is_a_usage_error(tmp_path: Path) -> None:
+    result = _threadline("chat", "--json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--json needs --message" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from core.types import (
     ChannelIdentity,
@@ -63,6 +64,47 @@ class SqlCustomerRepository:
             s.add(row)
             s.flush()
             return Customer.model_validate(row)
+
+    def create_for_handle(
+        self, handle_type: HandleType, value: str, level: VerificationLevel, *, actor: str
+    ) -> tuple[Customer, ChannelIdentity, bool]:
+        """A provisional customer owning a new handle, in one transaction; if the handle was claimed
+        meanwhile, the existing owner instead (created = False). A handle is never taken from its owner."""
+        now = utcnow()
+        try:
+            with self._db.session() as s:
+                row = CustomerRow(id=new_id("cus"), provisional=True, created_at=now)
+                s.add(row)
+                s.flush()
+                identity = ChannelIdentityRow(
+                    customer_id=row.id,
+                    handle_type=handle_type.value,
+                    handle_value=value,
+                    verification_level=level.value,
+                    active=True,
+                    created_at=now,
+                )
+                s.add(identity)
+                s.flush()
+                detail: dict[str, Any] = {"handle_type": handle_type.value, "level": level.value, "previous": {}}
+                s.add(
+                    IdentityEventRow(
+                        kind=IdentityEventKind.LINK.value,
+                        customer_id=row.id,
+                        identity_id=identity.id,
+                        detail=detail,
+                        actor=actor,
+                        created_at=now,
+                    )
+                )
+                return Customer.model_validate(row), ChannelIdentity.model_validate(identity), True
+        except IntegrityError:
+            existing = self.find_by_handle(handle_type, value)
+            if existing is None:
+                raise
+            owner = self.get(existing.customer_id)
+            assert owner is not None
+            return owner, existing, False
 
     def find_by_handle(self, handle_type: HandleType, value: str) -> ChannelIdentity | None:
         with self._db.session() as s:

@@ -1,0 +1,61 @@
+"""`POST /v1/messages`: the generic inbound message from any channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.conversation import MAX_TEXT_CHARS
+from api.deps import ServicesDep
+from core.types import Channel, InboundMessage
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+
+
+class MessageIn(BaseModel):
+    """A customer message."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    channel: Channel
+    sender: str = Field(alias="from", min_length=1, max_length=320, description="The sender's handle on the channel.")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    message_id: str | None = Field(
+        None, max_length=256, description="Provider message id; redeliveries are answered once."
+    )
+    verified: bool = Field(False, description="The calling integration vouches for the sender (signed-in session).")
+
+
+class ToolCallOut(BaseModel):
+    """A tool the AI called in this turn."""
+
+    name: str
+    args: dict[str, Any]
+
+
+class MessageOut(BaseModel):
+    """What the message led to."""
+
+    customer_id: str
+    reply: str | None = Field(description="The reply for the channel, or null when a human owns the case.")
+    tools: list[ToolCallOut]
+    owner: str = Field(description="ai, queue or human")
+    handoff_id: str | None
+    duplicate: bool = False
+
+
+@router.post("/messages", response_model=MessageOut)
+def post_message(body: MessageIn, services: ServicesDep) -> MessageOut:
+    """Run one customer turn (or return the original outcome of a redelivered message)."""
+    outcome = services.conversations.handle(
+        InboundMessage(
+            channel=body.channel,
+            sender=body.sender,
+            text=body.text,
+            provider_message_id=body.message_id,
+            vouched=body.verified,
+        )
+    )
+    return MessageOut.model_validate(outcome.model_dump())

@@ -1,0 +1,67 @@
+"""`POST /v1/messages`: the same turn as the CLI, with clear errors for bad input and one answer per message."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.settings import Settings
+
+
+@pytest.fixture
+def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_a_turn_over_http(client: TestClient) -> None:
+    response = client.post(
+        "/v1/messages", json={"channel": "sms", "from": "+15550100300", "text": "where is my order #W2611340?"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"customer_id", "reply", "tools", "owner", "handoff_id", "duplicate"}
+    assert body["tools"] == [{"name": "lookup_order", "args": {"order_id": "#W2611340"}}]
+    assert body["owner"] == "ai"
+    assert body["handoff_id"] is None
+    assert "357962501027" not in body["reply"]
+
+
+def test_a_redelivered_message_is_answered_once(client: TestClient) -> None:
+    payload = {"channel": "sms", "from": "+15550100301", "text": "hi", "message_id": "SM-dup-1"}
+    first = client.post("/v1/messages", json=payload).json()
+    again = client.post("/v1/messages", json=payload).json()
+    assert again["duplicate"] is True
+    assert {k: v for k, v in again.items() if k != "duplicate"} == {k: v for k, v in first.items() if k != "duplicate"}
+    services = client.app.state.services  # type: ignore[attr-defined]
+    assert services.stores.messages.count(first["customer_id"]) == 2  # one inbound, one reply
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"channel": "sms", "text": "hi"}, "from"),
+        ({"channel": "fax", "from": "+15550100302", "text": "hi"}, "channel"),
+        ({"channel": "sms", "from": "+15550100302", "text": ""}, "text"),
+        ({"channel": "sms", "from": "+15550100302", "text": "x" * 4001}, "text"),
+        ({"channel": "sms", "from": "+15550100302", "text": "hi", "admin": True}, "admin"),
+    ],
+)
+def test_bad_payloads_get_a_clear_422_and_nothing_is_stored(
+    client: TestClient, payload: dict[str, object], field: str
+) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    before = services.stores.messages.count()
+    response = client.post("/v1/messages", json=payload)
+    assert response.status_code == 422
+    assert field in response.text
+    assert services.stores.messages.count() == before
+
+
+def test_a_sender_that_is_not_a_phone_number_on_sms_is_rejected(client: TestClient) -> None:
+    response = client.post("/v1/messages", json={"channel": "sms", "from": "not-a-number", "text": "hi"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"

@@ -1,0 +1,88 @@
+"""The turn service under duplicate deliveries, a crash after acceptance, and concurrent messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from api.services import Services, open_services
+from core.errors import InvalidInputError
+from core.settings import Settings
+from core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
+from demo.loader import DATA_DIR
+from memory.identity import classify_handle
+
+JAMES_EMAIL = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]["email"]
+
+
+@pytest.fixture
+def services(demo_db_url: str, tmp_path: Path) -> Iterator[Services]:
+    opened = open_services(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False))
+    yield opened
+    opened.close()
+
+
+def sms(text: str, message_id: str | None = None, sender: str = "+15550100400") -> InboundMessage:
+    return InboundMessage(channel=Channel.SMS, sender=sender, text=text, provider_message_id=message_id)
+
+
+def test_a_message_accepted_before_a_crash_is_answered_on_redelivery(services: Services) -> None:
+    handle_type, handle = classify_handle(Channel.SMS, "+15550100400")
+    customer = services.stores.customers.create(provisional=True)
+    services.stores.customers.link_identity(customer.id, handle_type, handle, VerificationLevel.ANONYMOUS, actor="test")
+    # The process died right after accepting this message: it is logged, unanswered.
+    services.stores.messages.append(customer.id, Channel.SMS, Direction.INBOUND, "hi", provider_message_id="SM-crash")
+    answered = services.conversations.handle(sms("hi", "SM-crash"))
+    assert answered.reply is not None
+    assert answered.duplicate is False
+    again = services.conversations.handle(sms("hi", "SM-crash"))
+    assert again.duplicate is True
+    assert again.reply == answered.reply
+    log = services.stores.messages.for_customer(customer.id)
+    assert [m.direction for m in log] == [Direction.INBOUND, Direction.OUTBOUND]
+
+
+def test_concurrent_messages_from_one_customer_are_each_answered_once(services: Services) -> None:
+    texts = [f"What is your policy on returns? ({i})" for i in range(6)] + ["hi", "thanks!"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(
+            pool.map(
+                lambda pair: services.conversations.handle(
+                    InboundMessage(
+                        channel=Channel.WEB,
+                        sender=JAMES_EMAIL,
+                        text=pair[1],
+                        provider_message_id=f"w{pair[0]}",
+                        vouched=True,
+                    )
+                ),
+                enumerate(texts),
+            )
+        )
+    assert all(o.reply for o in outcomes)
+    customer = CustomerId(outcomes[0].customer_id)
+    log = services.stores.messages.for_customer(customer, limit=100)
+    inbound = [m for m in log if m.direction is Direction.INBOUND]
+    replies = [m for m in log if m.direction is Direction.OUTBOUND]
+    assert sorted(m.text for m in inbound) == sorted(texts)
+    assert sorted(m.reply_to_id for m in replies) == sorted(m.id for m in inbound)  # one reply each
+
+
+def test_concurrent_redeliveries_run_one_turn(services: Services) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: services.conversations.handle(sms("hi", "SM-same")), range(4)))
+    assert sum(not o.duplicate for o in outcomes) == 1
+    assert len({o.reply for o in outcomes}) == 1
+    assert services.stores.messages.count(CustomerId(outcomes[0].customer_id)) == 2
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 4001])
+def test_empty_or_oversized_text_is_refused_and_nothing_is_stored(services: Services, text: str) -> None:
+    before = services.stores.messages.count()
+    with pytest.raises(InvalidInputError):
+        services.conversations.handle(sms(text))
+    assert services.stores.messages.count() == before
