@@ -56,8 +56,10 @@ def upgrade(db: Database) -> str:
 
 @contextmanager
 def _exclusive(db: Database) -> Iterator[Connection]:
-    with db.engine.connect() as conn:
-        if db.backend == "postgresql":
+    """A connection held under a cross-process lock: a Postgres advisory lock, or a file lock beside SQLite
+    (taken before connecting, since even switching a new SQLite file to WAL needs it to itself)."""
+    if db.backend == "postgresql":
+        with db.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
             try:
@@ -66,14 +68,16 @@ def _exclusive(db: Database) -> Iterator[Connection]:
                 conn.rollback()
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
-            return
-        database = db.engine.url.database
-        if not database or database == ":memory:":
+        return
+    database = db.engine.url.database
+    if not database or database == ":memory:":
+        with db.engine.connect() as conn:
             yield conn
-            return
-        with open(f"{database}.migrate-lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
+        return
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with db.engine.connect() as conn:
                 yield conn
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
