@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli.eval_commands import eval_app
+from cli.kb_commands import kb_app
 from core.errors import ThreadlineError, UsageError
 from core.settings import Settings, load_settings
 from core.types import Channel, InboundMessage, TurnOutcome
@@ -29,6 +31,8 @@ demo_app = typer.Typer(help="The demo store.", no_args_is_help=True)
 db_app = typer.Typer(help="The domain store's schema.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 app.add_typer(db_app, name="db")
+app.add_typer(kb_app, name="kb")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

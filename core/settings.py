@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     load_demo: bool = Field(True, description="Load the demo store into an empty database at start-up.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
+    kb_refresh_s: float = Field(
+        0.5, gt=0, le=60, description="How often each worker checks the knowledge-base version in the database."
+    )
+    hnsw_threshold: int = Field(
+        50_000, ge=1, description="Chunks beyond which the knowledge index switches from exact search to HNSW."
+    )
 
     @field_validator("database_url")
     @classmethod
