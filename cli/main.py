@@ -61,7 +61,7 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run the API, agent console, demo chat and dashboard (creates and seeds the database on first start)."""
+    """Run the HTTP API (creates, migrates and seeds the database on first start)."""
     import uvicorn
 
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
