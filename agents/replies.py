@@ -53,8 +53,10 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
 def knowledge_reply(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> str:
     """The sentences of the best passage that share most words with the question, with the article cited."""
     top = passages[0]
-    body = top["text"].split("\n\n", 1)[-1] if "\n\n" in top["text"] else top["text"]
-    sentences = [s.strip(" -•*") for s in _SPLIT.split(body) if len(s.strip()) > 20]
+    same = [p for p in passages if p["article_id"] == top["article_id"]]
+    bodies = [p["text"].split("\n\n", 1)[-1] if "\n\n" in p["text"] else p["text"] for p in same]
+    body = "\n".join(bodies)
+    sentences = list(dict.fromkeys(s.strip(" -•*") for s in _SPLIT.split(body) if len(s.strip()) > 20))
     wanted = {w for w in _WORD.findall(query.lower()) if w not in _STOP}
     ranked = sorted(range(len(sentences)), key=lambda i: (-len(wanted & set(_WORD.findall(sentences[i].lower()))), i))[
         :max_sentences

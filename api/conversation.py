@@ -45,6 +45,7 @@ class Conversations:
             events=stores.events,
             knowledge=index,
             identity=self._identity,
+            articles=stores.knowledge,
         )
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()

@@ -7,15 +7,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from langchain_core.embeddings import Embeddings
+
 from agents.models import make_chat_model
 from api.conversation import Conversations
 from core.settings import Settings
 from demo.loader import LoadReport, load_demo
 from graphs.support import build_support_graph
 from memory import migrate
+from memory.catalog_knowledge import sync_product_articles
 from memory.checkpoints import open_checkpointer
 from memory.db import Database
 from memory.embeddings import make_embeddings
+from memory.kb_sync import KnowledgeSync
 from memory.knowledge_index import KnowledgeIndex
 from memory.stores import Stores
 
@@ -50,6 +54,13 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
+def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None = None) -> KnowledgeIndex:
+    """The knowledge index under the data dir, brought up to the database's revision."""
+    index = KnowledgeIndex(embeddings or make_embeddings(settings), settings.index_dir)  # TODO-HNSW
+    index.sync(stores.knowledge)
+    return index
+
+
 def open_services(settings: Settings, *, progress: Progress | None = None) -> Services:
     """Open the database, load the demo into an empty one when configured, and build the services."""
     db = open_database(settings)
@@ -58,10 +69,11 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     if settings.load_demo and stores.customers.count() == 0:
         log.info("empty database: loading the demo store")
         report = load_demo(stores, progress) if progress else load_demo(stores)
+    sync_product_articles(stores.orders, stores.knowledge)
     embeddings = make_embeddings(settings)
-    index = KnowledgeIndex(embeddings, settings.index_dir)
-    index.sync(stores.knowledge)
+    index = open_index(settings, stores, embeddings)
     resources = ExitStack()
+    resources.callback(KnowledgeSync(index, stores.knowledge, settings.kb_refresh_s).start().stop)
     checkpointer = resources.enter_context(open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size))
     model = make_chat_model(
         settings.model,

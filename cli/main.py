@@ -170,7 +170,7 @@ def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
         "orders": stores.orders.count_orders(),
         "articles": len(stores.knowledge.list(status=None)),
     }
-    for kind in ("products", "variants", "customers", "identities", "orders", "articles"):
+    for kind in ("products", "variants", "customers", "identities", "orders", "articles", "product articles"):
         table.add_row(kind, str(report.created.get(kind, 0)), str(totals.get(kind, "")))
     console.print(table)
     db.dispose()

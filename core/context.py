@@ -15,6 +15,7 @@ from core.ports import (
     EpisodeRepository,
     EventLog,
     HandoffRepository,
+    KnowledgeRepository,
     MessageLog,
     OrderSystem,
 )
@@ -63,6 +64,7 @@ class TurnServices:
     events: EventLog
     knowledge: KnowledgeSearch
     identity: IdentityVerifier
+    articles: KnowledgeRepository
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,8 @@ class EpisodeRepository(Protocol):
         outcome: str | None = None,
         channel: Channel | None = None,
         open_items: Sequence[str] | None = None,
+        citations: Sequence[str] = (),
+        notices: Sequence[str] = (),
     ) -> Episode: ...
 
     def recent(self, customer_id: CustomerId, limit: int = 10) -> list[Episode]: ...
@@ -187,6 +189,10 @@ class KnowledgeRepository(Protocol):
     def get(self, article_id: ArticleId, version: int | None = None) -> Article | None: ...
 
     def history(self, article_id: ArticleId) -> list[Article]: ...
+
+    def notices(self) -> list[Article]:
+        """Published promotions and product notices (current versions), for proactive mentions."""
+        ...
 
     def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]: ...
 

@@ -114,6 +114,10 @@ class ArticleKind(StrEnum):
     PROCEDURE = "procedure"
     PROMOTION = "promotion"
     PRODUCT_NOTICE = "product_notice"
+    PRODUCT = "product"
+
+
+NOTICE_KINDS = (ArticleKind.PROMOTION, ArticleKind.PRODUCT_NOTICE)
 
 
 class ArticleStatus(StrEnum):
@@ -246,6 +250,8 @@ class Episode(_Record):
     outcome: str | None = None
     channels: list[str] = Field(default_factory=list)
     open_items: list[str] = Field(default_factory=list)
+    citations: list[str] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
     started_at: datetime
     updated_at: datetime
 

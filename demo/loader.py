@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.types import ArticleDraft, CustomerId, HandleType, VerificationLevel
 from demo.knowledge import guideline_articles, policy_articles
+from memory.catalog_knowledge import sync_product_articles
 from memory.ids import stable_id
 from memory.schema import (
     ChannelIdentityRow,
@@ -70,6 +71,9 @@ def load_demo(stores: Stores, progress: Progress = _silent) -> LoadReport:
     _load_customers(stores, users, report, progress)
     _load_orders(stores, users, read_json("tau_retail", "orders.json"), report, progress)
     _load_knowledge(stores, default_articles(), report, progress)
+    changed = sync_product_articles(stores.orders, stores.knowledge, lambda d, t: progress("products kb", d, t))
+    if changed:
+        report.add("product articles", changed)
     return report
 
 

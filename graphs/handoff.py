@@ -68,14 +68,7 @@ def build_packet(
     """The packet for a case handed over at `stall`."""
     asked = [m.text.strip() for m in messages if isinstance(m, HumanMessage) and m.text.strip()]
     priority: Priority = urgency if urgency in SLA else PRIORITY_FOR_STALL.get(stall, "normal")  # type: ignore[assignment]
-    cited = sorted(
-        {
-            f"{p['article_id']}@v{p['version']}"
-            for m in messages
-            if isinstance(m, ToolMessage) and m.name == "search_knowledge"
-            for p in tool_payload(m).get("passages", [])[:1]
-        }
-    )
+    cited = sorted(set(cited_articles(messages)))
     verified = level in ("verified", "strong")
     return HandoffPacket(
         customer=PacketCustomer(
@@ -99,6 +92,16 @@ def build_packet(
         articles_cited=cited,
         transcript_ref=f"customer:{customer.id}/messages",
     )
+
+
+def cited_articles(messages: list[AnyMessage]) -> list[str]:
+    """`article-id@vN` of the passage each knowledge answer was built on (the best one returned)."""
+    return [
+        f"{p['article_id']}@v{p['version']}"
+        for m in messages
+        if isinstance(m, ToolMessage) and m.name == "search_knowledge"
+        for p in tool_payload(m).get("passages", [])[:1]
+    ]
 
 
 def last_intent(messages: list[AnyMessage]) -> str | None:

@@ -16,7 +16,8 @@ from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
 from core.types import Channel, CustomerId, EpisodeStatus, HandoffStatus, VerificationLevel
 from graphs import policy
-from graphs.handoff import build_packet, last_intent
+from graphs.handoff import build_packet, cited_articles, last_intent
+from graphs.notices import citation, notice_text, pick_notice
 from graphs.policy import turn_messages
 from graphs.render import render
 from graphs.state import SupportState
@@ -47,9 +48,14 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
         orders = services.orders.orders_for_customer(customer.id, limit=5)
         if orders:
             brief.append("Recent orders: " + ", ".join(f"{o.id} ({o.status.value})" for o in orders))
+    question = next((m.text for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), "")
+    notice = pick_notice(ctx, question, services.episodes.current(ctx.customer_id)) if handoff is None else None
+    if notice is not None:
+        brief.append(f"Notice to mention: {notice_text(notice)}")
     return {
         "identity": {"customer_id": ctx.customer_id, "level": ctx.verification.value},
         "brief": "\n".join(brief),
+        "notice": {"citation": citation(notice), "text": notice_text(notice)} if notice else None,
         "owner": owner,
         "handoff_id": handoff.id if handoff else None,
         "escalation": None,
@@ -160,7 +166,8 @@ def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any
     tools = [
         {"name": c["name"], "args": dict(c["args"])} for m in turn if isinstance(m, AIMessage) for c in m.tool_calls
     ]
-    return {"reply": render(text, ctx.channel, name=name), "turn_tools": tools}
+    notice = (state.get("notice") or {}).get("text") if state.get("owner", "ai") == "ai" else None
+    return {"reply": render(text, ctx.channel, name=name, notice=notice), "turn_tools": tools}
 
 
 def make_remember(window: int) -> Any:
@@ -174,8 +181,11 @@ def make_remember(window: int) -> Any:
         episode = services.episodes.current(customer_id)
         if episode is None or ctx.now - episode.updated_at > EPISODE_IDLE:
             episode = services.episodes.open(customer_id, ctx.channel, topic=state.get("focus_order_id"))
+        shown = (state.get("notice") or {}).get("citation") if state.get("owner", "ai") == "ai" else None
         services.episodes.update(
             episode.id,
+            citations=cited_articles(turn),
+            notices=[shown] if shown else [],
             channel=ctx.channel,
             summary=extend_summary(episode.summary, line),
             topic=state.get("focus_order_id") or episode.topic or last_intent(turn),

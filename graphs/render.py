@@ -72,8 +72,23 @@ def email_body(text: str, name: str | None) -> str:
     return f"{greeting}\n\n{text.strip()}\n\nBest regards,\nCustomer Care"
 
 
-def render(text: str, channel: Channel, *, name: str | None = None) -> str:
-    """The reply as `channel` should carry it."""
+def _sms_with_notice(text: str, notice: str) -> str:
+    """SMS: the answer shortened as needed so the notice always fits in the two segments."""
+    notice = plain(notice)
+    sentences = _SENTENCE_END.split(re.sub(r"\s*\n+\s*", " ", plain(text)))
+    for count in range(len(sentences), 0, -1):
+        candidate = f"{' '.join(sentences[:count])} {notice}"
+        if sms_segments(candidate) <= SMS_MAX_SEGMENTS:
+            return candidate
+    return fit_sms(f"{text} {notice}")
+
+
+def render(text: str, channel: Channel, *, name: str | None = None, notice: str | None = None) -> str:
+    """The reply as `channel` should carry it, with a proactive notice after the answer when there is one."""
+    if notice and channel is Channel.SMS:
+        return _sms_with_notice(text, notice)
+    if notice:
+        text = f"{text.rstrip()}\n\n{notice}" if channel not in (Channel.VOICE,) else f"{text.rstrip()} {notice}"
     if channel is Channel.SMS:
         return fit_sms(text)
     if channel is Channel.VOICE:

@@ -39,6 +39,8 @@ class SupportState(TypedDict):
     """Consecutive turns the model could not understand."""
     steps: NotRequired[int]
     """Model steps taken in the current turn (bounded)."""
+    notice: NotRequired[dict[str, str] | None]
+    """A proactive notice to mention in this turn's reply (`citation`, `text`)."""
     reply: NotRequired[str | None]
     """The rendered reply of the last turn, or None when the AI stayed silent."""
     turn_tools: NotRequired[list[dict[str, Any]]]

@@ -203,6 +203,8 @@ class EpisodeRow(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     open_items: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    citations: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    notices: Mapped[list[str]] = mapped_column(JSONType, default=list)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

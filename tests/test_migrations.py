@@ -46,3 +46,30 @@ def test_upgrade_is_idempotent_and_safe_from_concurrent_workers(db_factory: Data
     migrate.upgrade(db)
     assert migrate.is_at_head(db)
     db.dispose()
+
+
+def test_upgrading_from_the_first_revision_keeps_the_data(db_factory: DatabaseFactory) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    db = Database.from_url(db_factory.empty_url())
+    config = migrate.alembic_config()
+    with db.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.commit()
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO customers (id, provisional, created_at) VALUES ('c1', false, '2026-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO episodes (id, customer_id, status, channels, open_items, started_at, updated_at) "
+                "VALUES ('e1', 'c1', 'open', '[]', '[]', '2026-01-01', '2026-01-01')"
+            )
+        )
+    migrate.upgrade(db)
+    from memory.repositories.episodes import SqlEpisodeRepository
+
+    episode = SqlEpisodeRepository(db).get("e1")  # type: ignore[arg-type]
+    assert episode is not None
+    assert (episode.citations, episode.notices) == ([], [])
+    db.dispose()

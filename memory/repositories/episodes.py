@@ -28,6 +28,8 @@ class SqlEpisodeRepository:
             topic=topic,
             channels=[channel.value],
             open_items=[],
+            citations=[],
+            notices=[],
             started_at=now,
             updated_at=now,
         )
@@ -62,7 +64,10 @@ class SqlEpisodeRepository:
         outcome: str | None = None,
         channel: Channel | None = None,
         open_items: Sequence[str] | None = None,
+        citations: Sequence[str] = (),
+        notices: Sequence[str] = (),
     ) -> Episode:
+        """Change the given fields; citations and notices are added to those already recorded."""
         with self._db.session() as s:
             row = s.get(EpisodeRow, episode_id, with_for_update=True)
             if row is None:
@@ -79,6 +84,10 @@ class SqlEpisodeRepository:
                 row.channels = [*row.channels, channel.value]
             if open_items is not None:
                 row.open_items = list(open_items)
+            if citations:
+                row.citations = list(dict.fromkeys([*row.citations, *citations]))
+            if notices:
+                row.notices = list(dict.fromkeys([*row.notices, *notices]))
             row.updated_at = utcnow()
             s.flush()
             return Episode.model_validate(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
 from memory.db import Database
 from memory.schema import ArticleRow, ArticleVersionRow, utcnow
 
@@ -88,6 +88,23 @@ class SqlKnowledgeRepository:
                 .order_by(ArticleVersionRow.version)
             )
             return [_article(r) for r in rows]
+
+    def notices(self) -> list[Article]:
+        with self._db.session() as s:
+            query = (
+                select(ArticleVersionRow)
+                .join(
+                    ArticleRow,
+                    (ArticleRow.id == ArticleVersionRow.article_id)
+                    & (ArticleRow.current_version == ArticleVersionRow.version),
+                )
+                .where(
+                    ArticleVersionRow.status == ArticleStatus.PUBLISHED.value,
+                    ArticleVersionRow.kind.in_([k.value for k in NOTICE_KINDS]),
+                )
+                .order_by(ArticleVersionRow.article_id)
+            )
+            return [_article(r) for r in s.scalars(query)]
 
     def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]:
         """The current version of every article, optionally only those with `status`."""

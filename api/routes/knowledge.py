@@ -1,0 +1,115 @@
+"""`/v1/knowledge…`: articles (create, update → new version, retire, versions) and search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ServicesDep
+from core.errors import NotFoundError
+from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
+from memory.knowledge_admin import create_article, retire_article, update_article
+
+router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+AUTHOR = "api"
+
+
+class ArticleIn(BaseModel):
+    """An article's content; every change creates a new version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ArticleKind
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=200_000, description="Markdown.")
+    status: Literal["draft", "published"] = "published"
+    tags: list[str] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list, description="Empty means every channel.")
+    product_ids: list[str] = Field(default_factory=list)
+    effective_from: datetime | None = None
+    effective_to: datetime | None = None
+
+    def draft(self, article_id: str) -> ArticleDraft:
+        """The domain draft for `article_id`."""
+        data = self.model_dump(include=set(ArticleIn.model_fields))
+        data["channels"] = [c.value for c in self.channels]
+        return ArticleDraft(id=ArticleId(article_id), **data)
+
+
+class ArticleCreate(ArticleIn):
+    """A new article with its stable id."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _synced(services: ServicesDep, article: Article) -> Article:
+    services.index.sync(services.stores.knowledge)  # this worker at once; the others within seconds
+    return article
+
+
+@router.get("/articles", response_model=list[Article])
+def list_articles(
+    services: ServicesDep, status: Literal["published", "draft", "retired", "all"] = "published"
+) -> list[Article]:
+    """The current version of every article."""
+    return services.stores.knowledge.list(status=None if status == "all" else ArticleStatus(status))
+
+
+@router.post("/articles", response_model=Article, status_code=201)
+def create(body: ArticleCreate, services: ServicesDep) -> Article:
+    """Create an article (version 1)."""
+    draft = body.draft(body.id)
+    return _synced(services, create_article(services.stores.knowledge, draft, author=AUTHOR))
+
+
+@router.get("/articles/{article_id}", response_model=Article)
+def get(article_id: str, services: ServicesDep) -> Article:
+    """The current version of an article."""
+    article = services.stores.knowledge.get(ArticleId(article_id))
+    if article is None:
+        raise NotFoundError(f"article {article_id!r} not found")
+    return article
+
+
+@router.put("/articles/{article_id}", response_model=Article)
+def update(article_id: str, body: ArticleIn, services: ServicesDep) -> Article:
+    """Replace an article's content: a new version; the old ones stay readable."""
+    return _synced(services, update_article(services.stores.knowledge, body.draft(article_id), author=AUTHOR))
+
+
+@router.post("/articles/{article_id}/retire", response_model=Article)
+def retire(article_id: str, services: ServicesDep) -> Article:
+    """Retire an article: search never returns it again."""
+    return _synced(services, retire_article(services.stores.knowledge, ArticleId(article_id), author=AUTHOR))
+
+
+@router.get("/articles/{article_id}/versions", response_model=list[Article])
+def versions(article_id: str, services: ServicesDep) -> list[Article]:
+    """Every version of an article, oldest first."""
+    history = services.stores.knowledge.history(ArticleId(article_id))
+    if not history:
+        raise NotFoundError(f"article {article_id!r} not found")
+    return history
+
+
+@router.get("/articles/{article_id}/versions/{version}", response_model=Article)
+def version(article_id: str, version: int, services: ServicesDep) -> Article:
+    """One version of an article."""
+    article = services.stores.knowledge.get(ArticleId(article_id), version=version)
+    if article is None:
+        raise NotFoundError(f"article {article_id!r} has no version {version}")
+    return article
+
+
+@router.get("/search", response_model=list[Passage])
+def search(
+    services: ServicesDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="What a customer asked.")],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+    channel: Channel | None = None,
+) -> list[Passage]:
+    """Search the knowledge base as a channel would."""
+    return services.index.search(q, k=k, channel=channel.value if channel else None)

@@ -1,0 +1,56 @@
+"""Proactive notices: a promotion or product notice that concerns this customer's orders or question,
+mentioned once per episode, the same on every channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.context import TurnContext
+from core.disclosure import Disclosure, may_see
+from core.types import Article, Episode, ProductId
+
+MAX_NOTICE_CHARS = 150
+
+
+def _live(article: Article, now: datetime, channel: str) -> bool:
+    if article.channels and channel not in article.channels:
+        return False
+    if article.effective_from and now < article.effective_from:
+        return False
+    return not (article.effective_to and now >= article.effective_to)
+
+
+def notice_text(article: Article) -> str:
+    """The one line every channel shows: the title, plus the body's first sentence when short enough."""
+    first = article.body.strip().split("\n", 1)[0].split(". ", 1)[0].strip().rstrip(".")
+    text = f"{article.title.rstrip('.')}. {first}." if first and first != article.title else f"{article.title}."
+    return text if len(text) <= MAX_NOTICE_CHARS else f"{article.title.rstrip('.')}."
+
+
+def citation(article: Article) -> str:
+    """`article-id@vN`, how episodes record what was shown."""
+    return f"{article.id}@v{article.version}"
+
+
+def pick_notice(ctx: TurnContext, question: str, episode: Episode | None) -> Article | None:
+    """The first live notice about a product in this customer's orders (verified customers only) or named
+    in the question, not yet shown in this episode."""
+    services = ctx.services
+    notices = [a for a in services.articles.notices() if a.product_ids and _live(a, ctx.now, ctx.channel.value)]
+    if not notices:
+        return None
+    shown = {n.split("@", 1)[0] for n in (episode.notices if episode else [])}
+    concerned: set[str] = set()
+    if may_see(ctx.verification, Disclosure.OWN_ORDER_STATUS):
+        for order in services.orders.orders_for_customer(ctx.customer_id, limit=10):
+            concerned |= {item.product_id for item in order.items}
+    lowered = question.lower()
+    for article in notices:
+        if article.id in shown:
+            continue
+        if concerned & set(article.product_ids):
+            return article
+        names = [p.name.lower() for pid in article.product_ids if (p := services.orders.get_product(ProductId(pid)))]
+        if any(name in lowered for name in names):
+            return article
+    return None

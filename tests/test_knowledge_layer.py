@@ -1,0 +1,168 @@
+"""The knowledge layer as customers and editors meet it: one source of truth, versions, channels, notices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from core.settings import Settings
+from core.types import Channel, HandleType, InboundMessage, TurnOutcome, VerificationLevel
+from demo.loader import DATA_DIR, demo_customer_id
+from graphs.render import sms_segments
+
+USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
+JAMES = USERS["james_li_5688"]  # ordered an Office Chair (#W2611340)
+OFFICE_CHAIR = "4794339885"
+NOTICE = {
+    "id": "notice-office-chair-delay",
+    "kind": "product_notice",
+    "title": "The Office Chair ships 3 weeks late",
+    "body": "Our supplier is behind schedule. Orders already placed keep their price.",
+    "product_ids": [OFFICE_CHAIR],
+}
+
+
+@pytest.fixture
+def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def services_of(client: TestClient) -> Services:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    assert isinstance(services, Services)
+    return services
+
+
+def say(client: TestClient, channel: Channel, sender: str, text: str, vouched: bool = False) -> TurnOutcome:
+    message = InboundMessage(channel=channel, sender=sender, text=text, vouched=vouched)
+    return services_of(client).conversations.handle(message)
+
+
+def article(**fields: Any) -> dict[str, Any]:
+    return {"kind": "faq", "title": "Gift wrapping", "body": "We gift wrap any order for $5.", **fields}
+
+
+def test_articles_are_versioned_and_old_versions_stay_readable(client: TestClient) -> None:
+    created = client.post("/v1/knowledge/articles", json=article(id="faq-gift-wrap"))
+    assert created.status_code == 201
+    assert created.json()["version"] == 1
+    assert client.post("/v1/knowledge/articles", json=article(id="faq-gift-wrap")).status_code == 409
+    updated = client.put("/v1/knowledge/articles/faq-gift-wrap", json=article(body="Gift wrapping is free."))
+    assert updated.json()["version"] == 2
+    assert client.get("/v1/knowledge/articles/faq-gift-wrap/versions/1").json()["body"].startswith("We gift wrap")
+    assert [v["version"] for v in client.get("/v1/knowledge/articles/faq-gift-wrap/versions").json()] == [1, 2]
+    assert client.put("/v1/knowledge/articles/nope", json=article()).status_code == 404
+    bad = client.post("/v1/knowledge/articles", json=article(id="x", kind="rumour"))
+    assert bad.status_code == 422
+
+
+def test_a_retired_article_is_never_returned(client: TestClient) -> None:
+    client.post("/v1/knowledge/articles", json=article(id="faq-gift-wrap"))
+    hits = client.get("/v1/knowledge/search", params={"q": "can you gift wrap my order?"}).json()
+    assert hits[0]["article_id"] == "faq-gift-wrap"
+    retired = client.post("/v1/knowledge/articles/faq-gift-wrap/retire").json()
+    assert retired["status"] == "retired"
+    assert retired["version"] == 2
+    hits = client.get("/v1/knowledge/search", params={"q": "can you gift wrap my order?", "k": 20}).json()
+    assert "faq-gift-wrap" not in {h["article_id"] for h in hits}
+    outcome = say(client, Channel.WEB, "visitor-1", "Can you gift wrap my order?")
+    assert "Source: Gift wrapping" not in (outcome.reply or "")
+
+
+def test_a_channel_scoped_article_is_not_used_on_other_channels(client: TestClient) -> None:
+    scoped = article(
+        id="sms-alerts", title="Text alerts", body="Reply STOP to end order text alerts.", channels=["sms"]
+    )
+    client.post("/v1/knowledge/articles", json=scoped)
+    question = "How do I stop the order text alerts?"
+    on_sms = client.get("/v1/knowledge/search", params={"q": question, "channel": "sms"}).json()
+    on_web = client.get("/v1/knowledge/search", params={"q": question, "channel": "web", "k": 20}).json()
+    assert on_sms[0]["article_id"] == "sms-alerts"
+    assert "sms-alerts" not in {h["article_id"] for h in on_web}
+    assert "STOP" in (say(client, Channel.SMS, "+15550100500", question).reply or "")
+    assert "STOP" not in (say(client, Channel.WEB, "visitor-2", question).reply or "")
+
+
+def test_answers_cite_the_version_they_used_and_the_episode_records_it(client: TestClient) -> None:
+    question = "What is your policy on returning delivered items?"
+    first = say(client, Channel.WEB, JAMES["email"], question, vouched=True)
+    assert "version 1" in (first.reply or "")
+    policy = client.get("/v1/knowledge/articles/policy-return-delivered-order").json()
+    new_body = "Delivered orders can be returned within 60 days for a full refund to the original payment method."
+    fields = {k: policy[k] for k in ("kind", "title", "tags", "product_ids")}
+    client.put("/v1/knowledge/articles/policy-return-delivered-order", json={**fields, "body": new_body})
+    second = say(client, Channel.WEB, JAMES["email"], question, vouched=True)
+    assert "version 2" in (second.reply or "")
+    assert "60 days" in (second.reply or "")
+    episode = services_of(client).stores.episodes.current(demo_customer_id("james_li_5688"))
+    assert episode is not None
+    assert {"policy-return-delivered-order@v1", "policy-return-delivered-order@v2"} <= set(episode.citations)
+
+
+def test_product_information_is_knowledge(client: TestClient) -> None:
+    hits = client.get("/v1/knowledge/search", params={"q": "do you have the office chair in black?"}).json()
+    assert f"product-{OFFICE_CHAIR}" in {h["article_id"] for h in hits[:3]}
+    reply = say(client, Channel.WEB, "visitor-3", "Do you have the office chair in black?").reply or ""
+    assert "black" in reply
+    assert "Office Chair" in reply
+
+
+def _verified_sender(client: TestClient, channel: Channel) -> tuple[str, bool]:
+    """A sender handle for James on `channel`, verified the way that channel can be."""
+    if channel is Channel.WEB:
+        return JAMES["email"], True
+    stores = services_of(client).stores
+    handle_type, handle = (
+        (HandleType.PHONE, "+15550100600") if channel is Channel.SMS else (HandleType.EMAIL, JAMES["email"])
+    )
+    stores.customers.link_identity(
+        demo_customer_id("james_li_5688"), handle_type, handle, VerificationLevel.VERIFIED, actor="test"
+    )
+    return handle, False
+
+
+@pytest.mark.parametrize("channel", [Channel.WEB, Channel.SMS, Channel.EMAIL])
+def test_a_notice_reaches_an_affected_customer_once_per_episode_on_every_channel(
+    client: TestClient, channel: Channel
+) -> None:
+    client.post("/v1/knowledge/articles", json=NOTICE)
+    sender, vouched = _verified_sender(client, channel)
+    first = say(client, channel, sender, "hi", vouched=vouched)
+    assert "The Office Chair ships 3 weeks late. Our supplier is behind schedule." in (first.reply or "")
+    if channel is Channel.SMS:
+        assert sms_segments(first.reply or "") <= 2
+    again = say(client, channel, sender, "thanks!", vouched=vouched)
+    assert "ships 3 weeks late" not in (again.reply or "")
+    episode = services_of(client).stores.episodes.current(demo_customer_id("james_li_5688"))
+    assert episode is not None
+    assert episode.notices == ["notice-office-chair-delay@v1"]
+
+
+def test_a_notice_never_reaches_an_unaffected_customer(client: TestClient) -> None:
+    client.post("/v1/knowledge/articles", json=NOTICE)
+    unaffected = next(
+        u["email"]
+        for u in USERS.values()
+        if not any("Office Chair" in json.dumps(o) for o in [])
+        and u["email"] != JAMES["email"]
+        and all(OFFICE_CHAIR not in json.dumps(_order(oid)) for oid in u["orders"])
+    )
+    for text in ["hi", "where are my orders?", "What is your policy on returning delivered items?"]:
+        outcome = say(client, Channel.WEB, unaffected, text, vouched=True)
+        assert "ships 3 weeks late" not in (outcome.reply or "")
+    anonymous = say(client, Channel.WEB, "visitor-4", "hi")
+    assert "ships 3 weeks late" not in (anonymous.reply or "")
+
+
+def _order(order_id: str) -> dict[str, Any]:
+    orders: dict[str, Any] = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())
+    return dict(orders[order_id])
