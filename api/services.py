@@ -80,7 +80,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         embeddings=embeddings,
         base_url=settings.openai_base_url,
         api_key=settings.openai_api_key,
-        cache_dir=settings.data_dir / "cache",
+        cache_dir=settings.cache_path,
     )
     graph = build_support_graph(model, checkpointer=checkpointer)
     return Services(

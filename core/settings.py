@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     load_demo: bool = Field(True, description="Load the demo store into an empty database at start-up.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
+    cache_dir: Path | None = Field(
+        None, description="Embedding cache shared by workers and restarts; unset means DATA_DIR/cache."
+    )
     kb_refresh_s: float = Field(
         0.5, gt=0, le=60, description="How often each worker checks the knowledge-base version in the database."
     )
@@ -83,6 +86,11 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         """Whether the domain store (and the checkpoints) live in Postgres."""
         return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def cache_path(self) -> Path:
+        """Where derived, rebuildable caches (embeddings, the classifier's example matrix) live."""
+        return (self.cache_dir or self.data_dir / "cache").resolve()
 
     @property
     def index_dir(self) -> Path:

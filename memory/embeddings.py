@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from core.settings import Settings
+from memory.embedding_cache import EmbeddingCache
 
 
 class LocalMiniLMEmbeddings(Embeddings):
@@ -17,7 +19,7 @@ class LocalMiniLMEmbeddings(Embeddings):
 
     dimension = 384
 
-    def __init__(self, batch_size: int = 64, cache_size: int = 50_000) -> None:
+    def __init__(self, batch_size: int = 64, cache_size: int = 50_000, cache_path: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -33,6 +35,7 @@ class LocalMiniLMEmbeddings(Embeddings):
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = cache_size
+        self._disk = EmbeddingCache(cache_path, "all-MiniLM-L6-v2") if cache_path else None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts)
@@ -46,12 +49,18 @@ class LocalMiniLMEmbeddings(Embeddings):
             return []
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if missing and self._disk is not None:
+                stored = self._disk.get_many(missing)
+                self._cache.update(stored)
+                missing = [t for t in missing if t not in stored]
             if missing:
                 vectors = self._model.encode(
                     missing, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
                 )
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = [float(x) for x in vector]
+                computed = {text: [float(x) for x in vector] for text, vector in zip(missing, vectors, strict=True)}
+                self._cache.update(computed)
+                if self._disk is not None:
+                    self._disk.put_many(computed)
             result = []
             for text in texts:
                 self._cache.move_to_end(text)
@@ -72,7 +81,8 @@ def make_embeddings(settings: Settings) -> Embeddings:
 
         options: dict[str, Any] = {"base_url": settings.openai_base_url, "api_key": settings.openai_api_key}
         return OpenAIEmbeddings(**options)
+    path = settings.cache_path / "embeddings.sqlite"
     with _shared_lock:
-        if "local" not in _shared:
-            _shared["local"] = LocalMiniLMEmbeddings()
-        return _shared["local"]
+        if str(path) not in _shared:
+            _shared[str(path)] = LocalMiniLMEmbeddings(cache_path=path)
+        return _shared[str(path)]

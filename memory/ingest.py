@@ -60,6 +60,8 @@ class _HtmlText(HTMLParser):
 
 def _draft(record: dict[str, Any], kind: ArticleKind, where: str) -> ArticleDraft:
     body = record.get("content") or record.get("body") or ""
+    if not str(body).strip():
+        raise InvalidInputError(f"{where}: the article has no content")
     fields = {k: v for k, v in record.items() if k in ("tags", "channels", "product_ids", "status")}
     try:
         return ArticleDraft(

@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     for key in [k for k in os.environ if k.startswith("THREADLINE_") and k != "THREADLINE_TEST_PG_DSN"]:
         os.environ.pop(key)
+    # Embeddings are deterministic: every test and every server process the tests start shares one cache.
+    cache = config.cache.mkdir("threadline-embeddings") if config.cache else Path(".threadline-test-cache")
+    os.environ["THREADLINE_CACHE_DIR"] = str(cache)
 
 
 def _pg_url(name: str) -> str:

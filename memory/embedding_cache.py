@@ -1,0 +1,56 @@
+"""A persistent embedding cache: a SQLite file of vectors keyed by model and text, shared by processes.
+
+Embedding the demo knowledge base and the offline model's examples takes tens of seconds on a laptop CPU;
+with this cache a fresh data dir, a second worker or a restart pays it once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+
+class EmbeddingCache:
+    """Vectors by (model, text); safe across threads and processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+        self._model = model
+        self._lock = threading.Lock()
+
+    def _key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{self._model}\x00{text}".encode()).digest()
+
+    def get_many(self, texts: Iterable[str]) -> dict[str, list[float]]:
+        """The cached vectors among `texts`."""
+        wanted = {self._key(t): t for t in texts}
+        found: dict[str, list[float]] = {}
+        keys = list(wanted)
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk)
+                for key, blob in rows:
+                    found[wanted[key]] = np.frombuffer(blob, dtype=np.float32).tolist()
+        return found
+
+    def put_many(self, vectors: dict[str, list[float]]) -> None:
+        """Store vectors (existing keys are left as they are)."""
+        rows = [(self._key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()]
+        with self._lock:
+            self._conn.executemany("INSERT OR IGNORE INTO vectors (key, vector) VALUES (?, ?)", rows)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._conn.close()
