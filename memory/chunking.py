@@ -85,3 +85,23 @@ def chunk_article(article: Article, max_chars: int = 800) -> list[tuple[int, str
         elif not blocks:
             chunks.append(prefix.rstrip())  # a heading with nothing under it still says something
     return list(enumerate(chunks or [title]))
+
+
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def split_request(text: str, min_chars: int = 20, max_clauses: int = 48) -> list[str]:
+    """A customer's request cut into sentences and lines, so each can be matched on its own.
+
+    Fragments shorter than `min_chars` ("Hi,", "Thanks!") are dropped; a request with nothing longer than that
+    is returned whole. At most `max_clauses` are kept, evenly spread over a very long request.
+    """
+    clauses = [p.strip(" \t-*>#") for p in _CLAUSE_BREAK.split(text)]
+    clauses = [c for c in clauses if len(c) >= min_chars]
+    if not clauses:
+        stripped = text.strip()
+        return [stripped] if stripped else []
+    if len(clauses) > max_clauses:
+        step = len(clauses) / max_clauses
+        clauses = [clauses[int(i * step)] for i in range(max_clauses)]
+    return clauses

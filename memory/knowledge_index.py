@@ -1,4 +1,22 @@
-"""A FAISS vector index over the published knowledge base, kept in step with the repository incrementally."""
+"""A FAISS vector index over the published knowledge base, kept in step with the repository incrementally.
+
+Retrieval, as measured by `threadline eval retrieval` on long customer requests:
+
+* A request is cut into clauses (`split_request`); each clause is embedded on its own, because MiniLM reads at
+  most 256 word pieces and a whole email blurs into one generic vector. A chunk's dense score is the mean
+  cosine of its `clause_votes` best-matching clauses: a chunk that answers several parts of the request beats
+  one that matches a single greeting or sign-off line. For a one-clause question this is the plain cosine.
+* For multi-clause requests the dense order is fused (reciprocal rank, k=60) with BM25 over the same chunks at
+  `lexical_weight`; BM25 raised MRR@10 and nDCG@10 on the dev set without costing recall. One-clause questions
+  keep the pure cosine order.
+* `Passage.score` is always the dense score (a cosine, or a mean of cosines), never the fused one, so the
+  product's `min_score` cut-off keeps its meaning; with fusion, results are in fused order.
+
+Exact inner-product search (IndexFlatIP) serves up to `hnsw_threshold` chunks; past it the index is rebuilt as
+HNSW (IndexHNSWFlat, inner product). HNSW cannot remove vectors, so updated and retired chunks become
+tombstones that search skips, and the graph is rebuilt from its own stored vectors (no re-embedding) once
+tombstones exceed 10% of it. Both kinds sit in an IndexIDMap2 and persist the same way.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +38,20 @@ from langchain_core.embeddings import Embeddings
 
 from core.ports import KnowledgeRepository
 from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
-from memory.chunking import chunk_article
+from memory.chunking import chunk_article, split_request
+from memory.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
 
 _FORMAT = 1
 _INDEX_FILE = "knowledge.faiss"
 _META_FILE = "knowledge.json"
+_RRF_K = 60
+_HNSW_M = 32
+_HNSW_EF_CONSTRUCTION = 80
+_HNSW_EF_SEARCH = 64
+_COMPACT_RATIO = 0.1  # rebuild an HNSW graph once this share of its vectors are tombstones
+_FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (no flapping at the boundary)
 Vectors = npt.NDArray[np.float32]
 
 
@@ -75,15 +100,48 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _new_index(dimension: int, hnsw: bool) -> Any:
+    base: Any
+    if hnsw:
+        base = faiss.IndexHNSWFlat(dimension, _HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+        base.hnsw.efSearch = _HNSW_EF_SEARCH
+    else:
+        base = faiss.IndexFlatIP(dimension)
+    return faiss.IndexIDMap2(base)
+
+
+def _is_hnsw(index: Any) -> bool:
+    return index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
+
+
 class KnowledgeIndex:
     """Semantic search over published articles; `sync` re-embeds only articles whose version changed."""
 
-    def __init__(self, embeddings: Embeddings, directory: str | Path | None = None, *, max_chars: int = 800) -> None:
-        """Wrap `embeddings`; with a `directory`, load a previously saved index from it and save there after syncs."""
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        directory: str | Path | None = None,
+        *,
+        max_chars: int = 800,
+        hnsw_threshold: int = 50_000,
+        clause_votes: int = 5,
+        lexical_weight: float = 0.2,
+    ) -> None:
+        """Wrap `embeddings`; with a `directory`, load a previously saved index from it and save there after syncs.
+
+        `hnsw_threshold` is the chunk count past which search switches from exact to HNSW; `clause_votes` and
+        `lexical_weight` shape long-request retrieval (see the module docstring).
+        """
+        if hnsw_threshold < 1 or clause_votes < 1 or lexical_weight < 0:
+            raise ValueError("hnsw_threshold and clause_votes must be positive, lexical_weight not negative")
         self._embeddings = embeddings
         self._model = _model_identity(embeddings)
         self._dir = Path(directory) if directory is not None else None
         self._max_chars = max_chars
+        self._hnsw_threshold = hnsw_threshold
+        self._clause_votes = clause_votes
+        self._lexical_weight = lexical_weight
         self._lock = threading.RLock()  # guards the state below; held briefly by sync and by search
         self._sync_lock = threading.Lock()  # serialises syncs so embedding happens outside `_lock`
         self._reset()
@@ -91,9 +149,11 @@ class KnowledgeIndex:
             self._load(self._dir)
 
     def _reset(self) -> None:
-        self._index: Any = None  # faiss.IndexIDMap2 over IndexFlatIP, created once the dimension is known
+        self._index: Any = None  # IndexIDMap2 over IndexFlatIP or IndexHNSWFlat, created once the dimension is known
         self._articles: dict[ArticleId, _Entry] = {}
         self._chunks: dict[int, tuple[ArticleId, int, str]] = {}  # vector id -> (article, chunk number, text)
+        self._dead: set[int] = set()  # ids still in an HNSW graph whose chunks are gone
+        self._lexical = LexicalIndex()
         self._next_id = 0
         self._revision = -1
 
@@ -112,6 +172,12 @@ class KnowledgeIndex:
         """Number of chunks currently indexed."""
         with self._lock:
             return len(self._chunks)
+
+    @property
+    def approximate(self) -> bool:
+        """Whether search runs on an HNSW graph rather than exactly."""
+        with self._lock:
+            return _is_hnsw(self._index)
 
     def sync(self, repo: KnowledgeRepository) -> bool:
         """Bring the index up to date with `repo`'s published articles; returns whether its revision had moved."""
@@ -135,9 +201,19 @@ class KnowledgeIndex:
                 pieces, vectors = self._embed_articles(changed)
             with self._lock:
                 stale = [aid for aid in self._articles if aid not in published] + [a.id for a in changed]
+                doomed = [vid for aid in stale if aid in self._articles for vid in self._articles[aid].chunk_ids]
+                lexical, first_id = self._lexical, self._next_id
+            # Syncs are serialised, so the ids `_add` will hand out are known: build the BM25 snapshot unlocked.
+            texts = [text for chunks in pieces for _, text in chunks]
+            lexical = lexical.replaced(doomed, dict(enumerate(texts, start=first_id)))
+            with self._lock:
                 self._remove(stale)
                 self._add(changed, pieces, vectors)
+                self._lexical = lexical
                 self._revision = revision
+                rebuild = self._rebuild_plan()
+            if rebuild is not None:
+                self._rebuild(hnsw=rebuild)
             logger.info(
                 "knowledge index at revision %s: %s articles re-embedded, %s chunks", revision, len(changed), self.size
             )
@@ -146,31 +222,79 @@ class KnowledgeIndex:
             return True
 
     def search(self, query: str, k: int = 5, *, channel: str | None = None, min_score: float = 0.0) -> list[Passage]:
-        """The `k` chunks most similar to `query`, best first, at most two per article, only live articles."""
+        """The `k` best chunks for `query`, best first, at most two per article, only live articles.
+
+        A one-clause question is ranked by cosine similarity; a longer request clause by clause, fused with
+        BM25 (see the module docstring). Only chunks whose dense score reaches `min_score` are returned.
+        """
         if k <= 0 or not self.size:
             return []
-        vector = self._as_matrix([self._embeddings.embed_query(query)])
+        clauses = split_request(query)
+        if not clauses:
+            return []
+        matrix = self._as_matrix([self._embeddings.embed_query(clause) for clause in clauses])
         now = datetime.now(UTC)
         with self._lock:
-            if self._index is None or vector.shape[1] != self._index.d:
+            if self._index is None or matrix.shape[1] != self._index.d:
                 return []
             total = int(self._index.ntotal)
-            fetch = min(total, k * 4)
+            fetch = min(total, max(k * 4, 64 if len(clauses) > 1 else 0))
             while True:
-                scores, ids = self._index.search(vector, fetch)
-                passages = self._collect(scores[0], ids[0], k, channel, min_score, now)
-                if len(passages) >= k or fetch >= total or float(scores[0][-1]) < min_score:
+                if len(clauses) == 1:
+                    scores, ids = self._index.search(matrix, fetch)
+                    ranked = [(vid, score) for vid, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True)]
+                    passages = self._collect(ranked, k, channel, min_score, now, by_score=True)
+                    found = scores[0][ids[0] >= 0]  # HNSW may return fewer than asked, padded with -1
+                    if len(found) and float(found[-1]) < min_score:
+                        return passages
+                else:
+                    passages = self._collect(self._rank_request(query, matrix, fetch), k, channel, min_score, now)
+                if len(passages) >= k or fetch >= total:
                     return passages
                 fetch = min(total, fetch * 4)
 
+    def _rank_request(self, query: str, clauses: Vectors, fetch: int) -> list[tuple[int, float]]:
+        """Candidates for a multi-clause request as (vector id, dense score), in fused order.
+
+        The pool is each clause's `fetch` nearest chunks plus BM25's `fetch` best; every candidate is then
+        scored exactly against every clause from its stored vector.
+        """
+        _, ids = self._index.search(clauses, fetch)
+        hits = self._lexical.query(query)
+        lexical_ids, _ = hits.top(fetch)
+        pool = np.unique(np.concatenate([ids.ravel(), lexical_ids]))
+        pool = np.asarray([vid for vid in pool.tolist() if vid in self._chunks], dtype=np.int64)
+        if not len(pool):
+            return []
+        similarity = self._index.reconstruct_batch(pool) @ clauses.T  # candidates x clauses
+        votes = min(self._clause_votes, similarity.shape[1])
+        dense = np.sort(similarity, axis=1)[:, -votes:].mean(axis=1)
+        dense_rank = np.empty(len(pool))
+        dense_rank[np.argsort(-dense, kind="stable")] = np.arange(1, len(pool) + 1)
+        fused = 1.0 / (_RRF_K + dense_rank)
+        if self._lexical_weight:
+            fused += self._lexical_weight / (_RRF_K + hits.ranks(pool))
+        order = np.argsort(-fused, kind="stable")
+        return [(int(pool[i]), float(dense[i])) for i in order]
+
     def _collect(
-        self, scores: Vectors, ids: npt.NDArray[np.int64], k: int, channel: str | None, min_score: float, now: datetime
+        self,
+        ranked: list[tuple[int, float]],
+        k: int,
+        channel: str | None,
+        min_score: float,
+        now: datetime,
+        *,
+        by_score: bool = False,
     ) -> list[Passage]:
+        """Passages from ranked (vector id, score) pairs; `by_score` means scores descend, so stop at `min_score`."""
         passages: list[Passage] = []
         per_article: dict[ArticleId, int] = {}
-        for score, vid in zip(scores.tolist(), ids.tolist(), strict=True):
-            if vid < 0 or score < min_score or len(passages) >= k:
+        for vid, score in ranked:
+            if len(passages) >= k or (by_score and score < min_score):
                 break
+            if vid < 0 or vid not in self._chunks or score < min_score:
+                continue  # -1 pads a short answer; tombstones of an HNSW graph are skipped
             article_id, number, text = self._chunks[vid]
             entry = self._articles[article_id]
             if per_article.get(article_id, 0) >= 2 or not entry.live(now, channel):
@@ -205,13 +329,17 @@ class KnowledgeIndex:
     def _remove(self, article_ids: list[ArticleId]) -> None:
         doomed = [vid for aid in article_ids if aid in self._articles for vid in self._articles.pop(aid).chunk_ids]
         if doomed and self._index is not None:
-            self._index.remove_ids(np.asarray(doomed, dtype=np.int64))
+            if _is_hnsw(self._index):
+                self._dead.update(doomed)  # HNSW cannot delete: search skips these until the next rebuild
+            else:
+                self._index.remove_ids(np.asarray(doomed, dtype=np.int64))
         for vid in doomed:
             del self._chunks[vid]
 
     def _add(self, articles: list[Article], pieces: list[list[tuple[int, str]]], vectors: Vectors) -> None:
         if vectors.shape[0] and self._index is None:
-            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(vectors.shape[1])))
+            hnsw = len(self._chunks) + int(vectors.shape[0]) > self._hnsw_threshold
+            self._index = _new_index(int(vectors.shape[1]), hnsw)
         ids = np.arange(self._next_id, self._next_id + vectors.shape[0], dtype=np.int64)
         self._next_id += int(vectors.shape[0])
         cursor = 0
@@ -232,6 +360,30 @@ class KnowledgeIndex:
         if vectors.shape[0]:
             self._index.add_with_ids(vectors, ids)
 
+    def _rebuild_plan(self) -> bool | None:
+        """Whether the index should be rebuilt as HNSW (True) or exact (False), or left alone (None)."""
+        if self._index is None:
+            return None
+        live, hnsw = len(self._chunks), _is_hnsw(self._index)
+        if not hnsw:
+            return True if live > self._hnsw_threshold else None
+        if live <= self._hnsw_threshold * _FLAT_RATIO:
+            return False
+        return True if len(self._dead) > _COMPACT_RATIO * int(self._index.ntotal) else None
+
+    def _rebuild(self, *, hnsw: bool) -> None:
+        """Rebuild the index from its own stored vectors, off the search lock; call only from `sync`."""
+        with self._lock:
+            ids = np.fromiter(self._chunks, dtype=np.int64, count=len(self._chunks))
+            vectors = self._index.reconstruct_batch(ids) if len(ids) else None
+            dimension = int(self._index.d)
+        index = _new_index(dimension, hnsw)
+        if vectors is not None:
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        with self._lock:  # no sync can have run meanwhile (the caller holds `_sync_lock`)
+            self._index, self._dead = index, set()
+        logger.info("knowledge index rebuilt as %s over %s chunks", "HNSW" if hnsw else "exact", len(ids))
+
     def _save(self, directory: Path) -> None:
         """Write the FAISS file, then the sidecar carrying its checksum, each atomically (a torn pair is rejected)."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -246,6 +398,8 @@ class KnowledgeIndex:
                 "dimension": None if self._index is None else int(self._index.d),
                 "index_sha256": None if self._index is None else _sha256(index_path),
                 "next_id": self._next_id,
+                "kind": "hnsw" if _is_hnsw(self._index) else "flat",
+                "dead": sorted(self._dead),
                 "articles": {
                     aid: {
                         "version": e.version,
@@ -295,13 +449,15 @@ class KnowledgeIndex:
                     effective_to=datetime.fromisoformat(item["effective_to"]) if item["effective_to"] else None,
                     chunk_ids=tuple(int(vid) for vid, _, _ in item["chunks"]),
                 )
+            dead = {int(vid) for vid in meta.get("dead", [])}
             stored = set() if index is None else set(faiss.vector_to_array(index.id_map).tolist())
-            if stored != set(chunks):
+            if stored != set(chunks) | dead or dead & set(chunks) or (dead and not _is_hnsw(index)):
                 raise ValueError("index ids do not match the sidecar's chunks")
             revision, next_id = int(meta["revision"]), int(meta["next_id"])
+            lexical = LexicalIndex.from_texts({vid: text for vid, (_, _, text) in chunks.items()})
         except Exception as exc:  # any unreadable or inconsistent pair means: rebuild from the repository
             logger.warning("ignoring saved knowledge index in %s (%s); it will be rebuilt", directory, exc)
             return
         with self._lock:
-            self._index, self._articles, self._chunks = index, articles, chunks
-            self._revision, self._next_id = revision, next_id
+            self._index, self._articles, self._chunks, self._dead = index, articles, chunks, dead
+            self._revision, self._next_id, self._lexical = revision, next_id, lexical
