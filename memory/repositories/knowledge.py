@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import builtins
+
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
@@ -90,24 +92,17 @@ class SqlKnowledgeRepository:
             return [_article(r) for r in rows]
 
     def notices(self) -> list[Article]:
-        with self._db.session() as s:
-            query = (
-                select(ArticleVersionRow)
-                .join(
-                    ArticleRow,
-                    (ArticleRow.id == ArticleVersionRow.article_id)
-                    & (ArticleRow.current_version == ArticleVersionRow.version),
-                )
-                .where(
-                    ArticleVersionRow.status == ArticleStatus.PUBLISHED.value,
-                    ArticleVersionRow.kind.in_([k.value for k in NOTICE_KINDS]),
-                )
-                .order_by(ArticleVersionRow.article_id)
-            )
-            return [_article(r) for r in s.scalars(query)]
+        kinds = [k.value for k in NOTICE_KINDS]
+        return self._current(
+            ArticleVersionRow.status == ArticleStatus.PUBLISHED.value, ArticleVersionRow.kind.in_(kinds)
+        )
 
     def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]:
         """The current version of every article, optionally only those with `status`."""
+        return self._current(*([] if status is None else [ArticleVersionRow.status == status.value]))
+
+    def _current(self, *conditions: ColumnElement[bool]) -> builtins.list[Article]:
+        """Current versions matching `conditions`, by article id."""
         with self._db.session() as s:
             query = (
                 select(ArticleVersionRow)
@@ -116,10 +111,9 @@ class SqlKnowledgeRepository:
                     (ArticleRow.id == ArticleVersionRow.article_id)
                     & (ArticleRow.current_version == ArticleVersionRow.version),
                 )
+                .where(*conditions)
                 .order_by(ArticleVersionRow.article_id)
             )
-            if status is not None:
-                query = query.where(ArticleVersionRow.status == status.value)
             return [_article(r) for r in s.scalars(query)]
 
     def revision(self) -> int:
