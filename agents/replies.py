@@ -53,7 +53,8 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
 def knowledge_reply(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> str:
     """The sentences of the best passage that share most words with the question, with the article cited."""
     top = passages[0]
-    same = [p for p in passages if p["article_id"] == top["article_id"]]
+    article = top.get("article_id")
+    same = [top, *(p for p in passages[1:] if article and p.get("article_id") == article)]
     bodies = [p["text"].split("\n\n", 1)[-1] if "\n\n" in p["text"] else p["text"] for p in same]
     body = "\n".join(bodies)
     sentences = list(dict.fromkeys(s.strip(" -•*") for s in _SPLIT.split(body) if len(s.strip()) > 20))

@@ -56,7 +56,14 @@ def open_database(settings: Settings) -> Database:
 
 def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None = None) -> KnowledgeIndex:
     """The knowledge index under the data dir, brought up to the database's revision."""
-    index = KnowledgeIndex(embeddings or make_embeddings(settings), settings.index_dir)  # TODO-HNSW
+    import faiss
+
+    # Each search is one query from one request thread; OpenMP fan-out only adds contention (measured: exact
+    # search at 10k chunks 0.25 ms p50 single-threaded, up to 24 ms with default threads under load).
+    faiss.omp_set_num_threads(1)
+    index = KnowledgeIndex(
+        embeddings or make_embeddings(settings), settings.index_dir, hnsw_threshold=settings.hnsw_threshold
+    )
     index.sync(stores.knowledge)
     return index
 

@@ -1,30 +1,30 @@
-"""`python -m bench [--json] [--quick]`: the turn benchmark, as a table or one JSON object."""
+"""`python -m bench [--json] [--quick] [--only turns|knowledge]`: the benchmarks, as tables or one JSON object."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the turn benchmark and print the table (progress on stderr) or the JSON object alone."""
-    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    """Run the benchmarks and print tables (progress on stderr) or the JSON object alone."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
     parser.add_argument("--json", action="store_true", help="print only the result as one JSON object")
-    parser.add_argument("--quick", action="store_true", help="few turns: a smoke run, not a measurement")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--only", choices=["all", "turns", "knowledge"], default="all")
     args = parser.parse_args(argv)
 
     from rich.console import Console
 
-    from bench.turns import render, run
+    from bench.suite import render_all, run_all
 
     err = Console(stderr=True)
-    result = run(quick=args.quick, log=None if args.json else lambda line: err.print(f"[dim]{line}[/]"))
+    result = run_all(args.quick, only=args.only, log=None if args.json else lambda line: err.print(f"[dim]{line}[/]"))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        Console().print(render(result))
+        for table in render_all(result):
+            Console().print(table)
 
 
 if __name__ == "__main__":

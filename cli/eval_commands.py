@@ -21,13 +21,17 @@ def retrieval(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
 ) -> None:
     """Score Threadline's retriever beside plain BM25 and plain dense search on a labelled set (scratch index)."""
+    from core.errors import InvalidInputError
     from core.settings import load_settings
-    from evals.retrieval import evaluate_retrieval
+    from evals.retrieval import evaluate_retrieval, load_docs, load_tasks
     from memory.embeddings import make_embeddings
 
+    if k < 1:
+        raise InvalidInputError("--k must be at least 1")
+    documents, labelled = load_docs(docs), load_tasks(tasks)  # fail on bad input before loading the model
     err = Console(stderr=True)
     log = None if as_json else (lambda line: err.print(f"[dim]{line}[/]"))
-    result = evaluate_retrieval(docs, tasks, make_embeddings(load_settings()), k=k, log=log)
+    result = evaluate_retrieval(documents, labelled, make_embeddings(load_settings()), k=k, log=log)
     if as_json:
         typer.echo(json.dumps(result))
         return

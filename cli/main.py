@@ -190,22 +190,23 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 
 
 @app.command("bench")
-def bench_turns(
+def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="Few turns: a smoke run, not a measurement.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run, not a measurement.")] = False,
+    only: Annotated[str, typer.Option(help="all, turns or knowledge.")] = "all",
 ) -> None:
-    """Measure turns per second and per-turn latency beside a minimal LangGraph tool loop (offline, SQLite)."""
-    import json
+    """Run the benchmarks: our turn beside a minimal LangGraph tool loop, and knowledge search at scale."""
+    from bench.suite import render_all, run_all
 
-    os.environ.setdefault("LANGSMITH_TRACING", "false")
-    from bench.turns import render
-    from bench.turns import run as run_bench
-
-    result = run_bench(quick, log=None if as_json else lambda line: err_console.print(f"[dim]{line}[/]"))
+    if only not in ("all", "turns", "knowledge"):
+        raise UsageError(f"--only takes all, turns or knowledge, not {only!r}")
+    log = None if as_json else (lambda line: err_console.print(f"[dim]{line}[/]"))
+    result = run_all(quick, only=only, log=log)  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps(result, indent=2))
-    else:
-        console.print(render(result))
+        return
+    for table in render_all(result):
+        console.print(table)
 
 
 def run() -> None:

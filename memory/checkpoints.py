@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+
+_SETUP_LOCK_KEY = 74_726_561_647
+
+
+def _try_lock(conn: Any) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK_KEY,)).fetchone()
+    return bool(row["locked"])
 
 
 @contextmanager
@@ -42,7 +51,16 @@ def open_checkpointer(sqlalchemy_url: str, *, pool_size: int = 10) -> Iterator[B
     )
     try:
         saver_pg = PostgresSaver(pool)  # type: ignore[arg-type]
-        saver_pg.setup()
+        # Workers start together; the saver's own migrations are not safe to run concurrently. Poll the lock
+        # rather than block on it: a blocked statement holds a snapshot that CREATE INDEX CONCURRENTLY
+        # (one of those migrations) would wait for, a deadlock.
+        with pool.connection() as lock:
+            while not _try_lock(lock):
+                time.sleep(0.05)
+            try:
+                saver_pg.setup()
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
         yield saver_pg
     finally:
         pool.close()

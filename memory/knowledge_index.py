@@ -29,14 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from core.ports import KnowledgeRepository
 from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
 from memory.chunking import chunk_article, split_request
 from memory.lexical import LexicalIndex
@@ -49,10 +48,18 @@ _META_FILE = "knowledge.json"
 _RRF_K = 60
 _HNSW_M = 32
 _HNSW_EF_CONSTRUCTION = 80
-_HNSW_EF_SEARCH = 64
+_HNSW_EF_SEARCH = 128
 _COMPACT_RATIO = 0.1  # rebuild an HNSW graph once this share of its vectors are tombstones
 _FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (no flapping at the boundary)
 Vectors = npt.NDArray[np.float32]
+
+
+class PublishedArticles(Protocol):
+    """What `sync` reads from a knowledge repository (`core.ports.KnowledgeRepository` provides it)."""
+
+    def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]: ...
+
+    def revision(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _new_index(dimension: int, hnsw: bool) -> Any:
+def new_vector_index(dimension: int, hnsw: bool) -> Any:
+    """An empty IndexIDMap2 over exact inner-product search or an inner-product HNSW graph."""
     base: Any
     if hnsw:
         base = faiss.IndexHNSWFlat(dimension, _HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -179,7 +187,7 @@ class KnowledgeIndex:
         with self._lock:
             return _is_hnsw(self._index)
 
-    def sync(self, repo: KnowledgeRepository) -> bool:
+    def sync(self, repo: PublishedArticles) -> bool:
         """Bring the index up to date with `repo`'s published articles; returns whether its revision had moved."""
         with self._sync_lock:
             revision = repo.revision()
@@ -339,7 +347,7 @@ class KnowledgeIndex:
     def _add(self, articles: list[Article], pieces: list[list[tuple[int, str]]], vectors: Vectors) -> None:
         if vectors.shape[0] and self._index is None:
             hnsw = len(self._chunks) + int(vectors.shape[0]) > self._hnsw_threshold
-            self._index = _new_index(int(vectors.shape[1]), hnsw)
+            self._index = new_vector_index(int(vectors.shape[1]), hnsw)
         ids = np.arange(self._next_id, self._next_id + vectors.shape[0], dtype=np.int64)
         self._next_id += int(vectors.shape[0])
         cursor = 0
@@ -377,7 +385,7 @@ class KnowledgeIndex:
             ids = np.fromiter(self._chunks, dtype=np.int64, count=len(self._chunks))
             vectors = self._index.reconstruct_batch(ids) if len(ids) else None
             dimension = int(self._index.d)
-        index = _new_index(dimension, hnsw)
+        index = new_vector_index(dimension, hnsw)
         if vectors is not None:
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         with self._lock:  # no sync can have run meanwhile (the caller holds `_sync_lock`)

@@ -8,13 +8,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
 from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
 from demo.loader import default_articles
-from memory.chunking import chunk_article
+from memory.chunking import chunk_article, split_request
 from memory.knowledge_index import KnowledgeIndex
+from memory.lexical import LexicalIndex
 from memory.stores import Stores
 
 
@@ -290,3 +292,99 @@ def test_searches_run_while_syncing(demo_stores: Stores, counting: CountingEmbed
         thread.join()
     assert errors == []
     assert "4 times" in index.search("how many exchanges per order", k=1)[0].text
+
+
+def test_split_request_cuts_sentences_and_lines_and_drops_fragments() -> None:
+    text = "Hi,\nI ordered a jacket last week. It arrived today!\n\nCan I return it for a refund? Thanks\n- Sam"
+    assert split_request(text) == [
+        "I ordered a jacket last week.",
+        "Can I return it for a refund?",
+    ]
+    assert split_request("cancel a pending order") == ["cancel a pending order"]
+    assert split_request("  hi  ") == ["hi"]  # nothing long enough: the request stays whole
+    assert split_request("") == []
+    many = " ".join(f"Sentence number {i} of a very long email." for i in range(100))
+    assert len(split_request(many, max_clauses=10)) == 10
+
+
+def test_lexical_index_replaces_ids_and_ranks() -> None:
+    index = LexicalIndex.from_texts({1: "gift cards never expire", 2: "returns within 30 days", 3: "shipping times"})
+    hits = index.query("my gift card expired")
+    ids, _ = hits.top(5)
+    assert ids.tolist() == [1]
+    assert hits.ranks(np.asarray([1, 2, 99])).tolist() == [1.0, np.inf, np.inf]
+    updated = index.replaced([1], {4: "expired gift cards can be renewed", 5: "gift wrapping"})
+    assert len(updated) == 4 and len(index) == 3  # snapshots: the old one is untouched
+    assert updated.query("gift card expired").top(5)[0].tolist()[0] == 4
+    assert LexicalIndex().query("anything").top(3)[0].tolist() == []
+
+
+LONG_REQUEST = """Hi there,
+
+I bought a jacket from you last month and it was delivered on Monday.
+Unfortunately it does not fit and I would like to send it back for a refund to my card.
+Can you tell me how returns work for an order that has already been delivered?
+
+Thanks a lot,
+Sam"""
+
+
+def test_a_long_request_finds_the_article_behind_it(demo_stores: Stores, counting: CountingEmbeddings) -> None:
+    index = KnowledgeIndex(counting)
+    index.sync(demo_stores.knowledge)
+    top = index.search(LONG_REQUEST, k=3)
+    assert "policy-return-delivered-order" in [p.article_id for p in top]
+    assert counting.queries >= 3  # one embedding per clause
+    assert max(sum(p.article_id == a for p in top) for a in {p.article_id for p in top}) <= 2
+    # scores stay dense similarities, and min_score cuts on them
+    cut = index.search(LONG_REQUEST, k=10, min_score=0.3)
+    assert cut and all(p.score >= 0.3 for p in cut)
+    assert index.search(LONG_REQUEST, k=10, min_score=0.99) == []
+
+
+def test_hnsw_past_the_threshold_keeps_answers_updates_and_retires(
+    demo_stores: Stores, counting: CountingEmbeddings, tmp_path: Path
+) -> None:
+    index = KnowledgeIndex(counting, tmp_path, hnsw_threshold=50)
+    index.sync(demo_stores.knowledge)
+    assert index.approximate and index.size > 50
+    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"
+    returns = index.search("how do I return a delivered item", k=3)
+    assert any(p.article_id == "policy-return-delivered-order" for p in returns)
+
+    new_body = "Delivered orders can be returned within 45 days for a refund to the original payment method.\n"
+    demo_stores.knowledge.upsert(_draft("policy-return-delivered-order", body=new_body), author="test")
+    demo_stores.knowledge.upsert(_draft("policy-cancel-pending-order", status=ArticleStatus.RETIRED), author="test")
+    counting.documents.clear()
+    assert index.sync(demo_stores.knowledge)
+    assert counting.documents == ["Return delivered order\n\n" + new_body.strip()]
+    hit = next(
+        p
+        for p in index.search("how many days do I have to return a delivered order", k=3)
+        if p.article_id == "policy-return-delivered-order"
+    )
+    assert (hit.version, "45 days" in hit.text) == (2, True)
+    assert all(p.article_id != "policy-cancel-pending-order" for p in index.search("cancel a pending order", k=10))
+    assert len(index.search("refund to my gift card", k=12)) == 12
+
+    reloaded = KnowledgeIndex(counting, tmp_path, hnsw_threshold=50)
+    assert reloaded.approximate and (reloaded.revision, reloaded.size) == (index.revision, index.size)
+    for query in ("cancel a pending order", LONG_REQUEST):
+        assert reloaded.search(query) == index.search(query)
+
+
+def test_hnsw_goes_back_to_exact_search_when_the_knowledge_base_shrinks(
+    demo_stores: Stores, counting: CountingEmbeddings
+) -> None:
+    index = KnowledgeIndex(counting, hnsw_threshold=50)
+    index.sync(demo_stores.knowledge)
+    assert index.approximate
+    keep = {"policy-return-delivered-order", "policy-cancel-pending-order"}
+    for article in demo_stores.knowledge.list():
+        if article.id not in keep:
+            fields = article.model_dump(exclude={"version", "updated_at"})
+            retired = ArticleDraft.model_validate({**fields, "status": ArticleStatus.RETIRED})
+            demo_stores.knowledge.upsert(retired, author="test")
+    index.sync(demo_stores.knowledge)
+    assert not index.approximate and index.size < 40
+    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"

@@ -389,7 +389,7 @@ def test_knowledge_reply_cites_and_quotes_only_whole_passage_sentences(
     chosen = reply[: -len(citation)]
     allowed = set(sentences) | {f"{a} {b}" for i, a in enumerate(sentences) for j, b in enumerate(sentences) if i < j}
     assert chosen in allowed
-    if len(sentences) >= 2:
+    if len(set(sentences)) >= 2:  # a repeated sentence is quoted once
         assert chosen.count(".") == 2
 
 
