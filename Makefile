@@ -35,5 +35,10 @@ test: lint typecheck unit
 bench: install
 	$(BIN)/threadline bench
 
+EVAL_DATA ?= ../shared/data/banking_knowledge
+
+eval: install
+	$(BIN)/threadline eval retrieval --docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl
+
 clean:
 	rm -rf $(VENV) .threadline .pytest_cache .mypy_cache .ruff_cache
