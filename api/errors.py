@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from core.errors import (
+    AuthenticationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -18,6 +19,7 @@ from core.errors import (
 _STATUS: list[tuple[type[ThreadlineError], int]] = [
     (NotFoundError, 404),
     (VerificationRequiredError, 403),
+    (AuthenticationError, 401),
     (ConflictError, 409),
     (InvalidInputError, 422),
     (UsageError, 400),

@@ -37,6 +37,12 @@ class UsageError(ThreadlineError):
     code = "usage_error"
 
 
+class AuthenticationError(UsageError):
+    """A credential or signature did not verify."""
+
+    code = "unauthenticated"
+
+
 class InvalidInputError(UsageError):
     """A request or file does not have the expected shape."""
 

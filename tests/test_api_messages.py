@@ -8,11 +8,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.settings import Settings
+from core.signing import sign_identity
+
+SECRET = "site-secret"
+JAMES = "james.li4495@example.com"
 
 
 @pytest.fixture
 def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, web_identity_secret=SECRET)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -65,3 +69,36 @@ def test_a_sender_that_is_not_a_phone_number_on_sms_is_rejected(client: TestClie
     response = client.post("/v1/messages", json={"channel": "sms", "from": "not-a-number", "text": "hi"})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_signed_identity_is_strong_and_sees_its_orders(client: TestClient) -> None:
+    body = {"channel": "web", "from": JAMES, "text": "where is my order #W2611340?"}
+    signed = client.post("/v1/messages", json={**body, "identity_signature": sign_identity(SECRET, JAMES)}).json()
+    assert "357962501027" in signed["reply"]
+    unsigned = client.post("/v1/messages", json={**body, "text": "where is my order #W2611340 now?"}).json()
+    assert "357962501027" not in unsigned["reply"]
+
+
+def test_a_forged_signature_is_refused_and_nothing_is_stored(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    before = services.stores.messages.count()
+    forged = sign_identity("guessed-secret", JAMES)
+    body = {"channel": "web", "from": JAMES, "text": "where is my order #W2611340?", "identity_signature": forged}
+    response = client.post("/v1/messages", json=body)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+    assert services.stores.messages.count() == before
+
+
+def test_a_caller_cannot_simply_declare_the_sender_verified(client: TestClient) -> None:
+    body = {"channel": "web", "from": JAMES, "text": "where is my order #W2611340?", "verified": True}
+    assert client.post("/v1/messages", json=body).status_code == 422
+
+
+def test_signatures_are_refused_when_no_secret_is_configured(demo_db_url: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+    with TestClient(create_app(settings)) as unsigned_site:
+        body = {"channel": "web", "from": JAMES, "text": "hi", "identity_signature": sign_identity(SECRET, JAMES)}
+        response = unsigned_site.post("/v1/messages", json=body)
+    assert response.status_code == 400
+    assert "THREADLINE_WEB_IDENTITY_SECRET" in response.json()["error"]["message"]

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.conversation import MAX_TEXT_CHARS
 from api.deps import ServicesDep
+from api.services import Services
+from core.errors import AuthenticationError, UsageError
+from core.signing import identity_is_signed
 from core.types import Channel, InboundMessage
 
 router = APIRouter(prefix="/v1", tags=["messages"])
@@ -25,7 +28,11 @@ class MessageIn(BaseModel):
     message_id: str | None = Field(
         None, max_length=256, description="Provider message id; redeliveries are answered once."
     )
-    verified: bool = Field(False, description="The calling integration vouches for the sender (signed-in session).")
+    identity_signature: str | None = Field(
+        None,
+        max_length=128,
+        description="HMAC-SHA256 (hex) of `from` with THREADLINE_WEB_IDENTITY_SECRET, for a signed-in customer.",
+    )
 
 
 class ToolCallOut(BaseModel):
@@ -46,6 +53,18 @@ class MessageOut(BaseModel):
     duplicate: bool = False
 
 
+def _vouched(body: MessageIn, services: Services) -> bool:
+    """A signed identity is strong; a wrong or unverifiable signature is refused, never silently ignored."""
+    if body.identity_signature is None:
+        return False
+    secret = services.settings.web_identity_secret
+    if secret is None:
+        raise UsageError("identity signatures are not accepted: THREADLINE_WEB_IDENTITY_SECRET is not set")
+    if not identity_is_signed(secret.get_secret_value(), body.sender, body.identity_signature):
+        raise AuthenticationError("the identity signature does not match the sender")
+    return True
+
+
 @router.post("/messages", response_model=MessageOut)
 def post_message(body: MessageIn, services: ServicesDep) -> MessageOut:
     """Run one customer turn (or return the original outcome of a redelivered message)."""
@@ -55,7 +74,7 @@ def post_message(body: MessageIn, services: ServicesDep) -> MessageOut:
             sender=body.sender,
             text=body.text,
             provider_message_id=body.message_id,
-            vouched=body.verified,
+            vouched=_vouched(body, services),
         )
     )
     return MessageOut.model_validate(outcome.model_dump())
