@@ -7,21 +7,39 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import defaultdict
+import weakref
 from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from agents.summarizer import extend_summary
 from core.context import TurnContext, TurnServices
 from core.errors import ConflictError, InvalidInputError
-from core.types import CustomerId, Direction, HandoffStatus, InboundMessage, LoggedMessage, TurnOutcome
-from memory.identity import IdentityResolver
+from core.types import (
+    CustomerId,
+    Direction,
+    HandoffStatus,
+    InboundMessage,
+    LoggedMessage,
+    TurnOutcome,
+    VerificationLevel,
+)
+from memory.identity import IdentityResolver, Resolution
 from memory.knowledge_index import KnowledgeIndex
 from memory.stores import Stores
 
 MAX_TEXT_CHARS = 4000
+
+
+def thread_key(who: Resolution) -> str:
+    """The thread a message joins: the customer's own once the sender is verified (or the customer is
+    provisional, reachable only through this handle); otherwise a per-handle thread, so someone who merely
+    claims a known customer's email or phone never sees, nor adds to, that customer's conversation."""
+    if who.customer.provisional or who.level.at_least(VerificationLevel.VERIFIED):
+        return who.customer.id
+    return f"{who.customer.id}~{who.handle_type.value}:{who.handle}"
 
 
 def thread_config(customer_id: str, **metadata: Any) -> RunnableConfig:
@@ -47,12 +65,16 @@ class Conversations:
             identity=self._identity,
             articles=stores.knowledge,
         )
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
 
     def _lock(self, customer_id: str) -> threading.Lock:
+        """The customer's lock; dropped once no turn holds or waits for it, so the table stays small."""
         with self._locks_guard:
-            return self._locks[customer_id]
+            lock = self._locks.get(customer_id)
+            if lock is None:
+                lock = self._locks[customer_id] = threading.Lock()
+            return lock
 
     def handle(self, message: InboundMessage) -> TurnOutcome:
         """Accept and answer one inbound message; a redelivery returns the original outcome."""
@@ -64,6 +86,8 @@ class Conversations:
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
         with self._lock(who.customer.id):
             seen = self._seen(message)
+            if seen is not None and seen.sender != who.handle:
+                raise ConflictError("that message id was already used by another sender")
             if seen is not None and (self._stores.messages.reply_to(seen.id) or self._owner(seen.customer_id) != "ai"):
                 return self._replay(seen)
             try:
@@ -90,15 +114,19 @@ class Conversations:
                 handle=who.handle,
                 services=self._services,
             )
-            return self._run(inbound, context)
+            thread = thread_key(who)
+            outcome, state = self._run(inbound, context, thread)
+        # Outside the sender's lock, so two customers verifying as each other can never deadlock.
+        if outcome.customer_id != thread:
+            with self._lock(outcome.customer_id):
+                self._carry_over(state, outcome.customer_id)
+        return outcome
 
-    def _run(self, inbound: LoggedMessage, context: TurnContext) -> TurnOutcome:
-        config = thread_config(context.customer_id, channel=context.channel.value)
+    def _run(self, inbound: LoggedMessage, context: TurnContext, thread: str) -> tuple[TurnOutcome, dict[str, Any]]:
+        config = thread_config(thread, channel=context.channel.value)
         human = HumanMessage(content=inbound.text, id=f"msg-{inbound.id}")
         state = self._graph.invoke({"messages": [human]}, config, context=context, durability="sync")
         acting_for = CustomerId((state.get("identity") or {}).get("customer_id") or context.customer_id)
-        if acting_for != context.customer_id:
-            self._carry_over(state, acting_for)
         outcome = TurnOutcome(
             customer_id=acting_for,
             reply=state.get("reply"),
@@ -115,17 +143,22 @@ class Conversations:
                 reply_to_id=inbound.id,
                 metadata={"outcome": outcome.model_dump(mode="json")},
             )
-        return outcome
+        return outcome, state
 
     def _carry_over(self, state: dict[str, Any], customer_id: CustomerId) -> None:
-        """A provisional customer verified as a known one: their recent thread joins the known customer's."""
+        """A sender who just verified: their recent conversation joins the customer's own thread, whose
+        summary keeps its lines (the source's lines are added, bounded)."""
+        config = thread_config(customer_id)
+        target = self._graph.get_state(config).values
+        summary = str(target.get("summary") or "")
+        for line in str(state.get("summary") or "").splitlines():
+            summary = extend_summary(summary, line)
         values = {
             "messages": state.get("messages", []),
-            "summary": state.get("summary", ""),
-            "focus_order_id": state.get("focus_order_id"),
+            "summary": summary,
+            "focus_order_id": state.get("focus_order_id") or target.get("focus_order_id"),
         }
-        with self._lock(customer_id):
-            self._graph.update_state(thread_config(customer_id), values, as_node="remember")
+        self._graph.update_state(config, values, as_node="remember")
 
     def _seen(self, message: InboundMessage) -> LoggedMessage | None:
         if message.provider_message_id is None:

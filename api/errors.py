@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.errors import (
@@ -42,6 +43,18 @@ async def _handle(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc))
 
 
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]} for err in exc.errors()
+    ]
+    message = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems)
+    body = error_body("invalid_input", message)
+    body["error"]["details"] = problems  # type: ignore[assignment]
+    return JSONResponse(body, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the taxonomy's handler on `app`."""
+    """Register the taxonomy's handler, and give request-validation failures the same error shape."""
     app.add_exception_handler(ThreadlineError, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

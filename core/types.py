@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NewType
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CustomerId = NewType("CustomerId", str)
 OrderId = NewType("OrderId", str)
@@ -322,6 +322,12 @@ class ArticleDraft(BaseModel):
     product_ids: list[str] = Field(default_factory=list)
     effective_from: datetime | None = None
     effective_to: datetime | None = None
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> ArticleDraft:
+        if self.effective_from and self.effective_to and self.effective_to <= self.effective_from:
+            raise ValueError("effective_to must be after effective_from")
+        return self
 
 
 class AnalyticsEvent(_Record):

@@ -175,23 +175,13 @@ def make_remember(window: int) -> Any:
 
     def remember(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         ctx, services = runtime.context, runtime.context.services
-        customer_id, _level = identity_of(state, ctx)
+        customer_id, level = identity_of(state, ctx)
         turn = turn_messages(state["messages"])
         line = summary_line(ctx.now, ctx.channel.value, turn_gist(turn))
-        episode = services.episodes.current(customer_id)
-        if episode is None or ctx.now - episode.updated_at > EPISODE_IDLE:
-            episode = services.episodes.open(customer_id, ctx.channel, topic=state.get("focus_order_id"))
-        shown = (state.get("notice") or {}).get("citation") if state.get("owner", "ai") == "ai" else None
-        services.episodes.update(
-            episode.id,
-            citations=cited_articles(turn),
-            notices=[shown] if shown else [],
-            channel=ctx.channel,
-            summary=extend_summary(episode.summary, line),
-            topic=state.get("focus_order_id") or episode.topic or last_intent(turn),
-            outcome=line.split(": ", 1)[1],
-            status=EpisodeStatus.ESCALATED if state.get("owner") == "queue" else None,
-        )
+        customer = services.customers.get(customer_id)
+        # Someone merely claiming a known customer's handle does not write into that customer's episodes.
+        if customer is None or customer.provisional or level.at_least(VerificationLevel.VERIFIED):
+            _record_episode(state, ctx, customer_id, turn, line)
         services.events.append(
             "turn",
             customer_id=customer_id,
@@ -208,11 +198,34 @@ def make_remember(window: int) -> Any:
     return remember
 
 
+def _record_episode(
+    state: SupportState, ctx: TurnContext, customer_id: CustomerId, turn: list[AnyMessage], line: str
+) -> None:
+    """Add the turn to the customer's current episode (a new one after a few idle days)."""
+    episodes = ctx.services.episodes
+    episode = episodes.current(customer_id)
+    if episode is None or ctx.now - episode.updated_at > EPISODE_IDLE:
+        episode = episodes.open(customer_id, ctx.channel, topic=state.get("focus_order_id"))
+    shown = (state.get("notice") or {}).get("citation") if state.get("owner", "ai") == "ai" else None
+    episodes.update(
+        episode.id,
+        citations=cited_articles(turn),
+        notices=[shown] if shown else [],
+        channel=ctx.channel,
+        summary=extend_summary(episode.summary, line),
+        topic=state.get("focus_order_id") or episode.topic or last_intent(turn),
+        outcome=line.split(": ", 1)[1],
+        status=EpisodeStatus.ESCALATED if state.get("owner") == "queue" else None,
+    )
+
+
 def _overflow(messages: list[AnyMessage], window: int) -> list[AnyMessage]:
-    """Messages older than the window, cut at a customer message so no tool result loses its call."""
+    """Messages older than the window, cut at a customer message so no tool result loses its call; the
+    current turn is always kept whole, however long."""
     if len(messages) <= window:
         return []
+    current = len(messages) - len(turn_messages(messages))
     cut = len(messages) - window
-    while cut < len(messages) and not isinstance(messages[cut], HumanMessage):
+    while cut < current and not isinstance(messages[cut], HumanMessage):
         cut += 1
-    return messages[:cut]
+    return messages[: min(cut, current)]

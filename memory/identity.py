@@ -124,5 +124,11 @@ class IdentityResolver:
     def link_verified(
         self, customer_id: CustomerId, handle_type: HandleType, handle: str, level: VerificationLevel, actor: str
     ) -> None:
-        """Point the handle at the verified customer, so the next message on it needs no re-verification."""
+        """Point the handle at the verified customer, so the next message on it needs no re-verification.
+        A handle that belongs to another known customer is never taken from them."""
+        current = self._customers.find_by_handle(handle_type, handle)
+        if current is not None and current.customer_id != customer_id:
+            owner = self._customers.get(current.customer_id)
+            if owner is not None and not owner.provisional:
+                return
         self._customers.link_identity(customer_id, handle_type, handle, level, actor=actor)

@@ -35,7 +35,9 @@ def test_a_message_accepted_before_a_crash_is_answered_on_redelivery(services: S
     customer = services.stores.customers.create(provisional=True)
     services.stores.customers.link_identity(customer.id, handle_type, handle, VerificationLevel.ANONYMOUS, actor="test")
     # The process died right after accepting this message: it is logged, unanswered.
-    services.stores.messages.append(customer.id, Channel.SMS, Direction.INBOUND, "hi", provider_message_id="SM-crash")
+    services.stores.messages.append(
+        customer.id, Channel.SMS, Direction.INBOUND, "hi", provider_message_id="SM-crash", sender=handle
+    )
     answered = services.conversations.handle(sms("hi", "SM-crash"))
     assert answered.reply is not None
     assert answered.duplicate is False

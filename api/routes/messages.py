@@ -26,7 +26,7 @@ class MessageIn(BaseModel):
     sender: str = Field(alias="from", min_length=1, max_length=320, description="The sender's handle on the channel.")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     message_id: str | None = Field(
-        None, max_length=256, description="Provider message id; redeliveries are answered once."
+        None, min_length=1, max_length=256, description="Provider message id; redeliveries are answered once."
     )
     identity_signature: str | None = Field(
         None,

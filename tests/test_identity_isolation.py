@@ -1,0 +1,83 @@
+"""Someone who only claims a known customer's handle never sees or changes that customer's conversation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from api.conversation import thread_config
+from api.services import Services, open_services
+from core.errors import ConflictError
+from core.settings import Settings
+from core.types import Channel, HandleType, InboundMessage, TurnOutcome
+from demo.loader import DATA_DIR, demo_customer_id
+from graphs.nodes import _overflow
+
+USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
+JAMES, OTHER = USERS["james_li_5688"], next(u for k, u in USERS.items() if k != "james_li_5688")
+PHONE = "+15550100700"
+
+
+@pytest.fixture
+def services(demo_db_url: str, tmp_path: Path) -> Iterator[Services]:
+    opened = open_services(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False))
+    yield opened
+    opened.close()
+
+
+def say(services: Services, channel: Channel, sender: str, text: str, **extra: object) -> TurnOutcome:
+    return services.conversations.handle(InboundMessage(channel=channel, sender=sender, text=text, **extra))  # type: ignore[arg-type]
+
+
+def test_a_claimed_email_sender_gets_nothing_from_the_customers_conversation(services: Services) -> None:
+    say(services, Channel.SMS, PHONE, "where is my order #W2611340?")
+    say(services, Channel.SMS, PHONE, JAMES["email"])  # James verifies by SMS: his thread mentions the order
+    spoof = say(services, Channel.EMAIL, JAMES["email"], "any news?")  # anyone can put his address in From
+    everything = json.dumps(spoof.model_dump())
+    assert "357962501027" not in everything
+    assert "#W2611340" not in everything
+
+
+def test_verifying_as_someone_else_never_takes_the_claimed_customers_handle(services: Services) -> None:
+    say(services, Channel.SMS, PHONE, "where is my order #W2611340?")
+    say(services, Channel.SMS, PHONE, JAMES["email"])
+    say(services, Channel.EMAIL, JAMES["email"], "any news?")
+    other = say(services, Channel.EMAIL, JAMES["email"], OTHER["email"])
+    assert "#W2611340" not in (other.reply or "")
+    handle = services.stores.customers.find_by_handle(HandleType.EMAIL, JAMES["email"])
+    assert handle is not None
+    assert handle.customer_id == demo_customer_id("james_li_5688")
+    other_id = demo_customer_id(next(k for k, u in USERS.items() if u is OTHER))
+    summary = services.conversations._graph.get_state(thread_config(other_id)).values.get("summary", "")
+    assert "357962501027" not in summary
+
+
+def test_a_message_id_cannot_replay_another_senders_reply(services: Services) -> None:
+    say(services, Channel.SMS, PHONE, "where is my order #W2611340?", provider_message_id="SM-1")
+    with pytest.raises(ConflictError, match="another sender"):
+        say(services, Channel.SMS, "+15550100701", "hi", provider_message_id="SM-1")
+
+
+def test_two_customers_verifying_as_each_other_at_once_do_not_deadlock(services: Services) -> None:
+    a, b = "+15550100702", "+15550100703"
+    say(services, Channel.SMS, a, "where is my order #W2611340?")
+    say(services, Channel.SMS, b, "where are my orders?")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(say, services, Channel.SMS, a, OTHER["email"])
+        second = pool.submit(say, services, Channel.SMS, b, JAMES["email"])
+        assert first.result(timeout=60).reply
+        assert second.result(timeout=60).reply
+
+
+def test_trimming_the_window_never_cuts_into_the_current_turn() -> None:
+    calls = [AIMessage("", tool_calls=[{"name": "t", "args": {}, "id": f"c{i}"}]) for i in range(10)]
+    long_turn = [HumanMessage("old", id="h0"), AIMessage("ok", id="a0"), HumanMessage("now", id="h1")]
+    for i, call in enumerate(calls):
+        long_turn += [call, ToolMessage("{}", tool_call_id=f"c{i}", name="t")]
+    removed = _overflow(long_turn, window=6)
+    assert [m.id for m in removed] == ["h0", "a0"]
