@@ -43,6 +43,12 @@ class AuthenticationError(UsageError):
     code = "unauthenticated"
 
 
+class PermissionDeniedError(UsageError):
+    """The caller is known but not allowed to do this."""
+
+    code = "forbidden"
+
+
 class InvalidInputError(UsageError):
     """A request or file does not have the expected shape."""
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     load_demo: bool = Field(True, description="Load the demo store into an empty database at start-up.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
+    admin_api_key: SecretStr | None = Field(
+        None, description="Bearer key for editing the knowledge base over HTTP; unset means HTTP edits are refused."
+    )
     web_identity_secret: SecretStr | None = Field(
         None,
         description="Per-site secret: the site signs the signed-in customer's handle with HMAC-SHA256 so chat "

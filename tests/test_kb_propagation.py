@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0
+ADMIN = {"Authorization": "Bearer k"}
 
 
 def _free_port() -> int:
@@ -25,7 +26,7 @@ def _free_port() -> int:
 
 def _start_worker(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false", "THREADLINE_ADMIN_API_KEY": "k"}
     cmd = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
@@ -65,7 +66,7 @@ def test_an_edit_on_one_worker_is_searchable_on_the_other_within_two_seconds(two
     before = httpx.get(f"{reader}/v1/knowledge/search", params=query, timeout=10).json()
     assert "faq-gift-wrap" not in {hit["article_id"] for hit in before}
     body = {"id": "faq-gift-wrap", "kind": "faq", "title": "Gift wrapping", "body": "We gift wrap any order for $5."}
-    created = httpx.post(f"{editor}/v1/knowledge/articles", json=body, timeout=30)
+    created = httpx.post(f"{editor}/v1/knowledge/articles", json=body, timeout=30, headers=ADMIN)
     assert created.status_code == 201
     edited_at = time.monotonic()
     while True:
@@ -77,13 +78,18 @@ def test_an_edit_on_one_worker_is_searchable_on_the_other_within_two_seconds(two
     print(f"new article searchable on the other worker after {time.monotonic() - edited_at:.2f} s")
     update = {**body, "body": "Gift wrapping is free this month."}
     update.pop("id")
-    assert httpx.put(f"{editor}/v1/knowledge/articles/faq-gift-wrap", json=update, timeout=30).json()["version"] == 2
+    assert (
+        httpx.put(f"{editor}/v1/knowledge/articles/faq-gift-wrap", json=update, timeout=30, headers=ADMIN).json()[
+            "version"
+        ]
+        == 2
+    )
     edited_at = time.monotonic()
     while (hit := httpx.get(f"{reader}/v1/knowledge/search", params=query, timeout=10).json()[0])["version"] != 2:
         assert time.monotonic() - edited_at < DEADLINE_S, "the other worker kept answering from the old version"
         time.sleep(0.05)
     assert "free this month" in hit["text"]
-    httpx.post(f"{editor}/v1/knowledge/articles/faq-gift-wrap/retire", timeout=30)
+    httpx.post(f"{editor}/v1/knowledge/articles/faq-gift-wrap/retire", timeout=30, headers=ADMIN)
     edited_at = time.monotonic()
     while any(
         h["article_id"] == "faq-gift-wrap" for h in httpx.get(f"{reader}/v1/knowledge/search", params=query).json()

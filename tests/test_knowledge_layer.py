@@ -17,6 +17,7 @@ from core.types import Channel, HandleType, InboundMessage, TurnOutcome, Verific
 from demo.loader import DATA_DIR, demo_customer_id
 from graphs.render import sms_segments
 
+ADMIN_KEY = "admin-key"
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES = USERS["james_li_5688"]  # ordered an Office Chair (#W2611340)
 OFFICE_CHAIR = "4794339885"
@@ -31,8 +32,8 @@ NOTICE = {
 
 @pytest.fixture
 def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
-    with TestClient(create_app(settings)) as test_client:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, admin_api_key=ADMIN_KEY)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as test_client:
         yield test_client
 
 
@@ -166,3 +167,20 @@ def test_a_notice_never_reaches_an_unaffected_customer(client: TestClient) -> No
 def _order(order_id: str) -> dict[str, Any]:
     orders: dict[str, Any] = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())
     return dict(orders[order_id])
+
+
+def test_editing_needs_the_admin_key(client: TestClient) -> None:
+    wrong = {"Authorization": "Bearer guessed"}
+    assert client.post("/v1/knowledge/articles", json=article(id="x"), headers=wrong).status_code == 401
+    assert client.post("/v1/knowledge/articles/policy-return-delivered-order/retire", headers=wrong).status_code == 401
+    assert client.get("/v1/knowledge/articles", params={"status": "draft"}, headers=wrong).status_code == 401
+    assert client.get("/v1/knowledge/articles", headers=wrong).status_code == 200  # published knowledge is public
+    assert client.get("/v1/knowledge/articles/x").status_code == 404
+
+
+def test_editing_over_http_is_off_without_a_configured_key(demo_db_url: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+    with TestClient(create_app(settings)) as open_site:
+        response = open_site.post("/v1/knowledge/articles", json=article(id="x"))
+    assert response.status_code == 403
+    assert "THREADLINE_ADMIN_API_KEY" in response.json()["error"]["message"]

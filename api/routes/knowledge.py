@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ServicesDep
+from api.deps import AdminDep, ServicesDep, require_admin
 from core.errors import NotFoundError
 from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
 from memory.knowledge_admin import create_article, retire_article, update_article
@@ -52,13 +52,15 @@ def _synced(services: ServicesDep, article: Article) -> Article:
 
 @router.get("/articles", response_model=list[Article])
 def list_articles(
-    services: ServicesDep, status: Literal["published", "draft", "retired", "all"] = "published"
+    request: Request, services: ServicesDep, status: Literal["published", "draft", "retired", "all"] = "published"
 ) -> list[Article]:
-    """The current version of every article."""
+    """The current version of every article; drafts and retired articles need the admin key."""
+    if status != "published":
+        require_admin(request, services)
     return services.stores.knowledge.list(status=None if status == "all" else ArticleStatus(status))
 
 
-@router.post("/articles", response_model=Article, status_code=201)
+@router.post("/articles", response_model=Article, status_code=201, dependencies=[AdminDep])
 def create(body: ArticleCreate, services: ServicesDep) -> Article:
     """Create an article (version 1)."""
     draft = body.draft(body.id)
@@ -74,13 +76,13 @@ def get(article_id: str, services: ServicesDep) -> Article:
     return article
 
 
-@router.put("/articles/{article_id}", response_model=Article)
+@router.put("/articles/{article_id}", response_model=Article, dependencies=[AdminDep])
 def update(article_id: str, body: ArticleIn, services: ServicesDep) -> Article:
     """Replace an article's content: a new version; the old ones stay readable."""
     return _synced(services, update_article(services.stores.knowledge, body.draft(article_id), author=AUTHOR))
 
 
-@router.post("/articles/{article_id}/retire", response_model=Article)
+@router.post("/articles/{article_id}/retire", response_model=Article, dependencies=[AdminDep])
 def retire(article_id: str, services: ServicesDep) -> Article:
     """Retire an article: search never returns it again."""
     return _synced(services, retire_article(services.stores.knowledge, ArticleId(article_id), author=AUTHOR))
