@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from datetime import timedelta
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -51,9 +52,15 @@ def thread_config(customer_id: str, **metadata: Any) -> RunnableConfig:
 class Conversations:
     """Runs customer turns, one at a time per customer."""
 
-    def __init__(self, stores: Stores, index: KnowledgeIndex, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        index: KnowledgeIndex,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        verification_ttl: timedelta = timedelta(hours=24),
+    ) -> None:
         self._stores, self._graph = stores, graph
-        self._identity = IdentityResolver(stores.customers, stores.orders)
+        self._identity = IdentityResolver(stores.customers, stores.orders, verification_ttl)
         self._services = TurnServices(
             customers=stores.customers,
             orders=stores.orders,

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from langchain_core.embeddings import Embeddings
 
@@ -95,7 +96,9 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         db=db,
         stores=stores,
         index=index,
-        conversations=Conversations(stores, index, graph),
+        conversations=Conversations(
+            stores, index, graph, verification_ttl=timedelta(hours=settings.verification_ttl_hours)
+        ),
         demo_report=report,
         resources=resources,
     )

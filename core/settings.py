@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(
         None, description="Embedding cache shared by workers and restarts; unset means DATA_DIR/cache."
     )
+    verification_ttl_hours: float = Field(
+        24, ge=0, le=24 * 90, description="How long verification earned in a conversation holds on that handle."
+    )
     kb_refresh_s: float = Field(
         0.5, gt=0, le=60, description="How often each worker checks the knowledge-base version in the database."
     )

@@ -160,6 +160,7 @@ class ChannelIdentity(_Record):
     handle_type: HandleType
     handle_value: str
     verification_level: VerificationLevel
+    verified_at: datetime | None = None
     active: bool = True
     created_at: datetime
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from core.errors import InvalidInputError
 from core.ports import CustomerRepository, OrderSystem
-from core.types import Channel, Customer, CustomerId, HandleType, OrderId, VerificationLevel
+from core.types import Channel, ChannelIdentity, Customer, CustomerId, HandleType, OrderId, VerificationLevel
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HANDLE_FOR_CHANNEL = {
@@ -70,9 +71,12 @@ def classify_handle(channel: Channel, raw: str) -> tuple[HandleType, str]:
 class IdentityResolver:
     """Maps handles to customers and verifies customers from what they tell us."""
 
-    def __init__(self, customers: CustomerRepository, orders: OrderSystem) -> None:
+    def __init__(
+        self, customers: CustomerRepository, orders: OrderSystem, verification_ttl: timedelta = timedelta(hours=24)
+    ) -> None:
         self._customers = customers
         self._orders = orders
+        self._ttl = verification_ttl
 
     def resolve(self, channel: Channel, raw_handle: str, *, vouched: bool = False) -> Resolution:
         """The customer behind a handle; `vouched` means the channel itself proved the identity."""
@@ -86,17 +90,16 @@ class IdentityResolver:
             )
         customer = self._customers.get(identity.customer_id)
         assert customer is not None
-        return Resolution(
-            customer, handle_type, handle, self._level(identity.verification_level, handle_type, vouched), created
-        )
+        return Resolution(customer, handle_type, handle, self._level(identity, handle_type, vouched), created)
 
-    @staticmethod
-    def _level(stored: VerificationLevel, handle_type: HandleType, vouched: bool) -> VerificationLevel:
-        """Strong only while the channel proves it now; verification earned in conversation persists on the
-        handle; below that, a handle proves no more than its kind can (a phone number can be spoofed)."""
+    def _level(self, identity: ChannelIdentity, handle_type: HandleType, vouched: bool) -> VerificationLevel:
+        """Strong only while the channel proves it now; verification earned in conversation holds on the
+        handle for the verification window; otherwise a handle proves no more than its kind can (a phone
+        number or an email sender can be spoofed)."""
         if vouched:
             return VerificationLevel.STRONG
-        if stored.at_least(VerificationLevel.VERIFIED):
+        stored, since = identity.verification_level, identity.verified_at
+        if stored.at_least(VerificationLevel.VERIFIED) and since and datetime.now(UTC) - since <= self._ttl:
             return VerificationLevel.VERIFIED
         return min(stored, _CAP[handle_type], key=lambda lvl: lvl.rank)
 

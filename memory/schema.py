@@ -107,6 +107,7 @@ class ChannelIdentityRow(Base):
     handle_type: Mapped[str] = mapped_column(String(16))
     handle_value: Mapped[str] = mapped_column(String(320))
     verification_level: Mapped[str] = mapped_column(String(16))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -81,3 +81,22 @@ def test_trimming_the_window_never_cuts_into_the_current_turn() -> None:
         long_turn += [call, ToolMessage("{}", tool_call_id=f"c{i}", name="t")]
     removed = _overflow(long_turn, window=6)
     assert [m.id for m in removed] == ["h0", "a0"]
+
+
+def test_verification_on_a_handle_lapses_after_the_window(demo_stores: object) -> None:
+    from datetime import timedelta
+
+    from core.types import VerificationLevel
+    from memory.identity import IdentityResolver
+    from memory.stores import Stores
+
+    assert isinstance(demo_stores, Stores)
+    james = demo_customer_id("james_li_5688")
+    fresh = IdentityResolver(demo_stores.customers, demo_stores.orders, timedelta(hours=24))
+    lapsed = IdentityResolver(demo_stores.customers, demo_stores.orders, timedelta(0))
+    fresh.resolve(Channel.SMS, PHONE)
+    fresh.link_verified(james, HandleType.PHONE, PHONE, VerificationLevel.VERIFIED, actor="test")
+    assert fresh.resolve(Channel.SMS, PHONE).level is VerificationLevel.VERIFIED
+    again = lapsed.resolve(Channel.SMS, PHONE)
+    assert again.customer.id == james
+    assert again.level is VerificationLevel.CLAIMED  # a phone number alone is only a claim

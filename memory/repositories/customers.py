@@ -81,6 +81,7 @@ class SqlCustomerRepository:
                     handle_type=handle_type.value,
                     handle_value=value,
                     verification_level=level.value,
+                    verified_at=now if level.at_least(VerificationLevel.VERIFIED) else None,
                     active=True,
                     created_at=now,
                 )
@@ -141,6 +142,7 @@ class SqlCustomerRepository:
                     handle_type=handle_type.value,
                     handle_value=value,
                     verification_level=level.value,
+                    verified_at=utcnow() if level.at_least(VerificationLevel.VERIFIED) else None,
                     active=True,
                     created_at=utcnow(),
                 )
@@ -152,6 +154,7 @@ class SqlCustomerRepository:
                     "active": row.active,
                 }
                 row.customer_id, row.verification_level, row.active = customer_id, level.value, True
+                row.verified_at = utcnow() if level.at_least(VerificationLevel.VERIFIED) else None
             s.flush()
             kind = IdentityEventKind.VERIFY if previous.get("customer_id") == customer_id else IdentityEventKind.LINK
             s.add(
