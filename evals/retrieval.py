@@ -12,7 +12,6 @@ rankings by keeping each document's first (best) appearance.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +25,7 @@ from langchain_core.embeddings import Embeddings
 from core.errors import InvalidInputError
 from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
 from memory.chunking import chunk_article
+from memory.ingest import jsonl_records
 from memory.knowledge_index import KnowledgeIndex
 from memory.lexical import LexicalIndex
 
@@ -91,18 +91,7 @@ def dedupe(ids: Iterable[str]) -> list[str]:
 def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InvalidInputError(f"{what} file not found: {path}")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"{path}:{number}: expected a JSON object")
-            rows.append((number, row))
+    rows = list(jsonl_records(path))
     if not rows:
         raise InvalidInputError(f"{what} file is empty: {path}")
     return rows

@@ -98,16 +98,23 @@ def _text(path: Path, kind: ArticleKind) -> ArticleDraft:
     return _draft({"id": slug(path.stem), "title": title, "content": "\n".join(lines[1:]) or title}, kind, str(path))
 
 
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON Lines file; a bad line is one clear error."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise InvalidInputError(f"{path}:{number}: expected a JSON object")
+            yield number, record
+
+
 def _jsonl(path: Path, kind: ArticleKind) -> Iterator[ArticleDraft]:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"{path}:{number}: expected an object with id, title and content")
+    for number, record in jsonl_records(path):
         yield _draft(record, kind, f"{path}:{number}")
 
 
