@@ -277,6 +277,16 @@ class ArticleVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class KnowledgeRevisionRow(Base):
+    """One row counting knowledge-base changes; writers bump it in their transaction, so its value follows
+    commit order (a max over version ids would not: ids are handed out before commits, in any order)."""
+
+    __tablename__ = "knowledge_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 class AnalyticsEventRow(Base):
     __tablename__ = "analytics_events"
     __table_args__ = (Index("ix_analytics_events_type_occurred_at", "type", "occurred_at"),)

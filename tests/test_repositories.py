@@ -148,3 +148,17 @@ def test_order_system_reads_the_demo_store(demo_stores: Stores) -> None:
     assert demo_stores.orders.get_order(OrderId("#W0000000")) is None
     products = demo_stores.orders.list_products()
     assert len(products) == 50 and sum(len(p.variants) for p in products) == 591
+
+
+def test_the_knowledge_revision_counts_every_change_even_when_editors_race(stores: Stores) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = stores.knowledge.revision()
+
+    def edit(n: int) -> None:
+        draft = ArticleDraft(id=ArticleId(f"race-{n}"), kind=ArticleKind.FAQ, title=f"Race {n}", body=f"Body {n}.")
+        stores.knowledge.upsert(draft, author="t")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(edit, range(12)))
+    assert stores.knowledge.revision() == start + 12

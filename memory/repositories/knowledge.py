@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import builtins
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
 from memory.db import Database
-from memory.schema import ArticleRow, ArticleVersionRow, utcnow
+from memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, utcnow
 
 _CONTENT_FIELDS = (
     "kind",
@@ -72,6 +72,12 @@ class SqlKnowledgeRepository:
             )
             s.add(row)
             s.flush()
+            # Locks the counter row until commit: concurrent editors commit in the order of their revisions.
+            s.execute(
+                update(KnowledgeRevisionRow)
+                .where(KnowledgeRevisionRow.id == 1)
+                .values(value=KnowledgeRevisionRow.value + 1)
+            )
             return _article(row)
 
     def get(self, article_id: ArticleId, version: int | None = None) -> Article | None:
@@ -118,7 +124,7 @@ class SqlKnowledgeRepository:
 
     def revision(self) -> int:
         with self._db.session() as s:
-            return int(s.scalar(select(func.max(ArticleVersionRow.id))) or 0)
+            return int(s.scalar(select(KnowledgeRevisionRow.value).where(KnowledgeRevisionRow.id == 1)) or 0)
 
     @staticmethod
     def _version(s: Session, article_id: str, version: int) -> ArticleVersionRow | None:
