@@ -8,6 +8,10 @@ from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.orders import normalize_order_id
+
+__all__ = ["Slots", "extract_slots", "normalize_order_id"]
+
 # Spans found by one extractor are blanked before the next runs, so an order id is never read as a zip or phone.
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _ORDER_W = re.compile(r"(?<![A-Za-z0-9])#?\s?W\s?(\d{7})(?!\d)", re.IGNORECASE)
@@ -85,12 +89,6 @@ def extract_slots(text: str) -> Slots:
     phones = _phones(buf)
     zips = _take(buf, _ZIP, lambda m: m.group(1), reject=_after_id_keyword)
     return Slots(order_ids=order_ids, emails=emails, zip_codes=zips, name=_person_name(text), phones=phones)
-
-
-def normalize_order_id(raw: str) -> str | None:
-    """`W2611340`, `#w2611340` or `2611340` as `#W2611340`; None if it has not exactly 7 digits."""
-    digits = re.sub(r"^\s*#?\s*W?\s*", "", raw.strip(), flags=re.IGNORECASE)
-    return f"#W{digits}" if re.fullmatch(r"\d{7}", digits) else None
 
 
 def _take(buf: list[str], pattern: re.Pattern[str], value: _Value, reject: _Reject | None = None) -> list[str]:

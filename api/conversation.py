@@ -21,7 +21,6 @@ from core.errors import ConflictError, InvalidInputError
 from core.types import (
     CustomerId,
     Direction,
-    HandoffStatus,
     InboundMessage,
     LoggedMessage,
     TurnOutcome,
@@ -174,18 +173,17 @@ class Conversations:
 
     def _owner(self, customer_id: CustomerId) -> str:
         handoff = self._stores.handoffs.open_for_customer(customer_id)
-        return "ai" if handoff is None else ("human" if handoff.status is HandoffStatus.CLAIMED else "queue")
+        return handoff.owner if handoff else "ai"
 
     def _replay(self, inbound: LoggedMessage) -> TurnOutcome:
         reply = self._stores.messages.reply_to(inbound.id)
         if reply is not None and "outcome" in reply.metadata:
             return TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": True})
         handoff = self._stores.handoffs.open_for_customer(inbound.customer_id)
-        owner = self._owner(inbound.customer_id)
         return TurnOutcome(
             customer_id=inbound.customer_id,
             reply=None,
-            owner=owner,
+            owner=handoff.owner if handoff else "ai",
             handoff_id=handoff.id if handoff else None,
             duplicate=True,
         )

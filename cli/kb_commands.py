@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from core.settings import Settings, load_settings
+from cli.options import DatabaseUrl, DataDir, settings_from
+from core.settings import Settings
 from core.types import ArticleId, ArticleKind, ArticleStatus
 from memory.stores import Stores
 
@@ -19,21 +20,11 @@ kb_app = typer.Typer(help="The knowledge base: ingest, search, list, retire.", n
 console = Console()
 AUTHOR = "cli"
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Overrides THREADLINE_DATA_DIR.", show_default=False)]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="Overrides THREADLINE_DATABASE_URL.", show_default=False)
-]
-
 
 def _stores(data_dir: Path | None, database_url: str | None) -> tuple[Settings, Stores]:
     from api.services import open_database
 
-    overrides: dict[str, object] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    settings = load_settings(**overrides)
+    settings = settings_from(data_dir, database_url)
     return settings, Stores.over(open_database(settings))
 
 
@@ -46,6 +37,7 @@ def ingest(
 ) -> None:
     """Load articles; idempotent by id and content (an unchanged article adds no version)."""
     from memory.ingest import read_articles
+    from memory.knowledge_admin import apply_draft
 
     drafts = [draft for path in paths for draft in read_articles(path, kind)]
     _settings, stores = _stores(data_dir, database_url)
@@ -53,10 +45,7 @@ def ingest(
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task = bar.add_task("ingest", total=len(drafts))
         for draft in drafts:
-            before = stores.knowledge.get(draft.id)
-            after = stores.knowledge.upsert(draft, author=AUTHOR)
-            outcome = "created" if before is None else "unchanged" if before.version == after.version else "updated"
-            counts[outcome] += 1
+            counts[apply_draft(stores.knowledge, draft, author=AUTHOR)] += 1
             bar.advance(task)
     console.print(
         ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (knowledge revision {stores.knowledge.revision()})"

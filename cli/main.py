@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cli.eval_commands import eval_app
 from cli.kb_commands import kb_app
+from cli.options import DatabaseUrl, DataDir, settings_from
 from core.errors import ThreadlineError, UsageError
-from core.settings import Settings, load_settings
 from core.types import Channel, InboundMessage, TurnOutcome
 
 app = typer.Typer(
@@ -36,21 +35,6 @@ app.add_typer(eval_app, name="eval")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Overrides THREADLINE_DATA_DIR.", show_default=False)]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="Overrides THREADLINE_DATABASE_URL.", show_default=False)
-]
-
-
-def settings_from(data_dir: Path | None = None, database_url: str | None = None, **extra: object) -> Settings:
-    """Settings from the environment with the command line's overrides on top."""
-    overrides: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    return load_settings(**overrides)
 
 
 @app.command()
@@ -182,9 +166,7 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     from api.services import open_database
     from memory import migrate
 
-    db = open_database(
-        load_settings() if data_dir is None and database_url is None else settings_from(data_dir, database_url)
-    )
+    db = open_database(settings_from(data_dir, database_url))
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")
     db.dispose()
 

@@ -292,6 +292,11 @@ class Handoff(_Record):
     claimed_at: datetime | None = None
     resolved_at: datetime | None = None
 
+    @property
+    def owner(self) -> str:
+        """Who owns an open case: `human` once an agent claimed it, else `queue`."""
+        return "human" if self.status is HandoffStatus.CLAIMED else "queue"
+
 
 class Article(_Record):
     """A knowledge article at one version."""

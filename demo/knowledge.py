@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from core.types import ArticleDraft, ArticleId, ArticleKind
-
-
-def slug(text: str) -> str:
-    """A lowercase, hyphenated id fragment."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+from memory.ingest import slug
 
 
 def policy_articles(markdown: str) -> Iterator[ArticleDraft]:

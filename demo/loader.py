@@ -15,6 +15,7 @@ from core.types import ArticleDraft, CustomerId, HandleType, VerificationLevel
 from demo.knowledge import guideline_articles, policy_articles
 from memory.catalog_knowledge import sync_product_articles
 from memory.ids import stable_id
+from memory.knowledge_admin import apply_draft
 from memory.schema import (
     ChannelIdentityRow,
     CustomerRow,
@@ -212,8 +213,6 @@ def _add_order(s: Any, order: dict[str, Any], sequence: int) -> None:
 
 def _load_knowledge(stores: Stores, drafts: list[ArticleDraft], report: LoadReport, progress: Progress) -> None:
     for done, draft in enumerate(drafts, start=1):
-        before = stores.knowledge.get(draft.id)
-        after = stores.knowledge.upsert(draft, author=ACTOR)
-        if before is None or before.version != after.version:
+        if apply_draft(stores.knowledge, draft, author=ACTOR) != "unchanged":
             report.add("articles")
         progress("knowledge", done, len(drafts))

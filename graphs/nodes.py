@@ -14,25 +14,18 @@ from agents.summarizer import extend_summary, summary_line, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
-from core.types import Channel, CustomerId, EpisodeStatus, HandoffStatus, VerificationLevel
+from core.types import Channel, CustomerId, EpisodeStatus, Order, VerificationLevel
 from graphs import policy
 from graphs.handoff import build_packet, cited_articles, last_intent
 from graphs.notices import citation, notice_text, pick_notice
 from graphs.policy import turn_messages
 from graphs.render import render
 from graphs.state import SupportState
+from tools.runtime import identity_from
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
-
-
-def identity_of(state: SupportState, ctx: TurnContext) -> tuple[CustomerId, VerificationLevel]:
-    """Whom the turn acts for: the state's identity (raised only by verification) or the context's."""
-    identity = state.get("identity") or {}
-    if identity.get("customer_id"):
-        return CustomerId(identity["customer_id"]), VerificationLevel(identity["level"])
-    return ctx.customer_id, ctx.verification
 
 
 def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -40,23 +33,24 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     ctx = runtime.context
     services = ctx.services
     handoff = services.handoffs.open_for_customer(ctx.customer_id)
-    owner = "ai" if handoff is None else ("human" if handoff.status is HandoffStatus.CLAIMED else "queue")
     brief = [f"Verification level: {ctx.verification.value}"]
     customer = services.customers.get(ctx.customer_id)
+    orders: list[Order] = []
     if customer and not customer.provisional and may_see(ctx.verification, Disclosure.OWN_ORDER_STATUS):
         brief.append(f"Name: {customer.display_name}")
-        orders = services.orders.orders_for_customer(customer.id, limit=5)
+        orders = services.orders.orders_for_customer(customer.id, limit=10)
         if orders:
-            brief.append("Recent orders: " + ", ".join(f"{o.id} ({o.status.value})" for o in orders))
+            brief.append("Recent orders: " + ", ".join(f"{o.id} ({o.status.value})" for o in orders[:5]))
     question = next((m.text for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), "")
-    notice = pick_notice(ctx, question, services.episodes.current(ctx.customer_id)) if handoff is None else None
+    bought = {item.product_id for order in orders for item in order.items}
+    notice = pick_notice(ctx, question, bought, services.episodes.current(ctx.customer_id)) if handoff is None else None
     if notice is not None:
         brief.append(f"Notice to mention: {notice_text(notice)}")
     return {
         "identity": {"customer_id": ctx.customer_id, "level": ctx.verification.value},
         "brief": "\n".join(brief),
         "notice": {"citation": citation(notice), "text": notice_text(notice)} if notice else None,
-        "owner": owner,
+        "owner": handoff.owner if handoff else "ai",
         "handoff_id": handoff.id if handoff else None,
         "escalation": None,
         "steps": 0,
@@ -101,26 +95,26 @@ def guard(state: SupportState) -> dict[str, Any]:
 def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Build the packet, queue the case and step back: from now on a human owns it."""
     ctx, services = runtime.context, runtime.context.services
-    customer_id, level = identity_of(state, ctx)
+    customer_id, level = identity_from(state, ctx)
     customer = services.customers.get(customer_id)
     assert customer is not None
     request = state.get("escalation") or {}
     messages = list(state["messages"])
     pending = _unanswered_calls(messages)
+    episode = services.episodes.current(customer_id)
     packet = build_packet(
         messages=[*messages, *pending],
         customer=customer,
         identities=services.customers.identities(customer_id),
         level=level.value,
         channel=ctx.channel.value,
-        episode=services.episodes.current(customer_id),
+        episode=episode,
         stall=StallPoint(request.get("stall", StallPoint.MODEL_REQUESTED.value)),
         evidence=list(request.get("evidence") or []),
         urgency=request.get("urgency"),
         intent=last_intent(messages),
         now=ctx.now,
     )
-    episode = services.episodes.current(customer_id)
     created = services.handoffs.create(
         customer_id,
         packet=packet.model_dump(mode="json"),
@@ -158,7 +152,7 @@ def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any
     turn = turn_messages(state["messages"])
     last = state["messages"][-1]
     text = last.text if isinstance(last, AIMessage) and not last.tool_calls and last.text.strip() else FALLBACK
-    customer_id, level = identity_of(state, ctx)
+    customer_id, level = identity_from(state, ctx)
     name = None
     if ctx.channel is Channel.EMAIL and level.at_least(VerificationLevel.VERIFIED):
         customer = ctx.services.customers.get(customer_id)
@@ -175,7 +169,7 @@ def make_remember(window: int) -> Any:
 
     def remember(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         ctx, services = runtime.context, runtime.context.services
-        customer_id, level = identity_of(state, ctx)
+        customer_id, level = identity_from(state, ctx)
         turn = turn_messages(state["messages"])
         line = summary_line(ctx.now, ctx.channel.value, turn_gist(turn))
         customer = services.customers.get(customer_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.context import TurnContext
-from core.disclosure import Disclosure, may_see
 from core.types import Article, Episode, ProductId
 
 MAX_NOTICE_CHARS = 150
@@ -32,23 +31,20 @@ def citation(article: Article) -> str:
     return f"{article.id}@v{article.version}"
 
 
-def pick_notice(ctx: TurnContext, question: str, episode: Episode | None) -> Article | None:
-    """The first live notice about a product in this customer's orders (verified customers only) or named
-    in the question, not yet shown in this episode."""
+def pick_notice(ctx: TurnContext, question: str, bought: set[ProductId], episode: Episode | None) -> Article | None:
+    """The first live notice about a product the customer bought (`bought`: product ids the caller may
+    already see, i.e. of a verified customer's orders) or named in the question, not yet shown in this
+    episode."""
     services = ctx.services
     notices = [a for a in services.articles.notices() if a.product_ids and _live(a, ctx.now, ctx.channel.value)]
     if not notices:
         return None
     shown = {n.split("@", 1)[0] for n in (episode.notices if episode else [])}
-    concerned: set[str] = set()
-    if may_see(ctx.verification, Disclosure.OWN_ORDER_STATUS):
-        for order in services.orders.orders_for_customer(ctx.customer_id, limit=10):
-            concerned |= {item.product_id for item in order.items}
     lowered = question.lower()
     for article in notices:
         if article.id in shown:
             continue
-        if concerned & set(article.product_ids):
+        if bought & {ProductId(p) for p in article.product_ids}:
             return article
         names = [p.name.lower() for pid in article.product_ids if (p := services.orders.get_product(ProductId(pid)))]
         if any(name in lowered for name in names):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from core.ports import KnowledgeRepository, OrderSystem
 from core.types import ArticleDraft, ArticleId, ArticleKind, Product
+from memory.knowledge_admin import apply_draft
 
 AUTHOR = "catalog"
 
@@ -63,10 +64,7 @@ def sync_product_articles(
     products = orders.list_products()
     changed = 0
     for done, product in enumerate(products, start=1):
-        draft = product_article(product)
-        before = knowledge.get(draft.id)
-        after = knowledge.upsert(draft, author=AUTHOR)
-        changed += before is None or after.version != before.version
+        changed += apply_draft(knowledge, product_article(product), author=AUTHOR) != "unchanged"
         if progress:
             progress(done, len(products))
     return changed

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from core.errors import ConflictError, NotFoundError
 from core.ports import KnowledgeRepository
 from core.types import Article, ArticleDraft, ArticleId, ArticleStatus
+
+Applied = Literal["created", "updated", "unchanged"]
+
+
+def apply_draft(repo: KnowledgeRepository, draft: ArticleDraft, *, author: str) -> Applied:
+    """Upsert an article from an import and say what it did (an unchanged draft adds no version)."""
+    before = repo.get(draft.id)
+    after = repo.upsert(draft, author=author)
+    if before is None:
+        return "created"
+    return "unchanged" if before.version == after.version else "updated"
 
 
 def create_article(repo: KnowledgeRepository, draft: ArticleDraft, *, author: str) -> Article:

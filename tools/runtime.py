@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolRuntime
@@ -24,21 +24,24 @@ def turn_context(runtime: SupportRuntime) -> TurnContext:
     return context
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Whom the turn acts for: set from the runtime context at turn start, raised only by verification."""
 
     customer_id: CustomerId
     level: VerificationLevel
 
 
-def current_identity(runtime: SupportRuntime) -> Identity:
-    """The identity in graph state (written only by code), falling back to the runtime context."""
-    state_identity = (runtime.state or {}).get("identity") or {}
+def identity_from(state: Mapping[str, Any] | None, context: TurnContext) -> Identity:
+    """The identity in graph state (written only by code: load_context, then verification), else the context's."""
+    state_identity = (state or {}).get("identity") or {}
     if state_identity.get("customer_id"):
         return Identity(CustomerId(state_identity["customer_id"]), VerificationLevel(state_identity["level"]))
-    context = turn_context(runtime)
     return Identity(context.customer_id, context.verification)
+
+
+def current_identity(runtime: SupportRuntime) -> Identity:
+    """The identity a tool acts for."""
+    return identity_from(runtime.state, turn_context(runtime))
 
 
 def tool_result(runtime: SupportRuntime, name: str, payload: dict[str, Any], **updates: Any) -> Command[Any]:

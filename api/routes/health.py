@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -36,24 +38,19 @@ def readyz(request: Request) -> JSONResponse:
         checks["startup"] = "services not started"
     else:
         checks["database"] = _check(services.db.ping)
-        checks["migrations"] = _check(
-            lambda: None if migrate.is_at_head(services.db) else _fail("schema is not at the shipped revision")
-        )
+        checks["migrations"] = _check(lambda: migrate.is_at_head(services.db), "schema is not at the shipped revision")
         checks["knowledge_index"] = "ok" if services.index.ready else "not loaded"
     ok = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ok else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-def _fail(message: str) -> None:
-    raise ThreadlineError(message)
-
-
-def _check(probe: object) -> str:
+def _check(probe: Callable[[], object], when_false: str = "failed") -> str:
+    """`ok`, or why not: the probe's error, or `when_false` when it answers False. Never raises."""
     try:
-        probe()  # type: ignore[operator]
+        result = probe()
     except ThreadlineError as exc:
         return exc.message
     except Exception as exc:  # a probe must report, never crash the endpoint
         return f"{exc.__class__.__name__}: {exc}"
-    return "ok"
+    return when_false if result is False else "ok"
