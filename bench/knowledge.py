@@ -150,7 +150,7 @@ def _time(call: Callable[[], object]) -> float:
 
 def measure_faiss(size: int, queries: int) -> dict[str, Any]:
     """Exact and HNSW indexes over the same `size` vectors: build, latency, HNSW recall@10 vs exact."""
-    from memory.knowledge_index import new_vector_index
+    from memory.index_files import new_vector_index
 
     vectors = clustered_vectors(size, seed=size)
     probes = clustered_vectors(queries, seed=size + 1)

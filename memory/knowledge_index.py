@@ -20,13 +20,8 @@ tombstones exceed 10% of it. Both kinds sit in an IndexIDMap2 and persist the sa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,19 +31,22 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
+from core.types import Article, ArticleId, ArticleStatus, Passage
 from memory.chunking import chunk_article, split_request
+from memory.index_files import (
+    IndexEntry,
+    IndexState,
+    is_hnsw,
+    load_index,
+    model_identity,
+    new_vector_index,
+    save_index,
+)
 from memory.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = 1
-_INDEX_FILE = "knowledge.faiss"
-_META_FILE = "knowledge.json"
 _RRF_K = 60
-_HNSW_M = 32
-_HNSW_EF_CONSTRUCTION = 80
-_HNSW_EF_SEARCH = 128
 _COMPACT_RATIO = 0.1  # rebuild an HNSW graph once this share of its vectors are tombstones
 _FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (no flapping at the boundary)
 Vectors = npt.NDArray[np.float32]
@@ -60,67 +58,6 @@ class PublishedArticles(Protocol):
     def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]: ...
 
     def revision(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """What search needs to know about one indexed article version, and which vector ids hold its chunks."""
-
-    version: int
-    kind: ArticleKind
-    title: str
-    channels: tuple[str, ...]
-    effective_from: datetime | None
-    effective_to: datetime | None
-    chunk_ids: tuple[int, ...]
-
-    def live(self, now: datetime, channel: str | None) -> bool:
-        """Whether the article is in its effective window and offered on `channel`."""
-        if channel is not None and self.channels and channel not in self.channels:
-            return False
-        if self.effective_from is not None and now < _aware(self.effective_from):
-            return False
-        return self.effective_to is None or now < _aware(self.effective_to)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _model_identity(embeddings: Embeddings) -> str:
-    """A string that changes when the embedding model does, so persisted vectors are never mixed across models."""
-    kind = type(embeddings)
-    name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
-    return f"{kind.__module__}.{kind.__qualname__}" + (f":{name}" if isinstance(name, str) else "")
-
-
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def new_vector_index(dimension: int, hnsw: bool) -> Any:
-    """An empty IndexIDMap2 over exact inner-product search or an inner-product HNSW graph."""
-    base: Any
-    if hnsw:
-        base = faiss.IndexHNSWFlat(dimension, _HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        base.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
-        base.hnsw.efSearch = _HNSW_EF_SEARCH
-    else:
-        base = faiss.IndexFlatIP(dimension)
-    return faiss.IndexIDMap2(base)
-
-
-def _is_hnsw(index: Any) -> bool:
-    return index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
 
 
 class KnowledgeIndex:
@@ -144,7 +81,7 @@ class KnowledgeIndex:
         if hnsw_threshold < 1 or clause_votes < 1 or lexical_weight < 0:
             raise ValueError("hnsw_threshold and clause_votes must be positive, lexical_weight not negative")
         self._embeddings = embeddings
-        self._model = _model_identity(embeddings)
+        self._model = model_identity(embeddings)
         self._dir = Path(directory) if directory is not None else None
         self._max_chars = max_chars
         self._hnsw_threshold = hnsw_threshold
@@ -158,7 +95,7 @@ class KnowledgeIndex:
 
     def _reset(self) -> None:
         self._index: Any = None  # IndexIDMap2 over IndexFlatIP or IndexHNSWFlat, created once the dimension is known
-        self._articles: dict[ArticleId, _Entry] = {}
+        self._articles: dict[ArticleId, IndexEntry] = {}
         self._chunks: dict[int, tuple[ArticleId, int, str]] = {}  # vector id -> (article, chunk number, text)
         self._dead: set[int] = set()  # ids still in an HNSW graph whose chunks are gone
         self._lexical = LexicalIndex()
@@ -185,7 +122,7 @@ class KnowledgeIndex:
     def approximate(self) -> bool:
         """Whether search runs on an HNSW graph rather than exactly."""
         with self._lock:
-            return _is_hnsw(self._index)
+            return is_hnsw(self._index)
 
     def sync(self, repo: PublishedArticles) -> bool:
         """Bring the index up to date with `repo`'s published articles; returns whether its revision had moved."""
@@ -337,7 +274,7 @@ class KnowledgeIndex:
     def _remove(self, article_ids: list[ArticleId]) -> None:
         doomed = [vid for aid in article_ids if aid in self._articles for vid in self._articles.pop(aid).chunk_ids]
         if doomed and self._index is not None:
-            if _is_hnsw(self._index):
+            if is_hnsw(self._index):
                 self._dead.update(doomed)  # HNSW cannot delete: search skips these until the next rebuild
             else:
                 self._index.remove_ids(np.asarray(doomed, dtype=np.int64))
@@ -356,7 +293,7 @@ class KnowledgeIndex:
             cursor += len(chunks)
             for vid, (number, text) in zip(chunk_ids, chunks, strict=True):
                 self._chunks[vid] = (article.id, number, text)
-            self._articles[article.id] = _Entry(
+            self._articles[article.id] = IndexEntry(
                 version=article.version,
                 kind=article.kind,
                 title=article.title,
@@ -372,7 +309,7 @@ class KnowledgeIndex:
         """Whether the index should be rebuilt as HNSW (True) or exact (False), or left alone (None)."""
         if self._index is None:
             return None
-        live, hnsw = len(self._chunks), _is_hnsw(self._index)
+        live, hnsw = len(self._chunks), is_hnsw(self._index)
         if not hnsw:
             return True if live > self._hnsw_threshold else None
         if live <= self._hnsw_threshold * _FLAT_RATIO:
@@ -393,79 +330,23 @@ class KnowledgeIndex:
         logger.info("knowledge index rebuilt as %s over %s chunks", "HNSW" if hnsw else "exact", len(ids))
 
     def _save(self, directory: Path) -> None:
-        """Write the FAISS file, then the sidecar carrying its checksum, each atomically (a torn pair is rejected)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Persist the current state (see `memory.index_files`)."""
         with self._lock:
-            index_path = directory / _INDEX_FILE
-            if self._index is not None:
-                _atomic_write(index_path, lambda tmp: faiss.write_index(self._index, tmp))
-            meta = {
-                "format": _FORMAT,
-                "revision": self._revision,
-                "model": self._model,
-                "dimension": None if self._index is None else int(self._index.d),
-                "index_sha256": None if self._index is None else _sha256(index_path),
-                "next_id": self._next_id,
-                "kind": "hnsw" if _is_hnsw(self._index) else "flat",
-                "dead": sorted(self._dead),
-                "articles": {
-                    aid: {
-                        "version": e.version,
-                        "kind": e.kind.value,
-                        "title": e.title,
-                        "channels": list(e.channels),
-                        "effective_from": e.effective_from.isoformat() if e.effective_from else None,
-                        "effective_to": e.effective_to.isoformat() if e.effective_to else None,
-                        "chunks": [[vid, *self._chunks[vid][1:]] for vid in e.chunk_ids],
-                    }
-                    for aid, e in self._articles.items()
-                },
-            }
-        text = json.dumps(meta, ensure_ascii=False)
-        _atomic_write(directory / _META_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            state = IndexState(self._index, self._articles, self._chunks, self._dead, self._revision, self._next_id)
+            save_index(directory, state, self._model)
 
     def _load(self, directory: Path) -> None:
         """Adopt a saved index if it is complete and was built by the same model; otherwise start empty."""
-        meta_path, index_path = directory / _META_FILE, directory / _INDEX_FILE
-        if not meta_path.exists():
+        expected = getattr(self._embeddings, "dimension", None)
+        state = load_index(directory, self._model, expected if isinstance(expected, int) else None)
+        if state is None:
             return
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta["format"] != _FORMAT or meta["model"] != self._model:
-                raise ValueError(f"built by {meta['model']!r} (format {meta['format']}), not {self._model!r}")
-            expected = getattr(self._embeddings, "dimension", None)
-            if isinstance(expected, int) and meta["dimension"] not in (None, expected):
-                raise ValueError(f"dimension {meta['dimension']} != {expected}")
-            index: Any = None
-            if meta["dimension"] is not None:
-                if _sha256(index_path) != meta["index_sha256"]:
-                    raise ValueError("index file does not match its sidecar")
-                index = faiss.read_index(str(index_path))
-                if not isinstance(index, faiss.IndexIDMap2) or index.d != meta["dimension"]:
-                    raise ValueError("index file is not an IndexIDMap2 of the recorded dimension")
-            articles: dict[ArticleId, _Entry] = {}
-            chunks: dict[int, tuple[ArticleId, int, str]] = {}
-            for aid, item in meta["articles"].items():
-                for vid, number, text in item["chunks"]:
-                    chunks[int(vid)] = (ArticleId(aid), int(number), str(text))
-                articles[ArticleId(aid)] = _Entry(
-                    version=int(item["version"]),
-                    kind=ArticleKind(item["kind"]),
-                    title=str(item["title"]),
-                    channels=tuple(item["channels"]),
-                    effective_from=datetime.fromisoformat(item["effective_from"]) if item["effective_from"] else None,
-                    effective_to=datetime.fromisoformat(item["effective_to"]) if item["effective_to"] else None,
-                    chunk_ids=tuple(int(vid) for vid, _, _ in item["chunks"]),
-                )
-            dead = {int(vid) for vid in meta.get("dead", [])}
-            stored = set() if index is None else set(faiss.vector_to_array(index.id_map).tolist())
-            if stored != set(chunks) | dead or dead & set(chunks) or (dead and not _is_hnsw(index)):
-                raise ValueError("index ids do not match the sidecar's chunks")
-            revision, next_id = int(meta["revision"]), int(meta["next_id"])
-            lexical = LexicalIndex.from_texts({vid: text for vid, (_, _, text) in chunks.items()})
-        except Exception as exc:  # any unreadable or inconsistent pair means: rebuild from the repository
-            logger.warning("ignoring saved knowledge index in %s (%s); it will be rebuilt", directory, exc)
-            return
+        lexical = LexicalIndex.from_texts({vid: text for vid, (_, _, text) in state.chunks.items()})
         with self._lock:
-            self._index, self._articles, self._chunks, self._dead = index, articles, chunks, dead
-            self._revision, self._next_id, self._lexical = revision, next_id, lexical
+            self._index, self._articles, self._chunks, self._dead = (
+                state.index,
+                state.articles,
+                state.chunks,
+                state.dead,
+            )
+            self._revision, self._next_id, self._lexical = state.revision, state.next_id, lexical
