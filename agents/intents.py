@@ -115,7 +115,9 @@ _RECALL = re.compile(
     r"|\b(?:as|like) i (?:said|mentioned|told you|explained|wrote)\b"
     r"|\blast time (?:we|i|you)\b|\b(?:since|from|like|as|than) last time\b|\blast time\s*[.!?]*$"
     r"|\b(?:previous|earlier|last) (?:conversation|chat|call|message|email|ticket)\b"
-    r"|\bfollowing up\b|\bwe (?:spoke|talked|chatted|discussed)\b|\bwhere we left off\b",
+    r"|\bfollowing up\b|\bwe (?:spoke|talked|chatted|discussed)\b|\bwhere we left off\b"
+    r"|\b(?:what|the thing|the question) i (?:asked|was asking|enquired|inquired)(?: you)?(?: about)?\b"
+    r"|\b(?:my|the) (?:earlier|previous|last|other) question\b",
     re.IGNORECASE,
 )
 _STATUS_WORDS = re.compile(

@@ -129,6 +129,29 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
 
 
+def open_topic(recalled: dict[str, Any]) -> dict[str, Any] | None:
+    """The question to pick up from a recall: the latest store question of the most relevant episode (one
+    still unanswered first), when that episode was about questions rather than orders (or only its topics
+    may be shown)."""
+    episodes = recalled.get("episodes") or []
+    if not episodes:
+        return None
+    first = episodes[0]
+    topics = first.get("topics") or []
+    if not topics or (first.get("orders") and recalled.get("disclosure") == "full"):
+        return None
+    unanswered = [t for t in topics if not t.get("answered")]
+    topic: dict[str, Any] = (unanswered or topics)[-1]
+    return topic
+
+
+def _recalled_topic(messages: list[AnyMessage]) -> dict[str, Any] | None:
+    """The earlier question this turn is following up, when it began with a recall."""
+    _, after = _turn(messages)
+    recalls = [m for m in after if isinstance(m, ToolMessage) and m.name == "recall_context"]
+    return open_topic(tool_payload(recalls[0])) if recalls else None
+
+
 def after_tool(messages: list[AnyMessage], question: str, result: ToolMessage) -> Decision:
     """The next move once a tool has answered: another call, or a reply grounded in the result."""
     payload, status = tool_payload(result), tool_payload(result).get("status")
@@ -154,6 +177,11 @@ def after_tool(messages: list[AnyMessage], question: str, result: ToolMessage) -
             text=f"Thanks{', ' + payload['name'] if payload.get('name') else ''}, you're verified. How can I help?"
         )
     if result.name == "search_knowledge":
+        earlier = _recalled_topic(messages)
+        if earlier is not None:  # picking up an earlier question: say so, then give today's answer
+            return Decision(
+                text=replies.followup_reply(earlier, payload.get("passages", []), _current_channel(messages))
+            )
         if status != "ok":
             return Decision(
                 text="I'm sorry, I couldn't find an answer to that in our store information. Would you like me to "
@@ -162,6 +190,9 @@ def after_tool(messages: list[AnyMessage], question: str, result: ToolMessage) -
             )
         return Decision(text=replies.knowledge_reply(question, payload["passages"]))
     if result.name == "recall_context":
+        topic = open_topic(payload)
+        if topic is not None:
+            return Decision(tool="search_knowledge", args={"query": topic["question"]})
         return Decision(text=replies.recall_reply(payload.get("episodes", []), _current_channel(messages)))
     if result.name == "escalate_to_human":
         return Decision(text="I've passed your conversation to a member of our team. They'll reply to you here.")

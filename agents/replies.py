@@ -82,3 +82,16 @@ def recall_reply(episodes: list[dict[str, Any]], current_channel: str | None = N
     elsewhere = [line for line in lines if line[1] != current_channel]
     date, channel, gist = (elsewhere or lines)[0]
     return f"Yes, I can see that: on {date} by {CHANNEL_NAMES.get(channel, channel)}, you {gist}."
+
+
+def followup_reply(topic: dict[str, Any], passages: list[dict[str, Any]], current_channel: str | None = None) -> str:
+    """Picking up a question from an earlier conversation, answered from today's knowledge base."""
+    channel = topic.get("channel")
+    where = f" by {CHANNEL_NAMES.get(channel, channel)}" if channel and channel != current_channel else ""
+    opening = f'Last time, on {topic.get("date")}{where}, you asked: "{topic["question"]}".'
+    if not passages:
+        return (
+            f"{opening} I still don't have an answer to that in our store information. Would you like me to "
+            "connect you with a member of our team?"
+        )
+    return f"{opening} Here is the latest: {knowledge_reply(topic['question'], passages)}"

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import health, knowledge, messages
+from api.routes import customers, health, knowledge, messages
 from api.services import open_services
 from core.settings import Settings, get_settings
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(messages.router)
     app.include_router(knowledge.router)
+    app.include_router(customers.router)
     return app
 
 

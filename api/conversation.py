@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import weakref
-from datetime import timedelta
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AnyMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.summarizer import extend_summary
@@ -21,16 +24,19 @@ from core.errors import ConflictError, InvalidInputError
 from core.types import (
     CustomerId,
     Direction,
+    HandleType,
     InboundMessage,
     LoggedMessage,
     TurnOutcome,
     VerificationLevel,
 )
-from memory.identity import IdentityResolver, Resolution
+from memory.identity import IdentityResolver, Resolution, classify_handle
 from memory.knowledge_index import KnowledgeIndex
+from memory.merges import CustomerMerges, MergeRecord
 from memory.stores import Stores
 
 MAX_TEXT_CHARS = 4000
+log = logging.getLogger("threadline.conversation")
 
 
 def thread_key(who: Resolution) -> str:
@@ -60,6 +66,7 @@ class Conversations:
     ) -> None:
         self._stores, self._graph = stores, graph
         self._identity = IdentityResolver(stores.customers, stores.orders, verification_ttl)
+        self._merges = CustomerMerges(stores.db)
         self._services = TurnServices(
             customers=stores.customers,
             orders=stores.orders,
@@ -90,6 +97,8 @@ class Conversations:
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"the message is longer than {MAX_TEXT_CHARS} characters")
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
+        if message.vouched and message.previous_sender:
+            self._sign_in(message, who)
         with self._lock(who.customer.id):
             seen = self._seen(message)
             if seen is not None and seen.sender != who.handle:
@@ -119,14 +128,98 @@ class Conversations:
                 handle_type=who.handle_type,
                 handle=who.handle,
                 services=self._services,
+                now=message.received_at or datetime.now(UTC),
             )
             thread = thread_key(who)
             outcome, state = self._run(inbound, context, thread)
         # Outside the sender's lock, so two customers verifying as each other can never deadlock.
         if outcome.customer_id != thread:
-            with self._lock(outcome.customer_id):
-                self._carry_over(state, outcome.customer_id)
+            if who.customer.provisional:  # the provisional customer joins the one they proved to be
+                try:
+                    self.merge(
+                        who.customer.id,
+                        outcome.customer_id,
+                        actor=f"verification:{message.channel.value}",
+                        reason="verified in conversation",
+                        verified_handle=(who.handle_type, who.handle),
+                    )
+                except ConflictError as error:  # merged meanwhile by a concurrent turn: the reply still stands
+                    log.warning("provisional customer not joined after verification: %s", error.message)
+            else:
+                with self._lock(outcome.customer_id):
+                    self._carry_over(state, outcome.customer_id)
         return outcome
+
+    def _sign_in(self, message: InboundMessage, who: Resolution) -> None:
+        """A signed-in web customer: the conversation they had as an anonymous visitor joins theirs."""
+        assert message.previous_sender is not None
+        handle_type, handle = classify_handle(message.channel, message.previous_sender)
+        before = self._stores.customers.find_by_handle(handle_type, handle)
+        visitor = self._stores.customers.get(before.customer_id) if before else None
+        if visitor is not None and visitor.provisional and visitor.id != who.customer.id and not visitor.merged_into:
+            self.merge(visitor.id, who.customer.id, actor=f"sign-in:{message.channel.value}", reason="signed in")
+
+    def merge(
+        self,
+        source: CustomerId,
+        target: CustomerId,
+        *,
+        actor: str,
+        reason: str,
+        verified_handle: tuple[HandleType, str] | None = None,
+    ) -> MergeRecord:
+        """Merge `source` into `target` (audited, undoable): their rows move, and the source's conversation
+        joins the target's thread. The audit row remembers the target thread's checkpoint before the join."""
+        with ExitStack() as held:
+            for customer_id in sorted({source, target}):  # one order everywhere: no deadlock
+                held.enter_context(self._lock(customer_id))
+            before = self._graph.get_state(thread_config(target))
+            moved_in = self._graph.get_state(thread_config(source)).values
+            thread = {
+                "before_checkpoint": before.config["configurable"].get("checkpoint_id") if before.values else None,
+                "message_ids": [m.id for m in moved_in.get("messages", [])],
+                "summary_lines": str(moved_in.get("summary") or "").splitlines(),
+            }
+            record = self._merges.merge(
+                source, target, actor=actor, reason=reason, verified_handle=verified_handle, extra={"thread": thread}
+            )
+            if moved_in.get("messages"):
+                self._carry_over(moved_in, target)
+            return record
+
+    def unmerge(self, event_id: int, *, actor: str) -> MergeRecord:
+        """Undo a merge exactly: rows go back, and the target's thread loses what the merge brought in."""
+        record = self._merges.get(event_id)
+        with ExitStack() as held:
+            for customer_id in sorted({record.source, record.target}):
+                held.enter_context(self._lock(customer_id))
+            self._merges.unmerge(event_id, actor=actor)
+            self._restore_thread(record.target, record.detail.get("thread") or {})
+        return record
+
+    def _restore_thread(self, target: CustomerId, joined: dict[str, Any]) -> None:
+        """The target thread as it was before the join, plus whatever it gained since that did not come from
+        the source."""
+        config = thread_config(target)
+        current = self._graph.get_state(config).values
+        if not current:
+            return
+        before: dict[str, Any] = {}
+        if joined.get("before_checkpoint"):
+            at = {"configurable": {"thread_id": target, "checkpoint_id": joined["before_checkpoint"]}}
+            before = dict(self._graph.get_state(at).values)  # type: ignore[arg-type]
+        earlier: list[AnyMessage] = list(before.get("messages", []))
+        seen = {m.id for m in earlier} | set(joined.get("message_ids", []))
+        kept = [*earlier, *(m for m in current.get("messages", []) if m.id not in seen)]
+        before_lines = str(before.get("summary") or "").splitlines()
+        skip = set(before_lines) | set(joined.get("summary_lines", []))
+        later = [line for line in str(current.get("summary") or "").splitlines() if line not in skip]
+        values = {
+            "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *kept],
+            "summary": "\n".join([*before_lines, *later]),
+            "focus_order_id": current.get("focus_order_id") if later else before.get("focus_order_id"),
+        }
+        self._graph.update_state(config, values, as_node="remember")
 
     def _run(self, inbound: LoggedMessage, context: TurnContext, thread: str) -> tuple[TurnOutcome, dict[str, Any]]:
         config = thread_config(thread, channel=context.channel.value)

@@ -22,6 +22,7 @@ from memory.db import Database
 from memory.embeddings import make_embeddings
 from memory.kb_sync import KnowledgeSync
 from memory.knowledge_index import KnowledgeIndex
+from memory.longterm import SqlStore
 from memory.stores import Stores
 
 log = logging.getLogger("threadline")
@@ -90,7 +91,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         api_key=settings.openai_api_key,
         cache_dir=settings.cache_path,
     )
-    graph = build_support_graph(model, checkpointer=checkpointer)
+    graph = build_support_graph(model, checkpointer=checkpointer, store=SqlStore(db, embeddings))
     return Services(
         settings=settings,
         db=db,

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli.customer_commands import customers_app
 from cli.eval_commands import eval_app
 from cli.kb_commands import kb_app
 from cli.options import DatabaseUrl, DataDir, settings_from
@@ -32,6 +33,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(eval_app, name="eval")
+app.add_typer(customers_app, name="customers")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

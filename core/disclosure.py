@@ -11,6 +11,8 @@ class Disclosure(StrEnum):
     """Kinds of information a reply may contain."""
 
     KNOWLEDGE = "knowledge"
+    PRIOR_TOPICS = "prior_topics"
+    """What earlier conversations were about (questions asked, products looked at), never orders or outcomes."""
     OWN_ORDER_STATUS = "own_order_status"
     PRIOR_CONVERSATIONS = "prior_conversations"
     ADDRESS = "address"
@@ -19,6 +21,7 @@ class Disclosure(StrEnum):
 
 REQUIRED_LEVEL: dict[Disclosure, VerificationLevel] = {
     Disclosure.KNOWLEDGE: VerificationLevel.ANONYMOUS,
+    Disclosure.PRIOR_TOPICS: VerificationLevel.CLAIMED,
     Disclosure.OWN_ORDER_STATUS: VerificationLevel.VERIFIED,
     Disclosure.PRIOR_CONVERSATIONS: VerificationLevel.VERIFIED,
     Disclosure.ADDRESS: VerificationLevel.STRONG,

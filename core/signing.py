@@ -14,4 +14,4 @@ def sign_identity(secret: str, handle: str) -> str:
 
 def identity_is_signed(secret: str, handle: str, signature: str) -> bool:
     """Whether `signature` is the site's signature of `handle` (constant-time comparison)."""
-    return hmac.compare_digest(sign_identity(secret, handle), signature.strip().lower())
+    return hmac.compare_digest(sign_identity(secret, handle).encode(), signature.strip().lower().encode())

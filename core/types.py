@@ -143,6 +143,8 @@ class Customer(_Record):
     zip: str | None = None
     address: dict[str, Any] | None = None
     provisional: bool = False
+    merged_into: CustomerId | None = None
+    """Set while this customer's identities, messages and episodes live on another customer after a merge."""
     created_at: datetime
 
     @property
@@ -367,6 +369,9 @@ class InboundMessage(BaseModel):
     text: str
     provider_message_id: str | None = Field(None, max_length=256)
     vouched: bool = False
+    previous_sender: str | None = Field(None, max_length=320)
+    """The handle the same person used on this channel before signing in (a web visitor id); with a vouched
+    sender, that handle's provisional conversation joins the signed-in customer's."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime | None = None
 

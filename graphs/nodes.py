@@ -14,9 +14,10 @@ from agents.summarizer import extend_summary, summary_line, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
-from core.types import Channel, CustomerId, EpisodeStatus, Order, VerificationLevel
+from core.types import Channel, CustomerId, Episode, EpisodeStatus, Order, VerificationLevel
 from graphs import policy
 from graphs.handoff import build_packet, cited_articles, last_intent
+from graphs.memories import remember_turn
 from graphs.notices import citation, notice_text, pick_notice
 from graphs.policy import turn_messages
 from graphs.render import render
@@ -175,7 +176,9 @@ def make_remember(window: int) -> Any:
         customer = services.customers.get(customer_id)
         # Someone merely claiming a known customer's handle does not write into that customer's episodes.
         if customer is None or customer.provisional or level.at_least(VerificationLevel.VERIFIED):
-            _record_episode(state, ctx, customer_id, turn, line)
+            episode = _record_episode(state, ctx, customer_id, turn, line)
+            if runtime.store is not None:
+                remember_turn(runtime.store, customer_id, episode, turn, ctx.channel.value, ctx.now)
         services.events.append(
             "turn",
             customer_id=customer_id,
@@ -194,14 +197,14 @@ def make_remember(window: int) -> Any:
 
 def _record_episode(
     state: SupportState, ctx: TurnContext, customer_id: CustomerId, turn: list[AnyMessage], line: str
-) -> None:
+) -> Episode:
     """Add the turn to the customer's current episode (a new one after a few idle days)."""
     episodes = ctx.services.episodes
     episode = episodes.current(customer_id)
     if episode is None or ctx.now - episode.updated_at > EPISODE_IDLE:
         episode = episodes.open(customer_id, ctx.channel, topic=state.get("focus_order_id"))
     shown = (state.get("notice") or {}).get("citation") if state.get("owner", "ai") == "ai" else None
-    episodes.update(
+    return episodes.update(
         episode.id,
         citations=cited_articles(turn),
         notices=[shown] if shown else [],

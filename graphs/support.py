@@ -10,6 +10,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
+from langgraph.store.base import BaseStore
 
 from core.context import TurnContext
 from graphs.nodes import guard, handoff, load_context, make_agent, make_remember, respond
@@ -39,9 +40,11 @@ def build_support_graph(
     model: BaseChatModel,
     *,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
     window: int = WINDOW,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
-    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember."""
+    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
+    `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them."""
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
@@ -59,7 +62,7 @@ def build_support_graph(
     graph.add_edge("handoff", "respond")
     graph.add_edge("respond", "remember")
     graph.add_edge("remember", END)
-    return graph.compile(checkpointer=checkpointer, name="support")
+    return graph.compile(checkpointer=checkpointer, store=store, name="support")
 
 
 def _tool_error(error: Exception) -> str:

@@ -128,10 +128,10 @@ class IdentityResolver:
         self, customer_id: CustomerId, handle_type: HandleType, handle: str, level: VerificationLevel, actor: str
     ) -> None:
         """Point the handle at the verified customer, so the next message on it needs no re-verification.
-        A handle that belongs to another known customer is never taken from them."""
+        A handle held by another customer is never moved here: one held by a known customer stays theirs, and
+        a provisional customer's handle moves with the whole provisional customer, when the turn service
+        merges it (audited, undoable) once the turn is over."""
         current = self._customers.find_by_handle(handle_type, handle)
         if current is not None and current.customer_id != customer_id:
-            owner = self._customers.get(current.customer_id)
-            if owner is not None and not owner.provisional:
-                return
+            return
         self._customers.link_identity(customer_id, handle_type, handle, level, actor=actor)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -95,6 +96,7 @@ class CustomerRow(Base):
     address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     payment_methods: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -297,3 +299,19 @@ class AnalyticsEventRow(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemoryItemRow(Base):
+    """One long-term memory item of LangGraph's Store: a JSON value under a dotted namespace, with the
+    embedding of its indexed text when it has one."""
+
+    __tablename__ = "memory_items"
+    __table_args__ = (UniqueConstraint("namespace", "key", name="uq_memory_items_namespace_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(512), index=True)
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

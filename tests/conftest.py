@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -169,3 +170,35 @@ def embeddings() -> object:
     from memory.embeddings import make_embeddings
 
     return make_embeddings(Settings(embeddings="local"))
+
+
+@pytest.fixture(scope="session")
+def scripted_server(embeddings: Any) -> Iterator[Any]:
+    """The OpenAI-compatible scripted model server, reached over real HTTP."""
+    from agents.models import shared_classifier
+    from agents.scripted_server import ScriptedModelServer
+
+    with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="test-key") as server:
+        yield server
+
+
+@pytest.fixture(params=["offline", "http"])
+def settings(request: pytest.FixtureRequest, demo_db_url: str, tmp_path: Path) -> Any:
+    """Settings over a fresh demo database, with the offline model and with the scripted HTTP model."""
+    from core.settings import Settings
+
+    base: dict[str, Any] = {"data_dir": tmp_path, "database_url": demo_db_url, "load_demo": False}
+    if request.param == "http":
+        server = request.getfixturevalue("scripted_server")
+        base |= {"model": "openai:scripted-model", "openai_base_url": server.base_url, "openai_api_key": "test-key"}
+    return Settings(**base)
+
+
+@pytest.fixture
+def services(settings: Any) -> Iterator[Any]:
+    """The product's services opened from `settings`."""
+    from api.services import open_services
+
+    opened = open_services(settings)
+    yield opened
+    opened.close()

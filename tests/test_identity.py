@@ -11,6 +11,7 @@ import pytest
 from core.errors import InvalidInputError
 from core.types import Channel, Customer, HandleType, IdentityEventKind, VerificationLevel
 from memory.identity import IdentityResolver, classify_handle, normalize_phone
+from memory.merges import CustomerMerges
 from memory.stores import Stores
 
 USERS: dict[str, Any] = json.loads(
@@ -211,13 +212,23 @@ def test_verify_rejects_wrong_or_mismatched_facts_and_provisional_customers(demo
 # --- link_verified ------------------------------------------------------------------------------------------
 
 
-def test_link_verified_points_the_phone_at_the_known_customer_with_an_audit_row(demo_stores: Stores) -> None:
+def test_a_provisional_customers_phone_moves_only_with_an_audited_merge(demo_stores: Stores) -> None:
     resolver = _resolver(demo_stores)
     first = resolver.resolve(Channel.SMS, PHONE)
     assert first.created is True
     james = resolver.verify(email=USERS[JAMES]["email"])
     assert james is not None
+    # Linking alone never takes a handle from another customer, provisional or not ...
     resolver.link_verified(james.id, first.handle_type, first.handle, VerificationLevel.VERIFIED, "conversation:sms")
+    assert resolver.resolve(Channel.SMS, PHONE).customer.id == first.customer.id
+    # ... the provisional customer joins James as a whole, through the audit trail.
+    merge = CustomerMerges(demo_stores.db).merge(
+        first.customer.id,
+        james.id,
+        actor="verification:sms",
+        reason="verified in conversation",
+        verified_handle=(first.handle_type, first.handle),
+    )
 
     later = resolver.resolve(Channel.SMS, PHONE)
     assert later.created is False
@@ -226,16 +237,16 @@ def test_link_verified_points_the_phone_at_the_known_customer_with_an_audit_row(
     assert resolver.resolve(Channel.VOICE, "+14155550199").customer.id == james.id
 
     events = demo_stores.customers.identity_events(james.id)
-    links = [e for e in events if e.detail.get("handle_type") == "phone"]
-    assert len(links) == 1
-    link = links[0]
-    assert link.kind is IdentityEventKind.LINK
-    assert link.actor == "conversation:sms"
-    assert link.other_customer_id == first.customer.id  # the provisional customer the phone pointed at before
-    assert link.detail["level"] == "verified"
-    assert link.detail["previous"]["customer_id"] == first.customer.id
-    # the provisional customer's history shows the phone leaving too
-    assert any(e.id == link.id for e in demo_stores.customers.identity_events(first.customer.id))
+    assert [e.kind for e in events if e.id == merge.event_id] == [IdentityEventKind.MERGE]
+    event = next(e for e in events if e.id == merge.event_id)
+    assert event.actor == "verification:sms"
+    assert event.other_customer_id == first.customer.id
+    moved = event.detail["moved"]["channel_identities"]
+    assert [m["verification_level"] for m in moved] == ["anonymous"]  # what the phone was before, for the undo
+    # the provisional customer's history shows the merge too, and it points at James
+    assert any(e.id == merge.event_id for e in demo_stores.customers.identity_events(first.customer.id))
+    merged_away = demo_stores.customers.get(first.customer.id)
+    assert merged_away is not None and merged_away.merged_into == james.id
     phones = [i for i in demo_stores.customers.identities(james.id) if i.handle_type is HandleType.PHONE]
     assert [(i.handle_value, i.verification_level) for i in phones] == [("+14155550199", VerificationLevel.VERIFIED)]
 

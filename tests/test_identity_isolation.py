@@ -14,9 +14,10 @@ from api.conversation import thread_config
 from api.services import Services, open_services
 from core.errors import ConflictError
 from core.settings import Settings
-from core.types import Channel, HandleType, InboundMessage, TurnOutcome
+from core.types import Channel, HandleType
 from demo.loader import DATA_DIR, demo_customer_id
 from graphs.nodes import _overflow
+from tests.support import say
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES, OTHER = USERS["james_li_5688"], next(u for k, u in USERS.items() if k != "james_li_5688")
@@ -28,10 +29,6 @@ def services(demo_db_url: str, tmp_path: Path) -> Iterator[Services]:
     opened = open_services(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False))
     yield opened
     opened.close()
-
-
-def say(services: Services, channel: Channel, sender: str, text: str, **extra: object) -> TurnOutcome:
-    return services.conversations.handle(InboundMessage(channel=channel, sender=sender, text=text, **extra))  # type: ignore[arg-type]
 
 
 def test_a_claimed_email_sender_gets_nothing_from_the_customers_conversation(services: Services) -> None:
@@ -94,7 +91,6 @@ def test_verification_on_a_handle_lapses_after_the_window(demo_stores: object) -
     james = demo_customer_id("james_li_5688")
     fresh = IdentityResolver(demo_stores.customers, demo_stores.orders, timedelta(hours=24))
     lapsed = IdentityResolver(demo_stores.customers, demo_stores.orders, timedelta(0))
-    fresh.resolve(Channel.SMS, PHONE)
     fresh.link_verified(james, HandleType.PHONE, PHONE, VerificationLevel.VERIFIED, actor="test")
     assert fresh.resolve(Channel.SMS, PHONE).level is VerificationLevel.VERIFIED
     again = lapsed.resolve(Channel.SMS, PHONE)

@@ -5,53 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.embeddings import Embeddings
 
-from agents.models import shared_classifier
 from agents.scripted_server import ScriptedModelServer
 from api.conversation import thread_config
 from api.services import Services, open_services
 from core.settings import Settings
-from core.types import Channel, CustomerId, Direction, HandoffStatus, InboundMessage, OrderId, TurnOutcome
+from core.types import Channel, CustomerId, Direction, HandoffStatus, OrderId, TurnOutcome
 from demo.loader import DATA_DIR, demo_customer_id
 from graphs.render import sms_segments
+from tests.support import say
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())
 JAMES = USERS["james_li_5688"]
 PHONE = "+15550100200"
-
-
-@pytest.fixture(scope="session")
-def scripted_server(embeddings: Embeddings) -> Iterator[ScriptedModelServer]:
-    with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="test-key") as server:
-        yield server
-
-
-@pytest.fixture(params=["offline", "http"])
-def settings(request: pytest.FixtureRequest, demo_db_url: str, tmp_path: Path) -> Settings:
-    base: dict[str, Any] = {"data_dir": tmp_path, "database_url": demo_db_url, "load_demo": False}
-    if request.param == "http":
-        server = request.getfixturevalue("scripted_server")
-        base |= {"model": "openai:scripted-model", "openai_base_url": server.base_url, "openai_api_key": "test-key"}
-    return Settings(**base)
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    opened = open_services(settings)
-    yield opened
-    opened.close()
-
-
-def say(services: Services, channel: Channel, sender: str, text: str, **extra: Any) -> TurnOutcome:
-    return services.conversations.handle(InboundMessage(channel=channel, sender=sender, text=text, **extra))
 
 
 def tool_names(outcome: TurnOutcome) -> list[str]:

@@ -28,6 +28,13 @@ class MessageIn(BaseModel):
     message_id: str | None = Field(
         None, min_length=1, max_length=256, description="Provider message id; redeliveries are answered once."
     )
+    visitor_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=320,
+        description="With a signed identity: the anonymous visitor id the widget used before sign-in; that "
+        "visitor's conversation joins the signed-in customer's (an audited, undoable merge).",
+    )
     identity_signature: str | None = Field(
         None,
         max_length=128,
@@ -75,6 +82,7 @@ def post_message(body: MessageIn, services: ServicesDep) -> MessageOut:
             text=body.text,
             provider_message_id=body.message_id,
             vouched=_vouched(body, services),
+            previous_sender=body.visitor_id,
         )
     )
     return MessageOut.model_validate(outcome.model_dump())

@@ -1,0 +1,126 @@
+"""What a turn leaves in long-term memory: the episode's summary record and the customer's preferences.
+
+Episode records keep public topics (questions asked and the articles that answered them, products looked at)
+apart from private facts (orders and their outcomes), so `recall_context` can pick up a topic at a lower
+verification level than it shows an order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
+from langgraph.store.base import BaseStore
+
+from agents.summarizer import tool_payload
+from core.longterm import EPISODES, PREFERENCES, customer_namespace
+from core.types import ArticleKind, Episode
+
+MAX_TOPICS = 8
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ORDER = re.compile(r"#?W\d{7}\b", re.I)
+_DIGITS = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_PREFERENCE = re.compile(
+    r"\b(i(?:'d| would)? (?:prefer|rather|like|love|hate|need)\b[^.!?\n]{3,100}"
+    r"|(?:please )?(?:don't|do not|never) (?:call|text|email|phone) me\b[^.!?\n]{0,60})",
+    re.I,
+)
+
+
+def public_text(text: str) -> str:
+    """A customer's words with anything identifying taken out (emails, order numbers, long numbers)."""
+    text = _EMAIL.sub("[email]", text)
+    text = _ORDER.sub("[order]", text)
+    return _DIGITS.sub("[number]", text).strip()
+
+
+def _product_name(title: str) -> str:
+    return title.split(":", 1)[0].strip()
+
+
+def episode_record(
+    episode: Episode, turn: list[AnyMessage], previous: dict[str, Any] | None, channel: str, now: datetime
+) -> dict[str, Any]:
+    """The episode's long-term record after this turn (built on the previous record)."""
+    record = dict(previous or {})
+    topics: list[dict[str, Any]] = list(record.get("topics", []))
+    products: list[str] = list(record.get("products", []))
+    orders: list[str] = list(record.get("orders", []))
+    for message in turn:
+        if not isinstance(message, ToolMessage):
+            continue
+        payload = tool_payload(message)
+        if message.name == "search_knowledge" and payload.get("query"):
+            passages = payload.get("passages") or []
+            top = passages[0] if passages else {}
+            topics.append(
+                {
+                    "question": public_text(str(payload["query"]))[:200],
+                    "answered": payload.get("status") == "ok",
+                    "source": top.get("title"),
+                    "article_id": top.get("article_id"),
+                    "date": now.date().isoformat(),
+                    "channel": channel,
+                }
+            )
+            products += [_product_name(p["title"]) for p in passages[:1] if p.get("kind") == ArticleKind.PRODUCT.value]
+        elif message.name == "lookup_order":
+            order = payload.get("order") or {}
+            found = [order.get("order_id")] + [o.get("order_id") for o in payload.get("orders", [])]
+            orders += [str(o) for o in found if o]
+    topics = _latest_per_question(topics)[-MAX_TOPICS:]
+    open_items = [f"unanswered question: {t['question']}" for t in topics if not t["answered"]]
+    if episode.status.value == "escalated":
+        open_items.append("waiting for a member of the team")
+    record.update(
+        episode_id=episode.id,
+        topics=topics,
+        products=list(dict.fromkeys(products))[-MAX_TOPICS:],
+        orders=list(dict.fromkeys(orders))[-MAX_TOPICS:],
+        summary=episode.summary,
+        outcome=episode.outcome,
+        open_items=open_items,
+        channels=episode.channels,
+        status=episode.status.value,
+        started_at=record.get("started_at") or now.isoformat(timespec="minutes"),
+        last_active=now.isoformat(timespec="minutes"),
+    )
+    record["text"] = " | ".join([*(t["question"] for t in topics), *record["products"], episode.topic or ""]).strip(
+        " |"
+    )
+    return record
+
+
+def _latest_per_question(topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per question (its latest), in the order last asked."""
+    latest: dict[str, dict[str, Any]] = {}
+    for topic in topics:
+        latest.pop(topic["question"].lower(), None)
+        latest[topic["question"].lower()] = topic
+    return list(latest.values())
+
+
+def remember_turn(
+    store: BaseStore, customer_id: str, episode: Episode, turn: list[AnyMessage], channel: str, now: datetime
+) -> None:
+    """Write the episode record and any preference the customer stated in this turn."""
+    namespace = customer_namespace(customer_id, EPISODES)
+    previous = store.get(namespace, episode.id)
+    record = episode_record(episode, turn, previous.value if previous else None, channel, now)
+    store.put(namespace, episode.id, record, index=["text"] if record["text"] else False)
+    for message in turn:
+        if isinstance(message, HumanMessage):
+            for match in _PREFERENCE.finditer(message.text):
+                statement = public_text(match.group(0))
+                key = "said-" + hashlib.sha256(statement.lower().encode()).hexdigest()[:16]
+                value = {"text": statement, "channel": channel, "date": now.date().isoformat()}
+                store.put(customer_namespace(customer_id, PREFERENCES), key, value)
+    channels = customer_namespace(customer_id, PREFERENCES)
+    used = store.get(channels, "channels")
+    counts: dict[str, int] = dict((used.value if used else {}).get("counts", {}))
+    counts[channel] = counts.get(channel, 0) + 1
+    summary = "contacts us by " + ", ".join(f"{c} ({n})" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    store.put(channels, "channels", {"text": summary, "counts": counts, "last": channel}, index=False)

@@ -1,0 +1,199 @@
+"""Customer 360: one customer's profile, identities, orders, episodes and cross-channel timeline, for agents
+and admins (never for the customer's own conversation, which goes through the disclosure matrix)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from core.errors import NotFoundError
+from core.ports import OrderSystem
+from core.types import ChannelIdentity, Customer, CustomerId, Episode, HandleType, OrderStatus
+from memory.db import Database
+from memory.schema import (
+    AnalyticsEventRow,
+    ChannelIdentityRow,
+    CustomerRow,
+    EpisodeRow,
+    HandoffRow,
+    IdentityEventRow,
+    MessageRow,
+)
+
+# "email beats phone": when handles point at different customers, the first kind here decides.
+HANDLE_PRECEDENCE = (
+    HandleType.EXTERNAL,
+    HandleType.LOYALTY,
+    HandleType.EMAIL,
+    HandleType.PHONE,
+    HandleType.SOCIAL,
+    HandleType.VISITOR,
+)
+
+
+class OrderGlance(BaseModel):
+    """One order in a line."""
+
+    id: str
+    status: str
+    total: str
+    items: int
+    placed_at: datetime | None = None
+
+
+class HandoffGlance(BaseModel):
+    """One handoff in a line."""
+
+    id: str
+    status: str
+    priority: str
+    created_at: datetime
+
+
+class CustomerProfile(BaseModel):
+    """Everything an agent needs at a glance."""
+
+    customer: Customer
+    identities: list[ChannelIdentity]
+    orders: list[OrderGlance]
+    lifetime_value: str
+    episodes: list[Episode]
+    handoffs: list[HandoffGlance]
+    merged_into: CustomerId | None = None
+    merged_from: list[CustomerId] = Field(default_factory=list)
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to a customer: a message, an identity change, a handoff or an event."""
+
+    at: datetime
+    kind: str = Field(description="message, identity, handoff or event")
+    channel: str | None = None
+    direction: str | None = None
+    text: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    ref: str = Field(description="The row this entry comes from, e.g. message:42.")
+
+
+def find_customer(db: Database, handles: dict[HandleType, str]) -> Customer | None:
+    """The customer the given (normalized) handles identify: an exact handle match wins, by the precedence
+    above (email beats phone); an email also matches the address on a customer's profile."""
+    with db.session() as s:
+        for handle_type in HANDLE_PRECEDENCE:
+            value = handles.get(handle_type)
+            if not value:
+                continue
+            row = s.scalar(
+                select(CustomerRow)
+                .join(ChannelIdentityRow, ChannelIdentityRow.customer_id == CustomerRow.id)
+                .where(
+                    ChannelIdentityRow.handle_type == handle_type.value,
+                    ChannelIdentityRow.handle_value == value,
+                    ChannelIdentityRow.active.is_(True),
+                )
+            )
+            if row is None and handle_type is HandleType.EMAIL:
+                row = s.scalar(
+                    select(CustomerRow).where(CustomerRow.email == value, CustomerRow.provisional.is_(False))
+                )
+            if row is None and handle_type is HandleType.EXTERNAL:
+                row = s.scalar(select(CustomerRow).where(CustomerRow.external_id == value))
+            if row is not None:
+                return Customer.model_validate(row)
+    return None
+
+
+def profile(db: Database, orders: OrderSystem, customer_id: CustomerId, *, episodes: int = 20) -> CustomerProfile:
+    """The customer 360 view (orders come from the order system, wherever it lives)."""
+    with db.session() as s:
+        row = s.get(CustomerRow, customer_id)
+        if row is None:
+            raise NotFoundError(f"no customer {customer_id}")
+        orders_on_file = orders.orders_for_customer(customer_id, limit=1000)
+        identities = s.scalars(
+            select(ChannelIdentityRow)
+            .where(ChannelIdentityRow.customer_id == customer_id, ChannelIdentityRow.active.is_(True))
+            .order_by(ChannelIdentityRow.id)
+        )
+        episode_rows = s.scalars(
+            select(EpisodeRow)
+            .where(EpisodeRow.customer_id == customer_id)
+            .order_by(EpisodeRow.updated_at.desc())
+            .limit(episodes)
+        )
+        handoffs = s.scalars(
+            select(HandoffRow).where(HandoffRow.customer_id == customer_id).order_by(HandoffRow.created_at.desc())
+        )
+        merged_from = s.scalars(select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))
+        total = sum((o.total for o in orders_on_file if o.status is not OrderStatus.CANCELLED), Decimal("0"))
+        return CustomerProfile(
+            customer=Customer.model_validate(row),
+            identities=[ChannelIdentity.model_validate(i) for i in identities],
+            orders=[
+                OrderGlance(
+                    id=o.id, status=o.status.value, total=str(o.total), items=len(o.items), placed_at=o.placed_at
+                )
+                for o in orders_on_file
+            ],
+            lifetime_value=str(total.quantize(Decimal("0.01"))),
+            episodes=[Episode.model_validate(e) for e in episode_rows],
+            handoffs=[
+                HandoffGlance(id=h.id, status=h.status, priority=h.priority, created_at=h.created_at) for h in handoffs
+            ],
+            merged_into=CustomerId(row.merged_into) if row.merged_into else None,
+            merged_from=[CustomerId(c) for c in merged_from],
+        )
+
+
+def timeline(
+    db: Database, customer_id: CustomerId, *, limit: int = 200, before: datetime | None = None
+) -> list[TimelineEntry]:
+    """Every message and event of the customer across channels, oldest first (the `limit` most recent
+    before `before`)."""
+    entries: list[TimelineEntry] = []
+    with db.session() as s:
+        if s.get(CustomerRow, customer_id) is None:
+            raise NotFoundError(f"no customer {customer_id}")
+
+        def recent(table: Any, at: Any, *where: Any) -> Any:
+            query = select(table).where(*where)
+            if before is not None:
+                query = query.where(at < before)
+            return s.scalars(query.order_by(at.desc()).limit(limit))
+
+        for m in recent(MessageRow, MessageRow.created_at, MessageRow.customer_id == customer_id):
+            entries.append(
+                TimelineEntry(
+                    at=m.created_at,
+                    kind="message",
+                    channel=m.channel,
+                    direction=m.direction,
+                    text=m.text,
+                    detail={"sender": m.sender, "reply_to": m.reply_to_id},
+                    ref=f"message:{m.id}",
+                )
+            )
+        involved = (IdentityEventRow.customer_id == customer_id) | (IdentityEventRow.other_customer_id == customer_id)
+        for e in recent(IdentityEventRow, IdentityEventRow.created_at, involved):
+            detail = {"kind": e.kind, "actor": e.actor, "customer": e.customer_id, "other": e.other_customer_id}
+            detail |= {k: v for k, v in e.detail.items() if k in ("handle_type", "level", "reason")}
+            entries.append(TimelineEntry(at=e.created_at, kind="identity", detail=detail, ref=f"identity_event:{e.id}"))
+        for h in recent(HandoffRow, HandoffRow.created_at, HandoffRow.customer_id == customer_id):
+            detail = {"status": h.status, "priority": h.priority}
+            entries.append(TimelineEntry(at=h.created_at, kind="handoff", detail=detail, ref=f"handoff:{h.id}"))
+        for a in recent(AnalyticsEventRow, AnalyticsEventRow.occurred_at, AnalyticsEventRow.customer_id == customer_id):
+            entries.append(
+                TimelineEntry(
+                    at=a.occurred_at,
+                    kind="event",
+                    channel=a.channel,
+                    detail={"type": a.type, **(a.payload or {})},
+                    ref=f"event:{a.id}",
+                )
+            )
+    entries.sort(key=lambda e: (e.at, e.ref))
+    return entries[-limit:]

@@ -1,0 +1,196 @@
+"""Long-term memory: LangGraph's `BaseStore` over the domain database, namespaced by customer.
+
+Items live in the `memory_items` table on SQLite and Postgres alike, so a customer's memories move with
+their other rows when customers are merged and unmerged. Semantic search embeds each item's indexed text
+once, at write time, and ranks a namespace's items by cosine similarity; a customer's memory is small (tens
+of items), so scanning their namespace is cheaper than any index, and no database extension is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+)
+from langgraph.store.base.embed import get_text_at_path, tokenize_path
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from memory.db import Database
+from memory.schema import MemoryItemRow, utcnow
+
+SEP = "."
+DEFAULT_FIELDS = ("text",)
+
+
+def _join(namespace: Sequence[str]) -> str:
+    return SEP.join(namespace)
+
+
+def _under(prefix: Sequence[str]) -> Any:
+    joined = _join(prefix)
+    return or_(MemoryItemRow.namespace == joined, MemoryItemRow.namespace.startswith(joined + SEP, autoescape=True))
+
+
+def _matches(value: Any, condition: Any) -> bool:
+    if isinstance(condition, dict) and condition and all(str(k).startswith("$") for k in condition):
+        ops = {"$eq": value == condition.get("$eq"), "$ne": value != condition.get("$ne")}
+        for op, expected in condition.items():
+            if op in ops:
+                if not ops[op]:
+                    return False
+            elif op == "$in":
+                if value not in expected:
+                    return False
+            else:
+                try:
+                    ok = {"$gt": value > expected, "$gte": value >= expected}.get(op)
+                    ok = ok if ok is not None else {"$lt": value < expected, "$lte": value <= expected}[op]
+                except (TypeError, KeyError):
+                    return False
+                if not ok:
+                    return False
+        return True
+    return bool(value == condition)
+
+
+def _namespace_matches(namespace: tuple[str, ...], conditions: Sequence[MatchCondition]) -> bool:
+    for condition in conditions:
+        path = tuple(condition.path)
+        part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[-len(path) :]
+        if len(part) != len(path) or any(p != "*" and p != n for p, n in zip(path, part, strict=True)):
+            return False
+    return True
+
+
+class SqlStore(BaseStore):
+    """`BaseStore` over the domain database, with semantic search when given embeddings."""
+
+    supports_ttl = False
+
+    def __init__(self, db: Database, embeddings: Embeddings | None = None, fields: Sequence[str] = DEFAULT_FIELDS):
+        self._db = db
+        self._embeddings = embeddings
+        self._fields = tuple(fields)
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        embedded = self._embed_puts([op for op in ops if isinstance(op, PutOp)])
+        results: list[Result] = []
+        with self._db.session() as s:
+            for op in ops:
+                if isinstance(op, GetOp):
+                    results.append(self._get(s, op))
+                elif isinstance(op, PutOp):
+                    self._put(s, op, embedded.get(id(op)))
+                    results.append(None)
+                elif isinstance(op, SearchOp):
+                    results.append(self._search(s, op))
+                elif isinstance(op, ListNamespacesOp):
+                    results.append(self._list_namespaces(s, op))
+                else:  # pragma: no cover - BaseStore defines no other operation
+                    raise TypeError(f"unknown store operation {type(op).__name__}")
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return await asyncio.to_thread(self.batch, list(ops))
+
+    # -- operations ---------------------------------------------------------------------------------------
+
+    def _get(self, s: Session, op: GetOp) -> Item | None:
+        row = s.scalar(
+            select(MemoryItemRow).where(MemoryItemRow.namespace == _join(op.namespace), MemoryItemRow.key == op.key)
+        )
+        return self._item(row) if row else None
+
+    def _put(self, s: Session, op: PutOp, embedding: bytes | None) -> None:
+        namespace = _join(op.namespace)
+        row = s.scalar(select(MemoryItemRow).where(MemoryItemRow.namespace == namespace, MemoryItemRow.key == op.key))
+        if op.value is None:
+            if row is not None:
+                s.execute(delete(MemoryItemRow).where(MemoryItemRow.id == row.id))
+            return
+        now = utcnow()
+        if row is None:
+            s.add(
+                MemoryItemRow(
+                    namespace=namespace,
+                    key=op.key,
+                    value=dict(op.value),
+                    embedding=embedding,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            row.value, row.embedding, row.updated_at = dict(op.value), embedding, now
+        s.flush()
+
+    def _search(self, s: Session, op: SearchOp) -> list[SearchItem]:
+        rows = [
+            row
+            for row in s.scalars(
+                select(MemoryItemRow).where(_under(op.namespace_prefix)).order_by(MemoryItemRow.updated_at.desc())
+            )
+            if all(_matches(row.value.get(k), c) for k, c in (op.filter or {}).items())
+        ]
+        scores: list[float | None] = [None] * len(rows)
+        if op.query and self._embeddings is not None and rows:
+            query = np.asarray(self._embeddings.embed_query(op.query), dtype=np.float32)
+            query /= np.linalg.norm(query) or 1.0
+            for i, row in enumerate(rows):
+                if row.embedding:
+                    vector = np.frombuffer(row.embedding, dtype=np.float32)
+                    scores[i] = float(vector @ query / (np.linalg.norm(vector) or 1.0))
+            order = sorted(range(len(rows)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0)))
+            rows, scores = [rows[i] for i in order], [scores[i] for i in order]
+        window = slice(op.offset, op.offset + op.limit)
+        return [self._item(row, score) for row, score in zip(rows[window], scores[window], strict=True)]
+
+    def _list_namespaces(self, s: Session, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        found: set[tuple[str, ...]] = set()
+        for joined in s.scalars(select(MemoryItemRow.namespace).distinct()):
+            namespace = tuple(joined.split(SEP))
+            if _namespace_matches(namespace, op.match_conditions or ()):
+                found.add(namespace[: op.max_depth] if op.max_depth else namespace)
+        return sorted(found)[op.offset : op.offset + op.limit]
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _item(row: MemoryItemRow, score: float | None = None) -> SearchItem:
+        namespace = tuple(row.namespace.split(SEP))
+        created: datetime = row.created_at
+        return SearchItem(namespace, row.key, row.value, created, row.updated_at, score=score)
+
+    def _embed_puts(self, puts: list[PutOp]) -> dict[int, bytes]:
+        """Embed the indexed text of each put in one call; an item with no text (or index=False) has none."""
+        if self._embeddings is None:
+            return {}
+        texts: dict[int, str] = {}
+        for op in puts:
+            if op.value is None or op.index is False:
+                continue
+            fields = self._fields if op.index is None else tuple(op.index)
+            parts = [t for f in fields for t in get_text_at_path(op.value, tokenize_path(f)) if t]
+            if parts:
+                texts[id(op)] = "\n".join(parts)
+        if not texts:
+            return {}
+        vectors = self._embeddings.embed_documents(list(texts.values()))
+        return {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
