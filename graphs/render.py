@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import re
 
+from core.sms import sms_segments
 from core.types import Channel
 
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = set("^{}\\[~]|€\f")  # two septets each (escape + character)
 SMS_MAX_SEGMENTS = 2
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|co|shop|store)(?:/\S*)?", re.I)
 _ORDER_ID = re.compile(r"#W(\d{7})")
@@ -19,16 +14,6 @@ _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`|^#+\s*)", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def sms_segments(text: str) -> int:
-    """How many SMS segments `text` takes, counted as the network does: GSM-7 septets (extension characters
-    take two; 160 single / 153 concatenated) or UCS-2 code units (emoji take two; 70 / 67)."""
-    if all(ch in GSM7 or ch in GSM7_EXTENSION for ch in text):
-        units, single, multi = len(text) + sum(ch in GSM7_EXTENSION for ch in text), 160, 153
-    else:
-        units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
-    return 1 if units <= single else math.ceil(units / multi)
 
 
 def plain(text: str) -> str:
