@@ -57,6 +57,27 @@ class Settings(BaseSettings):
     hnsw_threshold: int = Field(
         50_000, ge=1, description="Chunks beyond which the knowledge index switches from exact search to HNSW."
     )
+    bootstrap_keys: SecretStr | None = Field(
+        None,
+        description="API keys created at start-up if missing, as 'role:key,role:key' (roles: channel, agent, admin, "
+        "qa, associate).",
+    )
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token: checks X-Twilio-Signature.")
+    public_url: str | None = Field(
+        None, description="The public base URL providers call (Twilio signs it); unset means the request URL."
+    )
+    email_signing_key: SecretStr | None = Field(None, description="Inbound-email webhook signing key (Mailgun style).")
+    meta_app_secret: SecretStr | None = Field(None, description="Meta app secret: checks X-Hub-Signature-256.")
+    meta_verify_token: SecretStr | None = Field(None, description="Meta webhook subscription verify token.")
+    store_name: str = Field("The Threadline Demo Store", description="Signs email replies.")
+    max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted (413).")
+    rate_per_key_per_minute: int = Field(1200, ge=1, description="Requests per minute per API key (429 beyond).")
+    rate_per_sender_per_minute: int = Field(30, ge=1, description="Messages per minute per sender handle (429).")
+    model_timeout_s: float = Field(30, gt=0, le=600, description="Timeout of every model call, in seconds.")
+    burst_window_ms: int = Field(
+        0, ge=0, le=10_000, description="Wait this long before a turn so a burst of messages becomes one turn."
+    )
+    turn_lease_s: float = Field(120, gt=0, le=3600, description="How long a turn's per-customer lease lasts (SQLite).")
 
     @field_validator("database_url")
     @classmethod
