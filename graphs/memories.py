@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from core.types import ArticleKind, Episode
 MAX_TOPICS = 8
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ORDER = re.compile(r"#?W\d{7}\b", re.I)
-_DIGITS = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_DIGITS = re.compile(r"\+?\d[\d\s().-]*")
 _PREFERENCE = re.compile(
     r"\b(i(?:'d| would)? (?:prefer|rather|like|love|hate|need)\b[^.!?\n]{3,100}"
     r"|(?:please )?(?:don't|do not|never) (?:call|text|email|phone) me\b[^.!?\n]{0,60})",
@@ -30,11 +31,20 @@ _PREFERENCE = re.compile(
 )
 
 
-def public_text(text: str) -> str:
-    """A customer's words with anything identifying taken out (emails, order numbers, long numbers)."""
-    text = _EMAIL.sub("[email]", text)
+def public_text(text: str, private: Sequence[str] = ()) -> str:
+    """A customer's words with anything identifying taken out: emails, order numbers, every number (house
+    numbers, zip codes, phones), and the customer's own profile terms (street, city, name)."""
+    text = _EMAIL.sub("[email]", without_profile(text, private))
     text = _ORDER.sub("[order]", text)
-    return _DIGITS.sub("[number]", text).strip()
+    text = _DIGITS.sub("[number] ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def without_profile(text: str, private: Sequence[str]) -> str:
+    """`text` with the customer's profile terms (street, city, zip, name, email) replaced by [private]."""
+    for term in sorted({t.strip() for t in private if t and len(t.strip()) > 2}, key=len, reverse=True):
+        text = re.sub(re.escape(term), "[private]", text, flags=re.I)
+    return text
 
 
 def _product_name(title: str) -> str:
@@ -42,7 +52,12 @@ def _product_name(title: str) -> str:
 
 
 def episode_record(
-    episode: Episode, turn: list[AnyMessage], previous: dict[str, Any] | None, channel: str, now: datetime
+    episode: Episode,
+    turn: list[AnyMessage],
+    previous: dict[str, Any] | None,
+    channel: str,
+    now: datetime,
+    private: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The episode's long-term record after this turn (built on the previous record)."""
     record = dict(previous or {})
@@ -58,7 +73,7 @@ def episode_record(
             top = passages[0] if passages else {}
             topics.append(
                 {
-                    "question": public_text(str(payload["query"]))[:200],
+                    "question": public_text(str(payload["query"]), private)[:200],
                     "answered": payload.get("status") == "ok",
                     "source": top.get("title"),
                     "article_id": top.get("article_id"),
@@ -80,8 +95,8 @@ def episode_record(
         topics=topics,
         products=list(dict.fromkeys(products))[-MAX_TOPICS:],
         orders=list(dict.fromkeys(orders))[-MAX_TOPICS:],
-        summary=episode.summary,
-        outcome=episode.outcome,
+        summary=without_profile(episode.summary or "", private),  # shown from `verified`; addresses need `strong`
+        outcome=without_profile(episode.outcome or "", private),
         open_items=open_items,
         channels=episode.channels,
         status=episode.status.value,
@@ -104,17 +119,24 @@ def _latest_per_question(topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def remember_turn(
-    store: BaseStore, customer_id: str, episode: Episode, turn: list[AnyMessage], channel: str, now: datetime
+    store: BaseStore,
+    customer_id: str,
+    episode: Episode,
+    turn: list[AnyMessage],
+    channel: str,
+    now: datetime,
+    private: Sequence[str] = (),
 ) -> None:
-    """Write the episode record and any preference the customer stated in this turn."""
+    """Write the episode record and any preference the customer stated in this turn; `private` lists the
+    customer's profile terms (street, city, zip, name) kept out of what is stored as public."""
     namespace = customer_namespace(customer_id, EPISODES)
     previous = store.get(namespace, episode.id)
-    record = episode_record(episode, turn, previous.value if previous else None, channel, now)
+    record = episode_record(episode, turn, previous.value if previous else None, channel, now, private)
     store.put(namespace, episode.id, record, index=["text"] if record["text"] else False)
     for message in turn:
         if isinstance(message, HumanMessage):
             for match in _PREFERENCE.finditer(message.text):
-                statement = public_text(match.group(0))
+                statement = public_text(match.group(0), private)
                 key = "said-" + hashlib.sha256(statement.lower().encode()).hexdigest()[:16]
                 value = {"text": statement, "channel": channel, "date": now.date().isoformat()}
                 store.put(customer_namespace(customer_id, PREFERENCES), key, value)

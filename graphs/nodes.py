@@ -14,7 +14,7 @@ from agents.summarizer import extend_summary, summary_line, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
-from core.types import Channel, CustomerId, Episode, EpisodeStatus, Order, VerificationLevel
+from core.types import Channel, Customer, CustomerId, Episode, EpisodeStatus, Order, VerificationLevel
 from graphs import policy
 from graphs.handoff import build_packet, cited_articles, last_intent
 from graphs.memories import remember_turn
@@ -178,7 +178,8 @@ def make_remember(window: int) -> Any:
         if customer is None or customer.provisional or level.at_least(VerificationLevel.VERIFIED):
             episode = _record_episode(state, ctx, customer_id, turn, line)
             if runtime.store is not None:
-                remember_turn(runtime.store, customer_id, episode, turn, ctx.channel.value, ctx.now)
+                private = _profile_terms(customer) if customer else []
+                remember_turn(runtime.store, customer_id, episode, turn, ctx.channel.value, ctx.now, private)
         services.events.append(
             "turn",
             customer_id=customer_id,
@@ -193,6 +194,14 @@ def make_remember(window: int) -> Any:
         }
 
     return remember
+
+
+def _profile_terms(customer: Customer) -> list[str]:
+    """What identifies the customer in free text: name, email, street, city, zip."""
+    address = customer.address or {}
+    fields = [customer.first_name, customer.last_name, customer.email, customer.zip]
+    fields += [address.get(k) for k in ("address1", "address2", "city", "zip")]
+    return [str(f) for f in fields if f]
 
 
 def _record_episode(

@@ -26,9 +26,10 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    validate_op_namespace,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from memory.db import Database
@@ -43,8 +44,16 @@ def _join(namespace: Sequence[str]) -> str:
 
 
 def _under(prefix: Sequence[str]) -> Any:
+    """Items in `prefix` or below it (every item for an empty prefix). The LIKE narrows the scan; the exact
+    substring test keeps the match case-sensitive where LIKE is not (SQLite)."""
+    if not prefix:
+        return true()
     joined = _join(prefix)
-    return or_(MemoryItemRow.namespace == joined, MemoryItemRow.namespace.startswith(joined + SEP, autoescape=True))
+    below = and_(
+        MemoryItemRow.namespace.startswith(joined + SEP, autoescape=True),
+        func.substr(MemoryItemRow.namespace, 1, len(joined) + 1) == joined + SEP,
+    )
+    return or_(MemoryItemRow.namespace == joined, below)
 
 
 def _matches(value: Any, condition: Any) -> bool:
@@ -90,6 +99,8 @@ class SqlStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
+        for op in ops:  # labels with dots would read back as another namespace
+            validate_op_namespace(op)
         embedded = self._embed_puts([op for op in ops if isinstance(op, PutOp)])
         results: list[Result] = []
         with self._db.session() as s:

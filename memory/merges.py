@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -227,7 +227,11 @@ class CustomerMerges:
     def _move_memories(s: Session, source: str, target: str) -> list[dict[str, Any]]:
         prefix = _memory_prefix(source)
         saved: list[dict[str, Any]] = []
-        for item in s.scalars(select(MemoryItemRow).where(MemoryItemRow.namespace.startswith(prefix, autoescape=True))):
+        mine = and_(
+            MemoryItemRow.namespace.startswith(prefix, autoescape=True),
+            func.substr(MemoryItemRow.namespace, 1, len(prefix)) == prefix,  # case-sensitive on SQLite too
+        )
+        for item in s.scalars(select(MemoryItemRow).where(mine)):
             moved_to = _memory_prefix(target) + item.namespace[len(prefix) :]
             clash = s.scalar(
                 select(MemoryItemRow.id).where(MemoryItemRow.namespace == moved_to, MemoryItemRow.key == item.key)
