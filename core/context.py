@@ -6,6 +6,7 @@ cannot change whose data a tool reads.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -19,14 +20,22 @@ from core.ports import (
     MessageLog,
     OrderSystem,
 )
-from core.types import Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
+from core.types import ArticleKind, Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
 
 
 class KnowledgeSearch(Protocol):
     """Semantic search over the published knowledge base."""
 
-    def search(self, query: str, k: int = 5, *, channel: str | None = None, min_score: float = 0.0) -> list[Passage]:
-        """The best passages for `query`, best first."""
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        channel: str | None = None,
+        min_score: float = 0.0,
+        kinds: Collection[ArticleKind] | None = None,
+    ) -> list[Passage]:
+        """The best passages for `query`, best first (only articles of `kinds`, when given)."""
         ...
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from core.types import Article, ArticleId, ArticleStatus, Passage
+from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
 from memory.chunking import chunk_article, split_request
 from memory.index_files import (
     IndexEntry,
@@ -166,8 +167,17 @@ class KnowledgeIndex:
                 self._save(self._dir)
             return True
 
-    def search(self, query: str, k: int = 5, *, channel: str | None = None, min_score: float = 0.0) -> list[Passage]:
-        """The `k` best chunks for `query`, best first, at most two per article, only live articles.
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        channel: str | None = None,
+        min_score: float = 0.0,
+        kinds: Collection[ArticleKind] | None = None,
+    ) -> list[Passage]:
+        """The `k` best chunks for `query`, best first, at most two per article, only live articles (and only
+        articles of `kinds`, when given).
 
         A one-clause question is ranked by cosine similarity; a longer request clause by clause, fused with
         BM25 (see the module docstring). Only chunks whose dense score reaches `min_score` are returned.
@@ -188,12 +198,13 @@ class KnowledgeIndex:
                 if len(clauses) == 1:
                     scores, ids = self._index.search(matrix, fetch)
                     ranked = [(vid, score) for vid, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True)]
-                    passages = self._collect(ranked, k, channel, min_score, now, by_score=True)
+                    passages = self._collect(ranked, k, channel, min_score, now, kinds, by_score=True)
                     found = scores[0][ids[0] >= 0]  # HNSW may return fewer than asked, padded with -1
                     if len(found) and float(found[-1]) < min_score:
                         return passages
                 else:
-                    passages = self._collect(self._rank_request(query, matrix, fetch), k, channel, min_score, now)
+                    ranked = self._rank_request(query, matrix, fetch)
+                    passages = self._collect(ranked, k, channel, min_score, now, kinds)
                 if len(passages) >= k or fetch >= total:
                     return passages
                 fetch = min(total, fetch * 4)
@@ -229,6 +240,7 @@ class KnowledgeIndex:
         channel: str | None,
         min_score: float,
         now: datetime,
+        kinds: Collection[ArticleKind] | None,
         *,
         by_score: bool = False,
     ) -> list[Passage]:
@@ -243,6 +255,8 @@ class KnowledgeIndex:
             article_id, number, text = self._chunks[vid]
             entry = self._articles[article_id]
             if per_article.get(article_id, 0) >= 2 or not entry.live(now, channel):
+                continue
+            if kinds is not None and entry.kind not in kinds:
                 continue
             per_article[article_id] = per_article.get(article_id, 0) + 1
             passages.append(

@@ -7,9 +7,13 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
+from core.types import ArticleKind
 from tools.runtime import SupportRuntime, tool_result, turn_context
 
 MIN_SCORE = 0.25
+CUSTOMER_FACING = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}
+"""Procedures are the team's own playbooks (agent steps, internal tools): agents search them, customers never
+hear them."""
 
 
 @tool
@@ -17,7 +21,9 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
     return the most relevant passages, each with its article id, title and version to cite."""
     context = turn_context(runtime)
-    passages = context.services.knowledge.search(query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE)
+    passages = context.services.knowledge.search(
+        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, kinds=CUSTOMER_FACING
+    )
     if not passages:
         return tool_result(runtime, "search_knowledge", {"status": "no_answer", "query": query[:500], "passages": []})
     found = [
