@@ -1,0 +1,215 @@
+"""`/demo`: a customer chat page for trying cross-channel continuity and escalation in a browser.
+
+Mounted only when the demo store is configured (`THREADLINE_LOAD_DEMO`). The page never calls the keyed public
+API: it posts to `POST /demo/messages`, which turns a preset identity into an `InboundMessage` server-side. The
+"signed in" presets vouch for demo customers without a signature, which is exactly why this exists only in demo
+mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ServicesDep
+from core.errors import InvalidInputError
+from core.types import Channel, CustomerId, InboundMessage
+from demo.loader import read_json
+from memory.identity import normalize_phone
+
+HERE = Path(__file__).resolve().parent.parent
+MAX_DEMO_TEXT_CHARS = 1000
+DEMO_PHONE = "+1 555 010 0199"  # 555-0100…0199 numbers are reserved for fiction
+DEMO_USERS = ("james_li_5688", "noah_brown_6181", "ivan_santos_6635")
+CHANNEL_LABELS = {"web": "Web chat", "sms": "SMS", "email": "Email", "voice": "Voice transcript"}
+SUGGESTIONS = {
+    "web": ["Where is my order #W2611340?", "What is your return policy?", "I texted you about my order"],
+    "sms": ["I'm James Li, my email is james.li4495@example.com", "What did we talk about on the web chat?"],
+    "email": ["Can I return an item after 30 days?", "Any update on what I asked?"],
+    "voice": ["Any update on what I asked?", "I'd like to speak to a person, please"],
+}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_SUBJECT_WORDS = 8
+
+DemoChannel = Literal["web", "sms", "email", "voice"]
+
+router = APIRouter(prefix="/demo", include_in_schema=False)
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One choice of the identity selector: who the browser speaks as, and on which channels."""
+
+    id: str
+    label: str
+    channels: tuple[DemoChannel, ...]
+    kind: Literal["visitor", "signed_in", "phone", "email"]
+    email: str | None = None
+    hint: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """What the page needs to know about the preset."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "channels": list(self.channels),
+            "kind": self.kind,
+            "email": self.email,
+            "hint": self.hint,
+        }
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict[str, Preset]:
+    """The identity presets, in selector order."""
+    users = read_json("tau_retail", "users.json")
+    found: list[Preset] = [
+        Preset("visitor", "Anonymous visitor", ("web",), "visitor", hint="A new browser: nobody knows who you are.")
+    ]
+    for user_id in DEMO_USERS:
+        user = users[user_id]
+        name = f"{user['name']['first_name']} {user['name']['last_name']}"
+        orders = ", ".join(user["orders"][:2])
+        hint = f"Orders {orders} · zip {user['address']['zip']} · {user['email']}"
+        found.append(Preset(f"signed-in:{user_id}", f"Signed in as {name}", ("web",), "signed_in", user["email"], hint))
+    found.append(
+        Preset(
+            "phone",
+            "Texting/calling from a phone",
+            ("sms", "voice"),
+            "phone",
+            hint="An unknown number until you verify with the account's email, or name and zip.",
+        )
+    )
+    for user_id in DEMO_USERS:
+        user = users[user_id]
+        hint = f"{user['name']['first_name']} {user['name']['last_name']}'s address on file: known, not yet verified."
+        label = f"Emailing as {user['email']}"
+        found.append(Preset(f"email:{user_id}", label, ("email",), "email", user["email"], hint))
+    return {preset.id: preset for preset in found}
+
+
+class DemoMessageIn(BaseModel):
+    """One message typed on the demo page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: DemoChannel
+    identity: str = Field(min_length=1, max_length=64, description="An identity preset id.")
+    text: str = Field(min_length=1, max_length=MAX_DEMO_TEXT_CHARS)
+    visitor_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="The id this browser generated.")
+    phone: str | None = Field(None, max_length=32)
+
+
+class ToolChip(BaseModel):
+    """A tool the assistant called in the turn."""
+
+    name: str
+    args: dict[str, Any]
+
+
+class DemoReplyOut(BaseModel):
+    """The turn's outcome, with what the page shows around it."""
+
+    customer_id: str
+    reply: str | None = Field(description="Already rendered for the channel; null when a person owns the case.")
+    tools: list[ToolChip]
+    owner: str
+    handoff_id: str | None
+    duplicate: bool = False
+    channel: str
+    sender: str = Field(description="The handle the message came from.")
+    customer_name: str | None = Field(description="Whom the conversation is filed under, when a known customer.")
+    subject: str | None = Field(description="Email only: the subject line of the exchange.")
+
+
+def _sender(body: DemoMessageIn, preset: Preset) -> tuple[str, bool, str | None]:
+    """(sender, vouched, previous sender) for the preset on the body's channel."""
+    if body.channel not in preset.channels:
+        raise InvalidInputError(f"the identity {preset.label!r} cannot send on {CHANNEL_LABELS[body.channel]}")
+    if preset.kind == "visitor":
+        return body.visitor_id, False, None
+    if preset.kind == "signed_in":
+        assert preset.email is not None
+        return preset.email, True, body.visitor_id
+    if preset.kind == "phone":
+        return normalize_phone(body.phone or DEMO_PHONE), False, None
+    assert preset.email is not None
+    return preset.email, False, None
+
+
+def _subject(text: str) -> str:
+    words = text.split()
+    head = " ".join(words[:_SUBJECT_WORDS])
+    return "Re: " + (head if len(words) <= _SUBJECT_WORDS else f"{head}…")
+
+
+@router.get("", response_class=HTMLResponse)
+def page(request: Request) -> HTMLResponse:
+    """The chat page."""
+    settings = request.app.state.settings
+    config = {
+        "storeName": settings.store_name,
+        "channels": [{"id": key, "label": label} for key, label in CHANNEL_LABELS.items()],
+        "presets": [preset.public() for preset in presets().values()],
+        "defaultPhone": DEMO_PHONE,
+        "maxChars": MAX_DEMO_TEXT_CHARS,
+        "suggestions": SUGGESTIONS,
+        "endpoint": request.url_for("demo_message").path,
+    }
+    response = templates.TemplateResponse(
+        request, "demo.html", {"store_name": settings.store_name, "config": config, "channels": CHANNEL_LABELS}
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.post("/messages", response_model=DemoReplyOut, name="demo_message")
+def demo_message(body: DemoMessageIn, services: ServicesDep) -> DemoReplyOut:
+    """Run one turn as the chosen identity, server-side, and return the outcome for the timeline."""
+    preset = presets().get(body.identity)
+    if preset is None:
+        raise InvalidInputError(f"unknown identity preset {body.identity!r}")
+    sender, vouched, previous = _sender(body, preset)
+    outcome = services.conversations.handle(
+        InboundMessage(
+            channel=Channel(body.channel),
+            sender=sender,
+            text=body.text,
+            vouched=vouched,
+            previous_sender=previous,
+            metadata={"source": "demo-page"},
+        )
+    )
+    customer = services.stores.customers.get(CustomerId(outcome.customer_id))
+    return DemoReplyOut(
+        customer_id=outcome.customer_id,
+        reply=outcome.reply,
+        tools=[ToolChip(name=str(t.get("name", "")), args=dict(t.get("args") or {})) for t in outcome.tools],
+        owner=outcome.owner,
+        handoff_id=outcome.handoff_id,
+        duplicate=outcome.duplicate,
+        channel=body.channel,
+        sender=sender,
+        customer_name=customer.display_name if customer and not customer.provisional else None,
+        subject=_subject(body.text) if body.channel == "email" else None,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Serve the demo page, its endpoint and its static files on `app`."""
+    app.include_router(router)
+    app.mount("/demo/static", StaticFiles(directory=HERE / "static"), name="demo-static")
