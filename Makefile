@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Demo API keys (each role; see README "Auth"): set THREADLINE_BOOTSTRAP_KEYS to use your own.
 run: install
-	$(BIN)/threadline serve
+	THREADLINE_BOOTSTRAP_KEYS="$${THREADLINE_BOOTSTRAP_KEYS:-channel:demo-channel-key-0001,agent:demo-agent-key-00001,admin:demo-admin-key-00001,qa:demo-qa-key-000001,associate:demo-associate-key-01}" $(BIN)/threadline serve
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,8 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import install_error_handlers
-from api.routes import customers, health, knowledge, messages
+from api.auth import bootstrap_keys, document_auth
+from api.errors import COMMON_ERRORS, install_error_handlers
+from api.limits import LimitsMiddleware, RateLimiter
+from api.routes import channels, customers, health, knowledge, messages
+from api.routes import demo as demo_page
 from api.services import open_services
 from core.settings import Settings, get_settings
 
@@ -25,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await run_in_threadpool(open_services, settings)
         app.state.services = services
         try:
+            await run_in_threadpool(bootstrap_keys, settings, services.stores)
             yield
         finally:
             services.close()
@@ -34,13 +38,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Omnichannel AI customer support for retailers.",
         lifespan=lifespan,
+        responses=COMMON_ERRORS,
     )
     app.state.settings = settings
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        per_key=RateLimiter(settings.rate_per_key_per_minute),
+    )
     install_error_handlers(app)
+    document_auth(app)
     app.include_router(health.router)
     app.include_router(messages.router)
     app.include_router(knowledge.router)
     app.include_router(customers.router)
+    app.include_router(channels.router)
+    if settings.load_demo:  # the /demo chat page speaks as demo customers: never outside demo mode
+        demo_page.install(app)
     return app
 
 

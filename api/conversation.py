@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import weakref
+import os
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.summarizer import extend_summary
+from api.streaming import EventSink, stream_turn
 from core.context import TurnContext, TurnServices
 from core.errors import ConflictError, InvalidInputError
 from core.types import (
@@ -34,6 +35,7 @@ from memory.identity import IdentityResolver, Resolution, classify_handle
 from memory.knowledge_index import KnowledgeIndex
 from memory.merges import CustomerMerges, MergeRecord
 from memory.stores import Stores
+from memory.turn_locks import TurnLocks
 
 MAX_TEXT_CHARS = 4000
 log = logging.getLogger("threadline.conversation")
@@ -63,6 +65,9 @@ class Conversations:
         index: KnowledgeIndex,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         verification_ttl: timedelta = timedelta(hours=24),
+        *,
+        lease_s: float = 120.0,
+        burst_window_ms: int = 0,
     ) -> None:
         self._stores, self._graph = stores, graph
         self._identity = IdentityResolver(stores.customers, stores.orders, verification_ttl)
@@ -78,18 +83,10 @@ class Conversations:
             identity=self._identity,
             articles=stores.knowledge,
         )
-        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
-        self._locks_guard = threading.Lock()
+        self._locks = TurnLocks(stores.db, lease_s=lease_s)
+        self._burst_s = burst_window_ms / 1000
 
-    def _lock(self, customer_id: str) -> threading.Lock:
-        """The customer's lock; dropped once no turn holds or waits for it, so the table stays small."""
-        with self._locks_guard:
-            lock = self._locks.get(customer_id)
-            if lock is None:
-                lock = self._locks[customer_id] = threading.Lock()
-            return lock
-
-    def handle(self, message: InboundMessage) -> TurnOutcome:
+    def handle(self, message: InboundMessage, on_event: EventSink | None = None) -> TurnOutcome:
         """Accept and answer one inbound message; a redelivery returns the original outcome."""
         text = message.text.strip()
         if not text:
@@ -99,28 +96,21 @@ class Conversations:
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
         if message.vouched and message.previous_sender:
             self._sign_in(message, who)
-        with self._lock(who.customer.id):
-            seen = self._seen(message)
-            if seen is not None and seen.sender != who.handle:
-                raise ConflictError("that message id was already used by another sender")
-            if seen is not None and (self._stores.messages.reply_to(seen.id) or self._owner(seen.customer_id) != "ai"):
-                return self._replay(seen)
-            try:
-                # An accepted message without a reply means the earlier attempt died mid-turn: answer it now.
-                inbound = seen or self._stores.messages.append(
-                    who.customer.id,
-                    message.channel,
-                    Direction.INBOUND,
-                    text,
-                    provider_message_id=message.provider_message_id,
-                    sender=who.handle,
-                    metadata=message.metadata,
-                    created_at=message.received_at,
-                )
-            except ConflictError:  # accepted concurrently elsewhere: that delivery answers it
-                accepted = self._seen(message)
-                assert accepted is not None
-                return self._replay(accepted)
+        thread = thread_key(who)
+        inbound, redelivered = self._accept(message, who, text, thread)
+        if inbound.handled is not None:
+            return self._replay(inbound, duplicate=redelivered)
+        if self._burst_s:  # let the rest of a burst arrive: it is folded into this turn
+            time.sleep(self._burst_s)
+        with self._locks.hold(who.customer.id):
+            current = self._stores.messages.get(inbound.id)
+            assert current is not None
+            if current.handled is not None:  # a turn that ran meanwhile took this message too
+                return self._replay(current, duplicate=redelivered)
+            # Everything accepted on this thread and not yet answered, this message included, in arrival order
+            # (an earlier attempt that died mid-turn left its message unanswered: it is answered now).
+            taken = self._stores.messages.pending(thread) if current.thread_key == thread else []
+            taken = taken if any(m.id == current.id for m in taken) else [current]
             context = TurnContext(
                 customer_id=who.customer.id,
                 verification=who.level,
@@ -130,8 +120,7 @@ class Conversations:
                 services=self._services,
                 now=message.received_at or datetime.now(UTC),
             )
-            thread = thread_key(who)
-            outcome, state = self._run(inbound, context, thread)
+            outcome, state = self._run(taken, current, context, thread, on_event)
         # Outside the sender's lock, so two customers verifying as each other can never deadlock.
         if outcome.customer_id != thread:
             if who.customer.provisional:  # the provisional customer joins the one they proved to be
@@ -146,7 +135,7 @@ class Conversations:
                 except ConflictError as error:  # merged meanwhile by a concurrent turn: the reply still stands
                     log.warning("provisional customer not joined after verification: %s", error.message)
             else:
-                with self._lock(outcome.customer_id):
+                with self._locks.hold(outcome.customer_id):
                     self._carry_over(state, outcome.customer_id)
         return outcome
 
@@ -172,7 +161,7 @@ class Conversations:
         joins the target's thread. The audit row remembers the target thread's checkpoint before the join."""
         with ExitStack() as held:
             for customer_id in sorted({source, target}):  # one order everywhere: no deadlock
-                held.enter_context(self._lock(customer_id))
+                held.enter_context(self._locks.hold(customer_id))
             before = self._graph.get_state(thread_config(target))
             moved_in = self._graph.get_state(thread_config(source)).values
             thread = {
@@ -192,7 +181,7 @@ class Conversations:
         record = self._merges.get(event_id)
         with ExitStack() as held:
             for customer_id in sorted({record.source, record.target}):
-                held.enter_context(self._lock(customer_id))
+                held.enter_context(self._locks.hold(customer_id))
             self._merges.unmerge(event_id, actor=actor)
             self._restore_thread(record.target, record.detail.get("thread") or {})
         return record
@@ -221,10 +210,46 @@ class Conversations:
         }
         self._graph.update_state(config, values, as_node="remember")
 
-    def _run(self, inbound: LoggedMessage, context: TurnContext, thread: str) -> tuple[TurnOutcome, dict[str, Any]]:
+    def _accept(self, message: InboundMessage, who: Resolution, text: str, thread: str) -> tuple[LoggedMessage, bool]:
+        """Log the message once (the provider id is unique per channel, in the same transaction); returns it
+        and whether this delivery was a redelivery."""
+        seen = self._seen(message)
+        if seen is None:
+            try:
+                accepted = self._stores.messages.append(
+                    who.customer.id,
+                    message.channel,
+                    Direction.INBOUND,
+                    text,
+                    provider_message_id=message.provider_message_id,
+                    sender=who.handle,
+                    metadata=message.metadata,
+                    created_at=message.received_at,
+                    thread_key=thread,
+                )
+                return accepted, False
+            except ConflictError:  # accepted concurrently by another delivery
+                seen = self._seen(message)
+                assert seen is not None
+        if seen.sender != who.handle:
+            raise ConflictError("that message id was already used by another sender")
+        return seen, True
+
+    def _run(
+        self,
+        taken: list[LoggedMessage],
+        current: LoggedMessage,
+        context: TurnContext,
+        thread: str,
+        on_event: EventSink | None,
+    ) -> tuple[TurnOutcome, dict[str, Any]]:
         config = thread_config(thread, channel=context.channel.value)
-        human = HumanMessage(content=inbound.text, id=f"msg-{inbound.id}")
-        state = self._graph.invoke({"messages": [human]}, config, context=context, durability="sync")
+        humans = [HumanMessage(content=m.text, id=f"msg-{m.id}") for m in taken]
+        started = time.time()
+        if on_event is None:
+            state = self._graph.invoke({"messages": humans}, config, context=context, durability="sync")
+        else:
+            state = stream_turn(self._graph, {"messages": humans}, config, context, on_event)
         acting_for = CustomerId((state.get("identity") or {}).get("customer_id") or context.customer_id)
         outcome = TurnOutcome(
             customer_id=acting_for,
@@ -233,15 +258,14 @@ class Conversations:
             owner=state.get("owner", "ai"),
             handoff_id=state.get("handoff_id"),
         )
-        if outcome.reply is not None:
-            self._stores.messages.append(
-                acting_for,
-                context.channel,
-                Direction.OUTBOUND,
-                outcome.reply,
-                reply_to_id=inbound.id,
-                metadata={"outcome": outcome.model_dump(mode="json")},
-            )
+        turn = {"request": current.id, "started": started, "finished": time.time(), "pid": os.getpid()}
+        self._stores.messages.close_turn(
+            [m.id for m in taken],
+            customer_id=acting_for,
+            channel=context.channel,
+            reply=outcome.reply,
+            metadata={"outcome": outcome.model_dump(mode="json"), "turn": turn},
+        )
         return outcome, state
 
     def _carry_over(self, state: dict[str, Any], customer_id: CustomerId) -> None:
@@ -264,19 +288,20 @@ class Conversations:
             return None
         return self._stores.messages.find_by_provider_id(message.channel, message.provider_message_id)
 
-    def _owner(self, customer_id: CustomerId) -> str:
-        handoff = self._stores.handoffs.open_for_customer(customer_id)
-        return handoff.owner if handoff else "ai"
-
-    def _replay(self, inbound: LoggedMessage) -> TurnOutcome:
-        reply = self._stores.messages.reply_to(inbound.id)
+    def _replay(self, inbound: LoggedMessage, *, duplicate: bool) -> TurnOutcome:
+        """The outcome of a message a turn already took: the reply for the message whose request ran that
+        turn; for a message folded into another's turn, no reply of its own (it was answered once)."""
+        reply = self._stores.messages.get(inbound.answer_id) if inbound.answer_id else None
         if reply is not None and "outcome" in reply.metadata:
-            return TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": True})
+            outcome = TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": duplicate})
+            if reply.metadata.get("turn", {}).get("request") == inbound.id:
+                return outcome
+            return outcome.model_copy(update={"reply": None, "tools": [], "folded": True})
         handoff = self._stores.handoffs.open_for_customer(inbound.customer_id)
         return TurnOutcome(
             customer_id=inbound.customer_id,
             reply=None,
             owner=handoff.owner if handoff else "ai",
             handoff_id=handoff.id if handoff else None,
-            duplicate=True,
+            duplicate=duplicate,
         )

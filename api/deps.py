@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from api.services import Services
-from core.errors import AuthenticationError, PermissionDeniedError, StoreUnavailableError
+from core.errors import StoreUnavailableError
 
 
 def get_services(request: Request) -> Services:
@@ -21,16 +20,3 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def require_admin(request: Request, services: ServicesDep) -> None:
-    """Only callers holding THREADLINE_ADMIN_API_KEY (as `Authorization: Bearer …`) may edit."""
-    key = services.settings.admin_api_key
-    if key is None:
-        raise PermissionDeniedError("editing over HTTP is off: set THREADLINE_ADMIN_API_KEY (or use threadline kb)")
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise AuthenticationError("a valid admin key is required (Authorization: Bearer …)")
-
-
-AdminDep = Depends(require_admin)

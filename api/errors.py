@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
     AuthenticationError,
@@ -13,6 +17,7 @@ from core.errors import (
     NotFoundError,
     OperationalError,
     PermissionDeniedError,
+    RateLimitedError,
     ThreadlineError,
     UsageError,
     VerificationRequiredError,
@@ -24,6 +29,7 @@ _STATUS: list[tuple[type[ThreadlineError], int]] = [
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (ConflictError, 409),
+    (RateLimitedError, 429),
     (InvalidInputError, 422),
     (UsageError, 400),
     (OperationalError, 503),
@@ -42,7 +48,27 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ThreadlineError)
-    return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc))
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimitedError) else None
+    return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Framework-level errors (unknown route, body too large, …) in the same shape as ours."""
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 413:
+        message = "the request body is larger than THREADLINE_MAX_BODY_BYTES allows"
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -60,3 +86,27 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the taxonomy's handler, and give request-validation failures the same error shape."""
     app.add_exception_handler(ThreadlineError, _handle)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code and a readable message."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, invalid_input, rate_limited.")
+    message: str
+    details: list[dict[str, str]] | None = Field(None, description="Request validation: field and message each.")
+
+
+class ErrorOut(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "The body is larger than THREADLINE_MAX_BODY_BYTES (payload_too_large)."},
+    422: {"model": ErrorOut, "description": "The request is malformed (invalid_input), with `details`."},
+    429: {"model": ErrorOut, "description": "Rate limited per key or per sender; see Retry-After (rate_limited)."},
+    503: {"model": ErrorOut, "description": "The store is unavailable or the customer's turn is busy; retry."},
+}
+"""Errors any operation may answer; FastAPI lists them on every operation of the OpenAPI description."""

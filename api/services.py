@@ -12,7 +12,9 @@ from langchain_core.embeddings import Embeddings
 
 from agents.models import make_chat_model
 from api.conversation import Conversations
+from api.limits import RateLimiter
 from core.settings import Settings
+from core.types import InboundMessage
 from demo.loader import LoadReport, load_demo
 from graphs.support import build_support_graph
 from memory import migrate
@@ -40,6 +42,13 @@ class Services:
     conversations: Conversations
     demo_report: LoadReport | None = None
     resources: ExitStack = field(default_factory=ExitStack)
+    senders: RateLimiter = field(default_factory=lambda: RateLimiter(30))
+    """Messages per minute per sender handle, across channels' webhooks and the messages API."""
+
+    def admit(self, message: InboundMessage) -> InboundMessage:
+        """The message, if its sender is within the rate limit (else `RateLimitedError`, a 429)."""
+        self.senders.check(f"{message.channel.value}:{message.sender.strip().lower()}", "sender")
+        return message
 
     def close(self) -> None:
         """Release the checkpointer and pooled connections."""
@@ -90,6 +99,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         base_url=settings.openai_base_url,
         api_key=settings.openai_api_key,
         cache_dir=settings.cache_path,
+        timeout_s=settings.model_timeout_s,
     )
     graph = build_support_graph(model, checkpointer=checkpointer, store=SqlStore(db, embeddings))
     return Services(
@@ -98,8 +108,14 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         stores=stores,
         index=index,
         conversations=Conversations(
-            stores, index, graph, verification_ttl=timedelta(hours=settings.verification_ttl_hours)
+            stores,
+            index,
+            graph,
+            verification_ttl=timedelta(hours=settings.verification_ttl_hours),
+            lease_s=settings.turn_lease_s,
+            burst_window_ms=settings.burst_window_ms,
         ),
         demo_report=report,
         resources=resources,
+        senders=RateLimiter(settings.rate_per_sender_per_minute),
     )

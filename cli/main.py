@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cli.customer_commands import customers_app
 from cli.eval_commands import eval_app
 from cli.kb_commands import kb_app
+from cli.key_commands import keys_app
 from cli.options import DatabaseUrl, DataDir, settings_from
 from core.errors import ThreadlineError, UsageError
 from core.types import Channel, InboundMessage, TurnOutcome
@@ -34,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(eval_app, name="eval")
 app.add_typer(customers_app, name="customers")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -53,6 +55,10 @@ def serve(
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
     from api.services import open_database
 
+    if settings.bootstrap_keys is not None:  # a malformed key list is a one-line error, not a worker traceback
+        from core.auth import parse_bootstrap
+
+        parse_bootstrap(settings.bootstrap_keys.get_secret_value())
     open_database(settings).dispose()  # fail fast with a clear error before forking workers
     # Workers rebuild settings from the environment, so pass the overrides on that way.
     os.environ["THREADLINE_DATA_DIR"] = str(settings.data_dir)
@@ -94,7 +100,7 @@ def chat(
                 InboundMessage(channel=channel, sender=sender, text=message, vouched=verified)
             )
             if as_json:
-                typer.echo(json.dumps(outcome.model_dump(mode="json", exclude={"duplicate"})))
+                typer.echo(json.dumps(outcome.model_dump(mode="json", exclude={"duplicate", "folded"})))
             else:
                 _print_outcome(outcome)
             return

@@ -61,6 +61,16 @@ class ConflictError(UsageError):
     code = "conflict"
 
 
+class RateLimitedError(UsageError):
+    """Too many requests for a key or a sender; retry after `retry_after_s` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ConfigurationError(UsageError):
     """The settings are invalid or inconsistent."""
 

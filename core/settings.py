@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
     admin_api_key: SecretStr | None = Field(
-        None, description="Bearer key for editing the knowledge base over HTTP; unset means HTTP edits are refused."
+        None, description="An admin API key (the same as an `admin` key from THREADLINE_BOOTSTRAP_KEYS); unset = none."
     )
     web_identity_secret: SecretStr | None = Field(
         None,

@@ -273,6 +273,9 @@ class LoggedMessage(_Record):
     reply_to_id: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, alias="meta")
     created_at: datetime
+    thread_key: str | None = None
+    handled: str | None = None
+    answer_id: int | None = None
 
     model_config = ConfigDict(frozen=True, from_attributes=True, populate_by_name=True)
 
@@ -385,3 +388,5 @@ class TurnOutcome(BaseModel):
     owner: str
     handoff_id: str | None = None
     duplicate: bool = False
+    folded: bool = False
+    """Answered together with other messages by the reply of another request's turn (so no reply here)."""

@@ -217,6 +217,7 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("channel", "provider_message_id", name="uq_messages_provider_message"),
         Index("ix_messages_customer_id_id", "customer_id", "id"),
+        Index("ix_messages_thread_key_handled", "thread_key", "handled"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -230,6 +231,12 @@ class MessageRow(Base):
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    thread_key: Mapped[str | None] = mapped_column(String(400))
+    """Inbound: the conversation thread the message joins (the customer's, or a claimed sender's own)."""
+    handled: Mapped[str | None] = mapped_column(String(16))
+    """Inbound: null until a turn took it; then `answered` (see answer_id) or `silent` (a human owns the case)."""
+    answer_id: Mapped[int | None] = mapped_column(BigId)
+    """Inbound: the reply of the turn that answered it (one reply may answer a burst of messages)."""
 
 
 class HandoffRow(Base):

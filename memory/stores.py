@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memory.db import Database
+from memory.repositories.api_keys import SqlApiKeyRepository
 from memory.repositories.customers import SqlCustomerRepository
 from memory.repositories.episodes import SqlEpisodeRepository
 from memory.repositories.events import SqlEventLog
@@ -26,6 +27,7 @@ class Stores:
     handoffs: SqlHandoffRepository
     knowledge: SqlKnowledgeRepository
     events: SqlEventLog
+    api_keys: SqlApiKeyRepository
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -39,4 +41,5 @@ class Stores:
             handoffs=SqlHandoffRepository(db),
             knowledge=SqlKnowledgeRepository(db),
             events=SqlEventLog(db),
+            api_keys=SqlApiKeyRepository(db),
         )

@@ -14,7 +14,8 @@ from core.settings import Settings
 from core.signing import sign_identity
 from demo.loader import DATA_DIR, demo_customer_id
 
-ADMIN_KEY = "admin-key"
+ADMIN_KEY = "admin-key-for-tests-00001"
+CHANNEL_KEY = "channel-key-for-tests-0001"
 SECRET = "site-secret"
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES = USERS["james_li_5688"]
@@ -29,7 +30,7 @@ def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
         data_dir=tmp_path,
         database_url=demo_db_url,
         load_demo=False,
-        admin_api_key=ADMIN_KEY,
+        bootstrap_keys=f"admin:{ADMIN_KEY},channel:{CHANNEL_KEY}",
         web_identity_secret=SECRET,
     )
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as test_client:
@@ -129,8 +130,10 @@ def test_merge_and_undo_over_http(client: TestClient) -> None:
     assert client.post("/v1/customers/merges/999999/undo").status_code == 404
 
 
-def test_customer_endpoints_need_the_admin_key(client: TestClient) -> None:
+def test_customer_endpoints_need_an_agent_admin_or_qa_key(client: TestClient) -> None:
     anonymous = client.get(f"/v1/customers/{JAMES_ID}", headers={"Authorization": ""})
     wrong = client.get(f"/v1/customers/{JAMES_ID}/timeline", headers={"Authorization": "Bearer nope"})
     assert anonymous.status_code == 401 and wrong.status_code == 401
+    channel = client.get(f"/v1/customers/{JAMES_ID}", headers={"Authorization": f"Bearer {CHANNEL_KEY}"})
+    assert channel.status_code == 403 and channel.json()["error"]["code"] == "forbidden"
     assert client.get("/v1/customers/cus_missing").status_code == 404

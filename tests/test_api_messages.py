@@ -12,12 +12,17 @@ from core.signing import sign_identity
 
 SECRET = "site-secret"
 JAMES = "james.li4495@example.com"
+CHANNEL_KEY = "channel-key-for-tests-0001"
+KEYS = f"channel:{CHANNEL_KEY}"
+AUTH = {"Authorization": f"Bearer {CHANNEL_KEY}"}
 
 
 @pytest.fixture
 def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, web_identity_secret=SECRET)
-    with TestClient(create_app(settings)) as test_client:
+    settings = Settings(
+        data_dir=tmp_path, database_url=demo_db_url, load_demo=False, web_identity_secret=SECRET, bootstrap_keys=KEYS
+    )
+    with TestClient(create_app(settings), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -27,7 +32,7 @@ def test_a_turn_over_http(client: TestClient) -> None:
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"customer_id", "reply", "tools", "owner", "handoff_id", "duplicate"}
+    assert set(body) == {"customer_id", "reply", "tools", "owner", "handoff_id", "duplicate", "folded"}
     assert body["tools"] == [{"name": "lookup_order", "args": {"order_id": "#W2611340"}}]
     assert body["owner"] == "ai"
     assert body["handoff_id"] is None
@@ -96,8 +101,8 @@ def test_a_caller_cannot_simply_declare_the_sender_verified(client: TestClient) 
 
 
 def test_signatures_are_refused_when_no_secret_is_configured(demo_db_url: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
-    with TestClient(create_app(settings)) as unsigned_site:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, bootstrap_keys=KEYS)
+    with TestClient(create_app(settings), headers=AUTH) as unsigned_site:
         body = {"channel": "web", "from": JAMES, "text": "hi", "identity_signature": sign_identity(SECRET, JAMES)}
         response = unsigned_site.post("/v1/messages", json=body)
     assert response.status_code == 400

@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0
-ADMIN = {"Authorization": "Bearer k"}
+ADMIN_KEY = "admin-key-for-tests-00001"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _free_port() -> int:
@@ -26,7 +27,8 @@ def _free_port() -> int:
 
 def _start_worker(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false", "THREADLINE_ADMIN_API_KEY": "k"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false"}
+    env["THREADLINE_BOOTSTRAP_KEYS"] = f"admin:{ADMIN_KEY}"  # both workers bootstrap it at once: no conflict
     cmd = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)

@@ -17,7 +17,8 @@ from core.types import Channel, HandleType, InboundMessage, TurnOutcome, Verific
 from demo.loader import DATA_DIR, demo_customer_id
 from graphs.render import sms_segments
 
-ADMIN_KEY = "admin-key"
+ADMIN_KEY = "admin-key-for-tests-00001"
+AGENT_KEY = "agent-key-for-tests-00001"
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES = USERS["james_li_5688"]  # ordered an Office Chair (#W2611340)
 OFFICE_CHAIR = "4794339885"
@@ -32,7 +33,8 @@ NOTICE = {
 
 @pytest.fixture
 def client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, admin_api_key=ADMIN_KEY)
+    keys = f"admin:{ADMIN_KEY},agent:{AGENT_KEY}"
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, bootstrap_keys=keys)
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as test_client:
         yield test_client
 
@@ -176,11 +178,15 @@ def test_editing_needs_the_admin_key(client: TestClient) -> None:
     assert client.get("/v1/knowledge/articles", params={"status": "draft"}, headers=wrong).status_code == 401
     assert client.get("/v1/knowledge/articles", headers=wrong).status_code == 200  # published knowledge is public
     assert client.get("/v1/knowledge/articles/x").status_code == 404
+    agent = {"Authorization": f"Bearer {AGENT_KEY}"}
+    refused = client.put("/v1/knowledge/articles/policy-return-delivered-order", json=article(), headers=agent)
+    assert refused.status_code == 403  # an agent key cannot edit the knowledge base
+    assert client.get("/v1/knowledge/articles", params={"status": "draft"}, headers=agent).status_code == 403
 
 
 def test_editing_over_http_is_off_without_a_configured_key(demo_db_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
     with TestClient(create_app(settings)) as open_site:
         response = open_site.post("/v1/knowledge/articles", json=article(id="x"))
-    assert response.status_code == 403
-    assert "THREADLINE_ADMIN_API_KEY" in response.json()["error"]["message"]
+    assert response.status_code == 401
+    assert "Authorization: Bearer" in response.json()["error"]["message"]

@@ -26,6 +26,7 @@ def _free_port() -> int:
 def test_serve_on_a_fresh_data_dir_becomes_ready_with_the_demo_loaded(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_DATA_DIR": str(tmp_path / "data")}
+    env["THREADLINE_BOOTSTRAP_KEYS"] = "channel:demo-channel-key-0001,admin:demo-admin-key-00001"  # as `make run`
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
         cwd=tmp_path,
@@ -45,6 +46,11 @@ def test_serve_on_a_fresh_data_dir_becomes_ready_with_the_demo_loaded(tmp_path: 
                 break
             time.sleep(0.5)
         assert status == 200, proc.stdout.read() if proc.poll() is not None and proc.stdout else status
+        message = {"channel": "email", "from": "james.li4495@example.com", "text": "hi"}  # a demo customer
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        assert httpx.post(url, json=message, timeout=30).status_code == 401
+        auth = {"Authorization": "Bearer demo-channel-key-0001"}
+        assert httpx.post(url, json=message, headers=auth, timeout=30).status_code == 200
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -8,13 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, ServicesDep
+from api.auth import roles_dependency
+from api.deps import ServicesDep
+from core.auth import Role
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.types import ChannelIdentity, CustomerId, HandleType, IdentityEvent, VerificationLevel
 from memory.customer_view import CustomerProfile, TimelineEntry, find_customer, profile, timeline
 from memory.identity import normalize_phone
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/customers", tags=["customers"], dependencies=[roles_dependency(Role.AGENT, Role.ADMIN, Role.QA)]
+)
 ACTOR = "api"
 
 
@@ -109,7 +113,12 @@ def identity_events(customer_id: str, services: ServicesDep) -> list[IdentityEve
     return services.stores.customers.identity_events(CustomerId(customer_id))
 
 
-@router.post("/{customer_id}/identities", response_model=ChannelIdentity, status_code=201)
+@router.post(
+    "/{customer_id}/identities",
+    response_model=ChannelIdentity,
+    status_code=201,
+    dependencies=[roles_dependency(Role.AGENT, Role.ADMIN)],
+)
 def link_identity(customer_id: str, body: IdentityIn, services: ServicesDep) -> ChannelIdentity:
     """Put a handle on file. A handle that belongs to another customer is refused (merge them instead)."""
     if services.stores.customers.get(CustomerId(customer_id)) is None:
@@ -132,7 +141,9 @@ def _out(record: Any) -> MergeOut:
     )
 
 
-@router.post("/merges", response_model=MergeOut, status_code=201)
+@router.post(
+    "/merges", response_model=MergeOut, status_code=201, dependencies=[roles_dependency(Role.AGENT, Role.ADMIN)]
+)
 def merge(body: MergeIn, services: ServicesDep) -> MergeOut:
     """Merge two customers (never two with different external ids)."""
     record = services.conversations.merge(
@@ -141,7 +152,9 @@ def merge(body: MergeIn, services: ServicesDep) -> MergeOut:
     return _out(record)
 
 
-@router.post("/merges/{event_id}/undo", response_model=MergeOut)
+@router.post(
+    "/merges/{event_id}/undo", response_model=MergeOut, dependencies=[roles_dependency(Role.AGENT, Role.ADMIN)]
+)
 def unmerge(event_id: int, services: ServicesDep) -> MergeOut:
     """Undo a merge exactly: the moved rows go back, the target's thread loses what the merge brought in."""
     return _out(services.conversations.unmerge(event_id, actor=ACTOR))

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, ServicesDep, require_admin
+from api.auth import authorize, roles_dependency
+from api.deps import ServicesDep
+from core.auth import Role
 from core.errors import NotFoundError
 from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
 from memory.knowledge_admin import create_article, retire_article, update_article
@@ -56,11 +58,11 @@ def list_articles(
 ) -> list[Article]:
     """The current version of every article; drafts and retired articles need the admin key."""
     if status != "published":
-        require_admin(request, services)
+        authorize(request, services, Role.ADMIN)
     return services.stores.knowledge.list(status=None if status == "all" else ArticleStatus(status))
 
 
-@router.post("/articles", response_model=Article, status_code=201, dependencies=[AdminDep])
+@router.post("/articles", response_model=Article, status_code=201, dependencies=[roles_dependency(Role.ADMIN)])
 def create(body: ArticleCreate, services: ServicesDep) -> Article:
     """Create an article (version 1)."""
     draft = body.draft(body.id)
@@ -76,13 +78,13 @@ def get(article_id: str, services: ServicesDep) -> Article:
     return article
 
 
-@router.put("/articles/{article_id}", response_model=Article, dependencies=[AdminDep])
+@router.put("/articles/{article_id}", response_model=Article, dependencies=[roles_dependency(Role.ADMIN)])
 def update(article_id: str, body: ArticleIn, services: ServicesDep) -> Article:
     """Replace an article's content: a new version; the old ones stay readable."""
     return _synced(services, update_article(services.stores.knowledge, body.draft(article_id), author=AUTHOR))
 
 
-@router.post("/articles/{article_id}/retire", response_model=Article, dependencies=[AdminDep])
+@router.post("/articles/{article_id}/retire", response_model=Article, dependencies=[roles_dependency(Role.ADMIN)])
 def retire(article_id: str, services: ServicesDep) -> Article:
     """Retire an article: search never returns it again."""
     return _synced(services, retire_article(services.stores.knowledge, ArticleId(article_id), author=AUTHOR))

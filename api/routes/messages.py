@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from api.auth import roles_dependency
 from api.conversation import MAX_TEXT_CHARS
 from api.deps import ServicesDep
 from api.services import Services
-from core.errors import AuthenticationError, UsageError
+from core.auth import Role
+from core.errors import AuthenticationError, InvalidInputError, ThreadlineError, UsageError
 from core.signing import identity_is_signed
 from core.types import Channel, InboundMessage
 
-router = APIRouter(prefix="/v1", tags=["messages"])
+log = logging.getLogger("threadline.api")
+router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])
 
 
 class MessageIn(BaseModel):
@@ -57,7 +66,10 @@ class MessageOut(BaseModel):
     tools: list[ToolCallOut]
     owner: str = Field(description="ai, queue or human")
     handoff_id: str | None
-    duplicate: bool = False
+    duplicate: bool = Field(False, description="This delivery repeated an earlier one; no second turn ran.")
+    folded: bool = Field(
+        False, description="Answered together with other messages by the reply of another request's turn."
+    )
 
 
 def _vouched(body: MessageIn, services: Services) -> bool:
@@ -72,17 +84,82 @@ def _vouched(body: MessageIn, services: Services) -> bool:
     return True
 
 
-@router.post("/messages", response_model=MessageOut)
-def post_message(body: MessageIn, services: ServicesDep) -> MessageOut:
-    """Run one customer turn (or return the original outcome of a redelivered message)."""
-    outcome = services.conversations.handle(
+def _inbound(body: MessageIn, services: Services, idempotency_key: str | None) -> InboundMessage:
+    if body.message_id and idempotency_key and body.message_id != idempotency_key:
+        raise InvalidInputError("message_id and the Idempotency-Key header differ; send one of them")
+    return services.admit(
         InboundMessage(
             channel=body.channel,
             sender=body.sender,
             text=body.text,
-            provider_message_id=body.message_id,
+            provider_message_id=body.message_id or idempotency_key,
             vouched=_vouched(body, services),
             previous_sender=body.visitor_id,
         )
     )
-    return MessageOut.model_validate(outcome.model_dump())
+
+
+STREAM_DOC = {
+    200: {
+        "description": "With `stream=true`: server-sent events `progress` (a tool started: `{tool, text}`), "
+        "`delta` (model text as it is produced), `reply` (the reply rendered for the channel) and finally "
+        "`outcome` (the MessageOut object) or `error` (`{code, message}`).",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/messages", response_model=MessageOut, responses=STREAM_DOC)  # type: ignore[arg-type]
+async def post_message(
+    body: MessageIn,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=256,
+            description="Retries with the same key return the first outcome and run no second turn.",
+        ),
+    ] = None,
+    stream: Annotated[bool, Query(description="Answer with server-sent events.")] = False,
+) -> Any:
+    """Run one customer turn (or return the original outcome of a redelivered message)."""
+    inbound = _inbound(body, services, idempotency_key)
+    if not stream:
+        outcome = await run_in_threadpool(services.conversations.handle, inbound)
+        return MessageOut.model_validate(outcome.model_dump())
+    return StreamingResponse(_events(services, inbound), media_type="text/event-stream")
+
+
+def _sse(event: dict[str, Any]) -> str:
+    name = event.pop("event")
+    return f"event: {name}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+async def _events(services: Services, inbound: InboundMessage) -> AsyncIterator[str]:
+    """The turn's events as they happen; the turn runs in a worker thread."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def emit(event: dict[str, Any] | None) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    def run() -> None:
+        try:
+            outcome = services.conversations.handle(inbound, on_event=emit)
+            if outcome.reply is not None:
+                emit({"event": "reply", "text": outcome.reply})
+            emit({"event": "outcome", **MessageOut.model_validate(outcome.model_dump()).model_dump(mode="json")})
+        except ThreadlineError as error:
+            emit({"event": "error", "code": error.code, "message": error.message})
+        except Exception:
+            log.exception("streamed turn failed")
+            emit({"event": "error", "code": "internal_error", "message": "The turn failed; please retry."})
+        finally:
+            emit(None)
+
+    worker = loop.run_in_executor(None, run)
+    while (event := await queue.get()) is not None:
+        yield _sse(event)
+    await worker

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConflictError
@@ -33,8 +33,10 @@ class SqlMessageLog:
         metadata: dict[str, Any] | None = None,
         created_at: datetime | None = None,
         reply_to_id: int | None = None,
+        thread_key: str | None = None,
     ) -> LoggedMessage:
         row = MessageRow(
+            thread_key=thread_key,
             reply_to_id=reply_to_id,
             customer_id=customer_id,
             episode_id=episode_id,
@@ -64,6 +66,58 @@ class SqlMessageLog:
                 )
             )
             return LoggedMessage.model_validate(row) if row else None
+
+    def get(self, message_id: int) -> LoggedMessage | None:
+        with self._db.session() as s:
+            row = s.get(MessageRow, message_id)
+            return LoggedMessage.model_validate(row) if row else None
+
+    def pending(self, thread_key: str, limit: int = 50) -> list[LoggedMessage]:
+        """Inbound messages of a thread that no turn has taken yet, in arrival order."""
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(MessageRow)
+                .where(
+                    MessageRow.thread_key == thread_key,
+                    MessageRow.handled.is_(None),
+                    MessageRow.direction == Direction.INBOUND.value,
+                )
+                .order_by(MessageRow.id)
+                .limit(limit)
+            )
+            return [LoggedMessage.model_validate(r) for r in rows]
+
+    def close_turn(
+        self,
+        inbound_ids: list[int],
+        *,
+        customer_id: CustomerId,
+        channel: Channel,
+        reply: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> LoggedMessage | None:
+        """Record a turn's outcome in one transaction: its reply (answering the last message taken) and every
+        message it took marked handled, so a message is answered exactly once however many arrived."""
+        with self._db.session() as s:
+            answer = None
+            if reply is not None:
+                answer = MessageRow(
+                    customer_id=customer_id,
+                    channel=channel.value,
+                    direction=Direction.OUTBOUND.value,
+                    text=reply,
+                    reply_to_id=inbound_ids[-1] if inbound_ids else None,
+                    meta={**(metadata or {}), "answers": inbound_ids},
+                    created_at=utcnow(),
+                )
+                s.add(answer)
+                s.flush()
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(inbound_ids))
+                .values(handled="answered" if answer else "silent", answer_id=answer.id if answer else None)
+            )
+            return LoggedMessage.model_validate(answer) if answer else None
 
     def reply_to(self, message_id: int) -> LoggedMessage | None:
         """The first outbound message that answered `message_id`, if any."""

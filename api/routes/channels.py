@@ -1,0 +1,214 @@
+"""Provider webhooks: Twilio SMS and voice, inbound email, Meta Messenger/Instagram, and in-store associates.
+
+Each webhook authenticates by the provider's signature (not an API key), turns the payload into an
+`InboundMessage` with the channel adapter, runs the turn and answers in the provider's format. A provider's
+message id makes redeliveries idempotent: a retried webhook gets the first answer and runs no second turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_roles
+from api.deps import ServicesDep
+from api.errors import ErrorOut
+from api.services import Services
+from channels import email as email_channel
+from channels import social, twilio
+from core.auth import Role
+from core.errors import AuthenticationError, InvalidInputError, NotFoundError
+from core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
+
+router = APIRouter(
+    tags=["channels"],
+    responses={401: {"model": ErrorOut, "description": "Missing or forged provider signature (unauthenticated)."}},
+)
+XML = "application/xml"
+NO_SPEECH = "Sorry, I didn't catch that. How can I help you today?"
+READY_FOR_PICKUP = {OrderStatus.PROCESSED}
+
+
+def _secret(value: Any, name: str) -> str:
+    if value is None:
+        raise AuthenticationError(f"this webhook is not configured: set {name}")
+    return str(value.get_secret_value())
+
+
+def _public_url(request: Request, services: Services) -> str:
+    """The URL the provider called: THREADLINE_PUBLIC_URL + path (and query) when set, else the request URL."""
+    base = services.settings.public_url
+    if not base:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return base.rstrip("/") + request.url.path + query
+
+
+async def _form(request: Request) -> dict[str, str]:
+    try:
+        form = await request.form()
+    except Exception as exc:  # a body that is not form-encoded at all
+        raise InvalidInputError("expected an application/x-www-form-urlencoded or multipart body") from exc
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def _turn(services: Services, message: InboundMessage) -> TurnOutcome:
+    return await run_in_threadpool(services.conversations.handle, services.admit(message))
+
+
+@router.post("/v1/channels/twilio/sms", response_class=Response, responses={200: {"content": {XML: {}}}})
+async def twilio_sms(request: Request, services: ServicesDep) -> Response:
+    """Twilio's incoming-message webhook: answered with TwiML `<Message>`s (each within two segments)."""
+    params = await _form(request)
+    token = _secret(services.settings.twilio_auth_token, "THREADLINE_TWILIO_AUTH_TOKEN")
+    twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
+    outcome = await _turn(services, twilio.parse_sms(params).to_inbound())
+    parts = twilio.split_sms(outcome.reply) if outcome.reply else []
+    return Response(twilio.sms_twiml(parts), media_type=XML)
+
+
+@router.post("/v1/channels/twilio/voice", response_class=Response, responses={200: {"content": {XML: {}}}})
+async def twilio_voice(request: Request, services: ServicesDep, turn: int = 0) -> Response:
+    """Twilio's voice webhook with the caller's speech: answered with `<Say>` inside `<Gather input="speech">`,
+    whose action posts the next utterance back here (`turn` numbers the utterances of one call)."""
+    params = await _form(request)
+    token = _secret(services.settings.twilio_auth_token, "THREADLINE_TWILIO_AUTH_TOKEN")
+    twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
+    heard = twilio.parse_voice(params, turn=str(turn))
+    base = services.settings.public_url.rstrip("/") if services.settings.public_url else str(request.base_url)[:-1]
+    action = f"{base}{request.url.path}?turn={turn + 1}"
+    if isinstance(heard, twilio.VoiceNoSpeech):
+        return Response(twilio.voice_twiml(NO_SPEECH, action), media_type=XML)
+    outcome = await _turn(services, heard.to_inbound())
+    return Response(twilio.voice_twiml(outcome.reply or "", action), media_type=XML)
+
+
+class EmailOut(BaseModel):
+    """The reply for the sending provider, threaded under the customer's email (null when none is sent)."""
+
+    reply: email_channel.EmailReply | None
+    skipped: str | None = Field(None, description="Why no turn ran (automated mail).")
+    owner: str = "ai"
+
+
+@router.post("/v1/channels/email", response_model=EmailOut)
+async def inbound_email(request: Request, services: ServicesDep) -> EmailOut:
+    """A parsed inbound email (Mailgun-style fields, signed with THREADLINE_EMAIL_SIGNING_KEY): quoted history
+    and signatures are stripped; the reply comes back threaded (Re: subject, In-Reply-To, References)."""
+    form = await _form(request)
+    email_channel.verify_mailgun(_secret(services.settings.email_signing_key, "THREADLINE_EMAIL_SIGNING_KEY"), form)
+    message = email_channel.parse_email(form)
+    if message.automated:  # auto-replies and bounces never start a loop
+        return EmailOut(reply=None, skipped="automated")
+    outcome = await _turn(services, message.to_inbound())
+    if outcome.reply is None:
+        return EmailOut(reply=None, owner=outcome.owner)
+    # The turn already wrote greeting and sign-off; the adapter adds addressing and threading.
+    threaded = email_channel.email_reply(message, outcome.reply, store_name=services.settings.store_name)
+    return EmailOut(reply=threaded.model_copy(update={"body": outcome.reply}), owner=outcome.owner)
+
+
+@router.get(
+    "/v1/channels/social",
+    response_class=Response,
+    responses={200: {"description": "The challenge, echoed.", "content": {"text/plain": {}}}},
+)
+def social_subscription(request: Request, services: ServicesDep) -> Response:
+    """Meta's webhook verification challenge (`hub.mode`, `hub.verify_token`, `hub.challenge`)."""
+    token = _secret(services.settings.meta_verify_token, "THREADLINE_META_VERIFY_TOKEN")
+    return PlainTextResponse(social.verify_subscription(dict(request.query_params), token))
+
+
+class SocialOut(BaseModel):
+    """Send API bodies for the replies (the caller posts them to Meta's Send API)."""
+
+    replies: list[dict[str, Any]]
+
+
+@router.post("/v1/channels/social", response_model=SocialOut)
+async def social_webhook(request: Request, services: ServicesDep) -> SocialOut:
+    """Messenger/Instagram webhook, signed with X-Hub-Signature-256 over the raw body."""
+    raw = await request.body()
+    secret = _secret(services.settings.meta_app_secret, "THREADLINE_META_APP_SECRET")
+    social.verify_meta(secret, raw, request.headers.get("X-Hub-Signature-256"))
+    replies: list[dict[str, Any]] = []
+    for event in social.parse_webhook(raw):
+        if not isinstance(event, social.SocialMessage):
+            continue  # attachments only: nothing to answer in text
+        outcome = await _turn(services, event.to_inbound())
+        if outcome.reply:
+            replies += social.send_api_bodies(event.sender_id, outcome.reply)
+    return SocialOut(replies=replies)
+
+
+class StoreMessageIn(BaseModel):
+    """A message an associate types for a customer standing in front of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_email: str = Field(min_length=3, max_length=320, description="The customer the associate checked.")
+    associate_id: str = Field(min_length=1, max_length=64, description="Who checked them (kept on the message).")
+    text: str = Field(min_length=1, max_length=4000)
+    message_id: str | None = Field(None, min_length=1, max_length=256)
+
+
+class PickupStatus(BaseModel):
+    """Associate-only: whether an order can be handed over now."""
+
+    order_id: str
+    status: str
+    ready_for_pickup: bool
+    items: list[str]
+
+
+class StoreMessageOut(BaseModel):
+    """The customer's reply plus fields only the associate sees."""
+
+    customer_id: str
+    reply: str | None
+    owner: str
+    handoff_id: str | None
+    associate: dict[str, Any] = Field(description="Associate-only: the customer's name and order pickup status.")
+
+
+@router.post(
+    "/v1/store/messages", response_model=StoreMessageOut, dependencies=[Depends(require_roles(Role.ASSOCIATE))]
+)
+async def store_message(body: StoreMessageIn, services: ServicesDep) -> StoreMessageOut:
+    """An in-store associate talks for a customer they checked in person: the identity is `strong`. The reply
+    is what the customer may hear; `associate` carries what only staff see (pickup readiness)."""
+    customers = services.stores.customers.find_by_email(body.customer_email)
+    known = [c for c in customers if not c.provisional]
+    if len(known) != 1:
+        raise NotFoundError("no single customer has that email on file")
+    customer = known[0]
+    message = InboundMessage(
+        channel=Channel.STORE,
+        sender=body.customer_email,
+        text=body.text,
+        vouched=True,
+        provider_message_id=body.message_id,
+        metadata={"associate_id": body.associate_id},
+    )
+    outcome = await _turn(services, message)
+    orders = services.stores.orders.orders_for_customer(CustomerId(customer.id), limit=10)
+    pickup = [
+        PickupStatus(
+            order_id=o.id,
+            status=o.status.value,
+            ready_for_pickup=o.status in READY_FOR_PICKUP,
+            items=[i.name for i in o.items],
+        ).model_dump()
+        for o in orders
+    ]
+    return StoreMessageOut(
+        customer_id=outcome.customer_id,
+        reply=outcome.reply,
+        owner=outcome.owner,
+        handoff_id=outcome.handoff_id,
+        associate={"customer_name": customer.display_name, "orders": pickup},
+    )

@@ -1,0 +1,59 @@
+"""A turn as events: progress while tools run ("Looking up your order…"), the model's text as it is produced,
+then the rendered reply. `POST /v1/messages?stream=true` sends them as server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+
+from core.context import TurnContext
+
+EventSink = Callable[[dict[str, Any]], None]
+
+PROGRESS = {
+    "lookup_order": "Looking up your order…",
+    "search_knowledge": "Checking our store information…",
+    "recall_context": "Looking at our earlier conversations…",
+    "verify_customer": "Checking your details…",
+    "escalate_to_human": "Passing you to a member of our team…",
+}
+
+
+def stream_turn(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    graph_input: dict[str, Any],
+    config: RunnableConfig,
+    context: TurnContext,
+    emit: EventSink,
+) -> dict[str, Any]:
+    """Run one turn, emitting `progress` and `delta` events; returns the final state, as `invoke` would."""
+    state: dict[str, Any] = {}
+    chunk: Any
+    for mode, chunk in graph.stream(
+        graph_input,
+        config,
+        context=context,
+        durability="sync",
+        stream_mode=["updates", "messages", "values"],
+    ):
+        if mode == "values":
+            state = chunk
+        elif mode == "updates":
+            for node, update in chunk.items():
+                if node != "agent" or not update:
+                    continue
+                for message in update.get("messages", []):
+                    if isinstance(message, AIMessage):
+                        for call in message.tool_calls:
+                            text = PROGRESS.get(call["name"], "Working on it…")
+                            emit({"event": "progress", "tool": call["name"], "text": text})
+        elif mode == "messages":
+            message, metadata = chunk
+            streamed = isinstance(message, AIMessageChunk) and not message.tool_call_chunks
+            if streamed and metadata.get("langgraph_node") == "agent" and message.text:
+                emit({"event": "delta", "text": message.text})
+    return state

@@ -1,0 +1,129 @@
+"""One turn at a time per customer, across threads, worker processes and machines.
+
+Inside a process a lock per customer queues the threads. Across processes: on Postgres a session-level
+advisory lock, held on a dedicated connection for the turn (released by the server if the worker dies); on
+SQLite a lease row, taken when free or expired, so a crashed worker's lease lapses after `lease_s`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from core.errors import StoreUnavailableError
+from memory.db import Database
+from memory.schema import TurnLeaseRow, utcnow
+
+WAIT_S = 120.0
+"""How long a message waits for the customer's previous turn before the request fails (503, retryable)."""
+
+
+def advisory_key(customer_id: str) -> int:
+    """A stable signed 64-bit key for Postgres advisory locks."""
+    return int.from_bytes(hashlib.blake2b(f"turn:{customer_id}".encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class TurnLocks:
+    """Per-customer mutual exclusion for turns."""
+
+    def __init__(self, db: Database, *, lease_s: float = 120.0, wait_s: float = WAIT_S) -> None:
+        self._db = db
+        self._lease = timedelta(seconds=lease_s)
+        self._wait_s = wait_s
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._local: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+        self._guard = threading.Lock()
+
+    def _process_lock(self, customer_id: str) -> threading.Lock:
+        """The customer's in-process lock; dropped once no turn holds or waits for it."""
+        with self._guard:
+            lock = self._local.get(customer_id)
+            if lock is None:
+                lock = self._local[customer_id] = threading.Lock()
+            return lock
+
+    @contextmanager
+    def hold(self, customer_id: str) -> Iterator[None]:
+        """Run the block as the only turn of this customer anywhere."""
+        local = self._process_lock(customer_id)
+        if not local.acquire(timeout=self._wait_s):
+            raise StoreUnavailableError("the customer's previous message is still being answered; retry shortly")
+        try:
+            if self._db.engine.dialect.name == "postgresql":
+                with self._advisory(customer_id):
+                    yield
+            else:
+                with self._leased(customer_id):
+                    yield
+        finally:
+            local.release()
+
+    @contextmanager
+    def _advisory(self, customer_id: str) -> Iterator[None]:
+        key = advisory_key(customer_id)
+        with self._db.engine.connect() as conn:
+            conn.execute(text(f"SET lock_timeout = '{int(self._wait_s * 1000)}ms'"))
+            try:
+                conn.execute(select(text("pg_advisory_lock(:key)")).params(key=key))
+            except Exception as exc:
+                conn.rollback()
+                raise StoreUnavailableError("the customer's previous message is still being answered") from exc
+            conn.commit()  # the session-level lock outlives the transaction; don't idle in one
+            try:
+                yield
+            finally:
+                conn.execute(select(text("pg_advisory_unlock(:key)")).params(key=key))
+                conn.commit()
+
+    @contextmanager
+    def _leased(self, customer_id: str) -> Iterator[None]:
+        deadline = time.monotonic() + self._wait_s
+        delay = 0.002
+        while not self._take_lease(customer_id):
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError("the customer's previous message is still being answered; retry shortly")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            with self._db.session() as s:
+                s.execute(
+                    delete(TurnLeaseRow).where(
+                        TurnLeaseRow.customer_id == customer_id, TurnLeaseRow.holder == self._holder
+                    )
+                )
+
+    def _take_lease(self, customer_id: str) -> bool:
+        now = utcnow()
+        try:
+            with self._db.session() as s:
+                taken = s.execute(
+                    update(TurnLeaseRow)
+                    .where(TurnLeaseRow.customer_id == customer_id, TurnLeaseRow.expires_at < now)
+                    .values(holder=self._holder, acquired_at=now, expires_at=now + self._lease)
+                )
+                if taken.rowcount:  # type: ignore[attr-defined]
+                    return True
+                if s.get(TurnLeaseRow, customer_id) is not None:
+                    return False
+                s.add(
+                    TurnLeaseRow(
+                        customer_id=customer_id, holder=self._holder, acquired_at=now, expires_at=now + self._lease
+                    )
+                )
+                s.flush()
+                return True
+        except IntegrityError:  # another process inserted it first
+            return False
