@@ -26,7 +26,9 @@ def _call_id(messages: Sequence[BaseMessage], name: str) -> str:
 
 def decision_message(decision: Decision, messages: Sequence[BaseMessage], bound: set[str] | None) -> AIMessage:
     """The AI message for a decision; a tool the caller did not bind is never called."""
-    meta = {"threadline": {"understood": decision.understood, "intent": decision.intent}}
+    meta: dict[str, Any] = {"threadline": {"understood": decision.understood, "intent": decision.intent}}
+    if decision.confidence is not None:
+        meta["threadline"]["confidence"] = decision.confidence
     if decision.tool and (bound is None or decision.tool in bound):
         call = {
             "name": decision.tool,

@@ -6,7 +6,7 @@ It reads only the conversation (system, human, AI and tool messages), exactly wh
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
@@ -49,6 +49,7 @@ class Decision:
     args: dict[str, Any] = field(default_factory=dict)
     understood: bool = True
     intent: str | None = None
+    confidence: float | None = None
 
 
 def _turn(messages: list[AnyMessage]) -> tuple[int, list[AnyMessage]]:
@@ -207,5 +208,7 @@ def decide(messages: list[AnyMessage], classifier: IntentClassifier) -> Decision
     question = messages[last_human].text
     results = [m for m in after if isinstance(m, ToolMessage)]
     if not results:
-        return first_step(messages, question, classifier.classify(question))
+        classification = classifier.classify(question)
+        decision = first_step(messages, question, classification)
+        return replace(decision, confidence=round(float(classification.confidence), 3))
     return after_tool(messages, question, results[-1])

@@ -16,6 +16,7 @@ from api.limits import RateLimiter
 from core.settings import Settings
 from core.types import InboundMessage
 from demo.loader import LoadReport, load_demo
+from graphs.policy import Thresholds
 from graphs.support import build_support_graph
 from memory import migrate
 from memory.catalog_knowledge import sync_product_articles
@@ -101,7 +102,9 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         cache_dir=settings.cache_path,
         timeout_s=settings.model_timeout_s,
     )
-    graph = build_support_graph(model, checkpointer=checkpointer, store=SqlStore(db, embeddings))
+    graph = build_support_graph(
+        model, checkpointer=checkpointer, store=SqlStore(db, embeddings), thresholds=Thresholds.from_settings(settings)
+    )
     return Services(
         settings=settings,
         db=db,
@@ -114,6 +117,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
             verification_ttl=timedelta(hours=settings.verification_ttl_hours),
             lease_s=settings.turn_lease_s,
             burst_window_ms=settings.burst_window_ms,
+            queue_timeout_minutes=settings.queue_timeout_minutes,
         ),
         demo_report=report,
         resources=resources,

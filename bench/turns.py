@@ -71,7 +71,7 @@ def demo_customers(count: int = CUSTOMERS) -> list[DemoCustomer]:
 def _message(customers: Sequence[DemoCustomer], i: int) -> tuple[str, InboundMessage]:
     """The i-th turn of the mix: (kind, message)."""
     customer = customers[i % len(customers)]
-    kind = MIX[i % len(MIX)]
+    kind = MIX[(i + i // len(customers)) % len(MIX)]  # each customer's turns rotate through the mix
     if kind == "order_status":
         order_id = customer.order_ids[(i // len(customers)) % len(customer.order_ids)]
         text = f"What is the status of order {order_id}?"

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-PACKET_VERSION = "1.0"
+PACKET_VERSION = "1.1"
+"""1.1 added, all with defaults: the customer's lifetime value, order count and tier; intent confidence and
+signals; sentiment over the turns."""
 
 
 class StallPoint(StrEnum):
@@ -28,6 +30,7 @@ class StallPoint(StrEnum):
 
 
 Priority = Literal["low", "normal", "high", "urgent"]
+Tier = Literal["vip", "regular", "new"]
 
 
 class PacketCustomer(BaseModel):
@@ -38,6 +41,9 @@ class PacketCustomer(BaseModel):
     verification_level: str
     identities: list[str] = Field(default_factory=list)
     provisional: bool = False
+    lifetime_value: float | None = Field(None, description="Sum of the customer's order totals (1.1).")
+    order_count: int = Field(0, description="Orders on record (1.1).")
+    tier: Tier | None = Field(None, description="`vip` from the high-value spend, `regular` with orders (1.1).")
 
 
 class ToolTrail(BaseModel):
@@ -64,7 +70,9 @@ class HandoffPacket(BaseModel):
     channel: str
     channels_in_episode: list[str] = Field(default_factory=list)
     intent: str | None = None
-    goal: str
+    intent_confidence: float | None = Field(None, description="The model's confidence in `intent`, if given (1.1).")
+    intent_signals: list[str] = Field(default_factory=list, description="What points to the intent (1.1).")
+    goal: str = Field(description="Two lines: what the customer wrote, and what they want and where it stalled.")
     tools_called: list[ToolTrail] = Field(default_factory=list)
     stall: Stall
     facts: dict[str, str] = Field(default_factory=dict, description="Already established: do not re-ask.")
@@ -73,4 +81,7 @@ class HandoffPacket(BaseModel):
     priority: Priority = "normal"
     sla_due_at: datetime | None = None
     articles_cited: list[str] = Field(default_factory=list)
+    sentiment: list[float] = Field(
+        default_factory=list, description="Compound sentiment (-1…1) of the recent customer turns, oldest first (1.1)."
+    )
     transcript_ref: str

@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     burst_window_ms: int = Field(
         0, ge=0, le=10_000, description="Wait this long before a turn so a burst of messages becomes one turn."
     )
+    escalation_sentiment: float = Field(
+        -0.5, ge=-1, le=0, description="A customer turn scoring below this (VADER compound) counts as negative."
+    )
+    escalation_negative_turns: int = Field(
+        2, ge=1, le=20, description="Negative turns in a row (or a steady fall in sentiment) that escalate."
+    )
+    escalation_failed_answers: int = Field(
+        2, ge=1, le=20, description="Unusable answers in a row (no knowledge answer, the same question again)."
+    )
+    high_value_spend: float = Field(
+        1000, ge=0, description="Lifetime spend from which a complaint goes straight to a person."
+    )
+    queue_timeout_minutes: float = Field(
+        30, gt=0, le=24 * 60, description="How long a queued case waits for an agent before it times out."
+    )
     turn_lease_s: float = Field(120, gt=0, le=3600, description="How long a turn's per-customer lease lasts (SQLite).")
 
     @field_validator("database_url")

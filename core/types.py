@@ -104,6 +104,8 @@ class HandoffStatus(StrEnum):
     CLAIMED = "claimed"
     RESOLVED = "resolved"
     RELEASED = "released"
+    TIMED_OUT = "timed_out"
+    """Queued past the queue timeout: the customer was told so; still open for any agent to claim."""
 
 
 class ArticleKind(StrEnum):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from agents.summarizer import tool_payload
-from core.handoff import HandoffPacket, PacketCustomer, Priority, Stall, StallPoint, ToolTrail
-from core.types import ChannelIdentity, Customer, Episode
+from core.handoff import HandoffPacket, PacketCustomer, Priority, Stall, StallPoint, Tier, ToolTrail
+from core.types import ChannelIdentity, Customer, Episode, Order
+from graphs import policy
 
 SLA = {
     "urgent": timedelta(minutes=5),
@@ -23,6 +26,55 @@ PRIORITY_FOR_STALL: dict[StallPoint, Priority] = {
     StallPoint.NEGATIVE_SENTIMENT: "high",
     StallPoint.TOOL_ERROR: "high",
 }
+NEXT_STEPS: dict[StallPoint, list[str]] = {
+    StallPoint.CUSTOMER_REQUESTED_HUMAN: ["Greet the customer by name and take over: they asked for a person."],
+    StallPoint.MODEL_REQUESTED: ["Read the AI's reason in the evidence and take over the request."],
+    StallPoint.NEGATIVE_SENTIMENT: [
+        "Acknowledge the frustration before anything else.",
+        "Resolve the underlying issue; consider a goodwill gesture.",
+    ],
+    StallPoint.REPEATED_FAILURE: ["Answer the question the AI could not; do not repeat its earlier replies."],
+    StallPoint.NO_KNOWLEDGE_ANSWER: [
+        "Answer the question the knowledge base could not.",
+        "Flag the gap so an article is written for it.",
+    ],
+    StallPoint.VERIFICATION_FAILED: [
+        "Verify the customer's identity through a secure channel before sharing any order details.",
+        "Check whether the handle is being used by someone else.",
+    ],
+    StallPoint.POLICY_BLOCKED: ["Decide whether an exception to the policy is warranted."],
+    StallPoint.SENSITIVE_TOPIC: [
+        "Handle with care: follow the playbook for legal, fraud or safety matters.",
+        "Involve a supervisor if legal action, fraud or injury is mentioned.",
+    ],
+    StallPoint.HIGH_VALUE_COMPLAINT: [
+        "Prioritise: a high-value customer is complaining.",
+        "Review their recent orders and offer a remedy.",
+    ],
+    StallPoint.TOOL_ERROR: [
+        "Retry the failed lookup yourself (see the tool trail) or check the system's status.",
+        "Tell the customer the lookup is being handled.",
+    ],
+    StallPoint.OUT_OF_SCOPE: ["Find out what the customer needs, or point them to the right place."],
+}
+CLOSING_STEP = "Reply on the customer's current channel, then resolve or release the case."
+TRANSCRIPT_REF = "/v1/customers/{customer_id}/timeline"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The customer's value to the store, from their orders."""
+
+    lifetime_value: float
+    order_count: int
+    tier: Tier
+
+
+def standing(orders: Sequence[Order], high_value_spend: float) -> Standing:
+    """Lifetime value (sum of order totals) and tier: `vip` from `high_value_spend`, `regular` with orders."""
+    value = round(float(sum((o.total for o in orders), 0)), 2)
+    tier: Tier = "vip" if orders and value >= high_value_spend else "regular" if orders else "new"
+    return Standing(value, len(orders), tier)
 
 
 def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
@@ -40,15 +92,88 @@ def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
 
 
 def _facts(messages: list[AnyMessage], customer: Customer, level: str) -> dict[str, str]:
+    """What the AI already established from tool results: identity, orders looked up, questions answered."""
     facts = {"verification_level": level}
     if not customer.provisional:
         facts["customer_name"] = customer.display_name
     for message in messages:
-        if isinstance(message, ToolMessage) and message.name == "lookup_order":
-            order = tool_payload(message).get("order")
+        if not isinstance(message, ToolMessage):
+            continue
+        payload = tool_payload(message)
+        if message.name == "verify_customer" and payload.get("status") == "ok":
+            facts["identity"] = "verified in this conversation"
+        elif message.name == "lookup_order":
+            order = payload.get("order")
             if order:
                 facts[f"order {order['order_id']} status"] = order["status"]
+            elif payload.get("status") == "not_found":
+                facts[f"order {payload.get('order_id')}"] = "not found on this account"
+            elif payload.get("orders") is not None:
+                facts["order history"] = f"{len(payload['orders'])} order(s) shown to the customer"
+        elif message.name == "search_knowledge":
+            passages = payload.get("passages") or []
+            query = str(payload.get("query", ""))[:120]
+            if payload.get("status") == "ok" and passages:
+                best = passages[0]
+                facts[f'answered "{query}"'] = f"from {best['article_id']}@v{best['version']}"
+            elif query:
+                facts[f'asked "{query}"'] = "no answer in the knowledge base"
     return facts
+
+
+def _open_questions(messages: list[AnyMessage], verified: bool, stall: StallPoint) -> list[str]:
+    """What is still unresolved for the agent to settle."""
+    questions = [] if verified else ["Identity not verified: verify before sharing order details."]
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            payload = tool_payload(message)
+            if message.name == "search_knowledge" and payload.get("status") != "ok" and payload.get("query"):
+                questions.append(f"Unanswered: {str(payload['query'])[:200]}")
+            if payload.get("status") == "error" or message.status == "error":
+                questions.append(f"{message.name or 'A tool'} failed: its result is still needed.")
+    if stall in (StallPoint.REPEATED_FAILURE, StallPoint.OUT_OF_SCOPE):
+        turns = policy.customer_turns(messages)
+        if turns:
+            questions.append(f"What the customer needs with: {turns[-1][:200]}")
+    return list(dict.fromkeys(questions))
+
+
+def intent_signals(messages: list[AnyMessage]) -> list[str]:
+    """What points to the intent: intents the model recorded, wording the policy recognises, orders mentioned."""
+    signals = []
+    for message in messages:
+        if isinstance(message, AIMessage):
+            intent = (message.additional_kwargs.get("threadline") or {}).get("intent")
+            if intent:
+                signals.append(f"model intent: {intent}")
+            for call in message.tool_calls:
+                order = call["args"].get("order_id")
+                if call["name"] == "lookup_order" and order:
+                    signals.append(f"order asked about: {order}")
+    for text in policy.customer_turns(messages)[-3:]:
+        for label, pattern in policy.KEYWORDS.items():
+            if pattern.search(text):
+                signals.append(f"wording: {label}")
+    return list(dict.fromkeys(signals))
+
+
+def _confidence(messages: list[AnyMessage]) -> float | None:
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            confidence = (message.additional_kwargs.get("threadline") or {}).get("confidence")
+            if confidence is not None:
+                return float(confidence)
+    return None
+
+
+def _goal(asked: list[str], intent: str | None, stall: StallPoint, focus: str | None) -> str:
+    """Two lines: what the customer wrote, and what they are after and where the AI stopped."""
+    if not asked:
+        return "No message yet."
+    wrote = ("The customer wrote: " + " / ".join(asked[-2:]))[:300]
+    about = f" about order {focus}" if focus else ""
+    wants = f"They want help with {(intent or 'an unclear request').replace('_', ' ')}{about}; "
+    return f"{wrote}\n{wants}the AI stopped: {stall.value.replace('_', ' ')}."
 
 
 def build_packet(
@@ -64,12 +189,19 @@ def build_packet(
     urgency: str | None,
     intent: str | None,
     now: datetime,
+    standing: Standing | None = None,
+    sentiment: Sequence[float] = (),
+    detail: str | None = None,
+    focus_order_id: str | None = None,
 ) -> HandoffPacket:
-    """The packet for a case handed over at `stall`."""
+    """The packet for a case handed over at `stall`; every field is computed here, in code."""
     asked = [m.text.strip() for m in messages if isinstance(m, HumanMessage) and m.text.strip()]
     priority: Priority = urgency if urgency in SLA else PRIORITY_FOR_STALL.get(stall, "normal")  # type: ignore[assignment]
+    if standing is not None and standing.tier == "vip" and priority in ("low", "normal"):
+        priority = "high"
     cited = sorted(set(cited_articles(messages)))
     verified = level in ("verified", "strong")
+    channels = list(dict.fromkeys([*(episode.channels if episode else []), channel]))
     return HandoffPacket(
         customer=PacketCustomer(
             id=customer.id,
@@ -77,20 +209,26 @@ def build_packet(
             verification_level=level,
             identities=[f"{i.handle_type.value}:{i.handle_value}" for i in identities],
             provisional=customer.provisional,
+            lifetime_value=standing.lifetime_value if standing else None,
+            order_count=standing.order_count if standing else 0,
+            tier=standing.tier if standing else None,
         ),
         channel=channel,
-        channels_in_episode=episode.channels if episode else [channel],
+        channels_in_episode=channels,
         intent=intent,
-        goal=("The customer wrote: " + " / ".join(asked[-2:]))[:400] if asked else "No message yet.",
+        intent_confidence=_confidence(messages),
+        intent_signals=intent_signals(messages),
+        goal=_goal(asked, intent, stall, focus_order_id),
         tools_called=tool_trail(messages),
-        stall=Stall(type=stall, evidence=evidence[-3:]),
+        stall=Stall(type=stall, evidence=evidence[-3:], detail=detail),
         facts=_facts(messages, customer, level),
-        open_questions=[] if verified else ["Identity not verified: verify before sharing order details."],
-        next_steps=["Reply to the customer on their current channel.", "Resolve or release the case when done."],
+        open_questions=_open_questions(messages, verified, stall),
+        next_steps=[*NEXT_STEPS.get(stall, []), CLOSING_STEP],
         priority=priority,
         sla_due_at=now + SLA[priority],
         articles_cited=cited,
-        transcript_ref=f"customer:{customer.id}/messages",
+        sentiment=[round(float(s), 3) for s in sentiment],
+        transcript_ref=TRANSCRIPT_REF.format(customer_id=customer.id),
     )
 
 

@@ -10,16 +10,17 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveM
 from langgraph.runtime import Runtime
 
 from agents.prompts import system_prompt
+from agents.sentiment import sentiment
 from agents.summarizer import extend_summary, summary_line, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
 from core.types import Channel, Customer, CustomerId, Episode, EpisodeStatus, Order, VerificationLevel
 from graphs import policy
-from graphs.handoff import build_packet, cited_articles, last_intent
+from graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
 from graphs.memories import remember_turn
 from graphs.notices import citation, notice_text, pick_notice
-from graphs.policy import turn_messages
+from graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
 from graphs.render import render
 from graphs.state import SupportState
 from tools.runtime import identity_from
@@ -27,6 +28,8 @@ from tools.runtime import identity_from
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
+LIFETIME_ORDERS = 1000
+"""Orders read to compute a customer's lifetime value."""
 
 
 def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -47,7 +50,10 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     notice = pick_notice(ctx, question, bought, services.episodes.current(ctx.customer_id)) if handoff is None else None
     if notice is not None:
         brief.append(f"Notice to mention: {notice_text(notice)}")
+    said = "\n".join(m.text for m in turn_messages(state["messages"]) if isinstance(m, HumanMessage))
+    scores = [*state.get("sentiment", []), sentiment(said)][-SENTIMENT_HISTORY:]
     return {
+        "sentiment": scores,
         "identity": {"customer_id": ctx.customer_id, "level": ctx.verification.value},
         "brief": "\n".join(brief),
         "notice": {"citation": citation(notice), "text": notice_text(notice)} if notice else None,
@@ -80,58 +86,106 @@ def make_agent(model: BaseChatModel) -> Any:
     return agent
 
 
-def guard(state: SupportState) -> dict[str, Any]:
-    """Evaluate the escalation policy after a model or tool step."""
-    found = policy.evaluate(
-        state["messages"],
-        requested=state.get("escalation"),
-        not_understood=state.get("not_understood", 0),
-        verification_failures=state.get("verification_failures", 0),
-    )
-    if found is None:
-        return {}
-    return {"escalation": {"stall": found.stall.value, "evidence": found.evidence, "urgency": found.urgency}}
+def customer_standing(state: SupportState, ctx: TurnContext, thresholds: Thresholds) -> Standing | None:
+    """The turn's customer's lifetime value and tier from the order system (None for a provisional customer)."""
+    customer_id, _ = identity_from(state, ctx)
+    customer = ctx.services.customers.get(customer_id)
+    if customer is None or customer.provisional:
+        return None
+    orders = ctx.services.orders.orders_for_customer(customer_id, limit=LIFETIME_ORDERS)
+    return standing(orders, thresholds.high_value_spend)
 
 
-def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Build the packet, queue the case and step back: from now on a human owns it."""
-    ctx, services = runtime.context, runtime.context.services
-    customer_id, level = identity_from(state, ctx)
-    customer = services.customers.get(customer_id)
-    assert customer is not None
-    request = state.get("escalation") or {}
-    messages = list(state["messages"])
-    pending = _unanswered_calls(messages)
-    episode = services.episodes.current(customer_id)
-    packet = build_packet(
-        messages=[*messages, *pending],
-        customer=customer,
-        identities=services.customers.identities(customer_id),
-        level=level.value,
-        channel=ctx.channel.value,
-        episode=episode,
-        stall=StallPoint(request.get("stall", StallPoint.MODEL_REQUESTED.value)),
-        evidence=list(request.get("evidence") or []),
-        urgency=request.get("urgency"),
-        intent=last_intent(messages),
-        now=ctx.now,
-    )
-    created = services.handoffs.create(
-        customer_id,
-        packet=packet.model_dump(mode="json"),
-        packet_version=packet.version,
-        priority=packet.priority,
-        episode_id=episode.id if episode else None,
-        sla_due_at=packet.sla_due_at,
-    )
-    services.events.append(
-        "handoff_created",
-        customer_id=customer_id,
-        channel=ctx.channel.value,
-        payload={"stall": packet.stall.type.value},
-    )
-    notice = AIMessage(content=HANDOFF_NOTICE, additional_kwargs={"threadline": {"handoff": created.id}})
-    return {"messages": [*pending, notice], "owner": "queue", "handoff_id": created.id}
+def make_guard(thresholds: Thresholds) -> Any:
+    """The node that evaluates the escalation policy after a model or tool step."""
+
+    def guard(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        messages = state["messages"]
+        update: dict[str, Any] = {}
+        failed, out_of_scope = state.get("failed_answers", 0), state.get("out_of_scope", 0)
+        last = messages[-1] if messages else None
+        if isinstance(last, AIMessage) and not last.tool_calls:  # the turn's final reply: count its signals
+            signals = policy.turn_signals(messages)
+            # The same question again means the previous answer did not help either.
+            failed = (max(failed, 1) if signals.repeated else failed) + 1 if signals.unusable else 0
+            out_of_scope = out_of_scope + 1 if signals.out_of_scope else 0
+            update = {"failed_answers": failed, "out_of_scope": out_of_scope}
+        spend = None
+        if policy.complaint_texts(messages):
+            found_standing = customer_standing(state, runtime.context, thresholds)
+            spend = found_standing.lifetime_value if found_standing else None
+        found = policy.evaluate(
+            messages,
+            requested=state.get("escalation"),
+            not_understood=state.get("not_understood", 0),
+            verification_failures=state.get("verification_failures", 0),
+            thresholds=thresholds,
+            sentiment=state.get("sentiment", []),
+            failed_answers=failed,
+            out_of_scope=out_of_scope,
+            lifetime_spend=spend,
+        )
+        if found is None:
+            return update
+        escalation = {"stall": found.stall.value, "evidence": found.evidence, "urgency": found.urgency}
+        return {**update, "escalation": escalation | ({"detail": found.detail} if found.detail else {})}
+
+    return guard
+
+
+def make_handoff(thresholds: Thresholds) -> Any:
+    """The node that builds the packet, queues the case and steps back: from now on a human owns it."""
+
+    def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        ctx, services = runtime.context, runtime.context.services
+        customer_id, level = identity_from(state, ctx)
+        customer = services.customers.get(customer_id)
+        assert customer is not None
+        request = state.get("escalation") or {}
+        messages = list(state["messages"])
+        pending = _unanswered_calls(messages)
+        episode = services.episodes.current(customer_id)
+        packet = build_packet(
+            messages=[*messages, *pending],
+            customer=customer,
+            identities=services.customers.identities(customer_id),
+            level=level.value,
+            channel=ctx.channel.value,
+            episode=episode,
+            stall=StallPoint(request.get("stall", StallPoint.MODEL_REQUESTED.value)),
+            evidence=list(request.get("evidence") or []),
+            urgency=request.get("urgency"),
+            intent=last_intent(messages),
+            now=ctx.now,
+            standing=customer_standing(state, ctx, thresholds),
+            sentiment=state.get("sentiment", []),
+            detail=request.get("detail"),
+            focus_order_id=state.get("focus_order_id"),
+        )
+        created = services.handoffs.create(
+            customer_id,
+            packet=packet.model_dump(mode="json"),
+            packet_version=packet.version,
+            priority=packet.priority,
+            episode_id=episode.id if episode else None,
+            sla_due_at=packet.sla_due_at,
+        )
+        services.events.append(
+            "handoff_created",
+            customer_id=customer_id,
+            channel=ctx.channel.value,
+            payload={"stall": packet.stall.type.value},
+        )
+        notice = AIMessage(content=HANDOFF_NOTICE, additional_kwargs={"threadline": {"handoff": created.id}})
+        return {
+            "messages": [*pending, notice],
+            "owner": "queue",
+            "handoff_id": created.id,
+            "failed_answers": 0,
+            "out_of_scope": 0,
+        }
+
+    return handoff
 
 
 def _unanswered_calls(messages: list[AnyMessage]) -> list[ToolMessage]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
-from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from agents.summarizer import tool_payload
 from core.handoff import StallPoint
+from core.settings import Settings
 
 _HUMAN = re.compile(
     r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"
@@ -20,6 +23,16 @@ _SENSITIVE = re.compile(
     r"stolen card|identity theft)\b|\b(?:sue|suing)\s+(?:you|your|the|this|them|for)\b|\b(?:will|going to|gonna) sue\b",
     re.I,
 )
+_COMPLAINT = re.compile(
+    r"\b(complain\w*|unacceptable|disappoint\w*|terrible|awful|worst|ridiculous|outrageous|furious|"
+    r"not happy|unhappy|fed up|poor service|bad service|broken|damaged|defective)\b",
+    re.I,
+)
+KEYWORDS = {"asked for a person": _HUMAN, "sensitive topic": _SENSITIVE, "complaint": _COMPLAINT}
+"""Wording the policy recognises, by label (also reported as intent signals in the packet)."""
+_NOT_WORD = re.compile(r"[^\w#@.]+")
+SENTIMENT_HISTORY = 10
+"""Per-turn sentiment scores kept in state (the latest last)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class Escalation:
     stall: StallPoint
     evidence: list[str]
     urgency: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,27 @@ class Thresholds:
 
     not_understood_turns: int = 2
     verification_failures: int = 3
+    negative_sentiment: float = -0.5
+    """A customer turn scoring below this (VADER compound) is negative."""
+    negative_turns: int = 2
+    """Negative turns in a row, or turns of steadily falling sentiment ending negative, that escalate."""
+    failed_answers: int = 2
+    """Unusable answers in a row (no knowledge answer, the same question again) that escalate."""
+    out_of_scope_turns: int = 2
+    """Out-of-scope requests in a row that escalate."""
+    high_value_spend: float = 1000.0
+    """Lifetime spend from which a complaint goes straight to a person."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        """The thresholds configured in settings (out-of-scope turns share the failed-answers limit)."""
+        return cls(
+            negative_sentiment=settings.escalation_sentiment,
+            negative_turns=settings.escalation_negative_turns,
+            failed_answers=settings.escalation_failed_answers,
+            out_of_scope_turns=settings.escalation_failed_answers,
+            high_value_spend=settings.high_value_spend,
+        )
 
 
 def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
@@ -54,6 +89,104 @@ def _turn_texts(messages: list[AnyMessage]) -> list[str]:
     return [str(m.text) for m in turn_messages(messages) if isinstance(m, HumanMessage)]
 
 
+def customer_turns(messages: list[AnyMessage]) -> list[str]:
+    """What the customer said in each turn of the window (consecutive messages joined), oldest first."""
+    turns: list[str] = []
+    previous_human = False
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            text = str(message.text).strip()
+            if previous_human and turns:
+                turns[-1] = f"{turns[-1]}\n{text}".strip()
+            else:
+                turns.append(text)
+        previous_human = isinstance(message, HumanMessage)
+    return turns
+
+
+def normalise(text: str) -> str:
+    """A question reduced for comparison: lower case, punctuation and extra spaces gone."""
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split()).strip(" .")
+
+
+def turn_intents(messages: list[AnyMessage]) -> list[str]:
+    """Intents the model recorded during the current turn (models that report one)."""
+    return [
+        str(intent)
+        for m in turn_messages(messages)
+        if isinstance(m, AIMessage) and (intent := (m.additional_kwargs.get("threadline") or {}).get("intent"))
+    ]
+
+
+def complaint_texts(messages: list[AnyMessage]) -> list[str]:
+    """The current turn's customer messages that complain (by keyword, or all of them when the model
+    classified the turn as a complaint)."""
+    texts = _turn_texts(messages)
+    if "complaint" in turn_intents(messages):
+        return texts
+    return [t for t in texts if _COMPLAINT.search(t)]
+
+
+def knowledge_missed(messages: list[AnyMessage]) -> bool:
+    """Whether the current turn searched the knowledge base and found nothing usable."""
+    searches = [m for m in turn_messages(messages) if isinstance(m, ToolMessage) and m.name == "search_knowledge"]
+    return bool(searches) and tool_payload(searches[-1]).get("status") != "ok"
+
+
+def repeated_question(messages: list[AnyMessage]) -> bool:
+    """Whether the customer just asked the same thing as in their previous turn (a real question, not "hi")
+    and got the same answer again: asking again after the answer changed (a policy just updated) is not a
+    failure."""
+    turns = customer_turns(messages)
+    if len(turns) < 2:
+        return False
+    current, previous = normalise(turns[-1]), normalise(turns[-2])
+    if current != previous or len(current.split()) < 3:
+        return False
+    replies = [m.text for m in messages if isinstance(m, AIMessage) and not m.tool_calls and m.text.strip()]
+    return len(replies) < 2 or replies[-1] == replies[-2]
+
+
+@dataclass(frozen=True)
+class TurnSignals:
+    """What a finished turn says about how well the AI is doing."""
+
+    unusable: bool
+    """No usable answer: the knowledge base had nothing, or the customer had to ask again."""
+    repeated: bool
+    """The customer asked the same question as in their previous turn."""
+    out_of_scope: bool
+    """The model classified the request as outside what support handles."""
+
+
+def turn_signals(messages: list[AnyMessage]) -> TurnSignals:
+    """Signals of the turn whose final reply is the last message."""
+    repeated = repeated_question(messages)
+    return TurnSignals(
+        unusable=knowledge_missed(messages) or repeated,
+        repeated=repeated,
+        out_of_scope="out_of_scope" in turn_intents(messages),
+    )
+
+
+def sentiment_escalation(sentiment: list[float], turns: list[str], thresholds: Thresholds) -> Escalation | None:
+    """Negative sentiment: `negative_turns` customer turns in a row below the threshold, or sentiment falling
+    turn after turn over `negative_turns + 1` turns and ending below the threshold."""
+    n = thresholds.negative_turns
+    recent = sentiment[-n:]
+    negative = len(recent) == n and all(s < thresholds.negative_sentiment for s in recent)
+    falling_run = sentiment[-(n + 1) :]
+    falling = (
+        len(falling_run) == n + 1
+        and all(b < a for a, b in pairwise(falling_run))
+        and falling_run[-1] < thresholds.negative_sentiment
+    )
+    if not (negative or falling):
+        return None
+    span = n + 1 if falling and not negative else n
+    return Escalation(StallPoint.NEGATIVE_SENTIMENT, turns[-span:], "high")
+
+
 def evaluate(
     messages: list[AnyMessage],
     *,
@@ -61,8 +194,17 @@ def evaluate(
     not_understood: int,
     verification_failures: int,
     thresholds: Thresholds = Thresholds(),
+    sentiment: list[float] | None = None,
+    failed_answers: int = 0,
+    out_of_scope: int = 0,
+    lifetime_spend: float | None = None,
 ) -> Escalation | None:
-    """The escalation this step calls for, if any."""
+    """The escalation this step calls for, if any, with the customer messages that triggered it as evidence.
+
+    In order: a request (the model's `escalate_to_human`, or the customer asking for a person), a sensitive
+    topic, a complaint from a high-value customer, repeated verification failure, negative sentiment, repeated
+    unusable answers (no knowledge answer, the same question again), turns not understood, repeated
+    out-of-scope requests, and a tool error as the last step."""
     texts = _turn_texts(messages)
     asked = [t for t in texts if _HUMAN.search(t)]
     if requested is not None:
@@ -73,10 +215,23 @@ def evaluate(
     sensitive = [t for t in texts if _SENSITIVE.search(t)]
     if sensitive:
         return Escalation(StallPoint.SENSITIVE_TOPIC, sensitive, "high")
+    complaint = complaint_texts(messages)
+    if complaint and lifetime_spend is not None and lifetime_spend >= thresholds.high_value_spend:
+        return Escalation(StallPoint.HIGH_VALUE_COMPLAINT, complaint, "high")
     if verification_failures >= thresholds.verification_failures:
         return Escalation(StallPoint.VERIFICATION_FAILED, texts)
+    turns = customer_turns(messages)
+    negative = sentiment_escalation(sentiment or [], turns, thresholds)
+    if negative is not None:
+        return negative
+    if failed_answers >= thresholds.failed_answers:
+        stall = StallPoint.NO_KNOWLEDGE_ANSWER if knowledge_missed(messages) else StallPoint.REPEATED_FAILURE
+        return Escalation(stall, turns[-failed_answers:])
     if not_understood >= thresholds.not_understood_turns:
         return Escalation(StallPoint.REPEATED_FAILURE, texts)
+    if out_of_scope >= thresholds.out_of_scope_turns:
+        return Escalation(StallPoint.OUT_OF_SCOPE, turns[-out_of_scope:])
     if messages and isinstance(messages[-1], ToolMessage) and messages[-1].status == "error":
-        return Escalation(StallPoint.TOOL_ERROR, [str(messages[-1].content)[:300]])
+        failed = messages[-1]
+        return Escalation(StallPoint.TOOL_ERROR, [str(failed.content)[:300]], detail=f"{failed.name} failed")
     return None

@@ -37,6 +37,12 @@ class SupportState(TypedDict):
     """Consecutive failed verification attempts."""
     not_understood: NotRequired[int]
     """Consecutive turns the model could not understand."""
+    failed_answers: NotRequired[int]
+    """Consecutive turns whose answer was unusable (no knowledge answer, the same question asked again)."""
+    out_of_scope: NotRequired[int]
+    """Consecutive out-of-scope turns."""
+    sentiment: NotRequired[list[float]]
+    """Compound sentiment of the customer's recent turns (bounded, the latest last)."""
     steps: NotRequired[int]
     """Model steps taken in the current turn (bounded)."""
     notice: NotRequired[dict[str, str] | None]

@@ -13,7 +13,8 @@ from langgraph.prebuilt import ToolNode
 from langgraph.store.base import BaseStore
 
 from core.context import TurnContext
-from graphs.nodes import guard, handoff, load_context, make_agent, make_remember, respond
+from graphs.nodes import load_context, make_agent, make_guard, make_handoff, make_remember, respond
+from graphs.policy import Thresholds
 from graphs.state import SupportInput, SupportState
 from tools import SUPPORT_TOOLS
 
@@ -42,16 +43,19 @@ def build_support_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     window: int = WINDOW,
+    thresholds: Thresholds | None = None,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
     """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
-    `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them."""
+    `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
+    `thresholds` tune the escalation policy (defaults otherwise)."""
+    limits = thresholds or Thresholds()
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
     graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
     graph.add_node("tools", ToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
-    graph.add_node("guard", guard)
-    graph.add_node("handoff", handoff)
+    graph.add_node("guard", make_guard(limits))
+    graph.add_node("handoff", make_handoff(limits))
     graph.add_node("respond", respond)
     graph.add_node("remember", make_remember(window))
     graph.add_edge(START, "load_context")

@@ -349,3 +349,18 @@ class TurnLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HandoffEventRow(Base):
+    """One step of a handoff's life (created, claimed, a customer message, an agent reply, released, resolved,
+    rated, timed out), written in the same transaction as the change it records; live updates read it by id."""
+
+    __tablename__ = "handoff_events"
+    __table_args__ = (Index("ix_handoff_events_handoff_id_id", "handoff_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[str] = mapped_column(ForeignKey("handoffs.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
