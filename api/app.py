@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import bootstrap_keys, document_auth
 from api.errors import COMMON_ERRORS, install_error_handlers
 from api.limits import LimitsMiddleware, RateLimiter
-from api.routes import channels, customers, handoffs, health, knowledge, messages
+from api.routes import channels, console, customers, handoffs, health, knowledge, messages
 from api.routes import demo as demo_page
 from api.services import open_services
 from core.settings import Settings, get_settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(channels.router)
     app.include_router(handoffs.router)
+    console.install(app)  # the agent console: a page over the keyed API, holding no data itself
     if settings.load_demo:  # the /demo chat page speaks as demo customers: never outside demo mode
         demo_page.install(app)
     return app

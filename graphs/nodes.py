@@ -11,11 +11,12 @@ from langgraph.runtime import Runtime
 
 from agents.prompts import system_prompt
 from agents.sentiment import sentiment
+from agents.slots import extract_slots
 from agents.summarizer import extend_summary, summary_line, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
-from core.types import Channel, Customer, CustomerId, Episode, EpisodeStatus, Order, VerificationLevel
+from core.types import Channel, Customer, CustomerId, Episode, EpisodeStatus, Order, OrderId, VerificationLevel
 from graphs import policy
 from graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
 from graphs.memories import remember_turn
@@ -86,6 +87,21 @@ def make_agent(model: BaseChatModel) -> Any:
     return agent
 
 
+def _own_order_statuses(state: SupportState, ctx: TurnContext) -> dict[str, str]:
+    """Statuses of the customer's own orders named in a request to change an order (read for the policy, never
+    shown: a refusal to act reveals nothing)."""
+    texts = [text for text, _ in policy.requested_actions(policy.turn_texts(state["messages"]))]
+    if not texts:
+        return {}
+    customer_id, _ = identity_from(state, ctx)
+    statuses = {}
+    for order_id in {o for text in texts for o in extract_slots(text).order_ids}:
+        order = ctx.services.orders.get_order(OrderId(order_id))
+        if order is not None and order.customer_id == customer_id:
+            statuses[order_id] = order.status.value
+    return statuses
+
+
 def customer_standing(state: SupportState, ctx: TurnContext, thresholds: Thresholds) -> Standing | None:
     """The turn's customer's lifetime value and tier from the order system (None for a provisional customer)."""
     customer_id, _ = identity_from(state, ctx)
@@ -124,6 +140,7 @@ def make_guard(thresholds: Thresholds) -> Any:
             failed_answers=failed,
             out_of_scope=out_of_scope,
             lifetime_spend=spend,
+            order_statuses=_own_order_statuses(state, runtime.context),
         )
         if found is None:
             return update

@@ -85,7 +85,7 @@ def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
     return messages[start:]
 
 
-def _turn_texts(messages: list[AnyMessage]) -> list[str]:
+def turn_texts(messages: list[AnyMessage]) -> list[str]:
     return [str(m.text) for m in turn_messages(messages) if isinstance(m, HumanMessage)]
 
 
@@ -121,7 +121,7 @@ def turn_intents(messages: list[AnyMessage]) -> list[str]:
 def complaint_texts(messages: list[AnyMessage]) -> list[str]:
     """The current turn's customer messages that complain (by keyword, or all of them when the model
     classified the turn as a complaint)."""
-    texts = _turn_texts(messages)
+    texts = turn_texts(messages)
     if "complaint" in turn_intents(messages):
         return texts
     return [t for t in texts if _COMPLAINT.search(t)]
@@ -187,6 +187,43 @@ def sentiment_escalation(sentiment: list[float], turns: list[str], thresholds: T
     return Escalation(StallPoint.NEGATIVE_SENTIMENT, turns[-span:], "high")
 
 
+_ORDER_ACTION = re.compile(
+    r"\b(cancel|return|exchange|refund|change (?:the |my )?(?:shipping |delivery )?address)\b", re.I
+)
+ALLOWED_STATUSES = {
+    "cancel": {"pending"},
+    "change address": {"pending"},
+    "return": {"delivered"},
+    "exchange": {"delivered"},
+    "refund": {"delivered"},
+}
+"""What the store policy allows per order status (the store's wiki: cancel or change pending orders, return
+or exchange delivered ones); a request outside it needs a person to decide on an exception."""
+
+
+def requested_actions(texts: list[str]) -> list[tuple[str, str]]:
+    """(text, action) for each customer message asking to change an order."""
+    found = []
+    for text in texts:
+        match = _ORDER_ACTION.search(text)
+        if match:
+            action = "change address" if match.group(1).lower().startswith("change") else match.group(1).lower()
+            found.append((text, action))
+    return found
+
+
+def blocked_by_policy(texts: list[str], statuses: dict[str, str]) -> Escalation | None:
+    """An order change the policy does not allow for that order's status (`statuses`: the customer's own
+    orders mentioned in the turn, by id)."""
+    for text, action in requested_actions(texts):
+        for order_id, status in statuses.items():
+            if order_id in text and status not in ALLOWED_STATUSES[action]:
+                allowed = " or ".join(sorted(ALLOWED_STATUSES[action]))
+                detail = f"{action} requested for {order_id}, which is {status}; the policy allows it when {allowed}"
+                return Escalation(StallPoint.POLICY_BLOCKED, [text], detail=detail)
+    return None
+
+
 def evaluate(
     messages: list[AnyMessage],
     *,
@@ -198,6 +235,7 @@ def evaluate(
     failed_answers: int = 0,
     out_of_scope: int = 0,
     lifetime_spend: float | None = None,
+    order_statuses: dict[str, str] | None = None,
 ) -> Escalation | None:
     """The escalation this step calls for, if any, with the customer messages that triggered it as evidence.
 
@@ -205,7 +243,7 @@ def evaluate(
     topic, a complaint from a high-value customer, repeated verification failure, negative sentiment, repeated
     unusable answers (no knowledge answer, the same question again), turns not understood, repeated
     out-of-scope requests, and a tool error as the last step."""
-    texts = _turn_texts(messages)
+    texts = turn_texts(messages)
     asked = [t for t in texts if _HUMAN.search(t)]
     if requested is not None:
         stall = StallPoint.CUSTOMER_REQUESTED_HUMAN if asked else StallPoint.MODEL_REQUESTED
@@ -220,6 +258,9 @@ def evaluate(
         return Escalation(StallPoint.HIGH_VALUE_COMPLAINT, complaint, "high")
     if verification_failures >= thresholds.verification_failures:
         return Escalation(StallPoint.VERIFICATION_FAILED, texts)
+    blocked = blocked_by_policy(texts, order_statuses or {})
+    if blocked is not None:
+        return blocked
     turns = customer_turns(messages)
     negative = sentiment_escalation(sentiment or [], turns, thresholds)
     if negative is not None:

@@ -334,3 +334,30 @@ def test_thresholds_come_from_settings() -> None:
     assert Thresholds.from_settings(settings) == Thresholds(
         negative_sentiment=-0.3, negative_turns=3, failed_answers=4, out_of_scope_turns=4, high_value_spend=250.0
     )
+
+
+def test_an_order_change_the_policy_does_not_allow_is_policy_blocked(services: Services) -> None:
+    # James's #W2611340 is "processed": a return needs "delivered", so a person decides on an exception.
+    text = "I want to return order #W2611340, please"
+    outcome = say(services, Channel.WEB, JAMES["email"], text, vouched=True)
+    packet = handed_off(services, outcome, StallPoint.POLICY_BLOCKED)
+    assert packet["stall"]["evidence"] == [text]
+    assert "processed" in packet["stall"]["detail"] and "delivered" in packet["stall"]["detail"]
+    assert "processed" not in (outcome.reply or "")  # the customer hears the hand-off, not the status
+
+
+@SQLITE
+def test_an_allowed_order_change_or_another_customers_order_is_not_blocked(services: Services) -> None:
+    noah_order = USERS["noah_brown_6181"]["orders"][0]
+    outcome = say(services, Channel.WEB, JAMES["email"], f"I want to return order {noah_order}", vouched=True)
+    assert outcome.owner == "ai"  # not James's order: nothing is read, nothing is decided from it
+    assert (
+        evaluate(
+            [HumanMessage("please cancel order #W1234567")],
+            requested=None,
+            not_understood=0,
+            verification_failures=0,
+            order_statuses={"#W1234567": "pending"},
+        )
+        is None
+    )

@@ -1,0 +1,200 @@
+"""`/console`: the agent console. A real browser (Chromium via Playwright) signs in with an agent key, picks up an
+SMS escalation from the queue, claims it and replies on the customer's channel, sees the customer's next message
+arrive live while the AI stays silent, and hands the case back to the AI, which answers the message after."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from playwright.sync_api import expect, sync_playwright
+
+from api.app import create_app
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AGENT_KEY = "agent-key-for-console-0001"
+CHANNEL_KEY = "channel-key-for-console-01"
+AGENT = {"Authorization": f"Bearer {AGENT_KEY}"}
+CHANNEL = {"Authorization": f"Bearer {CHANNEL_KEY}"}
+PHONE = "+15550100142"  # 555-0100…0199 numbers are reserved for fiction
+LIVE_TIMEOUT_MS = 30_000
+
+# The page is backend-independent: SQLite is enough.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def _settings(demo_db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=demo_db_url,
+        load_demo=False,
+        bootstrap_keys=f"channel:{CHANNEL_KEY},agent:{AGENT_KEY}",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_console_and_its_assets_are_served_outside_the_openapi_description(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    with TestClient(create_app(_settings(demo_db_url, tmp_path))) as client:
+        page = client.get("/console")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "<script>" not in page.text  # only the JSON config and the external script
+        for testid in ("agent-key", "signin-submit", "queue", "timeline", "reply-input", "claim", "release"):
+            assert f'data-testid="{testid}"' in page.text
+        assert client.get("/console/static/console.js").status_code == 200
+        assert client.get("/console/static/console.css").status_code == 200
+        assert not [path for path in client.get("/openapi.json").json()["paths"] if path.startswith("/console")]
+
+
+# --- the browser ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(demo_db_url: str, tmp_path: Path) -> Iterator[str]:
+    """The app over the demo database, served by uvicorn on a free local port from a background thread."""
+    port = _free_port()
+    app = create_app(_settings(demo_db_url, tmp_path))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, status = time.monotonic() + 180, None
+        while time.monotonic() < deadline and thread.is_alive():
+            try:
+                status = httpx.get(f"{base}/readyz", timeout=2).status_code
+            except httpx.TransportError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200, f"the server did not become ready (last status {status})"
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _say(base: str, text: str) -> dict[str, Any]:
+    body = {"channel": "sms", "from": PHONE, "text": text}
+    response = httpx.post(f"{base}/v1/messages", json=body, headers=CHANNEL, timeout=60)
+    assert response.status_code == 200, response.text
+    said: dict[str, Any] = response.json()
+    return said
+
+
+def _outbound(base: str, customer_id: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{base}/v1/customers/{customer_id}/timeline", headers=AGENT, timeout=30)
+    assert response.status_code == 200, response.text
+    return [e for e in response.json() if e["kind"] == "message" and e["direction"] == "outbound"]
+
+
+@pytest.mark.slow
+def test_an_agent_takes_an_sms_escalation_and_hands_it_back_in_the_browser(live_server: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+    REPORTS.mkdir(exist_ok=True)
+
+    escalated = _say(live_server, "I want to talk to a person")
+    assert escalated["owner"] == "queue" and escalated["handoff_id"]
+    customer_id, handoff_id = escalated["customer_id"], escalated["handoff_id"]
+    notice = _outbound(live_server, customer_id)
+    assert [m["text"] for m in notice] == [escalated["reply"]]  # the escalation turn logs the handoff notice only
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.goto(f"{live_server}/console")
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+
+            # A wrong key is refused with the API's message; the agent key signs in.
+            page.get_by_test_id("agent-key").fill("not-a-real-key-0000000000")
+            page.get_by_test_id("signin-submit").click()
+            expect(page.get_by_test_id("signin-error")).to_contain_text("not valid")
+            problems.clear()  # the browser logs the 401 itself
+            page.get_by_test_id("agent-key").fill(AGENT_KEY)
+            page.get_by_test_id("signin-submit").click()
+            expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
+
+            # The handoff is in the queue; open it: the packet shows why the AI stopped.
+            item = page.locator(f'[data-testid="queue-item"][data-handoff="{handoff_id}"]')
+            expect(item).to_be_visible()
+            expect(item.get_by_test_id("queue-stall")).to_have_text("customer requested human")
+            expect(item.get_by_test_id("queue-status")).to_have_text("Waiting")
+            item.click()
+            expect(page.get_by_test_id("stall-type")).to_have_text("customer_requested_human")
+            expect(page.get_by_test_id("packet-stall")).to_contain_text("I want to talk to a person")
+            timeline = page.get_by_test_id("timeline")
+            expect(timeline.locator('[data-role="customer"]')).to_have_count(1)
+            expect(page.get_by_test_id("reply-input")).to_be_disabled()
+
+            # Claim and reply: the reply goes out as an SMS.
+            page.get_by_test_id("claim").click()
+            expect(page.get_by_test_id("case-status")).to_have_text("You have this case")
+            expect(page.get_by_test_id("reply-input")).to_be_enabled()
+            reply = "Hi, this is Sam from the support team. How can I help?"
+            page.get_by_test_id("reply-input").fill(reply)
+            page.get_by_test_id("reply-send").click()
+            expect(timeline.locator('[data-role="agent"]')).to_have_count(1)
+            expect(timeline.locator('[data-role="agent"]')).to_contain_text(reply)
+            outbound = _outbound(live_server, customer_id)
+            assert len(outbound) == 2
+            assert (outbound[-1]["channel"], outbound[-1]["text"]) == ("sms", reply)
+
+            # The customer writes again: it appears live, and the AI stays silent.
+            waiting = _say(live_server, "thanks, when will it arrive?")
+            assert (waiting["owner"], waiting["reply"]) == ("human", None)
+            customer_lines = timeline.locator('[data-role="customer"]')
+            expect(customer_lines).to_have_count(2, timeout=LIVE_TIMEOUT_MS)
+            expect(customer_lines.nth(1)).to_contain_text("thanks, when will it arrive?")
+            expect(customer_lines.nth(1)).to_have_attribute("data-channel", "sms")
+            assert len(_outbound(live_server, customer_id)) == 2  # the notice and the agent's reply, nothing else
+            page.screenshot(path=str(REPORTS / "console.png"))
+
+            # Release with a note: the case leaves the queue and the AI answers the next message.
+            page.get_by_test_id("release").click()
+            page.get_by_test_id("release-note").fill("Told them a person is checking the delivery date.")
+            page.get_by_test_id("release-confirm").click()
+            expect(page.get_by_test_id("case-status")).to_have_text("Back with the AI")
+            expect(item).to_have_count(0)
+            answered = _say(live_server, "what is your return policy?")
+            assert answered["owner"] == "ai" and answered["reply"]
+            assert len(_outbound(live_server, customer_id)) == 3
+            expect(timeline.locator('[data-role="ai"]')).to_have_count(2, timeout=LIVE_TIMEOUT_MS)
+            assert not problems, problems
+        finally:
+            browser.close()
