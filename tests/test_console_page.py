@@ -4,34 +4,21 @@ arrive live while the AI stays silent, and hands the case back to the AI, which 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
 from api.app import create_app
 from core.settings import Settings
+from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AGENT_KEY = "agent-key-for-console-0001"
 CHANNEL_KEY = "channel-key-for-console-01"
 AGENT = {"Authorization": f"Bearer {AGENT_KEY}"}
@@ -50,12 +37,6 @@ def _settings(demo_db_url: str, tmp_path: Path) -> Settings:
         load_demo=False,
         bootstrap_keys=f"channel:{CHANNEL_KEY},agent:{AGENT_KEY}",
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_console_and_its_assets_are_served_outside_the_openapi_description(
@@ -80,29 +61,9 @@ def test_the_console_and_its_assets_are_served_outside_the_openapi_description(
 
 @pytest.fixture
 def live_server(demo_db_url: str, tmp_path: Path) -> Iterator[str]:
-    """The app over the demo database, served by uvicorn on a free local port from a background thread."""
-    port = _free_port()
-    app = create_app(_settings(demo_db_url, tmp_path))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline, status = time.monotonic() + 180, None
-        while time.monotonic() < deadline and thread.is_alive():
-            try:
-                status = httpx.get(f"{base}/readyz", timeout=2).status_code
-            except httpx.TransportError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200, f"the server did not become ready (last status {status})"
+    """The app over the demo database, served on a free local port from a background thread."""
+    with serve(create_app(_settings(demo_db_url, tmp_path)), "console-server") as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _say(base: str, text: str) -> dict[str, Any]:
@@ -121,8 +82,7 @@ def _outbound(base: str, customer_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_an_agent_takes_an_sms_escalation_and_hands_it_back_in_the_browser(live_server: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+    require_chromium()
     REPORTS.mkdir(exist_ok=True)
 
     escalated = _say(live_server, "I want to talk to a person")

@@ -4,45 +4,25 @@ to SMS, and sees the continuity in the reply; the page's endpoint validates its 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect, sync_playwright
 
 from api.app import create_app
 from core.settings import Settings
 from demo.loader import DATA_DIR
+from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 JAMES = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]
 REPLY_TIMEOUT_MS = 60_000
 
 # The page is backend-independent: SQLite is enough.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -117,35 +97,16 @@ def test_the_demo_page_is_absent_outside_demo_mode(demo_db_url: str, tmp_path: P
 
 @pytest.fixture
 def live_server(demo_db_url: str, tmp_path: Path) -> Iterator[str]:
-    """The app over the demo database, served by uvicorn on a free local port from a background thread."""
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=True)
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline, status = time.monotonic() + 180, None
-        while time.monotonic() < deadline and thread.is_alive():
-            try:
-                status = httpx.get(f"{base}/readyz", timeout=2).status_code
-            except httpx.TransportError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200, f"the server did not become ready (last status {status})"
+    """The app over the demo database, served on a free local port from a background thread."""
+    with serve(
+        create_app(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=True)), "demo-server"
+    ) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.mark.slow
 def test_a_web_conversation_continues_over_sms_in_the_browser(live_server: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+    require_chromium()
     REPORTS.mkdir(exist_ok=True)
 
     def send(page: Page, text: str, *, press_enter: bool = True) -> None:

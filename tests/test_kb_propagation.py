@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,20 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0
 ADMIN_KEY = "admin-key-for-tests-00001"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_worker(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false"}
     env["THREADLINE_BOOTSTRAP_KEYS"] = f"admin:{ADMIN_KEY}"  # both workers bootstrap it at once: no conflict
     cmd = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from demo.loader import DATA_DIR, demo_customer_id
 from memory.db import Database
 from memory.schema import MessageRow
 from memory.stores import Stores
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "site-secret"
@@ -31,12 +31,6 @@ KEY = "channel-key-ordering-0001"
 PHONE = "+15550103333"
 PER_CHANNEL = 60
 JAMES = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _send_all(base: str) -> list[dict[str, Any]]:
@@ -71,7 +65,7 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
     db = Database.from_url(demo_db_url)
     james = demo_customer_id("james_li_5688")
     Stores.over(db).customers.link_identity(james, HandleType.PHONE, PHONE, VerificationLevel.VERIFIED, actor="test")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -1,7 +1,6 @@
 """`threadline serve` as a new user runs it: a real process on a fresh data dir becomes ready with the demo."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,19 +11,14 @@ import pytest
 
 from memory.db import Database
 from memory.stores import Stores
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_on_a_fresh_data_dir_becomes_ready_with_the_demo_loaded(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_DATA_DIR": str(tmp_path / "data")}
     env["THREADLINE_BOOTSTRAP_KEYS"] = "channel:demo-channel-key-0001,admin:demo-admin-key-00001"  # as `make run`
     proc = subprocess.Popen(
