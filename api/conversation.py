@@ -12,7 +12,6 @@ Meta or SMTP by this process: they wait in the log (the outbox) for a sender.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -20,63 +19,34 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AnyMessage, HumanMessage, RemoveMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.summarizer import extend_summary
+from api.handoff_desk import MAX_TEXT_CHARS, HandoffDesk
 from api.streaming import EventSink, stream_turn
+from api.threads import thread_config, thread_key
 from core.context import TurnContext, TurnServices
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.errors import ConflictError, InvalidInputError
 from core.types import (
-    Channel,
     CustomerId,
     Direction,
-    EpisodeStatus,
     HandleType,
-    Handoff,
-    HandoffId,
-    HandoffStatus,
     InboundMessage,
     LoggedMessage,
     TurnOutcome,
-    VerificationLevel,
 )
-from graphs.render import render
 from memory.identity import IdentityResolver, Resolution, classify_handle
 from memory.knowledge_index import KnowledgeIndex
 from memory.merges import CustomerMerges, MergeRecord
-from memory.repositories.handoffs import HandoffEventKind
 from memory.stores import Stores
 from memory.turn_locks import TurnLocks
 
-MAX_TEXT_CHARS = 4000
-QUEUE_TIMEOUT_TEXT = (
-    "Sorry for the wait - our team is busier than usual. We'll reply here as soon as someone is free; "
-    "you can also add any details here in the meantime and they'll see them."
-)
-"""What a customer whose case waited past the queue timeout is told (once): never silence. Plain ASCII, so an SMS
-carries it whole in two segments."""
 log = logging.getLogger("threadline.conversation")
 
 
-def thread_key(who: Resolution) -> str:
-    """The thread a message joins: the customer's own once the sender is verified (or the customer is
-    provisional, reachable only through this handle); otherwise a per-handle thread, so someone who merely
-    claims a known customer's email or phone never sees, nor adds to, that customer's conversation."""
-    if who.customer.provisional or who.level.at_least(VerificationLevel.VERIFIED):
-        return who.customer.id
-    return f"{who.customer.id}~{who.handle_type.value}:{who.handle}"
-
-
-def thread_config(customer_id: str, **metadata: Any) -> RunnableConfig:
-    """The graph config of a customer's one thread, with trace metadata that never holds the raw id."""
-    hashed = hashlib.sha256(customer_id.encode()).hexdigest()[:16]
-    return {"configurable": {"thread_id": customer_id}, "metadata": {"customer_hash": hashed, **metadata}}
-
-
-class Conversations:
+class Conversations(HandoffDesk):
     """Runs customer turns, one at a time per customer."""
 
     def __init__(
@@ -161,148 +131,6 @@ class Conversations:
                 with self._locks.hold(outcome.customer_id):
                     self._carry_over(state, outcome.customer_id)
         return outcome
-
-    # --- the human side of a handed-off case ---------------------------------------------------------------------
-
-    def _while_handed_off(
-        self, outcome: TurnOutcome, taken: list[LoggedMessage], current: LoggedMessage, channel: Channel
-    ) -> TurnOutcome:
-        """A turn the AI stayed silent in because people own the case: its messages go to the agent (as
-        `customer_message` events), and a case queued past the timeout tells the customer so, once."""
-        if outcome.owner == "ai" or outcome.handoff_id is None or outcome.reply is not None:
-            return outcome
-        handoff_id = HandoffId(outcome.handoff_id)
-        for m in taken:
-            payload = {"message_id": m.id, "channel": m.channel.value, "text": m.text}
-            self._stores.handoffs.record(handoff_id, HandoffEventKind.CUSTOMER_MESSAGE, "customer", payload)
-        timed_out = self._stores.handoffs.time_out(handoff_id, datetime.now(UTC), self._queue_timeout_minutes)
-        if timed_out is None:
-            return outcome
-        notice = self._tell_timed_out(timed_out, channel, reply_to=current.id)
-        return outcome.model_copy(update={"reply": notice.text})
-
-    def time_out_overdue(self, now: datetime | None = None) -> list[Handoff]:
-        """Cases queued past the timeout become `timed_out`, and each customer is told on their current channel
-        (logged for delivery). Called when agents list the queue, so a quiet customer is not left in silence."""
-        expired = self._stores.handoffs.time_out_overdue(now or datetime.now(UTC), self._queue_timeout_minutes)
-        for handoff in expired:
-            with self._locks.hold(handoff.customer_id):
-                self._tell_timed_out(handoff, self._current_channel(handoff))
-        return expired
-
-    def _tell_timed_out(self, handoff: Handoff, channel: Channel, *, reply_to: int | None = None) -> LoggedMessage:
-        self._stores.events.append(
-            "handoff_timed_out",
-            customer_id=handoff.customer_id,
-            channel=channel.value,
-            payload={"handoff_id": handoff.id, "after_minutes": self._queue_timeout_minutes},
-        )
-        return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, {"queue_timeout": handoff.id}, reply_to=reply_to)
-
-    def _current_channel(self, handoff: Handoff) -> Channel:
-        """The channel the customer wrote on last (the packet's channel if they never wrote)."""
-        latest = [
-            m for m in self._stores.messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND
-        ]
-        if latest:
-            return latest[-1].channel
-        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
-
-    def _deliver(
-        self,
-        handoff: Handoff,
-        text: str,
-        channel: Channel,
-        marker: dict[str, Any],
-        *,
-        reply_to: int | None = None,
-    ) -> LoggedMessage:
-        """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
-        sees it once the case comes back. The caller holds the customer's turn lock."""
-        rendered = render(text, channel)
-        logged = self._stores.messages.append(
-            handoff.customer_id,
-            channel,
-            Direction.OUTBOUND,
-            rendered,
-            episode_id=handoff.episode_id,
-            metadata={"handoff_id": handoff.id, **marker},
-            reply_to_id=reply_to,
-        )
-        said = AIMessage(content=rendered, additional_kwargs={"threadline": marker})
-        self._graph.update_state(thread_config(handoff.customer_id), {"messages": [said]}, as_node="remember")
-        return logged
-
-    def _handoff(self, handoff_id: HandoffId) -> Handoff:
-        handoff = self._stores.handoffs.get(handoff_id)
-        if handoff is None:
-            raise NotFoundError(f"handoff {handoff_id} not found")
-        return handoff
-
-    def claim(self, handoff_id: HandoffId, agent: str) -> Handoff:
-        """`agent` takes the case: from now on the customer talks to them."""
-        handoff = self._stores.handoffs.claim(handoff_id, agent)
-        waited = (handoff.claimed_at or handoff.created_at) - handoff.created_at
-        self._stores.events.append(
-            "handoff_claimed",
-            customer_id=handoff.customer_id,
-            payload={"handoff_id": handoff.id, "agent": agent, "waited_s": waited.total_seconds()},
-        )
-        return handoff
-
-    def agent_reply(self, handoff_id: HandoffId, agent: str, text: str) -> LoggedMessage:
-        """The agent's message to the customer, on the customer's current channel and rendered for it; it joins
-        the customer's thread. Only the agent who claimed the case may reply."""
-        text = text.strip()
-        if not text:
-            raise InvalidInputError("the reply text is empty")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(f"the reply is longer than {MAX_TEXT_CHARS} characters")
-        handoff = self._handoff(handoff_id)
-        if handoff.status is not HandoffStatus.CLAIMED:
-            raise ConflictError(f"handoff {handoff_id} is {handoff.status.value}; claim it before replying")
-        if handoff.assigned_agent != agent:
-            raise ConflictError(f"handoff {handoff_id} is claimed by {handoff.assigned_agent}")
-        with self._locks.hold(handoff.customer_id):
-            channel = self._current_channel(handoff)
-            logged = self._deliver(handoff, text, channel, {"agent": agent})
-            payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
-            self._stores.handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
-        return logged
-
-    def release(self, handoff_id: HandoffId, agent: str, note: str) -> Handoff:
-        """The case goes back to the AI; the agent's note joins the thread (as a system note the customer never
-        sees) so the AI's next turn knows what the agent did."""
-        handoff = self._handoff(handoff_id)
-        with self._locks.hold(handoff.customer_id):
-            released = self._stores.handoffs.release(handoff_id, agent, note)
-            said = f"Note from agent {agent} (the case is back with you): {note.strip() or 'no note'}"
-            marked = SystemMessage(content=said, additional_kwargs={"threadline": {"agent": agent, "released": True}})
-            self._graph.update_state(thread_config(handoff.customer_id), {"messages": [marked]}, as_node="remember")
-        self._stores.events.append(
-            "handoff_released", customer_id=handoff.customer_id, payload={"handoff_id": handoff.id, "agent": agent}
-        )
-        return released
-
-    def resolve(self, handoff_id: HandoffId, agent: str) -> Handoff:
-        """The case is closed, and with it the customer's episode."""
-        handoff = self._handoff(handoff_id)
-        resolved = self._stores.handoffs.resolve(handoff_id, agent)
-        episode = self._stores.episodes.current(handoff.customer_id) if handoff.episode_id is None else None
-        episode_id = handoff.episode_id or (episode.id if episode else None)
-        if episode_id is not None:
-            self._stores.episodes.update(episode_id, status=EpisodeStatus.RESOLVED, outcome=f"resolved by {agent}")
-        self._stores.events.append(
-            "handoff_resolved", customer_id=handoff.customer_id, payload={"handoff_id": handoff.id, "agent": agent}
-        )
-        return resolved
-
-    def rate(self, handoff_id: HandoffId, agent: str, usefulness: int, missing: list[str], wrong: list[str]) -> Handoff:
-        """The agent's verdict on the packet, for escalation-quality analytics."""
-        rated = self._stores.handoffs.rate(handoff_id, agent, usefulness, missing, wrong)
-        payload = {"handoff_id": rated.id, "agent": agent, "usefulness": usefulness, "missing": missing, "wrong": wrong}
-        self._stores.events.append("handoff_rated", customer_id=rated.customer_id, payload=payload)
-        return rated
 
     def _sign_in(self, message: InboundMessage, who: Resolution) -> None:
         """A signed-in web customer: the conversation they had as an anonymous visitor joins theirs."""

@@ -301,8 +301,11 @@ class Handoff(_Record):
 
     @property
     def owner(self) -> str:
-        """Who owns an open case: `human` once an agent claimed it, else `queue`."""
-        return "human" if self.status is HandoffStatus.CLAIMED else "queue"
+        """Who owns the case: `human` once an agent claimed it, `queue` while it waits (or timed out waiting),
+        and the AI again once it was released or resolved."""
+        if self.status is HandoffStatus.CLAIMED:
+            return "human"
+        return "ai" if self.status in (HandoffStatus.RELEASED, HandoffStatus.RESOLVED) else "queue"
 
 
 class Article(_Record):

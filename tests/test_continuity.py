@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.conversation import thread_config
 from api.services import Services
+from api.threads import thread_config
 from core.errors import ConflictError
 from core.longterm import EPISODES, customer_namespace
 from core.types import (

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.conversation import QUEUE_TIMEOUT_TEXT, thread_config
+from api.handoff_desk import QUEUE_TIMEOUT_TEXT
+from api.threads import thread_config
 from core.settings import Settings
 from core.sms import sms_segments
 from core.types import CustomerId, Direction, EpisodeStatus

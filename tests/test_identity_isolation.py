@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from api.conversation import thread_config
 from api.services import Services, open_services
+from api.threads import thread_config
 from core.errors import ConflictError
 from core.settings import Settings
 from core.types import Channel, HandleType

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from agents.scripted_server import ScriptedModelServer
-from api.conversation import thread_config
 from api.services import Services, open_services
+from api.threads import thread_config
 from core.settings import Settings
 from core.types import Channel, CustomerId, Direction, HandoffStatus, OrderId, TurnOutcome
 from demo.loader import DATA_DIR, demo_customer_id

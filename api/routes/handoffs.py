@@ -21,14 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import roles_dependency
-from api.conversation import MAX_TEXT_CHARS
 from api.deps import ServicesDep
 from api.errors import ErrorOut
+from api.handoff_desk import MAX_TEXT_CHARS
 from core.auth import Principal, Role
 from core.errors import NotFoundError
 from core.handoff import HandoffPacket
 from core.types import Channel, Handoff, HandoffId, HandoffStatus
-from memory.repositories.handoffs import OPEN_STATUSES, HandoffEvent
+from memory.repositories.handoffs import HandoffEvent
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -123,17 +123,13 @@ class RateIn(BaseModel):
     wrong: list[str] = Field(default_factory=list, max_length=50)
 
 
-def _owner(handoff: Handoff) -> str:
-    return handoff.owner if handoff.status in OPEN_STATUSES else "ai"
-
-
 def _out(handoff: Handoff) -> HandoffOut:
     until = handoff.claimed_at or handoff.resolved_at or datetime.now(UTC)
     return HandoffOut(
         id=handoff.id,
         customer_id=handoff.customer_id,
         status=handoff.status,
-        owner=_owner(handoff),
+        owner=handoff.owner,
         priority=handoff.priority,
         channel=handoff.packet.get("channel"),
         waiting_s=max(0.0, (until - handoff.created_at).total_seconds()),

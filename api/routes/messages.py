@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import roles_dependency
-from api.conversation import MAX_TEXT_CHARS
 from api.deps import ServicesDep
+from api.handoff_desk import MAX_TEXT_CHARS
 from api.services import Services
 from core.auth import Role
 from core.errors import AuthenticationError, InvalidInputError, ThreadlineError, UsageError
