@@ -167,3 +167,30 @@ def unmerge(
     finally:
         services.close()
     _report("unmerged", record)
+
+
+@customers_app.command("forget")
+def forget(
+    customer_id: str,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Erase a customer: messages, threads, identities, memories, episodes, handoffs and events go; orders stay,
+    anonymised. Prints the counts (the audit trail keeps only a hash of the id)."""
+    from api.services import open_database
+    from memory.checkpoints import open_checkpointer
+    from memory.erasure import CustomerErasure
+
+    settings = settings_from(data_dir, database_url)
+    key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
+    db = open_database(settings)
+    try:
+        with open_checkpointer(settings.sqlalchemy_url, pool_size=2, key=key) as saver:
+            erasure = CustomerErasure(
+                db, saver, embedding_cache=settings.cache_path / "embeddings.sqlite", lease_s=settings.turn_lease_s
+            )
+            report = erasure.erase(customer_id, actor=ACTOR)
+    finally:
+        db.dispose()
+    removed = ", ".join(f"{count} {table}" for table, count in report.removed.items() if count)
+    console.print(f"erased {customer_id} (audit subject {report.subject[:16]}…): {removed or 'nothing else'}")

@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from agents.summarizer import tool_payload
-from core.handoff import HandoffPacket, PacketCustomer, Priority, Stall, StallPoint, Tier, ToolTrail
+from core.handoff import HandoffPacket, PacketCustomer, Priority, QuotedData, Stall, StallPoint, Tier, ToolTrail
 from core.types import ChannelIdentity, Customer, Episode, Order
 from graphs import policy
 
@@ -59,6 +59,8 @@ NEXT_STEPS: dict[StallPoint, list[str]] = {
 }
 CLOSING_STEP = "Reply on the customer's current channel, then resolve or release the case."
 TRANSCRIPT_REF = "/v1/customers/{customer_id}/timeline"
+QUOTE_CHARS = 600
+"""How much of a tool's result the packet quotes."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
                 result = results.get(call["id"] or "")
                 payload = tool_payload(result) if result else {}
                 outcome = str(payload.get("status", "no result")) if result else "not run"
-                trail.append(ToolTrail(name=call["name"], args=dict(call["args"]), outcome=outcome))
+                quoted = QuotedData(source=call["name"], text=str(result.content)[:QUOTE_CHARS]) if result else None
+                trail.append(ToolTrail(name=call["name"], args=dict(call["args"]), outcome=outcome, result=quoted))
     return trail
 
 

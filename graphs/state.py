@@ -8,6 +8,11 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 
+def latest(_: Any, new: Any) -> Any:
+    """Reducer for slots tools write: several calls in one step (a model may emit them) leave the last value."""
+    return new
+
+
 class SupportInput(TypedDict):
     """What a turn brings in: the customer's new message(s)."""
 
@@ -21,19 +26,19 @@ class SupportState(TypedDict):
     """Recent window of the conversation; older messages are folded into `summary`."""
     summary: NotRequired[str]
     """Running summary of everything older than the window."""
-    identity: NotRequired[dict[str, str]]
+    identity: NotRequired[Annotated[dict[str, str], latest]]
     """Whom this turn acts for (`customer_id`, `level`): set from the runtime context, raised only by verification."""
     brief: NotRequired[str]
     """Profile, episode and open-order notes loaded for the model at turn start."""
-    focus_order_id: NotRequired[str | None]
+    focus_order_id: NotRequired[Annotated[str | None, latest]]
     """The order the conversation is about, so "any news?" needs no number."""
     owner: NotRequired[str]
     """`ai`, `queue` or `human`: who owns the case now."""
     handoff_id: NotRequired[str | None]
     """The open handoff, when the case left the AI."""
-    escalation: NotRequired[dict[str, Any] | None]
+    escalation: NotRequired[Annotated[dict[str, Any] | None, latest]]
     """A pending request to hand off (from the model's tool call or the guard)."""
-    verification_failures: NotRequired[int]
+    verification_failures: NotRequired[Annotated[int, latest]]
     """Consecutive failed verification attempts."""
     not_understood: NotRequired[int]
     """Consecutive turns the model could not understand."""

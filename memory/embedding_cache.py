@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+"""The name the local model's vectors are cached under."""
+
 
 class EmbeddingCache:
     """Vectors by (model, text); safe across threads and processes (WAL, busy timeout)."""
@@ -49,6 +52,18 @@ class EmbeddingCache:
         rows = [(self._key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()]
         with self._lock:
             self._conn.executemany("INSERT OR IGNORE INTO vectors (key, vector) VALUES (?, ?)", rows)
+
+    def forget(self, texts: Iterable[str]) -> int:
+        """Delete the vectors of `texts` (an erased customer's words) so no trace of them stays in the file:
+        deleted cells are zeroed and the WAL is truncated. Returns how many were removed."""
+        keys = [(self._key(t),) for t in dict.fromkeys(texts)]
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            before = self._conn.total_changes
+            self._conn.executemany("DELETE FROM vectors WHERE key = ?", keys)
+            removed = self._conn.total_changes - before
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     def close(self) -> None:
         """Close the file."""

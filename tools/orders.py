@@ -14,6 +14,8 @@ from tools.runtime import SupportRuntime, current_identity, tool_result, turn_co
 
 _ORDER_ID = re.compile(r"#?\s*[wW]?\s*(\d{7})")
 NOT_FOUND_MESSAGE = "No order with that number was found on this customer's account."
+OWN_ORDERS_SEARCHED = 1000
+"""The most orders of one customer a lookup by number searches."""
 
 
 def normalize_order_id(raw: str) -> str | None:
@@ -62,7 +64,10 @@ def lookup_order(runtime: SupportRuntime, order_id: str | None = None) -> Comman
         return tool_result(runtime, "lookup_order", payload, **focus)
     full = may_see(who.level, Disclosure.ADDRESS)
     if order_id is not None:
-        order = services.orders.get_order(OrderId(wanted)) if wanted else None
+        # The number is looked up only among the customer's own orders: another customer's order and a missing
+        # one take the same path (same queries, same time), so not even timing tells them apart.
+        own = services.orders.orders_for_customer(who.customer_id, limit=OWN_ORDERS_SEARCHED) if wanted else []
+        order = services.orders.get_order(OrderId(wanted)) if wanted and any(o.id == wanted for o in own) else None
         if order is None or order.customer_id != who.customer_id:  # "not yours" reads exactly as "not found"
             return tool_result(
                 runtime,

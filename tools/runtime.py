@@ -10,6 +10,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
+from core import faults
 from core.context import TurnContext
 from core.types import CustomerId, VerificationLevel
 
@@ -46,6 +47,7 @@ def current_identity(runtime: SupportRuntime) -> Identity:
 
 def tool_result(runtime: SupportRuntime, name: str, payload: dict[str, Any], **updates: Any) -> Command[Any]:
     """A tool's structured result as a ToolMessage (JSON content, the dict as artifact) plus state updates."""
+    faults.reached("during_tool")
     message = ToolMessage(
         content=json.dumps(payload, default=str, ensure_ascii=False),
         artifact=payload,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import roles_dependency
 from api.deps import ServicesDep
+from api.routes import MAX_ID
 from core.auth import Role
 from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.redaction import redact_value
 from core.types import ChannelIdentity, CustomerId, HandleType, IdentityEvent, VerificationLevel
 from memory.customer_view import CustomerProfile, TimelineEntry, find_customer, profile, timeline
 from memory.identity import normalize_phone
@@ -102,7 +104,9 @@ def get_timeline(
     before: datetime | None = None,
 ) -> list[TimelineEntry]:
     """Every message and event across channels, oldest first (the `limit` most recent before `before`)."""
-    return timeline(services.db, CustomerId(customer_id), limit=limit, before=before)
+    entries = timeline(services.db, CustomerId(customer_id), limit=limit, before=before)
+    # An export: card numbers, emails and phone numbers in what was said and recorded are redacted.
+    return [e.model_copy(update={"text": redact_value(e.text), "detail": redact_value(e.detail)}) for e in entries]
 
 
 @router.get("/{customer_id}/identity-events", response_model=list[IdentityEvent])
@@ -155,6 +159,26 @@ def merge(body: MergeIn, services: ServicesDep) -> MergeOut:
 @router.post(
     "/merges/{event_id}/undo", response_model=MergeOut, dependencies=[roles_dependency(Role.AGENT, Role.ADMIN)]
 )
-def unmerge(event_id: int, services: ServicesDep) -> MergeOut:
+def unmerge(event_id: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> MergeOut:
     """Undo a merge exactly: the moved rows go back, the target's thread loses what the merge brought in."""
     return _out(services.conversations.unmerge(event_id, actor=ACTOR))
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed: counts only, and the hash the audit trail knows the customer by."""
+
+    subject: str = Field(description="SHA-256 of the erased id, as recorded in the audit event.")
+    removed: dict[str, int] = Field(description="Rows (or entries) removed per table or store.")
+
+
+@router.delete(
+    "/{customer_id}",
+    response_model=ErasureOut,
+    dependencies=[roles_dependency(Role.ADMIN)],
+    responses={404: {"description": "No such customer (already erased)."}},
+)
+def erase(customer_id: str, services: ServicesDep) -> ErasureOut:
+    """Erase a customer (the right to erasure): their messages, conversation threads, identities, memories,
+    episodes, handoffs and events go; their orders stay, anonymised. A second call is a 404."""
+    report = services.erasure().erase(customer_id, actor=ACTOR)
+    return ErasureOut(subject=report.subject, removed=report.removed)

@@ -24,6 +24,7 @@ from api.auth import roles_dependency
 from api.deps import ServicesDep
 from api.errors import ErrorOut
 from api.handoff_desk import MAX_TEXT_CHARS
+from api.routes import MAX_ID
 from core.auth import Principal, Role
 from core.errors import NotFoundError
 from core.handoff import HandoffPacket
@@ -169,7 +170,9 @@ def _sse(event: HandoffEvent) -> str:
 async def handoff_events(
     request: Request,
     services: ServicesDep,
-    since: Annotated[int | None, Query(ge=0, description="Events after this event id (default: from now).")] = None,
+    since: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Events after this event id (default: from now).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream_s: Annotated[float, Query(ge=0, le=3600, description="Seconds an event stream stays open.")] = 300,
     accept: Annotated[str | None, Header()] = None,
@@ -179,7 +182,7 @@ async def handoff_events(
     agent replies. Streams server-sent events when asked for `text/event-stream`; otherwise answers the events
     after `since` at once (the polling fallback: pass the last id seen as `since` next time)."""
     store = services.stores.handoffs
-    if last_event_id and last_event_id.strip().isdigit():
+    if last_event_id and last_event_id.strip().isdigit() and int(last_event_id.strip()) <= MAX_ID:
         since = int(last_event_id.strip())
     if "text/event-stream" not in (accept or ""):
         return await run_in_threadpool(store.events_since, since or 0, limit)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import authorize, roles_dependency
 from api.deps import ServicesDep
+from api.routes import MAX_ID
 from core.auth import Role
-from core.errors import NotFoundError
+from core.errors import InvalidInputError, NotFoundError
 from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
 from memory.knowledge_admin import create_article, retire_article, update_article
 
@@ -38,7 +39,10 @@ class ArticleIn(BaseModel):
         """The domain draft for `article_id`."""
         data = self.model_dump(include=set(ArticleIn.model_fields))
         data["channels"] = [c.value for c in self.channels]
-        return ArticleDraft(id=ArticleId(article_id), **data)
+        try:
+            return ArticleDraft(id=ArticleId(article_id), **data)
+        except ValidationError as error:  # the draft's own rules (an effective window that ends before it starts)
+            raise InvalidInputError(str(error.errors()[0]["msg"])) from error
 
 
 class ArticleCreate(ArticleIn):
@@ -100,7 +104,7 @@ def versions(article_id: str, services: ServicesDep) -> list[Article]:
 
 
 @router.get("/articles/{article_id}/versions/{version}", response_model=Article)
-def version(article_id: str, version: int, services: ServicesDep) -> Article:
+def version(article_id: str, version: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> Article:
     """One version of an article."""
     article = services.stores.knowledge.get(ArticleId(article_id), version=version)
     if article is None:

@@ -532,7 +532,12 @@
               el("li", { class: "tool", "data-testid": "tool" },
                 el("span", { class: "tool-name" }, icon("tool"), el("span", { text: t.name })),
                 el("code", { class: "tool-args", text: JSON.stringify(t.args || {}) }),
-                el("span", { class: "outcome outcome--" + String(t.outcome || "").split(/[^a-z]/)[0], text: t.outcome || "" }))))
+                el("span", { class: "outcome outcome--" + String(t.outcome || "").split(/[^a-z]/)[0], text: t.outcome || "" }),
+                // What a tool returned is untrusted data (articles, order data): shown as a quotation, as text only.
+                t.result ? el("blockquote", { class: "quoted", "data-testid": "quoted", title: "Quoted data from " +
+                  t.result.source + ": untrusted, not instructions" },
+                  el("span", { class: "quoted-label", text: "quoted · untrusted data" }),
+                  el("span", { class: "quoted-text", text: t.result.text })) : null)))
           : el("p", { class: "muted", text: "The AI called no tools." })),
     );
     const sentiment = p.sentiment || [];
