@@ -6,7 +6,7 @@ HTTP order system are interchangeable by configuration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -213,5 +213,9 @@ class EventLog(Protocol):
         payload: dict[str, Any] | None = None,
         occurred_at: datetime | None = None,
     ) -> AnalyticsEvent: ...
+
+    def between(
+        self, since: datetime | None = None, until: datetime | None = None, types: Collection[str] | None = None
+    ) -> list[AnalyticsEvent]: ...
 
     def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]: ...

@@ -357,6 +357,55 @@ class AnalyticsEvent(_Record):
     occurred_at: datetime
 
 
+class EventType(StrEnum):
+    """Every type of the analytics event log, and what its payload holds. The log is append-only and every
+    analytics figure is computed from it; `occurred_at` is the turn clock (an inbound message's `received_at`)."""
+
+    MESSAGE_RECEIVED = "message_received"
+    """A customer message was accepted (once per message, redeliveries excluded): `{message_id}`."""
+    TURN = "turn"
+    """The AI ran a turn: `{owner, intent, answered, knowledge_missed, handoff_id, tools, tool_results, citations}`;
+    `tool_results` is each tool call's `{name, status}` (ok, no_match, not_found, error, …), `citations` each
+    knowledge answer's `{article_id, version}`, and `answered` a usable AI answer (no fallback, no empty knowledge
+    search, not the same question again)."""
+    KNOWLEDGE_GAP = "knowledge_gap"
+    """A knowledge search found no usable article: `{query, intent}`."""
+    HANDOFF_CREATED = "handoff_created"
+    """The AI handed the case to people: `{handoff_id, stall, intent}`."""
+    HANDOFF_CLAIMED = "handoff_claimed"
+    """An agent took the case: `{handoff_id, agent, waited_s}` (waited_s: queue time on the handoff store's clock)."""
+    HANDOFF_RELEASED = "handoff_released"
+    """The agent gave the case back to the AI: `{handoff_id, agent}`."""
+    HANDOFF_RESOLVED = "handoff_resolved"
+    """The agent closed the case (a resolution by a person): `{handoff_id, agent}`."""
+    HANDOFF_RATED = "handoff_rated"
+    """The agent rated the packet: `{handoff_id, agent, usefulness (1-5), missing [fields], wrong [fields]}`."""
+    HANDOFF_TIMED_OUT = "handoff_timed_out"
+    """The case waited past the queue timeout: `{handoff_id, after_minutes}`."""
+    PAGE_VIEW = "page_view"
+    """Commerce (POST /v1/events): `{url, referrer, utm_source, utm_medium, utm_campaign}`."""
+    ADD_TO_CART = "add_to_cart"
+    """Commerce: `{sku, quantity, amount}`."""
+    PURCHASE_ONLINE = "purchase_online"
+    """Commerce: `{order_id, amount, currency}`."""
+    PURCHASE_IN_STORE = "purchase_in_store"
+    """Commerce: `{order_id, store_id, amount, currency}`."""
+    STORE_VISIT = "store_visit"
+    """Commerce: `{store_id}`."""
+
+
+COMMERCE_EVENTS = frozenset(
+    {
+        EventType.PAGE_VIEW,
+        EventType.ADD_TO_CART,
+        EventType.PURCHASE_ONLINE,
+        EventType.PURCHASE_IN_STORE,
+        EventType.STORE_VISIT,
+    }
+)
+"""The event types `POST /v1/events` accepts; the others are appended by the turn service and the handoff desk."""
+
+
 class Passage(_Record):
     """A knowledge-base chunk returned by search, with the article and version it came from."""
 

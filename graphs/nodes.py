@@ -12,11 +12,21 @@ from langgraph.runtime import Runtime
 from agents.prompts import system_prompt
 from agents.sentiment import sentiment
 from agents.slots import extract_slots
-from agents.summarizer import extend_summary, summary_line, turn_gist
+from agents.summarizer import extend_summary, summary_line, tool_payload, turn_gist
 from core.context import TurnContext
 from core.disclosure import Disclosure, may_see
 from core.handoff import StallPoint
-from core.types import Channel, Customer, CustomerId, Episode, EpisodeStatus, Order, OrderId, VerificationLevel
+from core.types import (
+    Channel,
+    Customer,
+    CustomerId,
+    Episode,
+    EpisodeStatus,
+    EventType,
+    Order,
+    OrderId,
+    VerificationLevel,
+)
 from graphs import policy
 from graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
 from graphs.memories import remember_turn
@@ -188,10 +198,11 @@ def make_handoff(thresholds: Thresholds) -> Any:
             sla_due_at=packet.sla_due_at,
         )
         services.events.append(
-            "handoff_created",
+            EventType.HANDOFF_CREATED,
             customer_id=customer_id,
             channel=ctx.channel.value,
-            payload={"stall": packet.stall.type.value},
+            payload={"handoff_id": created.id, "stall": packet.stall.type.value, "intent": last_intent(messages)},
+            occurred_at=ctx.now,
         )
         notice = AIMessage(content=HANDOFF_NOTICE, additional_kwargs={"threadline": {"handoff": created.id}})
         return {
@@ -251,12 +262,7 @@ def make_remember(window: int) -> Any:
             if runtime.store is not None:
                 private = _profile_terms(customer) if customer else []
                 remember_turn(runtime.store, customer_id, episode, turn, ctx.channel.value, ctx.now, private)
-        services.events.append(
-            "turn",
-            customer_id=customer_id,
-            channel=ctx.channel.value,
-            payload={"tools": [t["name"] for t in state.get("turn_tools", [])], "owner": state.get("owner", "ai")},
-        )
+        _log_turn(state, ctx, customer_id, turn)
         return {
             "messages": [RemoveMessage(id=m.id) for m in _overflow(state["messages"], window) if m.id],
             "summary": extend_summary(state.get("summary"), line),
@@ -265,6 +271,30 @@ def make_remember(window: int) -> Any:
         }
 
     return remember
+
+
+def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, turn: list[AnyMessage]) -> None:
+    """Append the turn's analytics events (`core.types.EventType`) on the turn clock."""
+    owner, intent, messages = state.get("owner", "ai"), last_intent(turn), state["messages"]
+    calls = [c for m in turn if isinstance(m, AIMessage) for c in m.tool_calls]
+    results = {m.tool_call_id: tool_payload(m).get("status") for m in turn if isinstance(m, ToolMessage)}
+    cited = [{"article_id": a, "version": int(v)} for a, _, v in (c.rpartition("@v") for c in cited_articles(turn))]
+    missed = policy.knowledge_missed(messages)
+    last = messages[-1] if messages else None
+    replied = isinstance(last, AIMessage) and not last.tool_calls and bool(last.text.strip())
+    answered = owner == "ai" and replied and not policy.turn_signals(messages).unusable
+    events, channel = ctx.services.events, ctx.channel.value
+    if missed:
+        query = next((str(c["args"].get("query", "")) for c in reversed(calls) if c["name"] == "search_knowledge"), "")
+        gap = {"query": query[:200], "intent": intent}
+        events.append(
+            EventType.KNOWLEDGE_GAP, customer_id=customer_id, channel=channel, payload=gap, occurred_at=ctx.now
+        )
+    payload: dict[str, Any] = {"tools": [c["name"] for c in calls], "owner": owner, "intent": intent}
+    payload["tool_results"] = [{"name": c["name"], "status": results.get(c["id"] or "")} for c in calls]
+    payload |= {"answered": answered, "knowledge_missed": missed, "citations": cited}
+    payload["handoff_id"] = state.get("handoff_id")
+    events.append(EventType.TURN, customer_id=customer_id, channel=channel, payload=payload, occurred_at=ctx.now)
 
 
 def _profile_terms(customer: Customer) -> list[str]:

@@ -298,7 +298,10 @@ class KnowledgeRevisionRow(Base):
 
 class AnalyticsEventRow(Base):
     __tablename__ = "analytics_events"
-    __table_args__ = (Index("ix_analytics_events_type_occurred_at", "type", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_analytics_events_type_occurred_at", "type", "occurred_at"),
+        Index("ix_analytics_events_occurred_at", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(64))

@@ -8,17 +8,17 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import roles_dependency
 from api.deps import ServicesDep
 from api.handoff_desk import MAX_TEXT_CHARS
 from api.services import Services
-from core.auth import Role
-from core.errors import AuthenticationError, InvalidInputError, ThreadlineError, UsageError
+from core.auth import Principal, Role
+from core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError, ThreadlineError, UsageError
 from core.signing import identity_is_signed
 from core.types import Channel, InboundMessage
 
@@ -48,6 +48,11 @@ class MessageIn(BaseModel):
         None,
         max_length=128,
         description="HMAC-SHA256 (hex) of `from` with THREADLINE_WEB_IDENTITY_SECRET, for a signed-in customer.",
+    )
+    received_at: AwareDatetime | None = Field(
+        None,
+        description="Admin keys only (simulated traffic, replays): when the message arrived; the turn's clock and "
+        "its analytics events follow it. Default: now.",
     )
 
 
@@ -84,9 +89,12 @@ def _vouched(body: MessageIn, services: Services) -> bool:
     return True
 
 
-def _inbound(body: MessageIn, services: Services, idempotency_key: str | None) -> InboundMessage:
+def _inbound(body: MessageIn, services: Services, idempotency_key: str | None, request: Request) -> InboundMessage:
     if body.message_id and idempotency_key and body.message_id != idempotency_key:
         raise InvalidInputError("message_id and the Idempotency-Key header differ; send one of them")
+    principal = getattr(request.state, "principal", None)
+    if body.received_at is not None and not (isinstance(principal, Principal) and principal.role is Role.ADMIN):
+        raise PermissionDeniedError("only an admin key may set received_at")
     return services.admit(
         InboundMessage(
             channel=body.channel,
@@ -95,6 +103,7 @@ def _inbound(body: MessageIn, services: Services, idempotency_key: str | None) -
             provider_message_id=body.message_id or idempotency_key,
             vouched=_vouched(body, services),
             previous_sender=body.visitor_id,
+            received_at=body.received_at,
         )
     )
 
@@ -113,6 +122,7 @@ STREAM_DOC = {
 async def post_message(
     body: MessageIn,
     services: ServicesDep,
+    request: Request,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -125,7 +135,7 @@ async def post_message(
     stream: Annotated[bool, Query(description="Answer with server-sent events.")] = False,
 ) -> Any:
     """Run one customer turn (or return the original outcome of a redelivered message)."""
-    inbound = _inbound(body, services, idempotency_key)
+    inbound = _inbound(body, services, idempotency_key, request)
     if not stream:
         outcome = await run_in_threadpool(services.conversations.handle, inbound)
         return MessageOut.model_validate(outcome.model_dump())

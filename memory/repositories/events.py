@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,20 @@ class SqlEventLog:
             s.add(row)
             s.flush()
             return AnalyticsEvent.model_validate(row)
+
+    def between(
+        self, since: datetime | None = None, until: datetime | None = None, types: Collection[str] | None = None
+    ) -> list[AnalyticsEvent]:
+        """Events with `since <= occurred_at < until` (either bound optional), of `types` if given, in log order."""
+        with self._db.session() as s:
+            query = select(AnalyticsEventRow).order_by(AnalyticsEventRow.occurred_at, AnalyticsEventRow.id)
+            if since is not None:
+                query = query.where(AnalyticsEventRow.occurred_at >= since)
+            if until is not None:
+                query = query.where(AnalyticsEventRow.occurred_at < until)
+            if types is not None:
+                query = query.where(AnalyticsEventRow.type.in_(sorted(types)))
+            return [AnalyticsEvent.model_validate(r) for r in s.scalars(query)]
 
     def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]:
         with self._db.session() as s:

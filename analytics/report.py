@@ -1,0 +1,233 @@
+"""The analytics the API serves: thin queries over the event log and the knowledge base, then the pure functions
+of `conversations`, `metrics`, `journeys` and `attribution`.
+
+Days and the date range are local days in the business time zone; a conversation belongs to the day, channel and
+business/after-hours side where it starts, and a case to those of its first conversation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from analytics import conversations as conv
+from analytics.attribution import attribution
+from analytics.hours import BusinessHours, aware
+from analytics.journeys import ESCALATION, PURCHASES, journeys, paths_before, top_paths
+from analytics.metrics import Inputs, breakdown, metrics
+from core.settings import Settings
+from core.types import AnalyticsEvent
+from memory.schema import ArticleRow
+from memory.stores import Stores
+
+Hours = Literal["all", "business", "after_hours"]
+DEFAULT_DAYS = 30
+"""The range when none is given: the last 30 local days, today included."""
+TOP_PATHS = 10
+JOURNEY_CUSTOMERS = 20
+"""Customers whose journeys are listed when no customer is asked for (those with the most steps)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The definitions' parameters, from the settings."""
+
+    hours: BusinessHours
+    gap: timedelta
+    fcr_window: timedelta
+    attribution_window: timedelta
+    queue_timeout: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Config:
+        return cls(
+            BusinessHours.from_settings(settings),
+            timedelta(minutes=settings.conversation_gap_minutes),
+            timedelta(days=settings.fcr_window_days),
+            timedelta(days=settings.attribution_window_days),
+            timedelta(minutes=settings.queue_timeout_minutes),
+        )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which conversations a figure covers: local days `start`..`end` (inclusive), a channel, a side of the hours."""
+
+    start: date
+    end: date
+    channel: str | None = None
+    hours: Hours = "all"
+
+    @classmethod
+    def of(cls, config: Config, start: date | None, end: date | None, channel: str | None, hours: Hours) -> Filters:
+        """Filters with the default range filled in (the `DEFAULT_DAYS` ending at `end`, or today)."""
+        last = end or config.hours.day(datetime.now(UTC))
+        first = start or last - timedelta(days=DEFAULT_DAYS - 1)
+        return cls(first, last, channel, hours)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "channel": self.channel,
+            "hours": self.hours,
+        }
+
+
+def side(config: Config, moment: datetime) -> str:
+    """`business` or `after_hours`."""
+    return "business" if config.hours.is_open(moment) else "after_hours"
+
+
+@dataclass
+class Dataset:
+    """The events loaded for one request and what is rebuilt from them."""
+
+    config: Config
+    filters: Filters
+    events: list[AnalyticsEvent]
+    conversations: list[conv.Conversation]
+    cases: list[conv.Case]
+    handoffs: dict[str, conv.HandoffView]
+    inputs: Inputs
+
+    def in_range(self, moment: datetime) -> bool:
+        return self.filters.start <= self.config.hours.day(moment) <= self.filters.end
+
+    def selected(self, c: conv.Conversation) -> bool:
+        """Whether the filters cover a conversation (by where it starts)."""
+        f = self.filters
+        return (
+            self.in_range(c.started_at)
+            and (f.channel is None or c.channel == f.channel)
+            and (f.hours == "all" or side(self.config, c.started_at) == f.hours)
+        )
+
+
+def _local_midnight(config: Config, day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=config.hours.zone).astimezone(UTC)
+
+
+def current_versions(stores: Stores) -> dict[str, int]:
+    """Every article's current version."""
+    with stores.db.session() as s:
+        return {str(a): int(v) for a, v in s.execute(select(ArticleRow.id, ArticleRow.current_version))}
+
+
+def load(stores: Stores, config: Config, filters: Filters, now: datetime | None = None) -> Dataset:
+    """The events the filters need: from the first-contact and attribution windows before the range (a case may
+    have started earlier) to now (a case may come back, a handoff be claimed, after the range)."""
+    lookback = max(config.fcr_window, config.attribution_window, config.gap) + timedelta(days=1)
+    events = stores.events.between(since=_local_midnight(config, filters.start) - lookback)
+    found = conv.conversations(events, config.gap)
+    handoffs = conv.handoffs(events)
+    inputs = Inputs(handoffs, current_versions(stores), aware(now or datetime.now(UTC)), config.queue_timeout)
+    return Dataset(config, filters, events, found, conv.cases(found, config.fcr_window), handoffs, inputs)
+
+
+def _cases_of(data: Dataset, chosen: list[conv.Conversation]) -> list[conv.Case]:
+    ids = {id(c) for c in chosen}
+    return [k for k in data.cases if id(k.first) in ids]
+
+
+def metrics_report(data: Dataset) -> dict[str, Any]:
+    """Every metric overall, per channel, per local day, and business vs after hours."""
+    chosen = [c for c in data.conversations if data.selected(c)]
+    cases = _cases_of(data, chosen)
+    day = data.config.hours.day
+    return {
+        "filters": data.filters.describe(),
+        "overall": metrics(chosen, cases, data.inputs),
+        "by_channel": breakdown(chosen, cases, data.inputs, lambda c: c.channel),
+        "by_day": breakdown(chosen, cases, data.inputs, lambda c: day(c.started_at).isoformat()),
+        "by_hours": breakdown(chosen, cases, data.inputs, lambda c: side(data.config, c.started_at)),
+    }
+
+
+def _purchases(data: Dataset) -> list[AnalyticsEvent]:
+    return [e for e in data.events if e.type in PURCHASES and data.in_range(e.occurred_at)]
+
+
+def attribution_report(data: Dataset) -> dict[str, Any]:
+    """Purchases in the range credited to the AI conversations (matching the channel and hours filters) before them."""
+    f = data.filters
+
+    def touch(c: conv.Conversation) -> bool:
+        return (f.channel is None or c.channel == f.channel) and (
+            f.hours == "all" or side(data.config, c.started_at) == f.hours
+        )
+
+    result = attribution(_purchases(data), data.conversations, data.config.attribution_window, touch)
+    return {"filters": f.describe(), **result}
+
+
+def journeys_report(data: Dataset, customer_id: str | None = None, limit: int = JOURNEY_CUSTOMERS) -> dict[str, Any]:
+    """The most common paths before a purchase and before an escalation (ending in the range), and the journeys
+    of one customer or of the customers with the most steps."""
+    all_steps = journeys(data.events, data.conversations)
+    steps = {
+        who: [s for s in path if data.in_range(s.at)]
+        for who, path in all_steps.items()
+        if data.filters.channel is None or any(s.channel == data.filters.channel for s in path)
+    }
+    steps = {who: path for who, path in steps.items() if path}
+    purchase_kinds = frozenset(str(k) for k in PURCHASES)
+    if customer_id is not None:
+        listed = [customer_id] if customer_id in steps else []
+    else:
+        listed = sorted(steps, key=lambda who: (-len(steps[who]), who))[:limit]
+    return {
+        "filters": data.filters.describe(),
+        "customers_with_journeys": len(steps),
+        "top_paths_to_purchase": top_paths(paths_before(steps, purchase_kinds), TOP_PATHS),
+        "top_paths_to_escalation": top_paths(paths_before(steps, frozenset({ESCALATION})), TOP_PATHS),
+        "journeys": [
+            {
+                "customer_id": who,
+                "steps": [
+                    {"at": s.at.isoformat(), "kind": s.kind, "label": s.label, "channel": s.channel, "detail": s.detail}
+                    for s in steps[who]
+                ],
+            }
+            for who in listed
+        ],
+    }
+
+
+SUMMARY_FIELDS = (
+    "conversations",
+    "involvement",
+    "containment",
+    "conversation_resolution",
+    "first_contact_resolution",
+    "escalation_rate",
+    "median_time_to_human_s",
+    "handoff_abandonment",
+    "mean_usefulness",
+    "mean_facts_reasked",
+    "knowledge_gaps",
+    "stale_answers",
+)
+"""The headline figures `summary` repeats from the metrics."""
+
+
+def summary_report(data: Dataset) -> dict[str, Any]:
+    """The dashboard's headline: key figures, volumes by channel, business vs after hours, attribution totals."""
+    report = metrics_report(data)
+    credit = attribution_report(data)
+    pick = {k: report["overall"][k] for k in SUMMARY_FIELDS}
+    return {
+        "filters": report["filters"],
+        "headline": pick,
+        "volumes_by_channel": {ch: m["conversations"] for ch, m in report["by_channel"].items()},
+        "after_hours_parity": {
+            s: {k: report["by_hours"].get(s, {}).get(k) for k in ("conversations", "containment", "escalation_rate")}
+            for s in ("business", "after_hours")
+        },
+        "attribution": {
+            k: credit[k] for k in ("purchases", "attributed_purchases", "attributed_share", "attributed_revenue")
+        },
+    }

@@ -1,0 +1,110 @@
+"""`GET /v1/analytics/summary|metrics|journeys|attribution`: what the AI does across channels, computed from the
+append-only event log on every request (README "Analytics" defines each figure).
+
+Filters: `from` and `to` (local days in THREADLINE_BUSINESS_TIMEZONE, inclusive; default the last 30 days),
+`channel`, and `hours` (`business`, `after_hours` or `all`, by where a conversation starts). Keys: admin, qa (the
+figures include agents' ratings and customers' journeys).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from analytics.report import (
+    Config,
+    Dataset,
+    Filters,
+    Hours,
+    attribution_report,
+    journeys_report,
+    load,
+    metrics_report,
+    summary_report,
+)
+from api.auth import roles_dependency
+from api.deps import ServicesDep
+from api.services import Services
+from core.auth import Role
+from core.errors import InvalidInputError
+from core.types import Channel
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[roles_dependency(Role.ADMIN, Role.QA)])
+MAX_RANGE_DAYS = 366
+"""The longest date range one request may cover."""
+
+FromQ = Annotated[date | None, Query(alias="from", description="First local day (default: 29 days before `to`).")]
+ToQ = Annotated[date | None, Query(alias="to", description="Last local day, inclusive (default: today).")]
+ChannelQ = Annotated[Channel | None, Query(description="Only conversations on this channel.")]
+HoursQ = Annotated[Hours, Query(description="business, after_hours or all (where a conversation starts).")]
+
+
+def _dataset(
+    services: Services, start: date | None, end: date | None, channel: Channel | None, hours: Hours
+) -> Dataset:
+    config = Config.from_settings(services.settings)
+    filters = Filters.of(config, start, end, channel.value if channel else None, hours)
+    if filters.end < filters.start:
+        raise InvalidInputError("`from` is after `to`")
+    if (filters.end - filters.start).days >= MAX_RANGE_DAYS:
+        raise InvalidInputError(f"the date range is longer than {MAX_RANGE_DAYS} days")
+    return load(services.stores, config, filters)
+
+
+@router.get("/summary", response_model=dict[str, Any])
+async def summary(
+    services: ServicesDep, start: FromQ = None, end: ToQ = None, channel: ChannelQ = None, hours: HoursQ = "all"
+) -> dict[str, Any]:
+    """Headline figures (involvement, containment, conversation resolution, first-contact resolution per case,
+    escalation rate, median time to human, handoff abandonment, packet usefulness, facts re-asked, knowledge gaps,
+    stale answers), conversations per channel, business vs after hours, and attributed purchases."""
+    return await run_in_threadpool(lambda: summary_report(_dataset(services, start, end, channel, hours)))
+
+
+@router.get("/metrics", response_model=dict[str, Any])
+async def metrics(
+    services: ServicesDep, start: FromQ = None, end: ToQ = None, channel: ChannelQ = None, hours: HoursQ = "all"
+) -> dict[str, Any]:
+    """Every metric `overall`, `by_channel`, `by_day` and `by_hours` (business / after_hours). Rates are shares
+    (0 to 1; null when nothing to divide by). Involvement: AI conversations / conversations. Containment: AI
+    conversations with no handoff whose last answer was usable / AI conversations. Conversation resolution:
+    resolved (contained or resolved by an agent) / conversations. First-contact resolution: cases (a customer's
+    conversations, on any channel, each starting within THREADLINE_FCR_WINDOW_DAYS of the previous one's end) of
+    one resolved conversation / cases. Escalation rate: AI conversations handed off / AI conversations, with
+    reasons by stall type. Escalation quality: mean usefulness (1-5) and facts re-asked (packet fields rated
+    missing or wrong) over rated handoffs. Time to human: seconds from handoff to claim. Handoff abandonment:
+    handoffs never claimed that timed out or are past the queue timeout / handoffs. Knowledge gaps: searches with
+    no usable article / searches. Stale answers: citations of an article version since changed / citations."""
+    return await run_in_threadpool(lambda: metrics_report(_dataset(services, start, end, channel, hours)))
+
+
+@router.get("/journeys", response_model=dict[str, Any])
+async def journeys(
+    services: ServicesDep,
+    start: FromQ = None,
+    end: ToQ = None,
+    channel: ChannelQ = None,
+    hours: HoursQ = "all",
+    customer_id: Annotated[str | None, Query(max_length=64, description="One customer's journey.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Journeys listed (the customers with most steps).")] = 20,
+) -> dict[str, Any]:
+    """Per customer, the ordered cross-channel path of touchpoints (visits with their source, carts, store visits),
+    conversations, escalations and purchases; and the most common paths (the last five steps since the previous
+    purchase, repeats collapsed) before a purchase and before an escalation."""
+    return await run_in_threadpool(
+        lambda: journeys_report(_dataset(services, start, end, channel, hours), customer_id, limit)
+    )
+
+
+@router.get("/attribution", response_model=dict[str, Any])
+async def attribution(
+    services: ServicesDep, start: FromQ = None, end: ToQ = None, channel: ChannelQ = None, hours: HoursQ = "all"
+) -> dict[str, Any]:
+    """Purchases (online and in store) in the range preceded by an AI conversation of the same customer within
+    THREADLINE_ATTRIBUTION_WINDOW_DAYS, credited by channel and by intent: last touch (all credit to the last AI
+    conversation) and linear (shared equally by every AI conversation in the window); `channel` and `hours` filter
+    which conversations count as touches."""
+    return await run_in_threadpool(lambda: attribution_report(_dataset(services, start, end, channel, hours)))
