@@ -38,7 +38,12 @@ bench: install
 
 EVAL_DATA ?= ../shared/data/banking_knowledge
 
+# Every shipped suite offline (exit 1 below a suite's thresholds, HTML report in .threadline/), the routing dev
+# sets (offline model beside the 1-NN baseline), then the retrieval set.
 eval: install
+	mkdir -p .threadline
+	$(BIN)/threadline eval run --offline-only --report .threadline/eval-report.html
+	$(BIN)/threadline eval routing
 	$(BIN)/threadline eval retrieval --docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl
 
 clean:

@@ -30,6 +30,22 @@ BITEXT: dict[str, tuple[str, int]] = {
     "check_payment_methods": ("knowledge_question", 50),
     "check_cancellation_fee": ("knowledge_question", 30),
     "place_order": ("knowledge_question", 30),
+    # Questions the knowledge base answers (account, addresses, payment trouble, reviews, newsletter, changes).
+    "change_order": ("knowledge_question", 50),
+    "change_shipping_address": ("knowledge_question", 50),
+    "set_up_shipping_address": ("knowledge_question", 50),
+    "create_account": ("knowledge_question", 50),
+    "delete_account": ("knowledge_question", 50),
+    "edit_account": ("knowledge_question", 50),
+    "recover_password": ("knowledge_question", 50),
+    "registration_problems": ("knowledge_question", 50),
+    "switch_account": ("knowledge_question", 50),
+    "payment_issue": ("knowledge_question", 40),
+    "review": ("knowledge_question", 50),
+    "newsletter_subscription": ("knowledge_question", 50),
+    # An invoice is a document of the customer's own orders: looked up like the order history.
+    "check_invoice": ("order_history", 60),
+    "get_invoice": ("order_history", 60),
 }
 # Utterances re-labelled by pattern: "when will my parcel arrive" is about an order, "what hours" is a question.
 BITEXT_OVERRIDES: list[tuple[str, re.Pattern[str], str, int]] = [
