@@ -20,6 +20,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 _SETUP_LOCK_KEY = 74_726_561_647
+_SQLITE_SETUP_TIMEOUT_S = 30.0
 ALLOWED_MSGPACK_TYPES: tuple[tuple[str, str], ...] = ()
 """Types of our own that graph state may hold, beyond langgraph's built-in safe list (messages, datetimes,
 decimals, sets…). The support graph's state is messages and plain JSON values, so none are needed today."""
@@ -79,6 +80,23 @@ def make_serializer(key: bytes | None = None) -> SerializerProtocol:
     return _SealingSerializer(EncryptedSerializer.from_pycryptodome_aes(serde=strict, key=key))
 
 
+def _set_up_sqlite(conn: sqlite3.Connection, saver: Any) -> None:
+    """WAL mode and the saver's tables. Workers starting together on a fresh file race for the lock that
+    switching the journal mode and creating tables take; SQLite answers "database is locked" at once to some of
+    those upgrades (without waiting out the busy timeout, to avoid a deadlock), so retry for a while."""
+    deadline = time.monotonic() + _SQLITE_SETUP_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            saver.setup()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _try_lock(conn: Any) -> bool:
     row = conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK_KEY,)).fetchone()
     return bool(row["locked"])
@@ -96,10 +114,8 @@ def open_checkpointer(
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
         saver = SqliteSaver(conn, serde=serde)
-        saver.setup()
+        _set_up_sqlite(conn, saver)
         try:
             yield saver
         finally:

@@ -78,10 +78,13 @@ def send(client: TestClient, case: Any) -> int:
     headers = {"Authorization": f"Bearer {KEYS[Role(roles[0])]}"} if roles else {}
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
     path = re.sub(r"^https?://[^/]+", "", kwargs.pop("url"))
-    response = client.request(kwargs.pop("method"), path, **{k: v for k, v in kwargs.items() if v is not None})
+    sent = {k: v for k, v in kwargs.items() if v is not None}
+    response = client.request(kwargs.pop("method"), path, **{k: v for k, v in sent.items() if k != "method"})
     CASES[case.operation.label] += 1
     if response.status_code >= 500:
-        SERVER_ERRORS.append(f"{case.operation.label} -> {response.status_code}: {response.text[:300]}")
+        request = {k: sent[k] for k in ("params", "json", "data") if k in sent}  # what to replay
+        failure = f"{case.operation.label} -> {response.status_code}: {response.text[:300]}"
+        SERVER_ERRORS.append(f"{failure} {request!r:.600}")
     return response.status_code
 
 

@@ -36,8 +36,16 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[rol
 MAX_RANGE_DAYS = 366
 """The longest date range one request may cover."""
 
-FromQ = Annotated[date | None, Query(alias="from", description="First local day (default: 29 days before `to`).")]
-ToQ = Annotated[date | None, Query(alias="to", description="Last local day, inclusive (default: today).")]
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+"""Days a range may name: the windows around a range (look-backs, the day after) stay inside the calendar."""
+
+FromQ = Annotated[
+    date | None,
+    Query(alias="from", ge=EARLIEST, le=LATEST, description="First local day (default: 29 days before `to`)."),
+]
+ToQ = Annotated[
+    date | None, Query(alias="to", ge=EARLIEST, le=LATEST, description="Last local day, inclusive (default: today).")
+]
 ChannelQ = Annotated[Channel | None, Query(description="Only conversations on this channel.")]
 HoursQ = Annotated[Hours, Query(description="business, after_hours or all (where a conversation starts).")]
 

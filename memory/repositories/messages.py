@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConflictError
 from core.types import Channel, CustomerId, Direction, EpisodeId, LoggedMessage
 from memory.db import Database
 from memory.schema import MessageRow, utcnow
+
+_LOG_LOCK_CLASS = 0x746C  # the two-key advisory lock space of the message log (turn locks use the one-key space)
+LOG_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:class, hashtext(:customer))")
 
 
 class SqlMessageLog:
@@ -50,6 +53,11 @@ class SqlMessageLog:
         )
         try:
             with self._db.session() as s:
+                if self._db.backend == "postgresql":
+                    # A customer's messages commit in id order: a turn reads the pending ones by id, so a message
+                    # whose id was drawn first but committed second would otherwise be skipped and answered
+                    # after a later one. (SQLite has one writer at a time, so its ids already commit in order.)
+                    s.execute(LOG_ORDER_LOCK, {"class": _LOG_LOCK_CLASS, "customer": customer_id})
                 s.add(row)
                 s.flush()
                 return LoggedMessage.model_validate(row)
