@@ -12,10 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import bootstrap_keys, document_auth
 from api.errors import COMMON_ERRORS, install_error_handlers
 from api.limits import LimitsMiddleware, RateLimiter
-from api.routes import channels, console, customers, handoffs, health, knowledge, messages
+from api.routes import analytics, channels, console, customers, dashboard, events, handoffs, health, knowledge, messages
 from api.routes import demo as demo_page
 from api.services import open_services
+from api.tuning import settle_after_startup
+from core.redaction import install_log_redaction, install_trace_redaction
 from core.settings import Settings, get_settings
+from memory.retention import RetentionPolicy, run_in_background
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,10 +28,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.getLogger("threadline").setLevel(settings.log_level.upper())
+        install_log_redaction()  # logs never carry card numbers, emails or phone numbers
+        install_trace_redaction()  # nor do LangSmith traces, when tracing is on
         services = await run_in_threadpool(open_services, settings)
+        settle_after_startup()
         app.state.services = services
         try:
             await run_in_threadpool(bootstrap_keys, settings, services.stores)
+            if settings.retention_at_startup and (policy := RetentionPolicy.from_settings(settings)).active:
+                app.state.retention = run_in_background(services.db, policy)  # readiness never waits for it
             yield
         finally:
             services.close()
@@ -54,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(channels.router)
     app.include_router(handoffs.router)
+    app.include_router(events.router)
+    app.include_router(analytics.router)
     console.install(app)  # the agent console: a page over the keyed API, holding no data itself
+    dashboard.install(app)  # the analytics dashboard, likewise a page over the keyed analytics API
     if settings.load_demo:  # the /demo chat page speaks as demo customers: never outside demo mode
         demo_page.install(app)
     return app

@@ -25,18 +25,21 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agents.summarizer import extend_summary
 from api.handoff_desk import MAX_TEXT_CHARS, HandoffDesk
-from api.streaming import EventSink, stream_turn
+from api.streaming import TURN_DURABILITY, EventSink, stream_turn
 from api.threads import thread_config, thread_key
+from core import faults
 from core.context import TurnContext, TurnServices
 from core.errors import ConflictError, InvalidInputError
 from core.types import (
     CustomerId,
     Direction,
+    EventType,
     HandleType,
     InboundMessage,
     LoggedMessage,
     TurnOutcome,
 )
+from memory.checkpoint_trim import trim_thread
 from memory.identity import IdentityResolver, Resolution, classify_handle
 from memory.knowledge_index import KnowledgeIndex
 from memory.merges import CustomerMerges, MergeRecord
@@ -59,8 +62,10 @@ class Conversations(HandoffDesk):
         lease_s: float = 120.0,
         burst_window_ms: int = 0,
         queue_timeout_minutes: float = 30.0,
+        checkpoint_history: int = 0,
     ) -> None:
         self._stores, self._graph = stores, graph
+        self._checkpoint_history = checkpoint_history
         self._identity = IdentityResolver(stores.customers, stores.orders, verification_ttl)
         self._merges = CustomerMerges(stores.db)
         self._services = TurnServices(
@@ -90,6 +95,7 @@ class Conversations(HandoffDesk):
             self._sign_in(message, who)
         thread = thread_key(who)
         inbound, redelivered = self._accept(message, who, text, thread)
+        faults.reached("after_accept")
         if inbound.handled is not None:
             return self._replay(inbound, duplicate=redelivered)
         if self._burst_s:  # let the rest of a burst arrive: it is folded into this turn
@@ -130,6 +136,7 @@ class Conversations(HandoffDesk):
             else:
                 with self._locks.hold(outcome.customer_id):
                     self._carry_over(state, outcome.customer_id)
+        faults.reached("before_reply")  # the reply is logged (the outbox), not yet sent
         return outcome
 
     def _sign_in(self, message: InboundMessage, who: Resolution) -> None:
@@ -220,6 +227,13 @@ class Conversations(HandoffDesk):
                     created_at=message.received_at,
                     thread_key=thread,
                 )
+                self._stores.events.append(
+                    EventType.MESSAGE_RECEIVED,
+                    customer_id=who.customer.id,
+                    channel=message.channel.value,
+                    payload={"message_id": accepted.id},
+                    occurred_at=accepted.created_at,
+                )
                 return accepted, False
             except ConflictError:  # accepted concurrently by another delivery
                 seen = self._seen(message)
@@ -240,9 +254,11 @@ class Conversations(HandoffDesk):
         humans = [HumanMessage(content=m.text, id=f"msg-{m.id}") for m in taken]
         started = time.time()
         if on_event is None:
-            state = self._graph.invoke({"messages": humans}, config, context=context, durability="sync")
+            state = self._graph.invoke({"messages": humans}, config, context=context, durability=TURN_DURABILITY)
         else:
             state = stream_turn(self._graph, {"messages": humans}, config, context, on_event)
+        if self._checkpoint_history:  # the turn's one checkpoint is written: older ones are never read again
+            trim_thread(self._stores.db.engine, thread, self._checkpoint_history)
         acting_for = CustomerId((state.get("identity") or {}).get("customer_id") or context.customer_id)
         outcome = TurnOutcome(
             customer_id=acting_for,

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agents.models import make_chat_model
 from api.conversation import Conversations
 from api.limits import RateLimiter
+from api.tuning import tune_threads
+from core.handoff import redact_packet
 from core.settings import Settings
-from core.types import InboundMessage
+from core.types import CustomerId, Handoff, InboundMessage
 from demo.loader import LoadReport, load_demo
 from graphs.policy import Thresholds
 from graphs.support import build_support_graph
@@ -23,9 +28,11 @@ from memory.catalog_knowledge import sync_product_articles
 from memory.checkpoints import open_checkpointer
 from memory.db import Database
 from memory.embeddings import make_embeddings
+from memory.erasure import CustomerErasure
 from memory.kb_sync import KnowledgeSync
 from memory.knowledge_index import KnowledgeIndex
 from memory.longterm import SqlStore
+from memory.repositories.handoffs import SqlHandoffRepository
 from memory.stores import Stores
 
 log = logging.getLogger("threadline")
@@ -45,16 +52,46 @@ class Services:
     resources: ExitStack = field(default_factory=ExitStack)
     senders: RateLimiter = field(default_factory=lambda: RateLimiter(30))
     """Messages per minute per sender handle, across channels' webhooks and the messages API."""
+    checkpointer: BaseCheckpointSaver[str] | None = None
+
+    def erasure(self) -> CustomerErasure:
+        """Erases customers from the database, the conversation threads, the embedding cache and this
+        process's sender buckets."""
+        return CustomerErasure(
+            self.db,
+            self.checkpointer,
+            embedding_cache=self.settings.cache_path / "embeddings.sqlite",
+            lease_s=self.settings.turn_lease_s,
+            forget_handles=self._forget_senders,
+        )
 
     def admit(self, message: InboundMessage) -> InboundMessage:
         """The message, if its sender is within the rate limit (else `RateLimitedError`, a 429)."""
         self.senders.check(f"{message.channel.value}:{message.sender.strip().lower()}", "sender")
         return message
 
+    def _forget_senders(self, handles: Sequence[str]) -> int:
+        """Drop the rate-limit buckets keyed by these handles (`channel:sender`); phones compare by digits."""
+        wanted = {h.lower() for h in handles} | {re.sub(r"\D", "", h) for h in handles if h.startswith("+")}
+        limiter = self.senders
+        with limiter._lock:
+            keys = [k for k in limiter._buckets if {k.split(":", 1)[-1], re.sub(r"\D", "", k)} & wanted]
+            for key in keys:
+                del limiter._buckets[key]
+        return len(keys)
+
     def close(self) -> None:
         """Release the checkpointer and pooled connections."""
         self.resources.close()
         self.db.dispose()
+
+
+class RedactingHandoffs(SqlHandoffRepository):
+    """Handoffs whose packets quote the customer with card numbers, emails and phone numbers redacted
+    (`THREADLINE_REDACT_HANDOFF_TRANSCRIPTS`)."""
+
+    def create(self, customer_id: CustomerId, *, packet: dict[str, Any], **rest: Any) -> Handoff:
+        return super().create(customer_id, packet=redact_packet(packet), **rest)
 
 
 def open_database(settings: Settings) -> Database:
@@ -93,7 +130,10 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     index = open_index(settings, stores, embeddings)
     resources = ExitStack()
     resources.callback(KnowledgeSync(index, stores.knowledge, settings.kb_refresh_s).start().stop)
-    checkpointer = resources.enter_context(open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size))
+    key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
+    checkpointer = resources.enter_context(
+        open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size, key=key)
+    )
     model = make_chat_model(
         settings.model,
         embeddings=embeddings,
@@ -105,21 +145,24 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     graph = build_support_graph(
         model, checkpointer=checkpointer, store=SqlStore(db, embeddings), thresholds=Thresholds.from_settings(settings)
     )
+    tune_threads()  # start-up's batch embedding is done: turns embed one text each
     return Services(
         settings=settings,
         db=db,
         stores=stores,
         index=index,
         conversations=Conversations(
-            stores,
+            replace(stores, handoffs=RedactingHandoffs(db)) if settings.redact_handoff_transcripts else stores,
             index,
             graph,
             verification_ttl=timedelta(hours=settings.verification_ttl_hours),
             lease_s=settings.turn_lease_s,
             burst_window_ms=settings.burst_window_ms,
             queue_timeout_minutes=settings.queue_timeout_minutes,
+            checkpoint_history=settings.checkpoint_history,
         ),
         demo_report=report,
         resources=resources,
         senders=RateLimiter(settings.rate_per_sender_per_minute),
+        checkpointer=checkpointer,
     )

@@ -9,8 +9,15 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Durability
 
 from core.context import TurnContext
+
+TURN_DURABILITY: Durability = "exit"
+"""One checkpoint per turn, written when the turn ends, instead of one per step. A turn is replayable from
+the message log: its messages stay pending until the reply's transaction marks them answered, so a turn cut
+short by a crash runs again from the previous checkpoint. The one step with a side effect outside the thread,
+opening a handoff, is idempotent (a customer has at most one open case), so a re-run cannot repeat it."""
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -37,7 +44,7 @@ def stream_turn(
         graph_input,
         config,
         context=context,
-        durability="sync",
+        durability=TURN_DURABILITY,
         stream_mode=["updates", "messages", "values"],
     ):
         if mode == "values":

@@ -1,9 +1,11 @@
-"""`python -m bench [--json] [--quick] [--only turns|knowledge]`: the benchmarks, as tables or one JSON object."""
+"""`python -m bench [--json] [--quick] [--only PART]`: the benchmarks, as tables or one JSON object."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from bench.suite import PARTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -11,7 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
     parser.add_argument("--json", action="store_true", help="print only the result as one JSON object")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
-    parser.add_argument("--only", choices=["all", "turns", "knowledge"], default="all")
+    parser.add_argument("--only", choices=["all", *PARTS], default="all")
     args = parser.parse_args(argv)
 
     from rich.console import Console

@@ -90,10 +90,14 @@ class Timings:
 
     seconds: list[float] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    """Process CPU seconds per turn (every thread of the process): the cost without the machine's queueing."""
 
-    def add(self, kind: str, seconds: float) -> None:
+    def add(self, kind: str, seconds: float, cpu: float | None = None) -> None:
         self.kinds.append(kind)
         self.seconds.append(seconds)
+        if cpu is not None:
+            self.cpu.append(cpu)
 
 
 class ThreadlineRunner:
@@ -108,15 +112,15 @@ class ThreadlineRunner:
         self._customers = list(customers)
         self._i = 0
 
-    def turn(self) -> tuple[str, float]:
+    def turn(self) -> tuple[str, float, float]:
         kind, message = _message(self._customers, self._i)
         self._i += 1
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         outcome = self._services.conversations.handle(message)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if outcome.reply is None or outcome.owner != "ai":
             raise RuntimeError(f"benchmark turn {message.text!r} got no AI reply (owner {outcome.owner})")
-        return kind, elapsed
+        return kind, elapsed, cpu
 
     def warm_up(self) -> None:
         for _ in range(2 * len(MIX)):
@@ -198,20 +202,20 @@ class BaselineRunner:
         self._graph = build_baseline_graph(statuses, SqliteSaver(self._conn))
         self._i = 0
 
-    def turn(self) -> tuple[str, float]:
+    def turn(self) -> tuple[str, float, float]:
         index = self._i % len(self._customers)
         customer = self._customers[index]
         order_id = customer.order_ids[(self._i // len(self._customers)) % len(customer.order_ids)]
         self._i += 1
         config: RunnableConfig = {"configurable": {"thread_id": f"customer-{index}"}}
         turn: MessagesState = {"messages": [HumanMessage(content=f"What is the status of order {order_id}?")]}
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         state = self._graph.invoke(turn, config)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         last = state["messages"][-1]
         if not isinstance(last, AIMessage) or last.tool_calls or not last.text:
             raise RuntimeError("baseline turn did not end in a text reply")
-        return "order_status", elapsed
+        return "order_status", elapsed, cpu
 
     def warm_up(self) -> None:
         for _ in range(2 * len(MIX)):
@@ -242,6 +246,7 @@ def summarize(timings: Timings) -> dict[str, Any]:
         "first_quarter_mean_ms": statistics.fmean(seconds[: max(1, len(seconds) // 4)]) * 1000,
         "last_quarter_mean_ms": statistics.fmean(seconds[-max(1, len(seconds) // 4) :]) * 1000,
         "by_kind_mean_ms": {kind: statistics.fmean(values) * 1000 for kind, values in sorted(by_kind.items())},
+        **({"cpu_mean_ms": statistics.fmean(timings.cpu) * 1000} if timings.cpu else {}),
     }
 
 
@@ -343,6 +348,8 @@ def run(quick: bool, *, log: Log | None = None) -> dict[str, Any]:
         "threadline": threadline,
         "baseline": baseline,
         "turn_cost_ratio": threadline["mean_ms"] / baseline["mean_ms"],
+        # the same ratio in process CPU time: on a shared machine, what each turn costs without the queueing
+        "turn_cost_cpu_ratio": threadline["cpu_mean_ms"] / baseline["cpu_mean_ms"],
         "machine": machine(),
     }
 
@@ -356,12 +363,14 @@ def render(result: dict[str, Any]) -> Table:
         "LangGraph tool loop",
         title=f"Turns on SQLite ({ours['turns']} each{', quick' if result['quick'] else ''})",
         caption=(
-            f"turn cost ratio {result['turn_cost_ratio']:.2f}× (mean per-turn time, ours ÷ baseline) · "
+            f"turn cost ratio {result['turn_cost_ratio']:.2f}× (mean per-turn time, ours ÷ baseline; "
+            f"{result['turn_cost_cpu_ratio']:.2f}× in CPU time) · "
             f"{result['machine']['cpu_count']} CPUs · Python {result['machine']['python']} · "
             f"langgraph {result['machine']['langgraph']}"
         ),
     )
     table.add_row("turns/s", f"{ours['turns_per_s']:.1f}", f"{base['turns_per_s']:.1f}")
+    table.add_row("CPU ms per turn", f"{ours['cpu_mean_ms']:.1f}", f"{base['cpu_mean_ms']:.1f}")
     for key in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
         table.add_row(key.replace("_ms", " ms"), f"{ours[key]:.1f}", f"{base[key]:.1f}")
     table.add_row(

@@ -17,6 +17,7 @@ from cli.customer_commands import customers_app
 from cli.eval_commands import eval_app
 from cli.kb_commands import kb_app
 from cli.key_commands import keys_app
+from cli.maintenance_commands import maintenance
 from cli.options import DatabaseUrl, DataDir, settings_from
 from core.errors import ThreadlineError, UsageError
 from core.types import Channel, InboundMessage, TurnOutcome
@@ -35,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(eval_app, name="eval")
 app.add_typer(customers_app, name="customers")
+app.command("maintenance")(maintenance)
 app.add_typer(keys_app, name="keys")
 
 console = Console()
@@ -168,6 +170,47 @@ def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     db.dispose()
 
 
+@demo_app.command("traffic")
+def demo_traffic(
+    customers: Annotated[int, typer.Option(min=1, max=500, help="Simulated shoppers (demo-store customers).")] = 20,
+    days: Annotated[int, typer.Option(min=1, max=90, help="Simulated days, ending yesterday.")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed and start, same traffic.")] = 7,
+    start: Annotated[str | None, typer.Option(help="First simulated day (YYYY-MM-DD).")] = None,
+    url: Annotated[str | None, typer.Option(help="Drive a running server (default: one started here).")] = None,
+    key: Annotated[str | None, typer.Option(help="Admin API key for --url.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was driven as JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Drive the real API with simulated shoppers over a simulated clock: turns on every channel, channel switches,
+    escalations worked by a scripted agent, page views and purchases; then open /dashboard."""
+    from datetime import date
+
+    from cli.demo_traffic import run_traffic
+
+    settings = settings_from(data_dir, database_url)
+    first = date.fromisoformat(start) if start else None
+    with Progress(TextColumn("shoppers"), BarColumn(), MofNCompleteColumn(), console=err_console) as bar:
+        task = bar.add_task("shoppers", total=customers)
+        report = run_traffic(
+            settings,
+            customers=customers,
+            days=days,
+            seed=seed,
+            start=first,
+            url=url,
+            key=key,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    table = Table("driven", "count")
+    for name, value in report.as_dict().items():
+        table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
+    console.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply pending migrations (start-up does this too)."""
@@ -183,15 +226,15 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run, not a measurement.")] = False,
-    only: Annotated[str, typer.Option(help="all, turns or knowledge.")] = "all",
+    only: Annotated[str, typer.Option(help="all, turns, history, api, knowledge or orders.")] = "all",
 ) -> None:
     """Run the benchmarks: our turn beside a minimal LangGraph tool loop, and knowledge search at scale."""
-    from bench.suite import render_all, run_all
+    from bench.suite import PARTS, render_all, run_all
 
-    if only not in ("all", "turns", "knowledge"):
-        raise UsageError(f"--only takes all, turns or knowledge, not {only!r}")
+    if only not in ("all", *PARTS):
+        raise UsageError(f"--only takes all or one of {', '.join(PARTS)}, not {only!r}")
     log = None if as_json else (lambda line: err_console.print(f"[dim]{line}[/]"))
-    result = run_all(quick, only=only, log=log)  # type: ignore[arg-type]
+    result = run_all(quick, only=only, log=log)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -93,6 +93,45 @@ class Settings(BaseSettings):
         30, gt=0, le=24 * 60, description="How long a queued case waits for an agent before it times out."
     )
     turn_lease_s: float = Field(120, gt=0, le=3600, description="How long a turn's per-customer lease lasts (SQLite).")
+    redact_handoff_transcripts: bool = Field(
+        True, description="Redact card numbers, emails and phone numbers in the customer text a handoff packet quotes."
+    )
+    checkpoint_key: SecretStr | None = Field(
+        None, description="AES key (16, 24 or 32 bytes) that encrypts conversation checkpoints at rest; unset = plain."
+    )
+    retention_messages_days: float = Field(
+        0, ge=0, description="Delete messages older than this many days (0 = keep forever)."
+    )
+    checkpoint_history: int = Field(
+        2, ge=0, description="Checkpoints each conversation thread keeps after every turn (0 = keep all)."
+    )
+    retention_checkpoints_keep: int = Field(
+        0, ge=0, description="Keep only this many latest checkpoints per conversation thread (0 = keep all)."
+    )
+    retention_threads_idle_days: float = Field(
+        0, ge=0, description="Delete conversation threads idle for longer than this many days (0 = keep)."
+    )
+    retention_at_startup: bool = Field(
+        False, description="Run the retention job once in the background when the API starts."
+    )
+    business_timezone: str = Field("UTC", description="IANA time zone of the business hours (analytics).")
+    business_hours: str = Field(
+        "09:00-18:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="Opening hours, local time, HH:MM-HH:MM."
+    )
+    business_days: str = Field(
+        "mon,tue,wed,thu,fri",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)(,(mon|tue|wed|thu|fri|sat|sun))*$",
+        description="Opening days, comma-separated (mon … sun).",
+    )
+    conversation_gap_minutes: float = Field(
+        30, gt=0, le=24 * 60, description="Silence after which a customer's next message starts a new conversation."
+    )
+    fcr_window_days: float = Field(
+        7, ge=0, le=90, description="A case that comes back on any channel within this many days is not first-contact."
+    )
+    attribution_window_days: float = Field(
+        7, ge=0, le=90, description="How long before a purchase an AI conversation counts towards it."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -105,11 +144,31 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from exc
+        return value
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
         if value != "offline" and not (value.startswith("openai:") and len(value) > len("openai:")):
             raise ValueError("model must be 'offline' or 'openai:<model name>'")
+        return value
+
+    @field_validator("checkpoint_key")
+    @classmethod
+    def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value().encode()) not in (16, 24, 32):
+            raise ValueError("the checkpoint key must be 16, 24 or 32 bytes (AES-128, -192 or -256)")
         return value
 
     @model_validator(mode="after")

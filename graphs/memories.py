@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
 from agents.summarizer import tool_payload
 from core.longterm import EPISODES, PREFERENCES, customer_namespace
@@ -129,20 +129,22 @@ def remember_turn(
 ) -> None:
     """Write the episode record and any preference the customer stated in this turn; `private` lists the
     customer's profile terms (street, city, zip, name) kept out of what is stored as public."""
-    namespace = customer_namespace(customer_id, EPISODES)
-    previous = store.get(namespace, episode.id)
+    # Two round trips to the store, whatever the turn said: every read in one batch, every write in another.
+    namespace, channels = customer_namespace(customer_id, EPISODES), customer_namespace(customer_id, PREFERENCES)
+    previous, used = store.batch([GetOp(namespace, episode.id), GetOp(channels, "channels")])
+    assert previous is None or isinstance(previous, Item)
+    assert used is None or isinstance(used, Item)
     record = episode_record(episode, turn, previous.value if previous else None, channel, now, private)
-    store.put(namespace, episode.id, record, index=["text"] if record["text"] else False)
+    writes = [PutOp(namespace, episode.id, record, index=["text"] if record["text"] else False)]
     for message in turn:
         if isinstance(message, HumanMessage):
             for match in _PREFERENCE.finditer(message.text):
                 statement = public_text(match.group(0), private)
                 key = "said-" + hashlib.sha256(statement.lower().encode()).hexdigest()[:16]
                 value = {"text": statement, "channel": channel, "date": now.date().isoformat()}
-                store.put(customer_namespace(customer_id, PREFERENCES), key, value)
-    channels = customer_namespace(customer_id, PREFERENCES)
-    used = store.get(channels, "channels")
+                writes.append(PutOp(channels, key, value))
     counts: dict[str, int] = dict((used.value if used else {}).get("counts", {}))
     counts[channel] = counts.get(channel, 0) + 1
     summary = "contacts us by " + ", ".join(f"{c} ({n})" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    store.put(channels, "channels", {"text": summary, "counts": counts, "last": channel}, index=False)
+    writes.append(PutOp(channels, "channels", {"text": summary, "counts": counts, "last": channel}, index=False))
+    store.batch(writes)

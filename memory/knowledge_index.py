@@ -48,6 +48,7 @@ from memory.lexical import LexicalIndex
 logger = logging.getLogger(__name__)
 
 _RRF_K = 60
+DEFAULT_HNSW_THRESHOLD = 50_000  # chunks; exact search past this costs more than a millisecond per query
 _COMPACT_RATIO = 0.1  # rebuild an HNSW graph once this share of its vectors are tombstones
 _FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (no flapping at the boundary)
 Vectors = npt.NDArray[np.float32]
@@ -70,7 +71,7 @@ class KnowledgeIndex:
         directory: str | Path | None = None,
         *,
         max_chars: int = 800,
-        hnsw_threshold: int = 50_000,
+        hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
         clause_votes: int = 5,
         lexical_weight: float = 0.2,
     ) -> None:

@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, RowMapping, bindparam, func, select
 
 from core.types import (
     CustomerId,
-    Fulfillment,
     Order,
     OrderId,
-    OrderItem,
-    OrderStatus,
-    Payment,
     Product,
     ProductId,
     Variant,
 )
 from memory.db import Database
-from memory.schema import OrderRow, ProductRow
+from memory.schema import FulfillmentRow, OrderItemRow, OrderRow, PaymentRow, ProductRow
 
-
-def _order(row: OrderRow) -> Order:
-    return Order(
-        id=OrderId(row.id),
-        customer_id=CustomerId(row.customer_id),
-        status=OrderStatus(row.status),
-        address=row.address,
-        placed_at=row.placed_at,
-        notes=row.notes,
-        items=[OrderItem.model_validate(i) for i in row.items],
-        fulfillments=[Fulfillment.model_validate(f) for f in row.fulfillments],
-        payments=[Payment.model_validate(p) for p in row.payments],
+# Orders are read with Core statements on one connection (no ORM identity map, no relationship loaders): the
+# order rows, then each child table once for all of them. Built once, so SQLAlchemy's compiled cache answers
+# every lookup; this is the hot path of `lookup_order` and of every verified turn's context.
+_ORDER = select(*OrderRow.__table__.c).where(OrderRow.id == bindparam("id"))
+_CUSTOMER_ORDERS = (
+    select(*OrderRow.__table__.c)
+    .where(OrderRow.customer_id == bindparam("customer_id"))
+    .order_by(OrderRow.sequence.desc(), OrderRow.id)
+    .limit(bindparam("limit"))
+)
+_CHILDREN = {
+    key: select(table.order_id, *(table.__table__.c[name] for name in columns))
+    .where(table.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(table.order_id, table.position)
+    for key, table, columns in (
+        ("items", OrderItemRow, ("item_id", "product_id", "name", "price", "options")),
+        ("fulfillments", FulfillmentRow, ("tracking_ids", "item_ids")),
+        ("payments", PaymentRow, ("transaction_type", "amount", "payment_method_id")),
     )
+}
+
+
+def _assemble(conn: Connection, heads: list[RowMapping]) -> list[Order]:
+    """Whole orders from their rows: one query per child table for all of them."""
+    if not heads:
+        return []
+    ids = [head["id"] for head in heads]
+    children: dict[str, dict[str, list[dict[str, object]]]] = {}
+    for key, query in _CHILDREN.items():
+        grouped: dict[str, list[dict[str, object]]] = {order_id: [] for order_id in ids}
+        for row in conn.execute(query, {"ids": ids}).mappings():
+            grouped[row["order_id"]].append(dict(row))
+        children[key] = grouped
+    return [Order.model_validate({**head, **{key: children[key][head["id"]] for key in _CHILDREN}}) for head in heads]
 
 
 def _product(row: ProductRow) -> Product:
@@ -45,20 +62,15 @@ class SqlOrderSystem:
         self._db = db
 
     def get_order(self, order_id: OrderId) -> Order | None:
-        with self._db.session() as s:
-            row = s.get(OrderRow, order_id)
-            return _order(row) if row else None
+        with self._db.engine.connect() as conn:
+            found = _assemble(conn, list(conn.execute(_ORDER, {"id": order_id}).mappings()))
+        return found[0] if found else None
 
     def orders_for_customer(self, customer_id: CustomerId, limit: int = 20) -> list[Order]:
         """The customer's orders, most recent first."""
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(OrderRow)
-                .where(OrderRow.customer_id == customer_id)
-                .order_by(OrderRow.sequence.desc(), OrderRow.id)
-                .limit(limit)
-            )
-            return [_order(r) for r in rows]
+        with self._db.engine.connect() as conn:
+            heads = conn.execute(_CUSTOMER_ORDERS, {"customer_id": customer_id, "limit": limit}).mappings()
+            return _assemble(conn, list(heads))
 
     def get_product(self, product_id: ProductId) -> Product | None:
         with self._db.session() as s:

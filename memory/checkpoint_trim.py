@@ -1,0 +1,38 @@
+"""Keep a conversation thread's checkpoint history bounded, turn by turn.
+
+LangGraph's savers keep every checkpoint ever written: a customer's thousandth message leaves a thousand full
+snapshots of the state behind it (the SQLite saver stores each checkpoint whole). A turn only ever resumes from
+the latest checkpoint, so after each turn the thread keeps its latest `keep` checkpoints and drops the rest,
+with their pending writes and, on Postgres, the channel blobs no remaining checkpoint points at. Storage per
+customer then stays flat however long the relationship runs. The periodic retention job (`memory.retention`)
+applies the same rule, and idle-thread expiry, across all threads.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+_WRITES = {"sqlite": "writes", "postgresql": "checkpoint_writes"}
+_KEPT = (
+    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = :t AND checkpoint_ns = :ns "
+    "ORDER BY checkpoint_id DESC LIMIT :keep"
+)
+_ORPHAN_BLOBS = """DELETE FROM checkpoint_blobs AS b WHERE b.thread_id = :t AND b.checkpoint_ns = :ns
+    AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+    AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"""
+
+
+def trim_thread(engine: Engine, thread_id: str, keep: int, namespace: str = "") -> int:
+    """Delete all but the latest `keep` checkpoints of one thread (ids are time-ordered UUIDv6); returns how
+    many checkpoints went. `keep` below 1 keeps everything."""
+    if keep < 1:
+        return 0
+    backend = engine.dialect.name
+    key = {"t": thread_id, "ns": namespace, "keep": keep}
+    with engine.begin() as conn:
+        old = f"thread_id = :t AND checkpoint_ns = :ns AND checkpoint_id NOT IN ({_KEPT})"
+        conn.execute(text(f"DELETE FROM {_WRITES[backend]} WHERE {old}"), key)
+        gone = conn.execute(text(f"DELETE FROM checkpoints WHERE {old}"), key).rowcount or 0
+        if gone and backend == "postgresql":
+            conn.execute(text(_ORPHAN_BLOBS), key)
+    return int(gone)
