@@ -9,6 +9,7 @@ reference store the replays start from holds them (our tools do not change order
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -29,9 +30,11 @@ from graphs.policy import blocked_by_policy
 from tests.conftest import DatabaseFactory, PgDatabases, _template
 from tools.orders import lookup_order
 
-TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau_retail"
-if not TAU.exists():
-    TAU = DATA_DIR / "tau_retail"
+TAU = DATA_DIR / "tau_retail"
+"""The reference store (orders, users, products): the demo's copy, identical to the reference data."""
+REFERENCE = Path(__file__).resolve().parents[1] / "evals" / "tau_retail"
+"""The golden replays and the policy probes, gzipped copies of the reference files (`evals/tau_retail/README.md`)."""
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau_retail"
 READS = {"get_order_details", "get_user_details", "get_product_details"}
 PROBE_ACTIONS = {
     "cancel_pending_order": "please cancel order {order_id}",
@@ -39,6 +42,22 @@ PROBE_ACTIONS = {
     "return_delivered_order_items": "I want to return order {order_id}",
 }
 STATUS_ERRORS = ("non-pending order", "non-delivered order")
+
+
+def _reference(name: str) -> Any:
+    return json.loads(gzip.decompress((REFERENCE / f"{name}.gz").read_bytes()))
+
+
+def test_the_vendored_replays_and_probes_are_the_reference_files() -> None:
+    if not SHARED.exists():  # a checkout without the reference data beside it
+        pytest.skip("the reference data is not beside this checkout")
+    for name in ("golden_replay_dev.json", "golden_replay_train.json", "policy_probes.json", "LICENSE"):
+        vendored = (
+            (REFERENCE / name).read_bytes()
+            if name == "LICENSE"
+            else gzip.decompress((REFERENCE / f"{name}.gz").read_bytes())
+        )
+        assert vendored == (SHARED / name).read_bytes(), name
 
 
 def _replays() -> list[dict[str, Any]]:
@@ -49,7 +68,7 @@ def _replays() -> list[dict[str, Any]]:
     products = json.loads((TAU / "products.json").read_text())
     touched: dict[str, set[str]] = {"orders": set(), "users": set(), "products": set()}
     for name in ("golden_replay_dev.json", "golden_replay_train.json"):
-        for task in json.loads((TAU / name).read_text()):
+        for task in _reference(name):
             for step in task["steps"]:
                 order = orders.get(step["kwargs"].get("order_id", ""))
                 if order is None:
@@ -183,7 +202,7 @@ def test_product_reads_return_the_reference_facts(services: Services, record_pro
 
 
 def test_policy_probes_agree_with_the_enforcement_where_our_tools_act(record_property: Any) -> None:
-    probes = json.loads((TAU / "policy_probes.json").read_text())
+    probes = _reference("policy_probes.json")
     agreed = checked = 0
     for probe in probes:
         error = probe["expected_error"] or ""
