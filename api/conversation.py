@@ -101,14 +101,16 @@ class Conversations(HandoffDesk):
         if self._burst_s:  # let the rest of a burst arrive: it is folded into this turn
             time.sleep(self._burst_s)
         with self._locks.hold(who.customer.id):
-            current = self._stores.messages.get(inbound.id)
-            assert current is not None
-            if current.handled is not None:  # a turn that ran meanwhile took this message too
-                return self._replay(current, duplicate=redelivered)
             # Everything accepted on this thread and not yet answered, this message included, in arrival order
             # (an earlier attempt that died mid-turn left its message unanswered: it is answered now).
-            taken = self._stores.messages.pending(thread) if current.thread_key == thread else []
-            taken = taken if any(m.id == current.id for m in taken) else [current]
+            taken = self._stores.messages.pending(thread)
+            current = next((m for m in taken if m.id == inbound.id), None)
+            if current is None:  # answered meanwhile, or logged on another thread (the sender was merged)
+                current = self._stores.messages.get(inbound.id)
+                assert current is not None
+                if current.handled is not None:  # a turn that ran meanwhile took this message too
+                    return self._replay(current, duplicate=redelivered)
+                taken = [current]
             context = TurnContext(
                 customer_id=who.customer.id,
                 verification=who.level,
@@ -117,6 +119,7 @@ class Conversations(HandoffDesk):
                 handle=who.handle,
                 services=self._services,
                 now=message.received_at or datetime.now(UTC),
+                known={who.customer.id: who.customer},
             )
             outcome, state = self._run(taken, current, context, thread, on_event)
             outcome = self._while_handed_off(outcome, taken, current, message.channel)

@@ -87,3 +87,14 @@ class TurnContext:
     handle: str
     services: TurnServices
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    known: dict[CustomerId, Customer] = field(default_factory=dict, compare=False, repr=False)
+    """Customer records already read this turn (the entry point seeds the sender's): a turn reads each once."""
+
+    def customer(self, customer_id: CustomerId) -> Customer | None:
+        """The customer's record as of this turn; read from the repository on first use."""
+        found = self.known.get(customer_id)
+        if found is None:
+            found = self.services.customers.get(customer_id)
+            if found is not None:
+                self.known[customer_id] = found
+        return found

@@ -49,7 +49,7 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     services = ctx.services
     handoff = services.handoffs.open_for_customer(ctx.customer_id)
     brief = [f"Verification level: {ctx.verification.value}"]
-    customer = services.customers.get(ctx.customer_id)
+    customer = ctx.customer(ctx.customer_id)
     orders: list[Order] = []
     if customer and not customer.provisional and may_see(ctx.verification, Disclosure.OWN_ORDER_STATUS):
         brief.append(f"Name: {customer.display_name}")
@@ -58,7 +58,7 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
             brief.append("Recent orders: " + ", ".join(f"{o.id} ({o.status.value})" for o in orders[:5]))
     question = next((m.text for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), "")
     bought = {item.product_id for order in orders for item in order.items}
-    notice = pick_notice(ctx, question, bought, services.episodes.current(ctx.customer_id)) if handoff is None else None
+    notice = pick_notice(ctx, question, bought) if handoff is None else None
     if notice is not None:
         brief.append(f"Notice to mention: {notice_text(notice)}")
     said = "\n".join(m.text for m in turn_messages(state["messages"]) if isinstance(m, HumanMessage))
@@ -115,7 +115,7 @@ def _own_order_statuses(state: SupportState, ctx: TurnContext) -> dict[str, str]
 def customer_standing(state: SupportState, ctx: TurnContext, thresholds: Thresholds) -> Standing | None:
     """The turn's customer's lifetime value and tier from the order system (None for a provisional customer)."""
     customer_id, _ = identity_from(state, ctx)
-    customer = ctx.services.customers.get(customer_id)
+    customer = ctx.customer(customer_id)
     if customer is None or customer.provisional:
         return None
     orders = ctx.services.orders.orders_for_customer(customer_id, limit=LIFETIME_ORDERS)
@@ -166,7 +166,7 @@ def make_handoff(thresholds: Thresholds) -> Any:
     def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         ctx, services = runtime.context, runtime.context.services
         customer_id, level = identity_from(state, ctx)
-        customer = services.customers.get(customer_id)
+        customer = ctx.customer(customer_id)
         assert customer is not None
         request = state.get("escalation") or {}
         messages = list(state["messages"])
@@ -238,7 +238,7 @@ def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any
     customer_id, level = identity_from(state, ctx)
     name = None
     if ctx.channel is Channel.EMAIL and level.at_least(VerificationLevel.VERIFIED):
-        customer = ctx.services.customers.get(customer_id)
+        customer = ctx.customer(customer_id)
         name = customer.first_name if customer and not customer.provisional else None
     tools = [
         {"name": c["name"], "args": dict(c["args"])} for m in turn if isinstance(m, AIMessage) for c in m.tool_calls
@@ -251,11 +251,11 @@ def make_remember(window: int) -> Any:
     """The node that bounds the state, writes the episode and appends analytics."""
 
     def remember(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-        ctx, services = runtime.context, runtime.context.services
+        ctx = runtime.context
         customer_id, level = identity_from(state, ctx)
         turn = turn_messages(state["messages"])
         line = summary_line(ctx.now, ctx.channel.value, turn_gist(turn))
-        customer = services.customers.get(customer_id)
+        customer = ctx.customer(customer_id)
         # Someone merely claiming a known customer's handle does not write into that customer's episodes.
         if customer is None or customer.provisional or level.at_least(VerificationLevel.VERIFIED):
             episode = _record_episode(state, ctx, customer_id, turn, line)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.context import TurnContext
-from core.types import Article, Episode, ProductId
+from core.types import Article, ProductId
 
 MAX_NOTICE_CHARS = 150
 
@@ -31,14 +31,15 @@ def citation(article: Article) -> str:
     return f"{article.id}@v{article.version}"
 
 
-def pick_notice(ctx: TurnContext, question: str, bought: set[ProductId], episode: Episode | None) -> Article | None:
+def pick_notice(ctx: TurnContext, question: str, bought: set[ProductId]) -> Article | None:
     """The first live notice about a product the customer bought (`bought`: product ids the caller may
-    already see, i.e. of a verified customer's orders) or named in the question, not yet shown in this
-    episode."""
+    already see, i.e. of a verified customer's orders) or named in the question, not yet shown in the
+    customer's current episode (read only when some notice is live)."""
     services = ctx.services
     notices = [a for a in services.articles.notices() if a.product_ids and _live(a, ctx.now, ctx.channel.value)]
     if not notices:
         return None
+    episode = services.episodes.current(ctx.customer_id)
     shown = {n.split("@", 1)[0] for n in (episode.notices if episode else [])}
     lowered = question.lower()
     for article in notices:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +59,12 @@ class Database:
     def backend(self) -> str:
         """`sqlite` or `postgresql`."""
         return self.engine.dialect.name
+
+    def insert(self, entity: Any) -> Any:
+        """The dialect's INSERT for `entity`, which has `on_conflict_do_update` / `on_conflict_do_nothing` (one
+        statement where a read and a write would otherwise race)."""
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        return dialect.insert(entity)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

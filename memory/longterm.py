@@ -130,27 +130,17 @@ class SqlStore(BaseStore):
         return self._item(row) if row else None
 
     def _put(self, s: Session, op: PutOp, embedding: bytes | None) -> None:
+        """One statement per write: a delete, or an insert that updates the item when the key exists."""
         namespace = _join(op.namespace)
-        row = s.scalar(select(MemoryItemRow).where(MemoryItemRow.namespace == namespace, MemoryItemRow.key == op.key))
         if op.value is None:
-            if row is not None:
-                s.execute(delete(MemoryItemRow).where(MemoryItemRow.id == row.id))
+            s.execute(delete(MemoryItemRow).where(MemoryItemRow.namespace == namespace, MemoryItemRow.key == op.key))
             return
         now = utcnow()
-        if row is None:
-            s.add(
-                MemoryItemRow(
-                    namespace=namespace,
-                    key=op.key,
-                    value=dict(op.value),
-                    embedding=embedding,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        else:
-            row.value, row.embedding, row.updated_at = dict(op.value), embedding, now
-        s.flush()
+        changed = {"value": dict(op.value), "embedding": embedding, "updated_at": now}
+        insert = self._db.insert(MemoryItemRow).values(namespace=namespace, key=op.key, created_at=now, **changed)
+        s.execute(
+            insert.on_conflict_do_update(index_elements=[MemoryItemRow.namespace, MemoryItemRow.key], set_=changed)
+        )
 
     def _search(self, s: Session, op: SearchOp) -> list[SearchItem]:
         rows = [

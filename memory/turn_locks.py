@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, text
 
 from core.errors import StoreUnavailableError
 from memory.db import Database
@@ -106,24 +105,12 @@ class TurnLocks:
                 )
 
     def _take_lease(self, customer_id: str) -> bool:
+        """One statement: insert the lease, or take it over if it has expired; true when this holder has it."""
         now = utcnow()
-        try:
-            with self._db.session() as s:
-                taken = s.execute(
-                    update(TurnLeaseRow)
-                    .where(TurnLeaseRow.customer_id == customer_id, TurnLeaseRow.expires_at < now)
-                    .values(holder=self._holder, acquired_at=now, expires_at=now + self._lease)
-                )
-                if taken.rowcount:  # type: ignore[attr-defined]
-                    return True
-                if s.get(TurnLeaseRow, customer_id) is not None:
-                    return False
-                s.add(
-                    TurnLeaseRow(
-                        customer_id=customer_id, holder=self._holder, acquired_at=now, expires_at=now + self._lease
-                    )
-                )
-                s.flush()
-                return True
-        except IntegrityError:  # another process inserted it first
-            return False
+        lease = {"holder": self._holder, "acquired_at": now, "expires_at": now + self._lease}
+        insert = self._db.insert(TurnLeaseRow).values(customer_id=customer_id, **lease)
+        take = insert.on_conflict_do_update(
+            index_elements=[TurnLeaseRow.customer_id], set_=lease, where=TurnLeaseRow.expires_at < now
+        )
+        with self._db.session() as s:
+            return bool(s.execute(take).rowcount)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from api.services import Services, open_services
 from core.errors import InvalidInputError
@@ -95,3 +96,29 @@ def test_empty_or_oversized_text_is_refused_and_nothing_is_stored(services: Serv
     with pytest.raises(InvalidInputError):
         services.conversations.handle(sms(text))
     assert services.stores.messages.count() == before
+
+
+def test_a_turn_reads_each_record_once_and_writes_without_reading_first(services: Services) -> None:
+    """Statement counts of a warm turn: the sender's record is read once (the turn reuses what identity resolution
+    read), the SQLite lease is one upsert and one delete, and long-term memory writes are upserts, not a read and
+    then a write. Each statement is a round trip on Postgres and a share of the turn's CPU on SQLite."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = services.stores.db.engine
+    message = InboundMessage(channel=Channel.WEB, sender=JAMES_EMAIL, text="hi", vouched=True)
+    assert services.conversations.handle(message).reply  # warm: the episode and memory items exist now
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        outcome = services.conversations.handle(message)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert outcome.reply and outcome.owner == "ai"
+    assert len([s for s in statements if s.startswith("SELECT customers.")]) == 1
+    memory_reads = [s for s in statements if s.startswith("SELECT memory_items.")]
+    assert len(memory_reads) == 2  # the episode record and the channel counts, read once in one batch
+    assert len([s for s in statements if s.startswith("INSERT INTO memory_items")]) == 2
+    if engine.dialect.name == "sqlite":
+        assert len([s for s in statements if "turn_leases" in s]) == 2  # take, release
