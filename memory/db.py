@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,17 +60,25 @@ class Database:
         """`sqlite` or `postgresql`."""
         return self.engine.dialect.name
 
-    def insert(self, entity: Any) -> Any:
-        """The dialect's INSERT for `entity`, which has `on_conflict_do_update` / `on_conflict_do_nothing` (one
+    def insert(self, table: Table) -> Any:
+        """The dialect's INSERT into `table`, which has `on_conflict_do_update` / `on_conflict_do_nothing` (one
         statement where a read and a write would otherwise race)."""
         dialect = postgresql if self.backend == "postgresql" else sqlite
-        return dialect.insert(entity)
+        return dialect.insert(table)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection inside one transaction, for writes of plain rows on a turn's path: an insert through
+        the ORM (`Session.add` and flush, or an ORM-enabled `insert`) costs about three times as much CPU here
+        (`bench/RESULTS.md`). Statements must name tables (`Row.__table__`), not ORM classes."""
+        with self.engine.begin() as conn:
+            yield conn
 
     def ping(self) -> None:
         """Raise `StoreUnavailableError` unless the database answers a trivial query."""

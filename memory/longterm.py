@@ -29,11 +29,11 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-from sqlalchemy import and_, delete, func, or_, select, true
+from sqlalchemy import Connection, and_, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from memory.db import Database
-from memory.schema import MemoryItemRow, utcnow
+from memory.schema import MemoryItemRow, table, utcnow
 
 SEP = "."
 DEFAULT_FIELDS = ("text",)
@@ -102,6 +102,12 @@ class SqlStore(BaseStore):
         for op in ops:  # labels with dots would read back as another namespace
             validate_op_namespace(op)
         embedded = self._embed_puts([op for op in ops if isinstance(op, PutOp)])
+        if all(isinstance(op, PutOp) for op in ops):  # writes only: one Core transaction, no ORM session
+            with self._db.transaction() as conn:
+                for op in ops:
+                    assert isinstance(op, PutOp)
+                    self._put(conn, op, embedded.get(id(op)))
+            return [None] * len(ops)
         results: list[Result] = []
         with self._db.session() as s:
             for op in ops:
@@ -129,18 +135,16 @@ class SqlStore(BaseStore):
         )
         return self._item(row) if row else None
 
-    def _put(self, s: Session, op: PutOp, embedding: bytes | None) -> None:
+    def _put(self, s: Session | Connection, op: PutOp, embedding: bytes | None) -> None:
         """One statement per write: a delete, or an insert that updates the item when the key exists."""
-        namespace = _join(op.namespace)
+        namespace, items = _join(op.namespace), table(MemoryItemRow)
         if op.value is None:
-            s.execute(delete(MemoryItemRow).where(MemoryItemRow.namespace == namespace, MemoryItemRow.key == op.key))
+            s.execute(delete(items).where(items.c.namespace == namespace, items.c.key == op.key))
             return
         now = utcnow()
         changed = {"value": dict(op.value), "embedding": embedding, "updated_at": now}
-        insert = self._db.insert(MemoryItemRow).values(namespace=namespace, key=op.key, created_at=now, **changed)
-        s.execute(
-            insert.on_conflict_do_update(index_elements=[MemoryItemRow.namespace, MemoryItemRow.key], set_=changed)
-        )
+        insert = self._db.insert(items).values(namespace=namespace, key=op.key, created_at=now, **changed)
+        s.execute(insert.on_conflict_do_update(index_elements=[items.c.namespace, items.c.key], set_=changed))
 
     def _search(self, s: Session, op: SearchOp) -> list[SearchItem]:
         rows = [

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, text
 
 from core.errors import StoreUnavailableError
 from memory.db import Database
-from memory.schema import TurnLeaseRow, utcnow
+from memory.schema import TurnLeaseRow, table, utcnow
 
 WAIT_S = 120.0
 """How long a message waits for the customer's previous turn before the request fails (503, retryable)."""
@@ -97,20 +97,18 @@ class TurnLocks:
         try:
             yield
         finally:
-            with self._db.session() as s:
-                s.execute(
-                    delete(TurnLeaseRow).where(
-                        TurnLeaseRow.customer_id == customer_id, TurnLeaseRow.holder == self._holder
-                    )
-                )
+            leases = table(TurnLeaseRow)
+            with self._db.transaction() as conn:
+                conn.execute(delete(leases).where(leases.c.customer_id == customer_id, leases.c.holder == self._holder))
 
     def _take_lease(self, customer_id: str) -> bool:
         """One statement: insert the lease, or take it over if it has expired; true when this holder has it."""
         now = utcnow()
         lease = {"holder": self._holder, "acquired_at": now, "expires_at": now + self._lease}
-        insert = self._db.insert(TurnLeaseRow).values(customer_id=customer_id, **lease)
+        leases = table(TurnLeaseRow)
+        insert = self._db.insert(leases).values(customer_id=customer_id, **lease)
         take = insert.on_conflict_do_update(
-            index_elements=[TurnLeaseRow.customer_id], set_=lease, where=TurnLeaseRow.expires_at < now
+            index_elements=[leases.c.customer_id], set_=lease, where=leases.c.expires_at < now
         )
-        with self._db.session() as s:
-            return bool(s.execute(take).rowcount)  # type: ignore[attr-defined]
+        with self._db.transaction() as conn:
+            return bool(conn.execute(take).rowcount)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.errors import NotFoundError
 from core.types import Channel, CustomerId, Episode, EpisodeId, EpisodeStatus
 from memory.db import Database
 from memory.ids import new_id
-from memory.schema import EpisodeRow, utcnow
+from memory.schema import EpisodeRow, table, utcnow
+
+_EPISODES = table(EpisodeRow)
 
 
 class SqlEpisodeRepository:
@@ -68,29 +71,30 @@ class SqlEpisodeRepository:
         notices: Sequence[str] = (),
     ) -> Episode:
         """Change the given fields; citations and notices are added to those already recorded."""
-        with self._db.session() as s:
-            row = s.get(EpisodeRow, episode_id, with_for_update=True)
+        with self._db.transaction() as conn:
+            found = conn.execute(select(_EPISODES).where(_EPISODES.c.id == episode_id).with_for_update()).mappings()
+            row = found.one_or_none()
             if row is None:
                 raise NotFoundError(f"episode {episode_id} not found")
+            changes: dict[str, Any] = {"updated_at": utcnow()}
             if status is not None:
-                row.status = status.value
+                changes["status"] = status.value
             if topic is not None:
-                row.topic = topic
+                changes["topic"] = topic
             if summary is not None:
-                row.summary = summary
+                changes["summary"] = summary
             if outcome is not None:
-                row.outcome = outcome
-            if channel is not None and channel.value not in row.channels:
-                row.channels = [*row.channels, channel.value]
+                changes["outcome"] = outcome
+            if channel is not None and channel.value not in row["channels"]:
+                changes["channels"] = [*row["channels"], channel.value]
             if open_items is not None:
-                row.open_items = list(open_items)
+                changes["open_items"] = list(open_items)
             if citations:
-                row.citations = list(dict.fromkeys([*row.citations, *citations]))
+                changes["citations"] = list(dict.fromkeys([*row["citations"], *citations]))
             if notices:
-                row.notices = list(dict.fromkeys([*row.notices, *notices]))
-            row.updated_at = utcnow()
-            s.flush()
-            return Episode.model_validate(row)
+                changes["notices"] = list(dict.fromkeys([*row["notices"], *notices]))
+            conn.execute(update(_EPISODES).where(_EPISODES.c.id == episode_id).values(**changes))
+            return Episode.model_validate({**row, **changes})
 
     def recent(self, customer_id: CustomerId, limit: int = 10) -> list[Episode]:
         """The customer's episodes, most recently active first."""

@@ -6,11 +6,14 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from core.types import AnalyticsEvent, CustomerId
 from memory.db import Database
-from memory.schema import AnalyticsEventRow, utcnow
+from memory.schema import AnalyticsEventRow, table, utcnow
+
+_EVENTS = table(AnalyticsEventRow)
+_INSERT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 
 class SqlEventLog:
@@ -28,17 +31,16 @@ class SqlEventLog:
         payload: dict[str, Any] | None = None,
         occurred_at: datetime | None = None,
     ) -> AnalyticsEvent:
-        row = AnalyticsEventRow(
-            type=type,
-            customer_id=customer_id,
-            channel=channel,
-            payload=payload or {},
-            occurred_at=occurred_at or utcnow(),
-        )
-        with self._db.session() as s:
-            s.add(row)
-            s.flush()
-            return AnalyticsEvent.model_validate(row)
+        row = {
+            "type": type,
+            "customer_id": customer_id,
+            "channel": channel,
+            "payload": payload or {},
+            "occurred_at": occurred_at or utcnow(),
+        }
+        with self._db.transaction() as conn:
+            event_id = conn.execute(_INSERT, row).scalar_one()
+        return AnalyticsEvent.model_validate({"id": event_id, **row})
 
     def between(
         self, since: datetime | None = None, until: datetime | None = None, types: Collection[str] | None = None

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConflictError
 from core.types import Channel, CustomerId, Direction, EpisodeId, LoggedMessage
 from memory.db import Database
-from memory.schema import MessageRow, utcnow
+from memory.schema import MessageRow, table, utcnow
 
 _LOG_LOCK_CLASS = 0x746C  # the two-key advisory lock space of the message log (turn locks use the one-key space)
 LOG_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:class, hashtext(:customer))")
+_MESSAGES = table(MessageRow)
+_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 
 class SqlMessageLog:
@@ -38,33 +40,32 @@ class SqlMessageLog:
         reply_to_id: int | None = None,
         thread_key: str | None = None,
     ) -> LoggedMessage:
-        row = MessageRow(
-            thread_key=thread_key,
-            reply_to_id=reply_to_id,
-            customer_id=customer_id,
-            episode_id=episode_id,
-            channel=channel.value,
-            direction=direction.value,
-            sender=sender,
-            text=text,
-            provider_message_id=provider_message_id,
-            meta=metadata or {},
-            created_at=created_at or utcnow(),
-        )
+        row = {
+            "thread_key": thread_key,
+            "reply_to_id": reply_to_id,
+            "customer_id": customer_id,
+            "episode_id": episode_id,
+            "channel": channel.value,
+            "direction": direction.value,
+            "sender": sender,
+            "text": text,
+            "provider_message_id": provider_message_id,
+            "metadata": metadata or {},
+            "created_at": created_at or utcnow(),
+        }
         try:
-            with self._db.session() as s:
+            with self._db.transaction() as conn:
                 if self._db.backend == "postgresql":
                     # A customer's messages commit in id order: a turn reads the pending ones by id, so a message
                     # whose id was drawn first but committed second would otherwise be skipped and answered
                     # after a later one. (SQLite has one writer at a time, so its ids already commit in order.)
-                    s.execute(LOG_ORDER_LOCK, {"class": _LOG_LOCK_CLASS, "customer": customer_id})
-                s.add(row)
-                s.flush()
-                return LoggedMessage.model_validate(row)
+                    conn.execute(LOG_ORDER_LOCK, {"class": _LOG_LOCK_CLASS, "customer": customer_id})
+                message_id = conn.execute(_INSERT, row).scalar_one()
         except IntegrityError as exc:
             if provider_message_id is not None and self.find_by_provider_id(channel, provider_message_id):
                 raise ConflictError(f"message {provider_message_id!r} on {channel.value} was already accepted") from exc
             raise
+        return LoggedMessage.model_validate({"id": message_id, **row})
 
     def find_by_provider_id(self, channel: Channel, provider_message_id: str) -> LoggedMessage | None:
         with self._db.session() as s:
@@ -106,26 +107,25 @@ class SqlMessageLog:
     ) -> LoggedMessage | None:
         """Record a turn's outcome in one transaction: its reply (answering the last message taken) and every
         message it took marked handled, so a message is answered exactly once however many arrived."""
-        with self._db.session() as s:
-            answer = None
+        answer = None
+        with self._db.transaction() as conn:
             if reply is not None:
-                answer = MessageRow(
-                    customer_id=customer_id,
-                    channel=channel.value,
-                    direction=Direction.OUTBOUND.value,
-                    text=reply,
-                    reply_to_id=inbound_ids[-1] if inbound_ids else None,
-                    meta={**(metadata or {}), "answers": inbound_ids},
-                    created_at=utcnow(),
-                )
-                s.add(answer)
-                s.flush()
-            s.execute(
-                update(MessageRow)
-                .where(MessageRow.id.in_(inbound_ids))
+                row = {
+                    "customer_id": customer_id,
+                    "channel": channel.value,
+                    "direction": Direction.OUTBOUND.value,
+                    "text": reply,
+                    "reply_to_id": inbound_ids[-1] if inbound_ids else None,
+                    "metadata": {**(metadata or {}), "answers": inbound_ids},
+                    "created_at": utcnow(),
+                }
+                answer = LoggedMessage.model_validate({"id": conn.execute(_INSERT, row).scalar_one(), **row})
+            conn.execute(
+                update(_MESSAGES)
+                .where(_MESSAGES.c.id.in_(inbound_ids))
                 .values(handled="answered" if answer else "silent", answer_id=answer.id if answer else None)
             )
-            return LoggedMessage.model_validate(answer) if answer else None
+        return answer
 
     def reply_to(self, message_id: int) -> LoggedMessage | None:
         """The first outbound message that answered `message_id`, if any."""
