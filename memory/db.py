@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Row, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +79,18 @@ class Database:
         (`bench/RESULTS.md`). Statements must name tables (`Row.__table__`), not ORM classes."""
         with self.engine.begin() as conn:
             yield conn
+
+    def first(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        """The first row of a read on a Core connection, with no ORM session. A turn's hot reads are statements
+        built once with bound parameters: a read built and loaded through the ORM costs about five times the CPU
+        (`bench/RESULTS.md`). Rows have the columns as attributes, so records validate from them as from ORM rows."""
+        with self.engine.connect() as conn:
+            return conn.execute(statement, params or {}).first()
+
+    def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        """Every row of a read on a Core connection (see `first`)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement, params or {}))
 
     def ping(self) -> None:
         """Raise `StoreUnavailableError` unless the database answers a trivial query."""

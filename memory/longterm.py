@@ -29,7 +29,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-from sqlalchemy import Connection, and_, delete, func, or_, select, true
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from memory.db import Database
@@ -87,6 +87,10 @@ def _namespace_matches(namespace: tuple[str, ...], conditions: Sequence[MatchCon
     return True
 
 
+_ITEMS = table(MemoryItemRow)
+_GET = select(_ITEMS).where(_ITEMS.c.namespace == bindparam("namespace"), _ITEMS.c.key == bindparam("key"))
+
+
 class SqlStore(BaseStore):
     """`BaseStore` over the domain database, with semantic search when given embeddings."""
 
@@ -130,14 +134,12 @@ class SqlStore(BaseStore):
     # -- operations ---------------------------------------------------------------------------------------
 
     def _get(self, s: Session, op: GetOp) -> Item | None:
-        row = s.scalar(
-            select(MemoryItemRow).where(MemoryItemRow.namespace == _join(op.namespace), MemoryItemRow.key == op.key)
-        )
+        row = s.execute(_GET, {"namespace": _join(op.namespace), "key": op.key}).first()
         return self._item(row) if row else None
 
     def _put(self, s: Session | Connection, op: PutOp, embedding: bytes | None) -> None:
         """One statement per write: a delete, or an insert that updates the item when the key exists."""
-        namespace, items = _join(op.namespace), table(MemoryItemRow)
+        namespace, items = _join(op.namespace), _ITEMS
         if op.value is None:
             s.execute(delete(items).where(items.c.namespace == namespace, items.c.key == op.key))
             return
@@ -178,7 +180,7 @@ class SqlStore(BaseStore):
     # -- helpers ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _item(row: MemoryItemRow, score: float | None = None) -> SearchItem:
+    def _item(row: MemoryItemRow | Row[Any], score: float | None = None) -> SearchItem:
         namespace = tuple(row.namespace.split(SEP))
         created: datetime = row.created_at
         return SearchItem(namespace, row.key, row.value, created, row.updated_at, score=score)

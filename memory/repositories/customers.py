@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.types import (
@@ -18,7 +18,15 @@ from core.types import (
 )
 from memory.db import Database
 from memory.ids import new_id
-from memory.schema import ChannelIdentityRow, CustomerRow, IdentityEventRow, utcnow
+from memory.schema import ChannelIdentityRow, CustomerRow, IdentityEventRow, table, utcnow
+
+_CUSTOMERS, _IDENTITIES = table(CustomerRow), table(ChannelIdentityRow)
+_CUSTOMER = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))
+_ACTIVE_HANDLE = select(_IDENTITIES).where(
+    _IDENTITIES.c.handle_type == bindparam("handle_type"),
+    _IDENTITIES.c.handle_value == bindparam("value"),
+    _IDENTITIES.c.active.is_(True),
+)
 
 
 class SqlCustomerRepository:
@@ -28,9 +36,8 @@ class SqlCustomerRepository:
         self._db = db
 
     def get(self, customer_id: CustomerId) -> Customer | None:
-        with self._db.session() as s:
-            row = s.get(CustomerRow, customer_id)
-            return Customer.model_validate(row) if row else None
+        row = self._db.first(_CUSTOMER, {"id": customer_id})
+        return Customer.model_validate(row) if row else None
 
     def get_by_external_id(self, external_id: str) -> Customer | None:
         with self._db.session() as s:
@@ -108,15 +115,8 @@ class SqlCustomerRepository:
             return owner, existing, False
 
     def find_by_handle(self, handle_type: HandleType, value: str) -> ChannelIdentity | None:
-        with self._db.session() as s:
-            row = s.scalar(
-                select(ChannelIdentityRow).where(
-                    ChannelIdentityRow.handle_type == handle_type.value,
-                    ChannelIdentityRow.handle_value == value,
-                    ChannelIdentityRow.active.is_(True),
-                )
-            )
-            return ChannelIdentity.model_validate(row) if row else None
+        row = self._db.first(_ACTIVE_HANDLE, {"handle_type": handle_type.value, "value": value})
+        return ChannelIdentity.model_validate(row) if row else None
 
     def link_identity(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from core.errors import NotFoundError
 from core.types import Channel, CustomerId, Episode, EpisodeId, EpisodeStatus
@@ -14,6 +14,12 @@ from memory.ids import new_id
 from memory.schema import EpisodeRow, table, utcnow
 
 _EPISODES = table(EpisodeRow)
+_CURRENT = (
+    select(_EPISODES)
+    .where(_EPISODES.c.customer_id == bindparam("customer_id"), _EPISODES.c.status != EpisodeStatus.RESOLVED.value)
+    .order_by(_EPISODES.c.updated_at.desc(), _EPISODES.c.id)
+    .limit(1)
+)
 
 
 class SqlEpisodeRepository:
@@ -48,14 +54,8 @@ class SqlEpisodeRepository:
 
     def current(self, customer_id: CustomerId) -> Episode | None:
         """The customer's most recent open or escalated episode."""
-        with self._db.session() as s:
-            row = s.scalar(
-                select(EpisodeRow)
-                .where(EpisodeRow.customer_id == customer_id, EpisodeRow.status != EpisodeStatus.RESOLVED.value)
-                .order_by(EpisodeRow.updated_at.desc(), EpisodeRow.id)
-                .limit(1)
-            )
-            return Episode.model_validate(row) if row else None
+        row = self._db.first(_CURRENT, {"customer_id": customer_id})
+        return Episode.model_validate(row) if row else None
 
     def update(
         self,

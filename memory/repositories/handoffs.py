@@ -16,18 +16,25 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.types import CustomerId, EpisodeId, Handoff, HandoffId, HandoffStatus
 from memory.db import Database
 from memory.ids import new_id
-from memory.schema import HandoffEventRow, HandoffRow, utcnow
+from memory.schema import HandoffEventRow, HandoffRow, table, utcnow
 
 OPEN_STATUSES = (HandoffStatus.QUEUED, HandoffStatus.CLAIMED, HandoffStatus.TIMED_OUT)
 """A case in one of these is owned by people: the AI answers nothing."""
 _OPEN = tuple(s.value for s in OPEN_STATUSES)
+_HANDOFFS = table(HandoffRow)
+_OPEN_FOR_CUSTOMER = (
+    select(_HANDOFFS)
+    .where(_HANDOFFS.c.customer_id == bindparam("customer_id"), _HANDOFFS.c.status.in_(_OPEN))
+    .order_by(_HANDOFFS.c.created_at.desc())
+    .limit(1)
+)
 _CLAIMABLE = (HandoffStatus.QUEUED.value, HandoffStatus.TIMED_OUT.value)
 SYSTEM = "system"
 
@@ -126,14 +133,8 @@ class SqlHandoffRepository:
     def open_for_customer(self, customer_id: CustomerId) -> Handoff | None:
         """The customer's open handoff (queued, claimed or timed out), if any: while it exists people own the
         case."""
-        with self._db.session() as s:
-            row = s.scalar(
-                select(HandoffRow)
-                .where(HandoffRow.customer_id == customer_id, HandoffRow.status.in_(_OPEN))
-                .order_by(HandoffRow.created_at.desc())
-                .limit(1)
-            )
-            return Handoff.model_validate(row) if row else None
+        row = self._db.first(_OPEN_FOR_CUSTOMER, {"customer_id": customer_id})
+        return Handoff.model_validate(row) if row else None
 
     def set_status(self, handoff_id: HandoffId, status: HandoffStatus, *, agent: str | None = None) -> Handoff:
         """Force a status (administrative); the loop's own transitions are `claim`, `release`, `resolve`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConflictError
@@ -17,6 +17,16 @@ _LOG_LOCK_CLASS = 0x746C  # the two-key advisory lock space of the message log (
 LOG_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:class, hashtext(:customer))")
 _MESSAGES = table(MessageRow)
 _INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_PENDING = (
+    select(_MESSAGES)
+    .where(
+        _MESSAGES.c.thread_key == bindparam("thread_key"),
+        _MESSAGES.c.handled.is_(None),
+        _MESSAGES.c.direction == Direction.INBOUND.value,
+    )
+    .order_by(_MESSAGES.c.id)
+    .limit(bindparam("limit"))
+)
 
 
 class SqlMessageLog:
@@ -83,18 +93,8 @@ class SqlMessageLog:
 
     def pending(self, thread_key: str, limit: int = 50) -> list[LoggedMessage]:
         """Inbound messages of a thread that no turn has taken yet, in arrival order."""
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(MessageRow)
-                .where(
-                    MessageRow.thread_key == thread_key,
-                    MessageRow.handled.is_(None),
-                    MessageRow.direction == Direction.INBOUND.value,
-                )
-                .order_by(MessageRow.id)
-                .limit(limit)
-            )
-            return [LoggedMessage.model_validate(r) for r in rows]
+        rows = self._db.all(_PENDING, {"thread_key": thread_key, "limit": limit})
+        return [LoggedMessage.model_validate(r) for r in rows]
 
     def close_turn(
         self,
