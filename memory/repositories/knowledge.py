@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
 from core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
 from memory.db import Database
-from memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, utcnow
+from memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, table, utcnow
 
 _CONTENT_FIELDS = (
     "kind",
@@ -24,7 +25,7 @@ _CONTENT_FIELDS = (
 )
 
 
-def _article(row: ArticleVersionRow) -> Article:
+def _article(row: ArticleVersionRow | Row[Any]) -> Article:
     return Article(
         id=ArticleId(row.article_id),
         version=row.version,
@@ -39,6 +40,21 @@ def _article(row: ArticleVersionRow) -> Article:
         effective_to=row.effective_to,
         updated_at=row.created_at,
     )
+
+
+_VERSIONS, _ARTICLES = table(ArticleVersionRow), table(ArticleRow)
+_NOTICES = (
+    select(_VERSIONS)
+    .join(
+        _ARTICLES,
+        (_ARTICLES.c.id == _VERSIONS.c.article_id) & (_ARTICLES.c.current_version == _VERSIONS.c.version),
+    )
+    .where(
+        _VERSIONS.c.status == ArticleStatus.PUBLISHED.value,
+        _VERSIONS.c.kind.in_([k.value for k in NOTICE_KINDS]),
+    )
+    .order_by(_VERSIONS.c.article_id)
+)
 
 
 def _content(draft: ArticleDraft) -> dict[str, object]:
@@ -98,10 +114,8 @@ class SqlKnowledgeRepository:
             return [_article(r) for r in rows]
 
     def notices(self) -> list[Article]:
-        kinds = [k.value for k in NOTICE_KINDS]
-        return self._current(
-            ArticleVersionRow.status == ArticleStatus.PUBLISHED.value, ArticleVersionRow.kind.in_(kinds)
-        )
+        """Published promotions and product notices (read on every turn: a statement built once)."""
+        return [_article(row) for row in self._db.all(_NOTICES)]
 
     def list(self, status: ArticleStatus | None = ArticleStatus.PUBLISHED) -> list[Article]:
         """The current version of every article, optionally only those with `status`."""
