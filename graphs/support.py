@@ -9,13 +9,13 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.prebuilt import ToolNode
 from langgraph.store.base import BaseStore
 
 from core.context import TurnContext
 from graphs.nodes import load_context, make_agent, make_guard, make_handoff, make_remember, respond
 from graphs.policy import Thresholds
 from graphs.state import SupportInput, SupportState
+from graphs.tool_node import InlineToolNode
 from tools import SUPPORT_TOOLS
 
 MAX_STEPS = 6
@@ -53,7 +53,7 @@ def build_support_graph(
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
     graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
-    graph.add_node("tools", ToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
+    graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
     graph.add_node("guard", make_guard(limits))
     graph.add_node("handoff", make_handoff(limits))
     graph.add_node("respond", respond)
