@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -270,11 +269,8 @@ def drive(
 @contextmanager
 def served(settings: Settings) -> Iterator[tuple[str, str]]:
     """The app on a free loopback port from a background thread, with a one-off admin key revoked at the end."""
-    import socket
-
-    import uvicorn
-
     from api.app import create_app
+    from api.local_server import serve_in_thread
     from api.services import open_database
     from core.auth import Role
     from memory.stores import Stores
@@ -283,28 +279,10 @@ def served(settings: Settings) -> Iterator[tuple[str, str]]:
     stores = Stores.over(db)
     key = "demo-" + secrets.token_urlsafe(24)
     record = stores.api_keys.ensure(Role.ADMIN, key, name="demo traffic agent", created_by="threadline demo traffic")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="demo-traffic-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and thread.is_alive():
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the server did not become ready")
-        yield base, key
+        with serve_in_thread(create_app(settings), "demo-traffic-server", timeout_s=300) as base:
+            yield base, key
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         stores.api_keys.revoke(record.id)
         db.dispose()
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-_WRITES = {"sqlite": "writes", "postgresql": "checkpoint_writes"}
+WRITES_TABLE = {"sqlite": "writes", "postgresql": "checkpoint_writes"}
+"""The savers' table of pending writes, per backend (the checkpoints table is `checkpoints` on both)."""
+ORPHANED_BLOB = """NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id
+    AND c.checkpoint_ns = b.checkpoint_ns AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"""
+"""Postgres only: a channel blob `b` that no remaining checkpoint points at."""
 _KEPT = (
     "SELECT checkpoint_id FROM checkpoints WHERE thread_id = :t AND checkpoint_ns = :ns "
     "ORDER BY checkpoint_id DESC LIMIT :keep"
 )
-_ORPHAN_BLOBS = """DELETE FROM checkpoint_blobs AS b WHERE b.thread_id = :t AND b.checkpoint_ns = :ns
-    AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-    AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"""
+_ORPHAN_BLOBS = (
+    f"DELETE FROM checkpoint_blobs AS b WHERE b.thread_id = :t AND b.checkpoint_ns = :ns AND {ORPHANED_BLOB}"
+)
 
 
 def trim_thread(engine: Engine, thread_id: str, keep: int, namespace: str = "") -> int:
@@ -31,7 +35,7 @@ def trim_thread(engine: Engine, thread_id: str, keep: int, namespace: str = "") 
     key = {"t": thread_id, "ns": namespace, "keep": keep}
     with engine.begin() as conn:
         old = f"thread_id = :t AND checkpoint_ns = :ns AND checkpoint_id NOT IN ({_KEPT})"
-        conn.execute(text(f"DELETE FROM {_WRITES[backend]} WHERE {old}"), key)
+        conn.execute(text(f"DELETE FROM {WRITES_TABLE[backend]} WHERE {old}"), key)
         gone = conn.execute(text(f"DELETE FROM checkpoints WHERE {old}"), key).rowcount or 0
         if gone and backend == "postgresql":
             conn.execute(text(_ORPHAN_BLOBS), key)

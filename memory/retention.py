@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, delete, func, inspect, select, text, update
 
 from core.settings import Settings
+from memory.checkpoint_trim import ORPHANED_BLOB, WRITES_TABLE
 from memory.db import Database
 from memory.schema import MessageRow, utcnow
 
@@ -27,7 +28,6 @@ log = logging.getLogger("threadline.retention")
 
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000
 """100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch."""
-_WRITES_TABLE = {"sqlite": "writes", "postgresql": "checkpoint_writes"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _delete_checkpoints(
     conn: Connection, backend: str, pairs: list[tuple[str, str, str]], report: RetentionReport
 ) -> None:
     """Delete (thread, namespace, checkpoint id) triples and their pending writes."""
-    writes = _WRITES_TABLE[backend]
+    writes = WRITES_TABLE[backend]
     report.removed["checkpoints"] += len(pairs)
     for thread_id, ns, checkpoint_id in pairs:
         key = {"t": thread_id, "ns": ns, "c": checkpoint_id}
@@ -99,10 +99,7 @@ def _orphan_blobs(conn: Connection, report: RetentionReport) -> None:
     """Postgres keeps channel values as versioned blobs; drop those no remaining checkpoint points at."""
     if report.dry_run:
         return  # blobs follow the checkpoints; a dry run cannot tell which survive without deleting them
-    orphaned = """DELETE FROM checkpoint_blobs AS b WHERE NOT EXISTS (
-        SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-        AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"""
-    gone = conn.execute(text(orphaned))
+    gone = conn.execute(text(f"DELETE FROM checkpoint_blobs AS b WHERE {ORPHANED_BLOB}"))
     report.removed["checkpoint_blobs"] += int(gone.rowcount or 0)
 
 

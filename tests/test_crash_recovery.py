@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from api.local_server import free_port, wait_until_ready
 from core.faults import FAULT_POINT_ENV
 from memory.db import Database
 from memory.schema import HandoffEventRow, HandoffRow, MessageRow
-from tests.live import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -71,15 +70,7 @@ def server(db_url: str, data_dir: Path, fault: str | None) -> Iterator[tuple[str
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
+        if wait_until_ready(base, lambda: proc.poll() is None, START_TIMEOUT_S) != 200:
             pytest.fail(f"the server did not become ready (exit code {proc.poll()})")
         yield base, proc
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import free_port
+from api.local_server import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0
@@ -31,15 +31,8 @@ def _start_worker(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[s
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"worker at {base} never became ready (exit code {proc.poll()})")
+    if wait_until_ready(base, lambda: proc.poll() is None, 240, poll_s=0.3) != 200:
+        raise AssertionError(f"worker at {base} never became ready (exit code {proc.poll()})")
 
 
 @pytest.fixture

@@ -7,14 +7,11 @@ console can do exactly what the key may do and nothing more. Live updates poll `
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
-HERE = Path(__file__).resolve().parent.parent
+from api.pages import mount_static, render_page
+
 POLL_MS = 1500
 """How often the console asks for new handoff events."""
 PACKET_FIELDS = (
@@ -35,13 +32,7 @@ PACKET_FIELDS = (
 )
 """The packet fields an agent can mark as missing or wrong when rating a packet."""
 CHANNEL_LABELS = {"web": "Web chat", "sms": "SMS", "email": "Email", "voice": "Voice", "social": "Social"}
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-
 router = APIRouter(prefix="/console", include_in_schema=False)
-templates = Jinja2Templates(directory=HERE / "templates")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -55,18 +46,11 @@ def console_page(request: Request) -> HTMLResponse:
         "pollMs": POLL_MS,
         "api": "/v1",
     }
-    response = templates.TemplateResponse(
-        request,
-        "console.html",
-        {"store_name": settings.store_name, "config": config, "packet_fields": PACKET_FIELDS},
-    )
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    context = {"store_name": settings.store_name, "config": config, "packet_fields": PACKET_FIELDS}
+    return render_page(request, "console.html", context)
 
 
 def install(app: FastAPI) -> None:
     """Serve the console page and its static files on `app`."""
     app.include_router(router)
-    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    mount_static(app, "/console", "console-static")

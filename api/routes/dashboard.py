@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
-from api.routes.console import CHANNEL_LABELS, CSP, HERE
+from api.pages import mount_static, render_page
+from api.routes.console import CHANNEL_LABELS
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-templates = Jinja2Templates(directory=HERE / "templates")
 HOURS_LABELS = {"all": "All hours", "business": "Business hours", "after_hours": "After hours"}
 
 
@@ -32,14 +30,10 @@ def dashboard_page(request: Request) -> HTMLResponse:
         "api": "/v1/analytics",
     }
     context = {"store_name": settings.store_name, "config": config, "channels": config["channels"]}
-    response = templates.TemplateResponse(request, "dashboard.html", context | {"hours": HOURS_LABELS})
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_page(request, "dashboard.html", context | {"hours": HOURS_LABELS})
 
 
 def install(app: FastAPI) -> None:
     """Serve the dashboard page and its static files (the shared assets and the vendored chart library)."""
     app.include_router(router)
-    app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    mount_static(app, "/dashboard", "dashboard-static")

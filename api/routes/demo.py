@@ -10,22 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
+from api.pages import mount_static, render_page
 from core.errors import InvalidInputError
 from core.types import Channel, CustomerId, InboundMessage
 from demo.loader import read_json
 from memory.identity import normalize_phone
 
-HERE = Path(__file__).resolve().parent.parent
 MAX_DEMO_TEXT_CHARS = 1000
 DEMO_PHONE = "+1 555 010 0199"  # 555-0100…0199 numbers are reserved for fiction
 DEMO_USERS = ("james_li_5688", "noah_brown_6181", "ivan_santos_6635")
@@ -36,16 +33,11 @@ SUGGESTIONS = {
     "email": ["Can I return an item after 30 days?", "Any update on what I asked?"],
     "voice": ["Any update on what I asked?", "I'd like to speak to a person, please"],
 }
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 _SUBJECT_WORDS = 8
 
 DemoChannel = Literal["web", "sms", "email", "voice"]
 
 router = APIRouter(prefix="/demo", include_in_schema=False)
-templates = Jinja2Templates(directory=HERE / "templates")
 
 
 @dataclass(frozen=True)
@@ -169,12 +161,8 @@ def page(request: Request) -> HTMLResponse:
         "suggestions": SUGGESTIONS,
         "endpoint": request.url_for("demo_message").path,
     }
-    response = templates.TemplateResponse(
-        request, "demo.html", {"store_name": settings.store_name, "config": config, "channels": CHANNEL_LABELS}
-    )
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    context = {"store_name": settings.store_name, "config": config, "channels": CHANNEL_LABELS}
+    return render_page(request, "demo.html", context, no_store=False)
 
 
 @router.post("/messages", response_model=DemoReplyOut, name="demo_message")
@@ -212,4 +200,4 @@ def demo_message(body: DemoMessageIn, services: ServicesDep) -> DemoReplyOut:
 def install(app: FastAPI) -> None:
     """Serve the demo page, its endpoint and its static files on `app`."""
     app.include_router(router)
-    app.mount("/demo/static", StaticFiles(directory=HERE / "static"), name="demo-static")
+    mount_static(app, "/demo", "demo-static")
