@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from agents.slots import Slots, extract_slots
+from threadline.agents.slots import Slots, extract_slots
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 # Example files and their held-out rate: within each intent of a file, every n-th example is held out.

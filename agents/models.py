@@ -11,9 +11,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
-from agents.intents import IntentClassifier
-from agents.offline_model import OfflineChatModel
-from core.errors import ConfigurationError
+from threadline.agents.intents import IntentClassifier
+from threadline.agents.offline_model import OfflineChatModel
+from threadline.core.errors import ConfigurationError
 
 PLAIN_JSON_FIELDS = ("messages", "tools")
 """Request fields sent as built, without the openai SDK's type-driven transform (`_plain_json_chat_openai`)."""

@@ -15,8 +15,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from agents.intents import IntentClassifier
-from agents.offline_policy import Decision, decide
+from threadline.agents.intents import IntentClassifier
+from threadline.agents.offline_policy import Decision, decide
 
 
 def _call_id(messages: Sequence[BaseMessage], name: str) -> str:

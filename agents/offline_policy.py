@@ -11,10 +11,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agents import replies
-from agents.intents import Classification, Intent, IntentClassifier
-from agents.slots import Slots, extract_slots
-from agents.summarizer import tool_payload
+from threadline.agents import replies
+from threadline.agents.intents import Classification, Intent, IntentClassifier
+from threadline.agents.slots import Slots, extract_slots
+from threadline.agents.summarizer import tool_payload
 
 _FOCUS_LINE = re.compile(r"^Order in focus: (#W\d{7})$", re.M)
 _CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)

@@ -16,9 +16,9 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agents.intents import IntentClassifier
-from agents.offline_model import decision_message
-from agents.offline_policy import decide
+from threadline.agents.intents import IntentClassifier
+from threadline.agents.offline_model import decision_message
+from threadline.agents.offline_policy import decide
 
 
 def to_langchain(messages: list[dict[str, Any]]) -> list[AnyMessage]:

@@ -8,7 +8,7 @@ from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.orders import normalize_order_id
+from threadline.tools.orders import normalize_order_id
 
 __all__ = ["Slots", "extract_slots", "normalize_order_id"]
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from analytics.conversations import Conversation
-from analytics.hours import aware
-from analytics.journeys import PURCHASES
-from core.types import AnalyticsEvent, EventType
+from threadline.analytics.conversations import Conversation
+from threadline.analytics.hours import aware
+from threadline.analytics.journeys import PURCHASES
+from threadline.core.types import AnalyticsEvent, EventType
 
 UNKNOWN_INTENT = "unknown"
 

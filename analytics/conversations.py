@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from analytics.hours import aware
-from core.types import AnalyticsEvent, EventType
+from threadline.analytics.hours import aware
+from threadline.core.types import AnalyticsEvent, EventType
 
 CONVERSATION_EVENTS = frozenset(
     {

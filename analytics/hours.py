@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from core.settings import Settings
+from threadline.core.settings import Settings
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names, Monday first (`datetime.weekday()` order)."""

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from analytics.conversations import Conversation
-from analytics.hours import aware
-from core.types import AnalyticsEvent, EventType
+from threadline.analytics.conversations import Conversation
+from threadline.analytics.hours import aware
+from threadline.core.types import AnalyticsEvent, EventType
 
 PATH_STEPS = 5
 """Touchpoints a path keeps before its purchase or escalation."""

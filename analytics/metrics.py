@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics.conversations import Case, Conversation, HandoffView
-from core.types import EventType
+from threadline.analytics.conversations import Case, Conversation, HandoffView
+from threadline.core.types import EventType
 
 TOP_N = 10
 """How many gap queries, stale articles and reasons a breakdown lists."""

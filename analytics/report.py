@@ -13,15 +13,15 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from analytics import conversations as conv
-from analytics.attribution import attribution
-from analytics.hours import BusinessHours, aware
-from analytics.journeys import ESCALATION, PURCHASES, journeys, paths_before, top_paths
-from analytics.metrics import Inputs, breakdown, metrics
-from core.settings import Settings
-from core.types import AnalyticsEvent
-from memory.schema import ArticleRow
-from memory.stores import Stores
+from threadline.analytics import conversations as conv
+from threadline.analytics.attribution import attribution
+from threadline.analytics.hours import BusinessHours, aware
+from threadline.analytics.journeys import ESCALATION, PURCHASES, journeys, paths_before, top_paths
+from threadline.analytics.metrics import Inputs, breakdown, metrics
+from threadline.core.settings import Settings
+from threadline.core.types import AnalyticsEvent
+from threadline.memory.schema import ArticleRow
+from threadline.memory.stores import Stores
 
 Hours = Literal["all", "business", "after_hours"]
 DEFAULT_DAYS = 30

@@ -9,16 +9,27 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import bootstrap_keys, document_auth
-from api.errors import COMMON_ERRORS, install_error_handlers
-from api.limits import LimitsMiddleware, RateLimiter
-from api.routes import analytics, channels, console, customers, dashboard, events, handoffs, health, knowledge, messages
-from api.routes import demo as demo_page
-from api.services import open_services
-from api.tuning import settle_after_startup
-from core.redaction import install_log_redaction, install_trace_redaction
-from core.settings import Settings, get_settings
-from memory.retention import RetentionPolicy, run_in_background
+from threadline.api.auth import bootstrap_keys, document_auth
+from threadline.api.errors import COMMON_ERRORS, install_error_handlers
+from threadline.api.limits import LimitsMiddleware, RateLimiter
+from threadline.api.routes import (
+    analytics,
+    channels,
+    console,
+    customers,
+    dashboard,
+    events,
+    handoffs,
+    health,
+    knowledge,
+    messages,
+)
+from threadline.api.routes import demo as demo_page
+from threadline.api.services import open_services
+from threadline.api.tuning import settle_after_startup
+from threadline.core.redaction import install_log_redaction, install_trace_redaction
+from threadline.core.settings import Settings, get_settings
+from threadline.memory.retention import RetentionPolicy, run_in_background
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

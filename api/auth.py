@@ -17,13 +17,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import ServicesDep
-from api.services import Services
-from core.auth import BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
-from core.errors import AuthenticationError, PermissionDeniedError
-from core.settings import Settings
-from memory.repositories.api_keys import hash_key
-from memory.stores import Stores
+from threadline.api.deps import ServicesDep
+from threadline.api.services import Services
+from threadline.core.auth import BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
+from threadline.core.errors import AuthenticationError, PermissionDeniedError
+from threadline.core.settings import Settings
+from threadline.memory.repositories.api_keys import hash_key
+from threadline.memory.stores import Stores
 
 log = logging.getLogger("threadline")
 

@@ -23,14 +23,14 @@ from langchain_core.messages import AnyMessage, HumanMessage, RemoveMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 
-from agents.summarizer import extend_summary
-from api.handoff_desk import MAX_TEXT_CHARS, HandoffDesk
-from api.streaming import TURN_DURABILITY, EventSink, stream_turn
-from api.threads import thread_config, thread_key
-from core import faults
-from core.context import TurnContext, TurnServices
-from core.errors import ConflictError, InvalidInputError
-from core.types import (
+from threadline.agents.summarizer import extend_summary
+from threadline.api.handoff_desk import MAX_TEXT_CHARS, HandoffDesk
+from threadline.api.streaming import TURN_DURABILITY, EventSink, stream_turn
+from threadline.api.threads import thread_config, thread_key
+from threadline.core import faults
+from threadline.core.context import TurnContext, TurnServices
+from threadline.core.errors import ConflictError, InvalidInputError
+from threadline.core.types import (
     CustomerId,
     Direction,
     EventType,
@@ -39,12 +39,12 @@ from core.types import (
     LoggedMessage,
     TurnOutcome,
 )
-from memory.checkpoint_trim import trim_thread
-from memory.identity import IdentityResolver, Resolution, classify_handle
-from memory.knowledge_index import KnowledgeIndex
-from memory.merges import CustomerMerges, MergeRecord
-from memory.stores import Stores
-from memory.turn_locks import TurnLocks
+from threadline.memory.checkpoint_trim import trim_thread
+from threadline.memory.identity import IdentityResolver, Resolution, classify_handle
+from threadline.memory.knowledge_index import KnowledgeIndex
+from threadline.memory.merges import CustomerMerges, MergeRecord
+from threadline.memory.stores import Stores
+from threadline.memory.turn_locks import TurnLocks
 
 log = logging.getLogger("threadline.conversation")
 

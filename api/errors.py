@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import (
+from threadline.core.errors import (
     AuthenticationError,
     ConflictError,
     InvalidInputError,

@@ -13,9 +13,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, SystemMessage
 from langgraph.graph.state import CompiledStateGraph
 
-from api.threads import thread_config
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.types import (
+from threadline.api.threads import thread_config
+from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.types import (
     Channel,
     Direction,
     EpisodeStatus,
@@ -25,10 +25,10 @@ from core.types import (
     LoggedMessage,
     TurnOutcome,
 )
-from graphs.render import render
-from memory.repositories.handoffs import HandoffEventKind
-from memory.stores import Stores
-from memory.turn_locks import TurnLocks
+from threadline.graphs.render import render
+from threadline.memory.repositories.handoffs import HandoffEventKind
+from threadline.memory.stores import Stores
+from threadline.memory.turn_locks import TurnLocks
 
 MAX_TEXT_CHARS = 4000
 """The longest message a customer or an agent may send."""

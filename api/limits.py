@@ -15,7 +15,7 @@ import time
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import RateLimitedError
+from threadline.core.errors import RateLimitedError
 
 MAX_BUCKETS = 100_000
 

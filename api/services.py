@@ -13,27 +13,27 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from agents.models import make_chat_model
-from api.conversation import Conversations
-from api.limits import RateLimiter
-from api.tuning import tune_threads
-from core.handoff import redact_packet
-from core.settings import Settings
-from core.types import CustomerId, Handoff, InboundMessage
-from demo.loader import LoadReport, load_demo
-from graphs.policy import Thresholds
-from graphs.support import build_support_graph
-from memory import migrate
-from memory.catalog_knowledge import sync_product_articles
-from memory.checkpoints import open_checkpointer
-from memory.db import Database
-from memory.embeddings import make_embeddings
-from memory.erasure import CustomerErasure
-from memory.kb_sync import KnowledgeSync
-from memory.knowledge_index import KnowledgeIndex
-from memory.longterm import SqlStore
-from memory.repositories.handoffs import SqlHandoffRepository
-from memory.stores import Stores
+from threadline.agents.models import make_chat_model
+from threadline.api.conversation import Conversations
+from threadline.api.limits import RateLimiter
+from threadline.api.tuning import tune_threads
+from threadline.core.handoff import redact_packet
+from threadline.core.settings import Settings
+from threadline.core.types import CustomerId, Handoff, InboundMessage
+from threadline.demo.loader import LoadReport, load_demo
+from threadline.graphs.policy import Thresholds
+from threadline.graphs.support import build_support_graph
+from threadline.memory import migrate
+from threadline.memory.catalog_knowledge import sync_product_articles
+from threadline.memory.checkpoints import open_checkpointer
+from threadline.memory.db import Database
+from threadline.memory.embeddings import make_embeddings
+from threadline.memory.erasure import CustomerErasure
+from threadline.memory.kb_sync import KnowledgeSync
+from threadline.memory.knowledge_index import KnowledgeIndex
+from threadline.memory.longterm import SqlStore
+from threadline.memory.repositories.handoffs import SqlHandoffRepository
+from threadline.memory.stores import Stores
 
 log = logging.getLogger("threadline")
 Progress = Callable[[str, int, int], None]

@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Durability
 
-from core.context import TurnContext
+from threadline.core.context import TurnContext
 
 TURN_DURABILITY: Durability = "exit"
 """One checkpoint per turn, written when the turn ends, instead of one per step. A turn is replayable from

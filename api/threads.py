@@ -7,8 +7,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from core.types import VerificationLevel
-from memory.identity import Resolution
+from threadline.core.types import VerificationLevel
+from threadline.memory.identity import Resolution
 
 
 def thread_key(who: Resolution) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.suite import PARTS
+from threadline.bench.suite import PARTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from rich.console import Console
 
-    from bench.suite import render_all, run_all
+    from threadline.bench.suite import render_all, run_all
 
     err = Console(stderr=True)
     result = run_all(args.quick, only=args.only, log=None if args.json else lambda line: err.print(f"[dim]{line}[/]"))

@@ -46,9 +46,9 @@ from langchain_core.messages import AIMessage
 from psycopg import sql
 from rich.table import Table
 
-from agents.scripted_server import completion
-from api.local_server import free_port
-from bench.load import (
+from threadline.agents.scripted_server import completion
+from threadline.api.local_server import free_port
+from threadline.bench.load import (
     CHANNEL_KEY,
     IDENTITY_SECRET,
     Load,
@@ -59,8 +59,8 @@ from bench.load import (
     open_loop,
     percentiles_ms,
 )
-from bench.turns import BLOCK, ThreadlineRunner, Timings, demo_customers, machine, summarize
-from core.settings import Settings
+from threadline.bench.turns import BLOCK, ThreadlineRunner, Timings, demo_customers, machine, summarize
+from threadline.core.settings import Settings
 
 CLIENTS = 16
 ALL_CUSTOMERS = 10_000  # every demo customer with orders (438), spread over the connections
@@ -242,12 +242,12 @@ def _simulated_reply(body: dict[str, Any]) -> AIMessage:
 
 def hello_argv() -> list[str]:
     """The hello-world app on uvicorn with the options `threadline serve` uses."""
-    return _uvicorn_argv("bench.api:hello_world_app")
+    return _uvicorn_argv("threadline.bench.api:hello_world_app")
 
 
 def slow_model_argv() -> list[str]:
     """The simulated slow model on uvicorn, in its own process (its event loop never waits for the client's)."""
-    return _uvicorn_argv("bench.api:slow_model_app")
+    return _uvicorn_argv("threadline.bench.api:slow_model_app")
 
 
 def _uvicorn_argv(factory_path: str) -> list[str]:

@@ -26,8 +26,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from rich.table import Table
 
-from bench.turns import BaselineRunner, ThreadlineRunner, _threadline_settings, demo_customers
-from core.types import Channel, InboundMessage
+from threadline.bench.turns import BaselineRunner, ThreadlineRunner, _threadline_settings, demo_customers
+from threadline.core.types import Channel, InboundMessage
 
 # What one customer keeps writing about: consecutive messages differ, as in a real long relationship (the same
 # question twice in a row is a stall the escalation policy hands to a person).

@@ -37,8 +37,8 @@ import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 from rich.table import Table
 
-from core.types import Article, ArticleId, ArticleKind, ArticleStatus
-from memory.knowledge_index import KnowledgeIndex
+from threadline.core.types import Article, ArticleId, ArticleKind, ArticleStatus
+from threadline.memory.knowledge_index import KnowledgeIndex
 
 DIMENSION = 384
 CHUNKS_PER_ARTICLE = 4
@@ -173,7 +173,7 @@ def _time(call: Callable[[], object]) -> float:
 
 def measure_faiss(size: int, queries: int) -> dict[str, Any]:
     """Exact and HNSW indexes over the same `size` vectors: build, latency, HNSW recall@10 vs exact."""
-    from memory.index_files import new_vector_index
+    from threadline.memory.index_files import new_vector_index
 
     vectors = clustered_vectors(size, seed=size)
     probes = clustered_vectors(queries, seed=size + 1)
@@ -232,7 +232,7 @@ def run(quick: bool = False, log: Log | None = None, query_model: Embeddings | N
     """Measure every size; `query_model` embeds queries in the full-search figures (MiniLM unless `quick`)."""
     say = log or (lambda _line: None)
     if query_model is None and not quick:
-        from memory.embeddings import LocalMiniLMEmbeddings
+        from threadline.memory.embeddings import LocalMiniLMEmbeddings
 
         # no disk cache and a one-entry memory cache: every query (and clause) is really embedded
         query_model = LocalMiniLMEmbeddings(cache_size=1)
@@ -259,7 +259,7 @@ def run(quick: bool = False, log: Log | None = None, query_model: Embeddings | N
 
 def index_kind(raw: dict[str, Any]) -> str:
     """The index `KnowledgeIndex` uses at that size (HNSW past its default threshold)."""
-    from memory.knowledge_index import DEFAULT_HNSW_THRESHOLD
+    from threadline.memory.knowledge_index import DEFAULT_HNSW_THRESHOLD
 
     return "hnsw" if raw["size"] > DEFAULT_HNSW_THRESHOLD else "exact"
 

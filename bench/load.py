@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.turns import DemoCustomer, _message
-from core.signing import sign_identity
+from threadline.bench.turns import DemoCustomer, _message
+from threadline.core.signing import sign_identity
 
 CHANNEL_KEY = "bench-channel-key-00001"
 IDENTITY_SECRET = "bench-web-identity-secret"

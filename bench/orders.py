@@ -84,9 +84,9 @@ def fill(url: str, orders: int, log: Log) -> None:
     """Migrate a fresh database at `url` and insert `orders` synthetic orders in batches."""
     from sqlalchemy import insert
 
-    from memory import migrate
-    from memory.db import Database
-    from memory.schema import CustomerRow, FulfillmentRow, OrderItemRow, OrderRow, PaymentRow
+    from threadline.memory import migrate
+    from threadline.memory.db import Database
+    from threadline.memory.schema import CustomerRow, FulfillmentRow, OrderItemRow, OrderRow, PaymentRow
 
     db = Database.from_url(url)
     try:
@@ -133,9 +133,9 @@ def _timed(lookup: Callable[[str], object], ids: list[str]) -> dict[str, Any]:
 
 def run(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
     """Fill a fresh SQLite store, then time `get_order` and the bare primary-key read, interleaved in blocks."""
-    from core.types import OrderId
-    from memory.db import Database
-    from memory.repositories.orders import SqlOrderSystem
+    from threadline.core.types import OrderId
+    from threadline.memory.db import Database
+    from threadline.memory.repositories.orders import SqlOrderSystem
 
     say = log or (lambda _line: None)
     count = QUICK_ORDERS if quick else FULL_ORDERS

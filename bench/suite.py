@@ -77,23 +77,23 @@ def run_all(quick: bool, *, only: Only = "all", log: Callable[[str], None] | Non
             continue
         say(f"— {part}")
         if part == "turns":
-            from bench.turns import run as run_turns
+            from threadline.bench.turns import run as run_turns
 
             result.update(run_turns(quick, log=log))
         elif part == "history":
-            from bench.history import run as run_history
+            from threadline.bench.history import run as run_history
 
             result["history"] = run_history(quick, log=log)
         elif part == "api":
-            from bench.api import run as run_api
+            from threadline.bench.api import run as run_api
 
             result["api"] = run_api(quick, log=log)
         elif part == "knowledge":
-            from bench.knowledge import run as run_knowledge
+            from threadline.bench.knowledge import run as run_knowledge
 
             result["knowledge"] = run_knowledge(quick=quick, log=log)
         else:
-            from bench.orders import run as run_orders
+            from threadline.bench.orders import run as run_orders
 
             result["orders"] = run_orders(quick, log=log)
     result.update(_headline(result))
@@ -103,13 +103,13 @@ def run_all(quick: bool, *, only: Only = "all", log: Callable[[str], None] | Non
 
 def render_all(result: dict[str, Any]) -> list[Table]:
     """A table per benchmark present in `result`, then the goals."""
-    from bench import history, knowledge, orders, turns
+    from threadline.bench import history, knowledge, orders, turns
 
     tables = [turns.render(result)] if "turn_cost_ratio" in result else []
     if "history" in result:
         tables.append(history.render(result["history"]))
     if "api" in result:
-        from bench import api
+        from threadline.bench import api
 
         tables.append(api.render(result["api"]))
     if "knowledge" in result:

@@ -35,8 +35,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from rich.table import Table
 
-from core.settings import Settings
-from core.types import Channel, InboundMessage
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, InboundMessage
 
 QUICK_TURNS = 40
 FULL_TURNS = 400
@@ -59,7 +59,7 @@ class DemoCustomer:
 
 def demo_customers(count: int = CUSTOMERS) -> list[DemoCustomer]:
     """The first `count` demo users with orders, in file order (the same ones every run)."""
-    from demo.loader import read_json
+    from threadline.demo.loader import read_json
 
     users: dict[str, Any] = read_json("tau_retail", "users.json")
     picked = [
@@ -106,7 +106,7 @@ class ThreadlineRunner:
     name = "threadline"
 
     def __init__(self, settings: Settings, customers: Sequence[DemoCustomer]) -> None:
-        from api.services import open_services
+        from threadline.api.services import open_services
 
         self._services = open_services(settings)
         self._customers = list(customers)
@@ -189,7 +189,7 @@ class BaselineRunner:
     name = "baseline"
 
     def __init__(self, tmp_dir: Path, customers: Sequence[DemoCustomer]) -> None:
-        from demo.loader import read_json
+        from threadline.demo.loader import read_json
 
         orders: dict[str, Any] = read_json("tau_retail", "orders.json")
         self._customers = list(customers)

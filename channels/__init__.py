@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.types import Channel
+from threadline.core.types import Channel
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from core.errors import InvalidInputError
+from threadline.core.errors import InvalidInputError
 
 Fits = Callable[[str], bool]
 """Whether a piece of text fits one outbound message."""

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from channels import LIMITS
-from channels._common import Clock, clip, optional, utcnow
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.types import Channel, InboundMessage
+from threadline.channels import LIMITS
+from threadline.channels._common import Clock, clip, optional, utcnow
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.types import Channel, InboundMessage
 
 EMAIL_LIMITS = LIMITS[Channel.EMAIL]
 DEFAULT_TOLERANCE = timedelta(minutes=15)

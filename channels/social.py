@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels import LIMITS
-from channels._common import clip, invalid_input, split_to_fit
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.types import Channel, InboundMessage
+from threadline.channels import LIMITS
+from threadline.channels._common import clip, invalid_input, split_to_fit
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.types import Channel, InboundMessage
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SOCIAL_LIMITS = LIMITS[Channel.SOCIAL]

@@ -20,11 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from channels import LIMITS
-from channels._common import clip, optional, required, split_to_fit
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.sms import sms_segments
-from core.types import Channel, InboundMessage
+from threadline.channels import LIMITS
+from threadline.channels._common import clip, optional, required, split_to_fit
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.sms import sms_segments
+from threadline.core.types import Channel, InboundMessage
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 SMS_LIMITS = LIMITS[Channel.SMS]

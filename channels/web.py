@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels import LIMITS
-from channels._common import clip, invalid_input
-from core.errors import AuthenticationError, ConfigurationError, InvalidInputError
-from core.signing import identity_is_signed
-from core.types import Channel, InboundMessage
+from threadline.channels import LIMITS
+from threadline.channels._common import clip, invalid_input
+from threadline.core.errors import AuthenticationError, ConfigurationError, InvalidInputError
+from threadline.core.signing import identity_is_signed
+from threadline.core.types import Channel, InboundMessage
 
 WEB_LIMITS = LIMITS[Channel.WEB]
 

@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.options import DatabaseUrl, DataDir, settings_from
-from core.types import CustomerId, HandleType, VerificationLevel
-from memory.db import Database
-from memory.merges import MergeRecord
+from threadline.cli.options import DatabaseUrl, DataDir, settings_from
+from threadline.core.types import CustomerId, HandleType, VerificationLevel
+from threadline.memory.db import Database
+from threadline.memory.merges import MergeRecord
 
 customers_app = typer.Typer(
     help="Customers: find, show, timeline, link handles, merge and unmerge.", no_args_is_help=True
@@ -21,7 +21,7 @@ ACTOR = "cli"
 
 
 def _database(data_dir: DataDir, database_url: DatabaseUrl) -> Database:
-    from api.services import open_database
+    from threadline.api.services import open_database
 
     return open_database(settings_from(data_dir, database_url))
 
@@ -36,9 +36,9 @@ def find(
     database_url: DatabaseUrl = None,
 ) -> None:
     """The customer the handles identify (an exact handle match wins; email beats phone)."""
-    from core.errors import InvalidInputError, NotFoundError
-    from memory.customer_view import find_customer
-    from memory.identity import normalize_phone
+    from threadline.core.errors import InvalidInputError, NotFoundError
+    from threadline.memory.customer_view import find_customer
+    from threadline.memory.identity import normalize_phone
 
     handles = {
         HandleType.EMAIL: email.strip().lower() if email else None,
@@ -60,8 +60,8 @@ def find(
 @customers_app.command("show")
 def show(customer_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Profile, identities with levels, orders and episodes."""
-    from memory.customer_view import profile
-    from memory.repositories.orders import SqlOrderSystem
+    from threadline.memory.customer_view import profile
+    from threadline.memory.repositories.orders import SqlOrderSystem
 
     db = _database(data_dir, database_url)
     view = profile(db, SqlOrderSystem(db), CustomerId(customer_id))
@@ -85,7 +85,7 @@ def show_timeline(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Every message and event across channels, oldest first."""
-    from memory.customer_view import timeline
+    from threadline.memory.customer_view import timeline
 
     db = _database(data_dir, database_url)
     entries = timeline(db, CustomerId(customer_id), limit=limit)
@@ -107,9 +107,9 @@ def link(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Put a handle on file for a customer (never one that belongs to someone else: merge instead)."""
-    from core.errors import ConflictError, InvalidInputError, NotFoundError
-    from memory.identity import normalize_phone
-    from memory.repositories.customers import SqlCustomerRepository
+    from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+    from threadline.memory.identity import normalize_phone
+    from threadline.memory.repositories.customers import SqlCustomerRepository
 
     if level is VerificationLevel.STRONG:
         raise InvalidInputError("a stored handle is at most `verified`")
@@ -142,7 +142,7 @@ def merge(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Merge SOURCE into TARGET: rows and conversation move; `unmerge` undoes it exactly."""
-    from api.services import open_services
+    from threadline.api.services import open_services
 
     services = open_services(settings_from(data_dir, database_url))
     try:
@@ -159,7 +159,7 @@ def unmerge(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Undo a merge exactly: every moved row goes back, the thread loses what the merge brought in."""
-    from api.services import open_services
+    from threadline.api.services import open_services
 
     services = open_services(settings_from(data_dir, database_url))
     try:
@@ -177,9 +177,9 @@ def forget(
 ) -> None:
     """Erase a customer: messages, threads, identities, memories, episodes, handoffs and events go; orders stay,
     anonymised. Prints the counts (the audit trail keeps only a hash of the id)."""
-    from api.services import open_database
-    from memory.checkpoints import open_checkpointer
-    from memory.erasure import CustomerErasure
+    from threadline.api.services import open_database
+    from threadline.memory.checkpoints import open_checkpointer
+    from threadline.memory.erasure import CustomerErasure
 
     settings = settings_from(data_dir, database_url)
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from core.settings import Settings
+from threadline.core.settings import Settings
 
 CHANNELS = ("web", "sms", "email", "social", "voice")
 CHANNEL_WEIGHTS = (5, 3, 2, 1, 1)
@@ -235,7 +235,7 @@ def shoppers(count: int, seed: int, emails: list[str]) -> list[Shopper]:
 
 
 def demo_emails() -> list[str]:
-    from demo.loader import DATA_DIR
+    from threadline.demo.loader import DATA_DIR
 
     users = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
     return sorted(str(u["email"]) for u in users.values())
@@ -269,11 +269,11 @@ def drive(
 @contextmanager
 def served(settings: Settings) -> Iterator[tuple[str, str]]:
     """The app on a free loopback port from a background thread, with a one-off admin key revoked at the end."""
-    from api.app import create_app
-    from api.local_server import serve_in_thread
-    from api.services import open_database
-    from core.auth import Role
-    from memory.stores import Stores
+    from threadline.api.app import create_app
+    from threadline.api.local_server import serve_in_thread
+    from threadline.api.services import open_database
+    from threadline.core.auth import Role
+    from threadline.memory.stores import Stores
 
     db = open_database(settings)
     stores = Stores.over(db)

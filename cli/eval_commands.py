@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.settings import Settings
-from evals.driver import CustomerFacts, ToolResult, TurnRecord
+from threadline.core.settings import Settings
+from threadline.evals.driver import CustomerFacts, ToolResult, TurnRecord
 
 eval_app = typer.Typer(help="Evaluation suites and labelled sets.", no_args_is_help=True)
 
@@ -27,10 +27,10 @@ def retrieval(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
 ) -> None:
     """Score Threadline's retriever beside plain BM25 and plain dense search on a labelled set (scratch index)."""
-    from core.errors import InvalidInputError
-    from core.settings import load_settings
-    from evals.retrieval import evaluate_retrieval, load_docs, load_tasks
-    from memory.embeddings import make_embeddings
+    from threadline.core.errors import InvalidInputError
+    from threadline.core.settings import load_settings
+    from threadline.evals.retrieval import evaluate_retrieval, load_docs, load_tasks
+    from threadline.memory.embeddings import make_embeddings
 
     if k < 1:
         raise InvalidInputError("--k must be at least 1")
@@ -61,8 +61,8 @@ class ServicesDriver:
         self._seen_handoffs: set[str] = set()
 
     def turn(self, channel: str, sender: str, text: str, *, vouched: bool, at: datetime) -> TurnRecord:
-        from core.errors import ThreadlineError
-        from core.types import Channel, InboundMessage
+        from threadline.core.errors import ThreadlineError
+        from threadline.core.types import Channel, InboundMessage
 
         record = TurnRecord(channel=channel, sender=sender, text=text, at=at)
         try:
@@ -87,8 +87,8 @@ class ServicesDriver:
         knowledge-base notice the turn mentioned."""
         from langchain_core.messages import AIMessage, ToolMessage
 
-        from api.threads import thread_config
-        from memory.identity import classify_handle
+        from threadline.api.threads import thread_config
+        from threadline.memory.identity import classify_handle
 
         handle_type, handle = classify_handle(channel, sender)
         identity = self._services.stores.customers.find_by_handle(handle_type, handle)
@@ -115,7 +115,7 @@ class ServicesDriver:
         return results
 
     def publish(self, article: dict[str, Any]) -> None:
-        from core.types import ArticleDraft
+        from threadline.core.types import ArticleDraft
 
         stores = self._services.stores
         stores.knowledge.upsert(ArticleDraft.model_validate(article), author="eval-suite")
@@ -124,13 +124,13 @@ class ServicesDriver:
     def annotate_order(self, order_id: str, note: str) -> None:
         from sqlalchemy import update
 
-        from memory.schema import OrderRow
+        from threadline.memory.schema import OrderRow
 
         with self._services.stores.db.session() as session:
             session.execute(update(OrderRow).where(OrderRow.id == order_id).values(notes=note))
 
     def order_status(self, order_id: str) -> tuple[str, int] | None:
-        from core.types import OrderId
+        from threadline.core.types import OrderId
 
         order = self._services.stores.orders.get_order(OrderId(order_id))
         return None if order is None else (order.status.value, len(order.items))
@@ -146,7 +146,7 @@ class ServicesDriver:
 
 def demo_customers() -> dict[str, CustomerFacts]:
     """Every demo customer's identifying facts, from the demo store's source data."""
-    from demo.loader import read_json
+    from threadline.demo.loader import read_json
 
     users, orders = read_json("tau_retail", "users.json"), read_json("tau_retail", "orders.json")
     tracking: dict[str, set[str]] = {}
@@ -180,7 +180,7 @@ class DemoProducts:
         self._customers = demo_customers()
 
     def _build_template(self) -> Path:
-        from api.services import open_services
+        from threadline.api.services import open_services
 
         template = self._root / "template"
         services = open_services(self._settings(template, None, load_demo=True))
@@ -199,7 +199,7 @@ class DemoProducts:
         )
 
     def __call__(self) -> ServicesDriver:
-        from api.services import open_services
+        from threadline.api.services import open_services
 
         if self._database_url is not None:
             settings = self._settings(self._root / "shared", self._database_url, load_demo=True)
@@ -221,7 +221,7 @@ class DemoProducts:
 @eval_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the suite format (shipped as evals/suite.schema.json)."""
-    from evals.suite import json_schema
+    from threadline.evals.suite import json_schema
 
     typer.echo(json_schema(), nl=False)
 
@@ -282,10 +282,10 @@ def run(
     """Run evaluation suites on fresh demo databases; exits 1 when a suite misses its thresholds."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from core.settings import load_settings
-    from evals.report import render_html
-    from evals.runner import run_suite, summary
-    from evals.suite import load_suite, suite_paths
+    from threadline.core.settings import load_settings
+    from threadline.evals.report import render_html
+    from threadline.evals.runner import run_suite, summary
+    from threadline.evals.suite import load_suite, suite_paths
 
     loaded = [(path, load_suite(path)) for path in suite_paths(suites)]  # fail on bad suites before any work
     loaded = [(p, s) for p, s in loaded if s.offline or not offline_only]
@@ -315,7 +315,7 @@ def run(
     if report is not None:
         report.write_text(render_html(data), encoding="utf-8")
     if langsmith:
-        from evals.langsmith_bridge import push
+        from threadline.evals.langsmith_bridge import push
 
         data["langsmith"] = push(results, upload=upload)
     if as_json:
@@ -344,9 +344,9 @@ def routing(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
 ) -> None:
     """Route accuracy of the offline model beside a 1-nearest-neighbour baseline trained on the same examples."""
-    from agents.intents import IntentClassifier, load_examples
-    from core.settings import load_settings
-    from evals.routing_eval import (
+    from threadline.agents.intents import IntentClassifier, load_examples
+    from threadline.core.settings import load_settings
+    from threadline.evals.routing_eval import (
         DEV_DIR,
         DEV_SETS,
         INTENT_ROUTES,
@@ -354,7 +354,7 @@ def routing(
         evaluate_routing,
         load_routing_set,
     )
-    from memory.embeddings import make_embeddings
+    from threadline.memory.embeddings import make_embeddings
 
     paths = files or [DEV_DIR / name for name in DEV_SETS]
     sets = {path.name: load_routing_set(path) for path in paths}  # fail on bad input before loading the model
@@ -392,7 +392,7 @@ ROUTE_COLUMNS = ("lookup_order", "search_knowledge", "recall_context", "escalate
 
 def _pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Several sets: the figures over all of them pooled (from their confusion matrices), and each set's own."""
-    from evals.routing_eval import score
+    from threadline.evals.routing_eval import score
 
     def pool(key: str | None) -> dict[str, Any]:
         gold: list[str] = []

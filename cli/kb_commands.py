@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from cli.options import DatabaseUrl, DataDir, settings_from
-from core.settings import Settings
-from core.types import ArticleId, ArticleKind, ArticleStatus
-from memory.stores import Stores
+from threadline.cli.options import DatabaseUrl, DataDir, settings_from
+from threadline.core.settings import Settings
+from threadline.core.types import ArticleId, ArticleKind, ArticleStatus
+from threadline.memory.stores import Stores
 
 kb_app = typer.Typer(help="The knowledge base: ingest, search, list, retire.", no_args_is_help=True)
 console = Console()
@@ -22,7 +22,7 @@ AUTHOR = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> tuple[Settings, Stores]:
-    from api.services import open_database
+    from threadline.api.services import open_database
 
     settings = settings_from(data_dir, database_url)
     return settings, Stores.over(open_database(settings))
@@ -36,8 +36,8 @@ def ingest(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Load articles; idempotent by id and content (an unchanged article adds no version)."""
-    from memory.ingest import read_articles
-    from memory.knowledge_admin import apply_draft
+    from threadline.memory.ingest import read_articles
+    from threadline.memory.knowledge_admin import apply_draft
 
     drafts = [draft for path in paths for draft in read_articles(path, kind)]
     _settings, stores = _stores(data_dir, database_url)
@@ -63,7 +63,7 @@ def search(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Search the knowledge base the way a channel would."""
-    from api.services import open_index
+    from threadline.api.services import open_index
 
     settings, stores = _stores(data_dir, database_url)
     passages = open_index(settings, stores).search(query, k=k, channel=channel)
@@ -84,7 +84,7 @@ def list_articles(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the current version of every article."""
-    from core.errors import InvalidInputError
+    from threadline.core.errors import InvalidInputError
 
     if status not in ("all", *ArticleStatus):
         raise InvalidInputError(f"unknown status {status!r}: use published, draft, retired or all")
@@ -104,7 +104,7 @@ def retire(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Retire an article: search stops returning it; its history stays readable."""
-    from memory.knowledge_admin import retire_article
+    from threadline.memory.knowledge_admin import retire_article
 
     _settings, stores = _stores(data_dir, database_url)
     retired = retire_article(stores.knowledge, ArticleId(article_id), author=AUTHOR)

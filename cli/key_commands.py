@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from cli.options import DatabaseUrl, DataDir, settings_from
-from core.auth import Role
-from memory.stores import Stores
+from threadline.cli.options import DatabaseUrl, DataDir, settings_from
+from threadline.core.auth import Role
+from threadline.memory.stores import Stores
 
 keys_app = typer.Typer(help="API keys with roles: create, list, revoke.", no_args_is_help=True)
 console = Console()
@@ -20,7 +20,7 @@ CREATED_BY = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> Stores:
-    from api.services import open_database
+    from threadline.api.services import open_database
 
     return Stores.over(open_database(settings_from(data_dir, database_url)))
 
@@ -77,7 +77,7 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key for good; running API workers refuse it within a few seconds."""
-    from api.auth import AUTH_CACHE_TTL_S
+    from threadline.api.auth import AUTH_CACHE_TTL_S
 
     stores = _stores(data_dir, database_url)
     try:

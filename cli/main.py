@@ -13,14 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from cli.customer_commands import customers_app
-from cli.eval_commands import eval_app
-from cli.kb_commands import kb_app
-from cli.key_commands import keys_app
-from cli.maintenance_commands import maintenance
-from cli.options import DatabaseUrl, DataDir, settings_from
-from core.errors import ThreadlineError, UsageError
-from core.types import Channel, InboundMessage, TurnOutcome
+from threadline.cli.customer_commands import customers_app
+from threadline.cli.eval_commands import eval_app
+from threadline.cli.kb_commands import kb_app
+from threadline.cli.key_commands import keys_app
+from threadline.cli.maintenance_commands import maintenance
+from threadline.cli.options import DatabaseUrl, DataDir, settings_from
+from threadline.core.errors import ThreadlineError, UsageError
+from threadline.core.types import Channel, InboundMessage, TurnOutcome
 
 app = typer.Typer(
     name="threadline",
@@ -55,10 +55,10 @@ def serve(
     import uvicorn
 
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
-    from api.services import open_database
+    from threadline.api.services import open_database
 
     if settings.bootstrap_keys is not None:  # a malformed key list is a one-line error, not a worker traceback
-        from core.auth import parse_bootstrap
+        from threadline.core.auth import parse_bootstrap
 
         parse_bootstrap(settings.bootstrap_keys.get_secret_value())
     open_database(settings).dispose()  # fail fast with a clear error before forking workers
@@ -69,7 +69,7 @@ def serve(
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"Threadline on [bold]{base}[/]  ·  API docs {base}/docs  ·  ready {base}/readyz")
     uvicorn.run(
-        "api.app:app_from_env",
+        "threadline.api.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -91,7 +91,7 @@ def chat(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Talk to the support graph as a customer, interactively or one message at a time."""
-    from api.services import open_services
+    from threadline.api.services import open_services
 
     if as_json and message is None:
         raise UsageError("--json needs --message")
@@ -139,9 +139,9 @@ def _print_outcome(outcome: TurnOutcome) -> None:
 @demo_app.command("load")
 def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Import the demo store (500 customers, 1,000 orders, the catalog and knowledge base); safe to repeat."""
-    from api.services import open_database
-    from demo.loader import load_demo
-    from memory.stores import Stores
+    from threadline.api.services import open_database
+    from threadline.demo.loader import load_demo
+    from threadline.memory.stores import Stores
 
     settings = settings_from(data_dir, database_url)
     db = open_database(settings)
@@ -186,7 +186,7 @@ def demo_traffic(
     escalations worked by a scripted agent, page views and purchases; then open /dashboard."""
     from datetime import date
 
-    from cli.demo_traffic import run_traffic
+    from threadline.cli.demo_traffic import run_traffic
 
     settings = settings_from(data_dir, database_url)
     first = date.fromisoformat(start) if start else None
@@ -214,8 +214,8 @@ def demo_traffic(
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply pending migrations (start-up does this too)."""
-    from api.services import open_database
-    from memory import migrate
+    from threadline.api.services import open_database
+    from threadline.memory import migrate
 
     db = open_database(settings_from(data_dir, database_url))
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")
@@ -229,7 +229,7 @@ def bench(
     only: Annotated[str, typer.Option(help="all, turns, history, api, knowledge or orders.")] = "all",
 ) -> None:
     """Run the benchmarks: our turn beside a minimal LangGraph tool loop, and knowledge search at scale."""
-    from bench.suite import PARTS, render_all, run_all
+    from threadline.bench.suite import PARTS, render_all, run_all
 
     if only not in ("all", *PARTS):
         raise UsageError(f"--only takes all or one of {', '.join(PARTS)}, not {only!r}")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cli.options import DatabaseUrl, DataDir, settings_from
+from threadline.cli.options import DatabaseUrl, DataDir, settings_from
 
 console = Console()
 
@@ -27,8 +27,8 @@ def maintenance(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Apply the retention policy once and print what was removed (per table)."""
-    from api.services import open_database
-    from memory.retention import RetentionPolicy, run_retention
+    from threadline.api.services import open_database
+    from threadline.memory.retention import RetentionPolicy, run_retention
 
     settings = settings_from(
         data_dir,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core.settings import Settings, load_settings
+from threadline.core.settings import Settings, load_settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Overrides THREADLINE_DATA_DIR.", show_default=False)]
 DatabaseUrl = Annotated[

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from core.errors import ConfigurationError
+from threadline.core.errors import ConfigurationError
 
 BOOTSTRAP_VARIABLE = "THREADLINE_BOOTSTRAP_KEYS"
 MIN_KEY_CHARS = 16

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from core.ports import (
+from threadline.core.ports import (
     CustomerRepository,
     EpisodeRepository,
     EventLog,
@@ -20,7 +20,7 @@ from core.ports import (
     MessageLog,
     OrderSystem,
 )
-from core.types import ArticleKind, Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
+from threadline.core.types import ArticleKind, Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
 
 
 class KnowledgeSearch(Protocol):

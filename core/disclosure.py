@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from core.types import VerificationLevel
+from threadline.core.types import VerificationLevel
 
 
 class Disclosure(StrEnum):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.redaction import ALL_KINDS, redact, redact_value
+from threadline.core.redaction import ALL_KINDS, redact, redact_value
 
 PACKET_VERSION = "1.1"
 """1.1 added, all with defaults: the customer's lifetime value, order count and tier; intent confidence and

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.types import (
+from threadline.core.types import (
     AnalyticsEvent,
     Article,
     ArticleDraft,

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.errors import ConfigurationError
+from threadline.core.errors import ConfigurationError
 
 _SUPPORTED_DB_PREFIXES = ("sqlite", "postgres")
 

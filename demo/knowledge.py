@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from core.types import ArticleDraft, ArticleId, ArticleKind
-from memory.ingest import slug
+from threadline.core.types import ArticleDraft, ArticleId, ArticleKind
+from threadline.memory.ingest import slug
 
 
 def policy_articles(markdown: str) -> Iterator[ArticleDraft]:

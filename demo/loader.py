@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.types import ArticleDraft, CustomerId, HandleType, VerificationLevel
-from demo.knowledge import guideline_articles, policy_articles
-from memory.catalog_knowledge import sync_product_articles
-from memory.ids import stable_id
-from memory.knowledge_admin import apply_draft
-from memory.schema import (
+from threadline.core.types import ArticleDraft, CustomerId, HandleType, VerificationLevel
+from threadline.demo.knowledge import guideline_articles, policy_articles
+from threadline.memory.catalog_knowledge import sync_product_articles
+from threadline.memory.ids import stable_id
+from threadline.memory.knowledge_admin import apply_draft
+from threadline.memory.schema import (
     ChannelIdentityRow,
     CustomerRow,
     FulfillmentRow,
@@ -28,7 +28,7 @@ from memory.schema import (
     VariantRow,
     utcnow,
 )
-from memory.stores import Stores
+from threadline.memory.stores import Stores
 
 Progress = Callable[[str, int, int], None]
 ACTOR = "demo-import"

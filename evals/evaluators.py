@@ -24,9 +24,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evals import grounding
-from evals.driver import CustomerFacts, Driver, TurnRecord
-from evals.suite import ArgMatcher, HandoffExpectation, Scenario, TextPattern, ToolCall, ToolExpectation, Turn
+from threadline.evals import grounding
+from threadline.evals.driver import CustomerFacts, Driver, TurnRecord
+from threadline.evals.suite import (
+    ArgMatcher,
+    HandoffExpectation,
+    Scenario,
+    TextPattern,
+    ToolCall,
+    ToolExpectation,
+    Turn,
+)
 
 EVALUATORS = (
     "task_success",

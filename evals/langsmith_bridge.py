@@ -14,8 +14,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evals.evaluators import EVALUATORS
-from evals.runner import SuiteResult
+from threadline.evals.evaluators import EVALUATORS
+from threadline.evals.runner import SuiteResult
 
 NAMESPACE = uuid.UUID("5b0f3c1e-6f7a-4d3b-9a57-0c5f1d9e2a41")
 

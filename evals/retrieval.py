@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from core.errors import InvalidInputError
-from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
-from memory.chunking import chunk_article
-from memory.ingest import jsonl_records
-from memory.knowledge_index import KnowledgeIndex
-from memory.lexical import LexicalIndex
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from threadline.memory.chunking import chunk_article
+from threadline.memory.ingest import jsonl_records
+from threadline.memory.knowledge_index import KnowledgeIndex
+from threadline.memory.lexical import LexicalIndex
 
 RELEVANT_FIELDS = ("relevant", "relevant_ids", "relevant_doc_ids", "relevant_docs", "doc_ids")
 RETRIEVERS = ("threadline", "bm25", "dense")
@@ -167,9 +167,9 @@ def evaluate_retrieval(
 
     Returns `{"retrievers": {name: {metric: mean}}, "tasks": N}` with metrics recall@5, recall@k, MRR@k, nDCG@k.
     """
-    from memory import migrate
-    from memory.db import Database
-    from memory.stores import Stores
+    from threadline.memory import migrate
+    from threadline.memory.db import Database
+    from threadline.memory.stores import Stores
 
     if k < 1:
         raise InvalidInputError("--k must be at least 1")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from core.errors import InvalidInputError
+from threadline.core.errors import InvalidInputError
 
 ROUTES = ("lookup_order", "search_knowledge", "recall_context", "escalate_to_human", "none")
 INTENT_ROUTES: dict[str, str] = {

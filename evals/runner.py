@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from evals.driver import CustomerFacts, Driver, DriverFactory, TurnRecord
-from evals.evaluators import (
+from threadline.evals.driver import CustomerFacts, Driver, DriverFactory, TurnRecord
+from threadline.evals.evaluators import (
     Check,
     Judge,
     consistency_checks,
@@ -24,7 +24,7 @@ from evals.evaluators import (
     scores,
     turn_checks,
 )
-from evals.suite import AFTER_HOURS_AT, BUSINESS_HOURS_AT, PERSONA_FIELDS, Scenario, Suite, Turn
+from threadline.evals.suite import AFTER_HOURS_AT, BUSINESS_HOURS_AT, PERSONA_FIELDS, Scenario, Suite, Turn
 
 DEFAULT_EVALUATOR_THRESHOLD = 0.9
 Progress = Callable[[str], None]

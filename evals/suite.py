@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.errors import InvalidInputError
+from threadline.core.errors import InvalidInputError
 
 SUITE_VERSION = 1
 SUITES_DIR = Path(__file__).resolve().parent / "suites"

@@ -9,10 +9,19 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from agents.summarizer import tool_payload
-from core.handoff import HandoffPacket, PacketCustomer, Priority, QuotedData, Stall, StallPoint, Tier, ToolTrail
-from core.types import ChannelIdentity, Customer, Episode, Order
-from graphs import policy
+from threadline.agents.summarizer import tool_payload
+from threadline.core.handoff import (
+    HandoffPacket,
+    PacketCustomer,
+    Priority,
+    QuotedData,
+    Stall,
+    StallPoint,
+    Tier,
+    ToolTrail,
+)
+from threadline.core.types import ChannelIdentity, Customer, Episode, Order
+from threadline.graphs import policy
 
 SLA = {
     "urgent": timedelta(minutes=5),

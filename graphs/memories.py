@@ -16,9 +16,9 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
-from agents.summarizer import tool_payload
-from core.longterm import EPISODES, PREFERENCES, customer_namespace
-from core.types import ArticleKind, Episode
+from threadline.agents.summarizer import tool_payload
+from threadline.core.longterm import EPISODES, PREFERENCES, customer_namespace
+from threadline.core.types import ArticleKind, Episode
 
 MAX_TOPICS = 8
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

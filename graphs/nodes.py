@@ -9,14 +9,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 
-from agents.prompts import system_prompt
-from agents.sentiment import sentiment
-from agents.slots import extract_slots
-from agents.summarizer import extend_summary, summary_line, tool_payload, turn_gist
-from core.context import TurnContext
-from core.disclosure import Disclosure, may_see
-from core.handoff import StallPoint
-from core.types import (
+from threadline.agents.prompts import system_prompt
+from threadline.agents.sentiment import sentiment
+from threadline.agents.slots import extract_slots
+from threadline.agents.summarizer import extend_summary, summary_line, tool_payload, turn_gist
+from threadline.core.context import TurnContext
+from threadline.core.disclosure import Disclosure, may_see
+from threadline.core.handoff import StallPoint
+from threadline.core.types import (
     Channel,
     Customer,
     CustomerId,
@@ -27,14 +27,14 @@ from core.types import (
     OrderId,
     VerificationLevel,
 )
-from graphs import policy
-from graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
-from graphs.memories import remember_turn
-from graphs.notices import citation, notice_text, pick_notice
-from graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
-from graphs.render import render
-from graphs.state import SupportState
-from tools.runtime import identity_from
+from threadline.graphs import policy
+from threadline.graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
+from threadline.graphs.memories import remember_turn
+from threadline.graphs.notices import citation, notice_text, pick_notice
+from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
+from threadline.graphs.render import render
+from threadline.graphs.state import SupportState
+from threadline.tools.runtime import identity_from
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"

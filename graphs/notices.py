@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.context import TurnContext
-from core.types import Article, ProductId
+from threadline.core.context import TurnContext
+from threadline.core.types import Article, ProductId
 
 MAX_NOTICE_CHARS = 150
 

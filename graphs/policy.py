@@ -8,9 +8,9 @@ from itertools import pairwise
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from agents.summarizer import tool_payload
-from core.handoff import StallPoint
-from core.settings import Settings
+from threadline.agents.summarizer import tool_payload
+from threadline.core.handoff import StallPoint
+from threadline.core.settings import Settings
 
 _HUMAN = re.compile(
     r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from core.sms import sms_segments
-from core.types import Channel
+from threadline.core.sms import sms_segments
+from threadline.core.types import Channel
 
 SMS_MAX_SEGMENTS = 2
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|co|shop|store)(?:/\S*)?", re.I)

@@ -11,12 +11,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
-from core.context import TurnContext
-from graphs.nodes import load_context, make_agent, make_guard, make_handoff, make_remember, respond
-from graphs.policy import Thresholds
-from graphs.state import SupportInput, SupportState
-from graphs.tool_node import InlineToolNode
-from tools import SUPPORT_TOOLS
+from threadline.core.context import TurnContext
+from threadline.graphs.nodes import load_context, make_agent, make_guard, make_handoff, make_remember, respond
+from threadline.graphs.policy import Thresholds
+from threadline.graphs.state import SupportInput, SupportState
+from threadline.graphs.tool_node import InlineToolNode
+from threadline.tools import SUPPORT_TOOLS
 
 MAX_STEPS = 6
 WINDOW = 16
@@ -71,7 +71,7 @@ def build_support_graph(
 
 def _tool_error(error: Exception) -> str:
     """What the model sees when a tool fails: a readable message, never a stack trace."""
-    from core.errors import RecoverableError
+    from threadline.core.errors import RecoverableError
 
     if isinstance(error, RecoverableError):
         return f'{{"status": "error", "code": "{error.code}", "message": "{error.message}"}}'

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.ports import KnowledgeRepository, OrderSystem
-from core.types import ArticleDraft, ArticleId, ArticleKind, Product
-from memory.knowledge_admin import apply_draft
+from threadline.core.ports import KnowledgeRepository, OrderSystem
+from threadline.core.types import ArticleDraft, ArticleId, ArticleKind, Product
+from threadline.memory.knowledge_admin import apply_draft
 
 AUTHOR = "catalog"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from core.types import Article
+from threadline.core.types import Article
 
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")

@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from core.errors import NotFoundError
-from core.ports import OrderSystem
-from core.types import ChannelIdentity, Customer, CustomerId, Episode, HandleType, OrderStatus
-from memory.db import Database
-from memory.schema import (
+from threadline.core.errors import NotFoundError
+from threadline.core.ports import OrderSystem
+from threadline.core.types import ChannelIdentity, Customer, CustomerId, Episode, HandleType, OrderStatus
+from threadline.memory.db import Database
+from threadline.memory.schema import (
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import StoreUnavailableError
+from threadline.core.errors import StoreUnavailableError
 
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024

@@ -10,8 +10,8 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from core.settings import Settings
-from memory.embedding_cache import EmbeddingCache
+from threadline.core.settings import Settings
+from threadline.memory.embedding_cache import EmbeddingCache
 
 
 class LocalMiniLMEmbeddings(Embeddings):

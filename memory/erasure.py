@@ -28,11 +28,11 @@ from sqlalchemy import Connection, cast, delete, func, insert, inspect, or_, sel
 from sqlalchemy import String as SqlString
 from sqlalchemy.exc import IntegrityError
 
-from core.errors import ConflictError, NotFoundError
-from memory.db import Database
-from memory.embedding_cache import EMBEDDING_MODEL, EmbeddingCache
-from memory.longterm import SEP
-from memory.schema import (
+from threadline.core.errors import ConflictError, NotFoundError
+from threadline.memory.db import Database
+from threadline.memory.embedding_cache import EMBEDDING_MODEL, EmbeddingCache
+from threadline.memory.longterm import SEP
+from threadline.memory.schema import (
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,
@@ -46,7 +46,7 @@ from memory.schema import (
     TurnLeaseRow,
     utcnow,
 )
-from memory.turn_locks import TurnLocks
+from threadline.memory.turn_locks import TurnLocks
 
 log = logging.getLogger("threadline.erasure")
 

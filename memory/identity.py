@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.errors import InvalidInputError
-from core.ports import CustomerRepository, OrderSystem
-from core.types import Channel, ChannelIdentity, Customer, CustomerId, HandleType, OrderId, VerificationLevel
+from threadline.core.errors import InvalidInputError
+from threadline.core.ports import CustomerRepository, OrderSystem
+from threadline.core.types import Channel, ChannelIdentity, Customer, CustomerId, HandleType, OrderId, VerificationLevel
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HANDLE_FOR_CHANNEL = {

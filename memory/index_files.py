@@ -17,7 +17,7 @@ from typing import Any
 import faiss
 from langchain_core.embeddings import Embeddings
 
-from core.types import ArticleId, ArticleKind
+from threadline.core.types import ArticleId, ArticleKind
 
 logger = logging.getLogger("memory.knowledge_index")
 

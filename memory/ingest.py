@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import InvalidInputError
-from core.types import ArticleDraft, ArticleKind
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import ArticleDraft, ArticleKind
 
 SUPPORTED = (".md", ".markdown", ".html", ".htm", ".txt", ".jsonl", ".csv")
 

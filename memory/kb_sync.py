@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from core.ports import KnowledgeRepository
-from memory.knowledge_index import KnowledgeIndex
+from threadline.core.ports import KnowledgeRepository
+from threadline.memory.knowledge_index import KnowledgeIndex
 
 log = logging.getLogger("threadline.knowledge")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from core.errors import ConflictError, NotFoundError
-from core.ports import KnowledgeRepository
-from core.types import Article, ArticleDraft, ArticleId, ArticleStatus
+from threadline.core.errors import ConflictError, NotFoundError
+from threadline.core.ports import KnowledgeRepository
+from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleStatus
 
 Applied = Literal["created", "updated", "unchanged"]
 

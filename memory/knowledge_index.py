@@ -32,9 +32,9 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
-from memory.chunking import chunk_article, split_request
-from memory.index_files import (
+from threadline.core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
+from threadline.memory.chunking import chunk_article, split_request
+from threadline.memory.index_files import (
     IndexEntry,
     IndexState,
     is_hnsw,
@@ -43,7 +43,7 @@ from memory.index_files import (
     new_vector_index,
     save_index,
 )
-from memory.lexical import LexicalIndex
+from threadline.memory.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from langgraph.store.base.embed import get_text_at_path, tokenize_path
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from memory.db import Database
-from memory.schema import MemoryItemRow, table, utcnow
+from threadline.memory.db import Database
+from threadline.memory.schema import MemoryItemRow, table, utcnow
 
 SEP = "."
 DEFAULT_FIELDS = ("text",)

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.types import CustomerId, HandleType, IdentityEventKind, VerificationLevel
-from memory.db import Database
-from memory.longterm import SEP
-from memory.schema import (
+from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.types import CustomerId, HandleType, IdentityEventKind, VerificationLevel
+from threadline.memory.db import Database
+from threadline.memory.longterm import SEP
+from threadline.memory.schema import (
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,

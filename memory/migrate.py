@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from memory.db import Database
+from threadline.memory.db import Database
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 74_726_561_646  # arbitrary, stable: serialises concurrent upgrades across workers

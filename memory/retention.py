@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, inspect, select, text, update
 
-from core.settings import Settings
-from memory.checkpoint_trim import ORPHANED_BLOB, WRITES_TABLE
-from memory.db import Database
-from memory.schema import MessageRow, utcnow
+from threadline.core.settings import Settings
+from threadline.memory.checkpoint_trim import ORPHANED_BLOB, WRITES_TABLE
+from threadline.memory.db import Database
+from threadline.memory.schema import MessageRow, utcnow
 
 log = logging.getLogger("threadline.retention")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memory.db import Database
-from memory.repositories.api_keys import SqlApiKeyRepository
-from memory.repositories.customers import SqlCustomerRepository
-from memory.repositories.episodes import SqlEpisodeRepository
-from memory.repositories.events import SqlEventLog
-from memory.repositories.handoffs import SqlHandoffRepository
-from memory.repositories.knowledge import SqlKnowledgeRepository
-from memory.repositories.messages import SqlMessageLog
-from memory.repositories.orders import SqlOrderSystem
+from threadline.memory.db import Database
+from threadline.memory.repositories.api_keys import SqlApiKeyRepository
+from threadline.memory.repositories.customers import SqlCustomerRepository
+from threadline.memory.repositories.episodes import SqlEpisodeRepository
+from threadline.memory.repositories.events import SqlEventLog
+from threadline.memory.repositories.handoffs import SqlHandoffRepository
+from threadline.memory.repositories.knowledge import SqlKnowledgeRepository
+from threadline.memory.repositories.messages import SqlMessageLog
+from threadline.memory.repositories.orders import SqlOrderSystem
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, text
 
-from core.errors import StoreUnavailableError
-from memory.db import Database
-from memory.schema import TurnLeaseRow, table, utcnow
+from threadline.core.errors import StoreUnavailableError
+from threadline.memory.db import Database
+from threadline.memory.schema import TurnLeaseRow, table, utcnow
 
 WAIT_S = 120.0
 """How long a message waits for the customer's previous turn before the request fails (503, retryable)."""

@@ -99,10 +99,10 @@ _templates: dict[tuple[str, str], str] = {}
 
 def _template(kind: str, backend: str, pg: PgDatabases, tmp_root: Path) -> str:
     """A migrated (and, for `demo`, demo-loaded) database built once per run, to copy from."""
-    from demo.loader import load_demo
-    from memory import migrate
-    from memory.db import Database
-    from memory.stores import Stores
+    from threadline.demo.loader import load_demo
+    from threadline.memory import migrate
+    from threadline.memory.db import Database
+    from threadline.memory.stores import Stores
 
     key = (kind, backend)
     if key not in _templates:
@@ -139,7 +139,7 @@ def demo_db_url(db_factory: DatabaseFactory, pg: PgDatabases, tmp_path_factory: 
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[object]:
-    from memory.db import Database
+    from threadline.memory.db import Database
 
     database = Database.from_url(db_url)
     yield database
@@ -148,15 +148,15 @@ def db(db_url: str) -> Iterator[object]:
 
 @pytest.fixture
 def stores(db: object) -> object:
-    from memory.stores import Stores
+    from threadline.memory.stores import Stores
 
     return Stores.over(db)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def demo_stores(demo_db_url: str) -> Iterator[object]:
-    from memory.db import Database
-    from memory.stores import Stores
+    from threadline.memory.db import Database
+    from threadline.memory.stores import Stores
 
     database = Database.from_url(demo_db_url)
     yield Stores.over(database)
@@ -166,8 +166,8 @@ def demo_stores(demo_db_url: str) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def embeddings() -> object:
     """The local MiniLM model, loaded once for the whole run (the same instance the app factory uses)."""
-    from core.settings import Settings
-    from memory.embeddings import make_embeddings
+    from threadline.core.settings import Settings
+    from threadline.memory.embeddings import make_embeddings
 
     return make_embeddings(Settings(embeddings="local"))
 
@@ -175,8 +175,8 @@ def embeddings() -> object:
 @pytest.fixture(scope="session")
 def scripted_server(embeddings: Any) -> Iterator[Any]:
     """The OpenAI-compatible scripted model server, reached over real HTTP."""
-    from agents.models import shared_classifier
-    from agents.scripted_server import ScriptedModelServer
+    from threadline.agents.models import shared_classifier
+    from threadline.agents.scripted_server import ScriptedModelServer
 
     with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="test-key") as server:
         yield server
@@ -185,7 +185,7 @@ def scripted_server(embeddings: Any) -> Iterator[Any]:
 @pytest.fixture(params=["offline", "http"])
 def settings(request: pytest.FixtureRequest, demo_db_url: str, tmp_path: Path) -> Any:
     """Settings over a fresh demo database, with the offline model and with the scripted HTTP model."""
-    from core.settings import Settings
+    from threadline.core.settings import Settings
 
     base: dict[str, Any] = {"data_dir": tmp_path, "database_url": demo_db_url, "load_demo": False}
     if request.param == "http":
@@ -197,7 +197,7 @@ def settings(request: pytest.FixtureRequest, demo_db_url: str, tmp_path: Path) -
 @pytest.fixture
 def services(settings: Any) -> Iterator[Any]:
     """The product's services opened from `settings`."""
-    from api.services import open_services
+    from threadline.api.services import open_services
 
     opened = open_services(settings)
     yield opened

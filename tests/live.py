@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.local_server import free_port
-from api.local_server import serve_in_thread as serve
+from threadline.api.local_server import free_port
+from threadline.api.local_server import serve_in_thread as serve
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "free_port", "require_chromium", "serve"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.services import Services
-from core.types import Channel, InboundMessage, TurnOutcome
+from threadline.api.services import Services
+from threadline.core.types import Channel, InboundMessage, TurnOutcome
 
 
 def say(services: Services, channel: Channel, sender: str, text: str, **extra: Any) -> TurnOutcome:

@@ -21,13 +21,29 @@ from typing import Any
 
 import pytest
 
-from analytics import conversations as conv
-from analytics.attribution import attribution
-from analytics.hours import BusinessHours
-from analytics.journeys import ESCALATION, journeys, paths_before
-from analytics.metrics import Inputs, breakdown, metrics
-from analytics.report import Config, Filters, attribution_report, journeys_report, load, metrics_report, summary_report
-from core.types import AnalyticsEvent, ArticleDraft, ArticleId, ArticleKind, EventType, HandleType, VerificationLevel
+from threadline.analytics import conversations as conv
+from threadline.analytics.attribution import attribution
+from threadline.analytics.hours import BusinessHours
+from threadline.analytics.journeys import ESCALATION, journeys, paths_before
+from threadline.analytics.metrics import Inputs, breakdown, metrics
+from threadline.analytics.report import (
+    Config,
+    Filters,
+    attribution_report,
+    journeys_report,
+    load,
+    metrics_report,
+    summary_report,
+)
+from threadline.core.types import (
+    AnalyticsEvent,
+    ArticleDraft,
+    ArticleId,
+    ArticleKind,
+    EventType,
+    HandleType,
+    VerificationLevel,
+)
 
 E = EventType
 

@@ -14,17 +14,17 @@ from rich.console import Console
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-import api.auth
-import cli.key_commands
-from api.app import create_app
-from api.auth import INVALID_KEY, MISSING_KEY, NOT_BEARER, require_roles
-from cli.main import app as cli_app
-from core.auth import Principal, Role, parse_bootstrap
-from core.errors import ConfigurationError, ConflictError, NotFoundError
-from core.settings import Settings
-from demo.loader import demo_customer_id
-from memory.db import Database
-from memory.stores import Stores
+import threadline.api.auth
+import threadline.cli.key_commands
+from threadline.api.app import create_app
+from threadline.api.auth import INVALID_KEY, MISSING_KEY, NOT_BEARER, require_roles
+from threadline.cli.main import app as cli_app
+from threadline.core.auth import Principal, Role, parse_bootstrap
+from threadline.core.errors import ConfigurationError, ConflictError, NotFoundError
+from threadline.core.settings import Settings
+from threadline.demo.loader import demo_customer_id
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 KEYS = {
     Role.CHANNEL: "channel-key-for-tests-0001",
@@ -151,11 +151,11 @@ def test_refusals_say_why(client: TestClient) -> None:
 def test_a_revoked_key_is_refused_once_the_cache_lapses(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     record, key = _stores(client).api_keys.create(Role.AGENT, "console", created_by="test")
     path = f"/v1/customers/{JAMES_ID}"
-    monkeypatch.setattr(api.auth, "AUTH_CACHE_TTL_S", 60.0)
+    monkeypatch.setattr(threadline.api.auth, "AUTH_CACHE_TTL_S", 60.0)
     assert client.get(path, headers=bearer(key)).status_code == 200
     _stores(client).api_keys.revoke(record.id)
     assert client.get(path, headers=bearer(key)).status_code == 200  # still cached in this process
-    monkeypatch.setattr(api.auth, "AUTH_CACHE_TTL_S", 0.0)
+    monkeypatch.setattr(threadline.api.auth, "AUTH_CACHE_TTL_S", 0.0)
     client.app.state.auth_cache = None  # type: ignore[attr-defined]  # as if the cached answer lapsed
     response = client.get(path, headers=bearer(key))
     assert response.status_code == 401
@@ -163,7 +163,7 @@ def test_a_revoked_key_is_refused_once_the_cache_lapses(client: TestClient, monk
 
 
 def test_the_cache_ttl_is_at_most_five_seconds() -> None:
-    assert 0 < api.auth.AUTH_CACHE_TTL_S <= 5
+    assert 0 < threadline.api.auth.AUTH_CACHE_TTL_S <= 5
 
 
 def test_the_principal_is_returned_and_kept_on_the_request(demo_db_url: str, tmp_path: Path) -> None:
@@ -183,7 +183,11 @@ def test_openapi_shows_the_bearer_scheme_and_the_refusals(client: TestClient) ->
     spec = client.get("/openapi.json").json()
     assert client.get("/openapi.json").json() == spec  # described once, however often it is fetched
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["ApiKey"] == {"type": "http", "scheme": "bearer", "description": api.auth.bearer.model.description}
+    assert schemes["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": threadline.api.auth.bearer.model.description,
+    }
     protected = {
         ("/v1/messages", "post"): ["channel", "admin"],
         ("/v1/customers/{customer_id}", "get"): ["agent", "admin", "qa"],
@@ -296,8 +300,8 @@ def test_ensure_is_idempotent_refuses_another_role_and_revoke_needs_a_known_key(
 def test_keys_create_list_revoke_from_the_command_line(
     demo_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.key_commands, "console", Console(width=200))
-    monkeypatch.setattr(api.auth, "AUTH_CACHE_TTL_S", 0.0)
+    monkeypatch.setattr(threadline.cli.key_commands, "console", Console(width=200))
+    monkeypatch.setattr(threadline.api.auth, "AUTH_CACHE_TTL_S", 0.0)
     runner = CliRunner()
     common = ["--database-url", demo_db_url, "--data-dir", str(tmp_path / "data")]
     created = runner.invoke(cli_app, ["keys", "create", "--role", "agent", "--name", "agent console", *common])

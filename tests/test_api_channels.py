@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from channels.email import mailgun_signature
-from channels.social import meta_signature
-from channels.twilio import twilio_signature
-from core.settings import Settings
-from core.sms import sms_segments
-from core.types import Direction
-from demo.loader import DATA_DIR, demo_customer_id
+from threadline.api.app import create_app
+from threadline.channels.email import mailgun_signature
+from threadline.channels.social import meta_signature
+from threadline.channels.twilio import twilio_signature
+from threadline.core.settings import Settings
+from threadline.core.sms import sms_segments
+from threadline.core.types import Direction
+from threadline.demo.loader import DATA_DIR, demo_customer_id
 
 TWILIO_TOKEN = "twilio-auth-token"
 EMAIL_KEY = "mailgun-signing-key"
@@ -55,7 +55,7 @@ def _outbound_count(client: TestClient) -> int:
     with services.db.session() as s:
         from sqlalchemy import func, select
 
-        from memory.schema import MessageRow
+        from threadline.memory.schema import MessageRow
 
         return int(s.scalar(select(func.count()).where(MessageRow.direction == Direction.OUTBOUND.value)) or 0)
 

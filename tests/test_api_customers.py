@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.settings import Settings
-from core.signing import sign_identity
-from demo.loader import DATA_DIR, demo_customer_id
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
+from threadline.core.signing import sign_identity
+from threadline.demo.loader import DATA_DIR, demo_customer_id
 
 ADMIN_KEY = "admin-key-for-tests-00001"
 CHANNEL_KEY = "channel-key-for-tests-0001"

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
-from core.settings import Settings
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.settings import Settings
-from core.signing import sign_identity
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
+from threadline.core.signing import sign_identity
 
 SECRET = "site-secret"
 JAMES = "james.li4495@example.com"

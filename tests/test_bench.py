@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.turns import QUICK_TURNS, measure_baseline, render, run
+from threadline.bench.turns import QUICK_TURNS, measure_baseline, render, run
 
 SIDE_KEYS = (
     "turns_per_s",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.api import render, run
+from threadline.bench.api import render, run
 
 HEADLINES = (
     "api_turns_per_s",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.knowledge import QUICK_SIZES, render, run
+from threadline.bench.knowledge import QUICK_SIZES, render, run
 
 
 def _finite(value: Any) -> bool:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench import history, orders
-from bench.suite import GOALS, goals, render_all
+from threadline.bench import history, orders
+from threadline.bench.suite import GOALS, goals, render_all
 
 
 def _positive(value: Any) -> bool:
@@ -45,9 +45,9 @@ def test_order_lookup_reads_every_order_back_and_reports_both_clocks() -> None:
 
 
 def test_bulk_filled_orders_read_back_whole_through_the_order_system(tmp_path: Any) -> None:
-    from core.types import OrderId
-    from memory.db import Database
-    from memory.repositories.orders import SqlOrderSystem
+    from threadline.core.types import OrderId
+    from threadline.memory.db import Database
+    from threadline.memory.repositories.orders import SqlOrderSystem
 
     url = f"sqlite:///{tmp_path / 'orders.db'}"
     orders.fill(url, 12, lambda _line: None)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels import LIMITS
-from channels.email import (
+from threadline.channels import LIMITS
+from threadline.channels.email import (
     InboundEmail,
     email_reply,
     greeting_name,
@@ -17,8 +17,8 @@ from channels.email import (
     strip_quoted,
     verify_mailgun,
 )
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.types import Channel
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.types import Channel
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 NOW = datetime(2025, 1, 6, 18, 30, tzinfo=UTC)

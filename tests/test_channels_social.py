@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels import LIMITS
-from channels.social import (
+from threadline.channels import LIMITS
+from threadline.channels.social import (
     Attachment,
     SocialAttachments,
     SocialMessage,
@@ -24,8 +24,8 @@ from channels.social import (
     verify_meta,
     verify_subscription,
 )
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.types import Channel
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.types import Channel
 
 APP_SECRET = "6f1c2a9e8b7d4c3f2e1a0b9c8d7e6f5a"
 PAGE_ID = "102938475610293"

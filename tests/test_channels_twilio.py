@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels import LIMITS
-from channels.twilio import (
+from threadline.channels import LIMITS
+from threadline.channels.twilio import (
     SmsMessage,
     VoiceNoSpeech,
     VoiceSpeech,
@@ -22,9 +22,9 @@ from channels.twilio import (
     verify_twilio,
     voice_twiml,
 )
-from core.errors import AuthenticationError, InvalidInputError, UsageError
-from core.sms import sms_segments as core_sms_segments
-from core.types import Channel
+from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
+from threadline.core.sms import sms_segments as core_sms_segments
+from threadline.core.types import Channel
 
 # The worked example of Twilio's webhook-security documentation.
 DOC_TOKEN = "12345"

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from channels import LIMITS
-from channels.web import WebMessage, parse_web
-from core.errors import AuthenticationError, ConfigurationError, InvalidInputError
-from core.signing import sign_identity
-from core.types import Channel
+from threadline.channels import LIMITS
+from threadline.channels.web import WebMessage, parse_web
+from threadline.core.errors import AuthenticationError, ConfigurationError, InvalidInputError
+from threadline.core.signing import sign_identity
+from threadline.core.types import Channel
 
 SECRET = "site-secret-9d8c7b6a5f4e3d2c"
 VISITOR = "v_4f2a9c1e-7b3d-4e8a-9f10-2c3d4e5f6a7b"

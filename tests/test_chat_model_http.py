@@ -11,8 +11,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from agents.models import make_chat_model
-from tools import SUPPORT_TOOLS
+from threadline.agents.models import make_chat_model
+from threadline.tools import SUPPORT_TOOLS
 
 CONVERSATION = [
     SystemMessage("You are the store's assistant. Brief: Verification level: strong"),

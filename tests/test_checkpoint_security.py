@@ -11,12 +11,12 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel, field_validator
 from sqlalchemy import text
 
-from api.services import open_services
-from api.threads import thread_config
-from core.settings import Settings
-from core.types import Channel, InboundMessage
-from memory.checkpoints import make_serializer
-from memory.db import Database
+from threadline.api.services import open_services
+from threadline.api.threads import thread_config
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, InboundMessage
+from threadline.memory.checkpoints import make_serializer
+from threadline.memory.db import Database
 
 BUILT: list[str] = []
 KEY = "k" * 32

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from memory.checkpoints import open_checkpointer
 from tests.conftest import DatabaseFactory
+from threadline.memory.checkpoints import open_checkpointer
 
 
 def test_concurrent_first_starts_set_up_the_checkpointer_once(db_factory: DatabaseFactory) -> None:

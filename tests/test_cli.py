@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from memory import migrate
 from tests.conftest import DatabaseFactory
+from threadline.memory import migrate
 
 
 def _threadline(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "threadline.cli.main", *args],
         cwd=cwd,
         env={**full_env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         capture_output=True,

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from api.services import Services, open_services
-from core.errors import ConflictError
-from core.settings import Settings
-from core.types import Channel, Handoff, HandoffStatus, InboundMessage, TurnOutcome
-from graphs.nodes import HANDOFF_NOTICE
-from memory.schema import HandoffEventRow, HandoffRow, MessageRow
+from threadline.api.services import Services, open_services
+from threadline.core.errors import ConflictError
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, Handoff, HandoffStatus, InboundMessage, TurnOutcome
+from threadline.graphs.nodes import HANDOFF_NOTICE
+from threadline.memory.schema import HandoffEventRow, HandoffRow, MessageRow
 
 TEXTS = ["hi", "how long does standard shipping take?", "what is your return policy?", "thanks"]
 HUMAN = "I want to talk to a person"

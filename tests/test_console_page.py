@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
-from api.app import create_app
-from core.settings import Settings
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from api.services import Services
-from api.threads import thread_config
-from core.errors import ConflictError
-from core.longterm import EPISODES, customer_namespace
-from core.types import (
+from tests.support import say
+from threadline.api.services import Services
+from threadline.api.threads import thread_config
+from threadline.core.errors import ConflictError
+from threadline.core.longterm import EPISODES, customer_namespace
+from threadline.core.types import (
     ArticleDraft,
     ArticleId,
     ArticleKind,
@@ -23,9 +24,9 @@ from core.types import (
     HandleType,
     VerificationLevel,
 )
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.knowledge_admin import create_article, update_article
-from memory.schema import (
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.knowledge_admin import create_article, update_article
+from threadline.memory.schema import (
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,
@@ -35,7 +36,6 @@ from memory.schema import (
     MessageRow,
     OrderRow,
 )
-from tests.support import say
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES = USERS["james_li_5688"]

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from api.local_server import free_port, wait_until_ready
-from core.faults import FAULT_POINT_ENV
-from memory.db import Database
-from memory.schema import HandoffEventRow, HandoffRow, MessageRow
+from threadline.api.local_server import free_port, wait_until_ready
+from threadline.core.faults import FAULT_POINT_ENV
+from threadline.memory.db import Database
+from threadline.memory.schema import HandoffEventRow, HandoffRow, MessageRow
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def server(db_url: str, data_dir: Path, fault: str | None) -> Iterator[tuple[str
     if fault is not None:
         env[FAULT_POINT_ENV] = fault
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port)],
         cwd=data_dir,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
-from api.app import create_app
-from cli.demo_traffic import run_traffic
-from core.settings import Settings
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
+from threadline.api.app import create_app
+from threadline.cli.demo_traffic import run_traffic
+from threadline.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"

@@ -3,12 +3,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.main import app
-from demo.loader import DATA_DIR, demo_customer_id, load_demo
-from memory import migrate
-from memory.db import Database
-from memory.stores import Stores
 from tests.conftest import DatabaseFactory
+from threadline.cli.main import app
+from threadline.demo.loader import DATA_DIR, demo_customer_id, load_demo
+from threadline.memory import migrate
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

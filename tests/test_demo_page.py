@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect, sync_playwright
 
-from api.app import create_app
-from core.settings import Settings
-from demo.loader import DATA_DIR
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
+from threadline.demo.loader import DATA_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.report import Config, Filters, attribution_report, load, metrics_report
-from cli.demo_traffic import run_traffic
-from cli.main import app
-from core.settings import Settings
-from core.types import EventType
-from memory.db import Database
-from memory.stores import Stores
+from threadline.analytics.report import Config, Filters, attribution_report, load, metrics_report
+from threadline.cli.demo_traffic import run_traffic
+from threadline.cli.main import app
+from threadline.core.settings import Settings
+from threadline.core.types import EventType
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 START = date(2026, 3, 2)  # a Monday
 DAYS = 3

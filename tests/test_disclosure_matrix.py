@@ -15,18 +15,18 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
-from api.services import Services, open_services
-from core.context import TurnContext, TurnServices
-from core.disclosure import REQUIRED_LEVEL, Disclosure, may_see
-from core.longterm import EPISODES, customer_namespace
-from core.settings import Settings
-from core.types import Channel, HandleType, InboundMessage, VerificationLevel
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.longterm import SqlStore
 from tests.conftest import DatabaseFactory, PgDatabases, _template
-from tools import escalate_to_human, lookup_order, recall_context, search_knowledge, verify_customer
-from tools.orders import NOT_FOUND_MESSAGE
-from tools.verification import FAILED_MESSAGE
+from threadline.api.services import Services, open_services
+from threadline.core.context import TurnContext, TurnServices
+from threadline.core.disclosure import REQUIRED_LEVEL, Disclosure, may_see
+from threadline.core.longterm import EPISODES, customer_namespace
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, HandleType, InboundMessage, VerificationLevel
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.longterm import SqlStore
+from threadline.tools import escalate_to_human, lookup_order, recall_context, search_knowledge, verify_customer
+from threadline.tools.orders import NOT_FOUND_MESSAGE
+from threadline.tools.verification import FAILED_MESSAGE
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())

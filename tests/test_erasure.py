@@ -18,15 +18,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.app import create_app
-from core.settings import Settings
-from core.signing import sign_identity
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.db import Database
-from memory.erasure import AUDIT_EVENT, ERASED_CUSTOMER, CustomerErasure, subject_hash
-from memory.longterm import SqlStore
-from memory.schema import AnalyticsEventRow, OrderRow
-from memory.turn_locks import TurnLocks
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
+from threadline.core.signing import sign_identity
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.db import Database
+from threadline.memory.erasure import AUDIT_EVENT, ERASED_CUSTOMER, CustomerErasure, subject_hash
+from threadline.memory.longterm import SqlStore
+from threadline.memory.schema import AnalyticsEventRow, OrderRow
+from threadline.memory.turn_locks import TurnLocks
 
 ADMIN_KEY = "admin-key-for-tests-00001"
 AGENT_KEY = "agent-key-for-tests-00001"
@@ -145,7 +145,7 @@ def _erase_with_cli(db_url: str, data_dir: Path) -> str:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "threadline.cli.main",
             "customers",
             "forget",
             JAMES_ID,
@@ -190,7 +190,7 @@ def test_erasure_leaves_no_byte_of_email_or_phone(app_settings: Settings, backen
         assert f"erased {JAMES_ID}" in printed
         removed = {"printed": 1}
         again = subprocess.run(
-            [sys.executable, "-m", "cli.main", "customers", "forget", JAMES_ID, "--database-url", db_url],
+            [sys.executable, "-m", "threadline.cli.main", "customers", "forget", JAMES_ID, "--database-url", db_url],
             cwd=Path(__file__).resolve().parents[1],
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "THREADLINE_LOAD_DEMO": "false"},
             capture_output=True,

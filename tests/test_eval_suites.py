@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from cli.eval_commands import DemoProducts
-from core.settings import Settings
-from evals.runner import SuiteResult, run_suite, summary
-from evals.suite import load_suite, suite_paths
+from threadline.cli.eval_commands import DemoProducts
+from threadline.core.settings import Settings
+from threadline.evals.runner import SuiteResult, run_suite, summary
+from threadline.evals.suite import load_suite, suite_paths
 
 SUITES = suite_paths()
 PASSING = """
@@ -78,7 +78,7 @@ def test_a_failing_expectation_fails_the_suite(products: DemoProducts, tmp_path:
 
 
 def test_langsmith_bridge_runs_locally_without_uploading(products: DemoProducts, tmp_path: Path) -> None:
-    from evals.langsmith_bridge import push
+    from threadline.evals.langsmith_bridge import push
 
     path = tmp_path / "tiny.yaml"
     path.write_text(PASSING)
@@ -93,7 +93,7 @@ def test_langsmith_bridge_runs_locally_without_uploading(products: DemoProducts,
 
 def _threadline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "threadline.cli.main", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "THREADLINE_DATA_DIR": str(cwd)},
         capture_output=True,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InvalidInputError
-from evals import grounding
-from evals.driver import CustomerFacts, ToolResult, TurnRecord
-from evals.evaluators import parity_check, trajectory_match, turn_checks
-from evals.report import render_html
-from evals.suite import SCHEMA_PATH, SUITES_DIR, ToolExpectation, Turn, json_schema, load_suite, suite_paths
+from threadline.core.errors import InvalidInputError
+from threadline.evals import grounding
+from threadline.evals.driver import CustomerFacts, ToolResult, TurnRecord
+from threadline.evals.evaluators import parity_check, trajectory_match, turn_checks
+from threadline.evals.report import render_html
+from threadline.evals.suite import SCHEMA_PATH, SUITES_DIR, ToolExpectation, Turn, json_schema, load_suite, suite_paths
 
 AT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 ORDER_RESULT = json.dumps(

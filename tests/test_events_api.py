@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.settings import Settings
-from core.types import EventType
-from demo.loader import DATA_DIR, demo_customer_id
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
+from threadline.core.types import EventType
+from threadline.demo.loader import DATA_DIR, demo_customer_id
 
 ADMIN_KEY = "admin-key-for-events-0001"
 CHANNEL_KEY = "channel-key-for-events-01"

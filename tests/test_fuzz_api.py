@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 
-from api.app import create_app
-from channels.social import meta_signature
-from core.auth import Role
-from core.settings import Settings
+from threadline.api.app import create_app
+from threadline.channels.social import meta_signature
+from threadline.core.auth import Role
+from threadline.core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

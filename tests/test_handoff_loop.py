@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
-from api.handoff_desk import QUEUE_TIMEOUT_TEXT
-from api.threads import thread_config
-from core.settings import Settings
-from core.sms import sms_segments
-from core.types import CustomerId, Direction, EpisodeStatus
-from memory.schema import HandoffRow, MessageRow
+from threadline.api.app import create_app
+from threadline.api.handoff_desk import QUEUE_TIMEOUT_TEXT
+from threadline.api.threads import thread_config
+from threadline.core.settings import Settings
+from threadline.core.sms import sms_segments
+from threadline.core.types import CustomerId, Direction, EpisodeStatus
+from threadline.memory.schema import HandoffRow, MessageRow
 
 AGENT_KEY = "agent-key-for-tests-00001"
 ADMIN_KEY = "admin-key-for-tests-00001"

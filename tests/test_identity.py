@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from core.errors import InvalidInputError
-from core.types import Channel, Customer, HandleType, IdentityEventKind, VerificationLevel
-from memory.identity import IdentityResolver, classify_handle, normalize_phone
-from memory.merges import CustomerMerges
-from memory.stores import Stores
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import Channel, Customer, HandleType, IdentityEventKind, VerificationLevel
+from threadline.memory.identity import IdentityResolver, classify_handle, normalize_phone
+from threadline.memory.merges import CustomerMerges
+from threadline.memory.stores import Stores
 
 USERS: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parents[1] / "demo" / "data" / "tau_retail" / "users.json").read_text(encoding="utf-8")

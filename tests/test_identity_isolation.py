@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from api.services import Services, open_services
-from api.threads import thread_config
-from core.errors import ConflictError
-from core.settings import Settings
-from core.types import Channel, HandleType
-from demo.loader import DATA_DIR, demo_customer_id
-from graphs.nodes import _overflow
 from tests.support import say
+from threadline.api.services import Services, open_services
+from threadline.api.threads import thread_config
+from threadline.core.errors import ConflictError
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, HandleType
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.nodes import _overflow
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES, OTHER = USERS["james_li_5688"], next(u for k, u in USERS.items() if k != "james_li_5688")
@@ -83,9 +83,9 @@ def test_trimming_the_window_never_cuts_into_the_current_turn() -> None:
 def test_verification_on_a_handle_lapses_after_the_window(demo_stores: object) -> None:
     from datetime import timedelta
 
-    from core.types import VerificationLevel
-    from memory.identity import IdentityResolver
-    from memory.stores import Stores
+    from threadline.core.types import VerificationLevel
+    from threadline.memory.identity import IdentityResolver
+    from threadline.memory.stores import Stores
 
     assert isinstance(demo_stores, Stores)
     james = demo_customer_id("james_li_5688")

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from agents.intents import Classification, Example, Intent, IntentClassifier, canonical, load_examples, match_rule
+from threadline.agents.intents import (
+    Classification,
+    Example,
+    Intent,
+    IntentClassifier,
+    canonical,
+    load_examples,
+    match_rule,
+)
 
 CORE = [
     Intent.ORDER_STATUS,

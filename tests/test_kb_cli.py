@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from core.errors import InvalidInputError
-from core.types import ArticleKind
-from memory.ingest import read_articles
+from threadline.cli.main import app
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import ArticleKind
+from threadline.memory.ingest import read_articles
 
 
 def _write(tmp_path: Path) -> Path:

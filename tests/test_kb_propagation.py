@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.local_server import free_port, wait_until_ready
+from threadline.api.local_server import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0
@@ -24,7 +24,7 @@ def _start_worker(database_url: str, data_dir: Path) -> tuple[subprocess.Popen[s
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false"}
     env["THREADLINE_BOOTSTRAP_KEYS"] = f"admin:{ADMIN_KEY}"  # both workers bootstrap it at once: no conflict
-    cmd = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     return proc, f"http://127.0.0.1:{port}"

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
-from demo.loader import default_articles
-from memory.chunking import chunk_article, split_request
-from memory.knowledge_index import KnowledgeIndex
-from memory.lexical import LexicalIndex
-from memory.stores import Stores
+from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from threadline.demo.loader import default_articles
+from threadline.memory.chunking import chunk_article, split_request
+from threadline.memory.knowledge_index import KnowledgeIndex
+from threadline.memory.lexical import LexicalIndex
+from threadline.memory.stores import Stores
 
 
 class CountingEmbeddings(Embeddings):

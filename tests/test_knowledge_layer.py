@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.services import Services
-from core.settings import Settings
-from core.types import Channel, HandleType, InboundMessage, TurnOutcome, VerificationLevel
-from demo.loader import DATA_DIR, demo_customer_id
-from graphs.render import sms_segments
+from threadline.api.app import create_app
+from threadline.api.services import Services
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, HandleType, InboundMessage, TurnOutcome, VerificationLevel
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.render import sms_segments
 
 ADMIN_KEY = "admin-key-for-tests-00001"
 AGENT_KEY = "agent-key-for-tests-00001"

@@ -10,8 +10,8 @@ import pytest
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import InvalidNamespaceError, PutOp
 
-from memory.db import Database
-from memory.longterm import SqlStore
+from threadline.memory.db import Database
+from threadline.memory.longterm import SqlStore
 
 A = ("customers", "A", "episodes")
 

@@ -4,10 +4,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from memory import migrate
-from memory.db import Database
-from memory.schema import Base
 from tests.conftest import DatabaseFactory
+from threadline.memory import migrate
+from threadline.memory.db import Database
+from threadline.memory.schema import Base
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(db_factory: DatabaseFactory) -> None:
@@ -67,7 +67,7 @@ def test_upgrading_from_the_first_revision_keeps_the_data(db_factory: DatabaseFa
             )
         )
     migrate.upgrade(db)
-    from memory.repositories.episodes import SqlEpisodeRepository
+    from threadline.memory.repositories.episodes import SqlEpisodeRepository
 
     episode = SqlEpisodeRepository(db).get("e1")  # type: ignore[arg-type]
     assert episode is not None

@@ -13,14 +13,14 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
 
-import tools
-from agents import replies
-from agents.intents import Intent, IntentClassifier
-from agents.models import shared_classifier
-from agents.offline_model import OfflineChatModel
-from agents.offline_policy import CANNED, NOT_UNDERSTOOD
-from agents.prompts import system_prompt
-from core.types import (
+import threadline.tools
+from threadline.agents import replies
+from threadline.agents.intents import Intent, IntentClassifier
+from threadline.agents.models import shared_classifier
+from threadline.agents.offline_model import OfflineChatModel
+from threadline.agents.offline_policy import CANNED, NOT_UNDERSTOOD
+from threadline.agents.prompts import system_prompt
+from threadline.core.types import (
     CustomerId,
     Fulfillment,
     ItemId,
@@ -31,11 +31,11 @@ from core.types import (
     Payment,
     ProductId,
 )
-from tools.orders import order_summary
+from threadline.tools.orders import order_summary
 
 ORDER_ID = "#W2611340"
 EMAIL = "james.li4495@example.com"  # james_li_5688 in demo/data/tau_retail/users.json, owner of #W2611340
-TOOL_NAMES = {t.name for t in tools.SUPPORT_TOOLS}
+TOOL_NAMES = {t.name for t in threadline.tools.SUPPORT_TOOLS}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def classifier(embeddings: Embeddings, request: pytest.FixtureRequest) -> Intent
 
 @pytest.fixture(scope="module")
 def model(classifier: IntentClassifier) -> Any:
-    return OfflineChatModel(classifier=classifier).bind_tools(tools.SUPPORT_TOOLS)
+    return OfflineChatModel(classifier=classifier).bind_tools(threadline.tools.SUPPORT_TOOLS)
 
 
 def _call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
@@ -317,7 +317,12 @@ TURNS = [
 
 @pytest.mark.parametrize(
     "bound",
-    [[], [tools.search_knowledge], [tools.lookup_order], [tools.escalate_to_human, tools.recall_context]],
+    [
+        [],
+        [threadline.tools.search_knowledge],
+        [threadline.tools.lookup_order],
+        [threadline.tools.escalate_to_human, threadline.tools.recall_context],
+    ],
     ids=["none", "knowledge", "orders", "escalate+recall"],
 )
 def test_a_model_bound_to_some_tools_never_calls_another(classifier: IntentClassifier, bound: list[BaseTool]) -> None:
@@ -333,7 +338,7 @@ def test_a_model_bound_to_some_tools_never_calls_another(classifier: IntentClass
 
 
 def test_an_unbound_tool_decision_becomes_a_plain_reply(classifier: IntentClassifier) -> None:
-    model = OfflineChatModel(classifier=classifier).bind_tools([tools.search_knowledge])
+    model = OfflineChatModel(classifier=classifier).bind_tools([threadline.tools.search_knowledge])
     reply = model.invoke([HumanMessage(f"where is my order {ORDER_ID}?")])
     assert reply.tool_calls == []
     assert reply.content
@@ -347,7 +352,7 @@ def test_every_turn_calls_only_support_tools(model: Any) -> None:
 @pytest.mark.parametrize("turn", TURNS, ids=["order", "human", "policy", "recall", "verify"])
 def test_same_input_same_output(classifier: IntentClassifier, model: Any, turn: list[AnyMessage]) -> None:
     first, second = model.invoke(turn), model.invoke(turn)
-    fresh = OfflineChatModel(classifier=classifier).bind_tools(tools.SUPPORT_TOOLS).invoke(turn)
+    fresh = OfflineChatModel(classifier=classifier).bind_tools(threadline.tools.SUPPORT_TOOLS).invoke(turn)
     for other in (second, fresh):
         assert other.content == first.content
         assert other.tool_calls == first.tool_calls

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.app import create_app
-from core.settings import Settings
+from threadline.api.app import create_app
+from threadline.core.settings import Settings
 
 
 def test_every_route_is_described_with_its_success_and_error_responses(tmp_path: Path) -> None:

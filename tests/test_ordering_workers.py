@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from core.signing import sign_identity
-from core.types import HandleType, VerificationLevel
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.db import Database
-from memory.schema import MessageRow
-from memory.stores import Stores
 from tests.live import free_port
+from threadline.core.signing import sign_identity
+from threadline.core.types import HandleType, VerificationLevel
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.db import Database
+from threadline.memory.schema import MessageRow
+from threadline.memory.stores import Stores
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "site-secret"
@@ -77,7 +77,7 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
         "THREADLINE_RATE_PER_SENDER_PER_MINUTE": "100000",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port), "--workers", "2"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
-from core.handoff import StallPoint
-from graphs.policy import Escalation, Thresholds, evaluate
+from threadline.core.handoff import StallPoint
+from threadline.graphs.policy import Escalation, Thresholds, evaluate
 
 
 def _after_model(*said: str) -> list[AnyMessage]:

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from core.settings import Settings
+from threadline.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

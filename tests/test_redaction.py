@@ -24,10 +24,10 @@ import phonenumbers
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.handoff import redact_packet
-from core.redaction import PLACEHOLDERS, is_card_number, luhn_valid, redact, redact_value
-from core.settings import Settings
+from threadline.api.app import create_app
+from threadline.core.handoff import redact_packet
+from threadline.core.redaction import PLACEHOLDERS, is_card_number, luhn_valid, redact, redact_value
+from threadline.core.settings import Settings
 
 SET_PATH = Path(__file__).parent / "data" / "redaction_set.jsonl"
 SEED = 20_261_124
@@ -467,7 +467,7 @@ os.environ.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=f"http://127.0.0.
                   LANGSMITH_API_KEY="test-key")
 import langsmith
 from langsmith import run_trees
-from core.redaction import install_trace_redaction
+from threadline.core.redaction import install_trace_redaction
 if sys.argv[1] == "redacted":
     assert install_trace_redaction()
 else:

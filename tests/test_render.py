@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.replies import order_reply
-from core.types import Channel
-from graphs.render import SMS_MAX_SEGMENTS, email_body, fit_sms, plain, render, sms_segments, speakable
+from threadline.agents.replies import order_reply
+from threadline.core.types import Channel
+from threadline.graphs.render import SMS_MAX_SEGMENTS, email_body, fit_sms, plain, render, sms_segments, speakable
 
 SENTENCES = [f"Sentence number {i} tells you something useful about your order." for i in range(20)]
 MARKDOWN = (

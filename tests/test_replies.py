@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import replies
-from core.types import Article, ArticleStatus
-from demo.loader import default_articles
-from memory.chunking import chunk_article
+from threadline.agents import replies
+from threadline.core.types import Article, ArticleStatus
+from threadline.demo.loader import default_articles
+from threadline.memory.chunking import chunk_article
 
 WORDS = ["return", "refund", "delivered", "items", "within", "thirty", "days", "gift", "card", "exchange", "order"]
 WORDS += ["pending", "payment", "method", "shipping", "address", "policy", "customer", "store", "original"]

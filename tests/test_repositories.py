@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import ConflictError, NotFoundError
-from core.types import (
+from threadline.core.errors import ConflictError, NotFoundError
+from threadline.core.types import (
     ArticleDraft,
     ArticleId,
     ArticleKind,
@@ -22,7 +22,7 @@ from core.types import (
     OrderStatus,
     VerificationLevel,
 )
-from memory.stores import Stores
+from threadline.memory.stores import Stores
 
 
 def test_customer_create_get_and_lookup(stores: Stores) -> None:

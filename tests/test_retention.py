@@ -14,14 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from api.app import create_app
-from api.services import Services, open_services
-from api.threads import thread_config
-from core.settings import Settings
-from core.types import Channel, InboundMessage
-from memory.db import Database
-from memory.retention import RetentionPolicy, checkpoint_time, run_retention
-from memory.schema import MessageRow, utcnow
+from threadline.api.app import create_app
+from threadline.api.services import Services, open_services
+from threadline.api.threads import thread_config
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, InboundMessage
+from threadline.memory.db import Database
+from threadline.memory.retention import RetentionPolicy, checkpoint_time, run_retention
+from threadline.memory.schema import MessageRow, utcnow
 
 PHONES = ("+15557651001", "+15557651002")
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,16 @@ def test_the_maintenance_command_and_the_start_up_job(demo_db_url: str, tmp_path
         services.close()
     db = Database.from_url(demo_db_url)
     total = sum(_per_thread(db).values())
-    args = [sys.executable, "-m", "cli.main", "maintenance", "--keep-checkpoints", "2", "--database-url", demo_db_url]
+    args = [
+        sys.executable,
+        "-m",
+        "threadline.cli.main",
+        "maintenance",
+        "--keep-checkpoints",
+        "2",
+        "--database-url",
+        demo_db_url,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_LOAD_DEMO": "false"}
     dry = subprocess.run([*args, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InvalidInputError
-from evals.retrieval import load_docs, load_tasks, mrr_at, ndcg_at, recall_at, score_ranking
+from threadline.core.errors import InvalidInputError
+from threadline.evals.retrieval import load_docs, load_tasks, mrr_at, ndcg_at, recall_at, score_ranking
 
 
 def test_recall_counts_relevant_documents_within_the_cutoff() -> None:
@@ -111,7 +111,7 @@ def test_loaders_accept_aliases_and_reject_bad_input(tmp_path: Path) -> None:
 
 def _threadline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "threadline.cli.main", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         capture_output=True,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from agents.intents import Intent, IntentClassifier, load_examples
-from core.errors import InvalidInputError
-from evals.routing.build_dev_sets import fold, trained_on
-from evals.routing_eval import (
+from threadline.agents.intents import Intent, IntentClassifier, load_examples
+from threadline.core.errors import InvalidInputError
+from threadline.evals.routing.build_dev_sets import fold, trained_on
+from threadline.evals.routing_eval import (
     DEV_DIR,
     DEV_SETS,
     INTENT_ROUTES,
@@ -101,7 +101,7 @@ def test_routing_command_prints_one_json_object(tmp_path: Path) -> None:
     ]
     labelled.write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "eval", "routing", str(labelled), "--json"],
+        [sys.executable, "-m", "threadline.cli.main", "eval", "routing", str(labelled), "--json"],
         env={
             **os.environ,
             "PYTHONPATH": str(Path(__file__).resolve().parents[1]),

@@ -22,11 +22,11 @@ from langchain_core.tracers.context import collect_runs
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from api.app import create_app
-from api.services import Services
-from core.types import Channel, HandoffId, InboundMessage
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.schema import AnalyticsEventRow, CustomerRow, HandoffRow, OrderRow
+from threadline.api.app import create_app
+from threadline.api.services import Services
+from threadline.core.types import Channel, HandoffId, InboundMessage
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.schema import AnalyticsEventRow, CustomerRow, HandoffRow, OrderRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"])]
 

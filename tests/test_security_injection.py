@@ -15,15 +15,15 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select, update
 
-from api.app import create_app
-from api.services import Services
-from core.settings import Settings
-from core.types import ArticleDraft, ArticleId, ArticleKind, Channel, InboundMessage
-from demo.loader import DATA_DIR, demo_customer_id
-from memory.knowledge_admin import create_article
-from memory.schema import HandoffRow, OrderRow
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from tests.support import say
+from threadline.api.app import create_app
+from threadline.api.services import Services
+from threadline.core.settings import Settings
+from threadline.core.types import ArticleDraft, ArticleId, ArticleKind, Channel, InboundMessage
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.memory.knowledge_admin import create_article
+from threadline.memory.schema import HandoffRow, OrderRow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 

@@ -26,18 +26,18 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from sqlalchemy import event, func, select
 
-from agents.scripted_server import ScriptedModelServer, completion, to_langchain
-from api.conversation import Conversations
-from api.services import Services, open_services
-from core.context import TurnServices
-from core.settings import Settings
-from core.types import Channel, InboundMessage, TurnOutcome, VerificationLevel
-from demo.loader import DATA_DIR, demo_customer_id
-from graphs.support import build_support_graph
-from memory.schema import HandoffRow
 from tests.test_disclosure_matrix import World
-from tools import lookup_order
-from tools.orders import NOT_FOUND_MESSAGE
+from threadline.agents.scripted_server import ScriptedModelServer, completion, to_langchain
+from threadline.api.conversation import Conversations
+from threadline.api.services import Services, open_services
+from threadline.core.context import TurnServices
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, InboundMessage, TurnOutcome, VerificationLevel
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.support import build_support_graph
+from threadline.memory.schema import HandoffRow
+from threadline.tools import lookup_order
+from threadline.tools.orders import NOT_FOUND_MESSAGE
 
 USERS: dict[str, Any] = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS: dict[str, Any] = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())

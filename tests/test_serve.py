@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memory.db import Database
-from memory.stores import Stores
 from tests.live import free_port
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def test_serve_on_a_fresh_data_dir_becomes_ready_with_the_demo_loaded(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_DATA_DIR": str(tmp_path / "data")}
     env["THREADLINE_BOOTSTRAP_KEYS"] = "channel:demo-channel-key-0001,admin:demo-admin-key-00001"  # as `make run`
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

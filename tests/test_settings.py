@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.settings import Settings, load_settings
+from threadline.core.errors import ConfigurationError
+from threadline.core.settings import Settings, load_settings
 
 
 def test_defaults_are_the_embedded_product(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

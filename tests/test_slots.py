@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agents.slots import Slots, extract_slots, normalize_order_id
+from threadline.agents.slots import Slots, extract_slots, normalize_order_id
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     # order ids in every spelling become #W + 7 digits

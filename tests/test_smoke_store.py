@@ -1,4 +1,4 @@
-from memory.stores import Stores
+from threadline.memory.stores import Stores
 
 
 def test_demo_store_has_the_reference_data(demo_stores: Stores) -> None:

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from agents.scripted_server import ScriptedModelServer
-from api.services import Services, open_services
-from api.threads import thread_config
-from core.settings import Settings
-from core.types import Channel, CustomerId, Direction, HandoffStatus, OrderId, TurnOutcome
-from demo.loader import DATA_DIR, demo_customer_id
-from graphs.render import sms_segments
 from tests.support import say
+from threadline.agents.scripted_server import ScriptedModelServer
+from threadline.api.services import Services, open_services
+from threadline.api.threads import thread_config
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, CustomerId, Direction, HandoffStatus, OrderId, TurnOutcome
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.render import sms_segments
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())

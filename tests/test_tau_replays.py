@@ -21,14 +21,14 @@ from langchain_core.tools import StructuredTool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
-from api.services import Services, open_services
-from core.context import TurnContext
-from core.settings import Settings
-from core.types import ArticleId, Channel, HandleType, VerificationLevel
-from demo.loader import DATA_DIR, demo_customer_id
-from graphs.policy import blocked_by_policy
 from tests.conftest import DatabaseFactory, PgDatabases, _template
-from tools.orders import lookup_order
+from threadline.api.services import Services, open_services
+from threadline.core.context import TurnContext
+from threadline.core.settings import Settings
+from threadline.core.types import ArticleId, Channel, HandleType, VerificationLevel
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.policy import blocked_by_policy
+from threadline.tools.orders import lookup_order
 
 TAU = DATA_DIR / "tau_retail"
 """The reference store (orders, users, products): the demo's copy, identical to the reference data."""

@@ -14,7 +14,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, ToolRuntime
 from langgraph.types import Command
 
-from graphs.tool_node import InlineToolNode
+from threadline.graphs.tool_node import InlineToolNode
 
 called_on: list[int] = []
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from api.services import Services, open_services
-from core.errors import InvalidInputError
-from core.settings import Settings
-from core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
-from demo.loader import DATA_DIR
-from memory.identity import classify_handle
+from threadline.api.services import Services, open_services
+from threadline.core.errors import InvalidInputError
+from threadline.core.settings import Settings
+from threadline.core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
+from threadline.demo.loader import DATA_DIR
+from threadline.memory.identity import classify_handle
 
 JAMES_EMAIL = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]["email"]
 

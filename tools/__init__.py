@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool
 
-from tools.escalation import escalate_to_human
-from tools.knowledge import search_knowledge
-from tools.orders import lookup_order
-from tools.recall import recall_context
-from tools.verification import verify_customer
+from threadline.tools.escalation import escalate_to_human
+from threadline.tools.knowledge import search_knowledge
+from threadline.tools.orders import lookup_order
+from threadline.tools.recall import recall_context
+from threadline.tools.verification import verify_customer
 
 SUPPORT_TOOLS: list[BaseTool] = [recall_context, search_knowledge, lookup_order, verify_customer, escalate_to_human]
 

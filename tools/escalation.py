@@ -7,7 +7,7 @@ from typing import Any, Literal
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from tools.runtime import SupportRuntime, tool_result
+from threadline.tools.runtime import SupportRuntime, tool_result
 
 Urgency = Literal["low", "normal", "high", "urgent"]
 

@@ -7,8 +7,8 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from core.types import ArticleKind
-from tools.runtime import SupportRuntime, tool_result, turn_context
+from threadline.core.types import ArticleKind
+from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
 MIN_SCORE = 0.25
 CUSTOMER_FACING = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}

@@ -8,9 +8,9 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from core.disclosure import Disclosure, may_see
-from core.types import Order, OrderId
-from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
+from threadline.core.disclosure import Disclosure, may_see
+from threadline.core.types import Order, OrderId
+from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _ORDER_ID = re.compile(r"#?\s*[wW]?\s*(\d{7})")
 NOT_FOUND_MESSAGE = "No order with that number was found on this customer's account."

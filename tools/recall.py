@@ -14,10 +14,10 @@ from langchain_core.tools import tool
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
-from core.disclosure import Disclosure, may_see
-from core.longterm import EPISODES, PREFERENCES, customer_namespace
-from core.types import CustomerId, Episode
-from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
+from threadline.core.disclosure import Disclosure, may_see
+from threadline.core.longterm import EPISODES, PREFERENCES, customer_namespace
+from threadline.core.types import CustomerId, Episode
+from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _WORD = re.compile(r"[a-z0-9#]+")
 RECENCY_WEIGHT = 0.25

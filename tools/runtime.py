@@ -10,9 +10,9 @@ from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
-from core import faults
-from core.context import TurnContext
-from core.types import CustomerId, VerificationLevel
+from threadline.core import faults
+from threadline.core.context import TurnContext
+from threadline.core.types import CustomerId, VerificationLevel
 
 # Unparameterized on purpose: tool schemas are built with pydantic, which must not walk into the context.
 SupportRuntime = ToolRuntime[Any, Any]

@@ -7,9 +7,9 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from core.types import VerificationLevel
-from tools.orders import normalize_order_id
-from tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
+from threadline.core.types import VerificationLevel
+from threadline.tools.orders import normalize_order_id
+from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 FAILED_MESSAGE = "Those details could not be verified."
 

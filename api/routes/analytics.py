@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from analytics.report import (
+from threadline.analytics.report import (
     Config,
     Dataset,
     Filters,
@@ -25,12 +25,12 @@ from analytics.report import (
     metrics_report,
     summary_report,
 )
-from api.auth import roles_dependency
-from api.deps import ServicesDep
-from api.services import Services
-from core.auth import Role
-from core.errors import InvalidInputError
-from core.types import Channel
+from threadline.api.auth import roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.api.services import Services
+from threadline.core.auth import Role
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import Channel
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[roles_dependency(Role.ADMIN, Role.QA)])
 MAX_RANGE_DAYS = 366

@@ -14,15 +14,15 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require_roles
-from api.deps import ServicesDep
-from api.errors import ErrorOut
-from api.services import Services
-from channels import email as email_channel
-from channels import social, twilio
-from core.auth import Role
-from core.errors import AuthenticationError, InvalidInputError, NotFoundError
-from core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
+from threadline.api.auth import require_roles
+from threadline.api.deps import ServicesDep
+from threadline.api.errors import ErrorOut
+from threadline.api.services import Services
+from threadline.channels import email as email_channel
+from threadline.channels import social, twilio
+from threadline.core.auth import Role
+from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
+from threadline.core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
 
 router = APIRouter(
     tags=["channels"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from api.pages import mount_static, render_page
+from threadline.api.pages import mount_static, render_page
 
 POLL_MS = 1500
 """How often the console asks for new handoff events."""

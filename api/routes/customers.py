@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import roles_dependency
-from api.deps import ServicesDep
-from api.routes import MAX_ID
-from core.auth import Role
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.redaction import redact_value
-from core.types import ChannelIdentity, CustomerId, HandleType, IdentityEvent, VerificationLevel
-from memory.customer_view import CustomerProfile, TimelineEntry, find_customer, profile, timeline
-from memory.identity import normalize_phone
+from threadline.api.auth import roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.api.routes import MAX_ID
+from threadline.core.auth import Role
+from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.redaction import redact_value
+from threadline.core.types import ChannelIdentity, CustomerId, HandleType, IdentityEvent, VerificationLevel
+from threadline.memory.customer_view import CustomerProfile, TimelineEntry, find_customer, profile, timeline
+from threadline.memory.identity import normalize_phone
 
 router = APIRouter(
     prefix="/v1/customers", tags=["customers"], dependencies=[roles_dependency(Role.AGENT, Role.ADMIN, Role.QA)]

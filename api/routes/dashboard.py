@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from api.pages import mount_static, render_page
-from api.routes.console import CHANNEL_LABELS
+from threadline.api.pages import mount_static, render_page
+from threadline.api.routes.console import CHANNEL_LABELS
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 HOURS_LABELS = {"all": "All hours", "business": "Business hours", "after_hours": "After hours"}

@@ -16,12 +16,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ServicesDep
-from api.pages import mount_static, render_page
-from core.errors import InvalidInputError
-from core.types import Channel, CustomerId, InboundMessage
-from demo.loader import read_json
-from memory.identity import normalize_phone
+from threadline.api.deps import ServicesDep
+from threadline.api.pages import mount_static, render_page
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import Channel, CustomerId, InboundMessage
+from threadline.demo.loader import read_json
+from threadline.memory.identity import normalize_phone
 
 MAX_DEMO_TEXT_CHARS = 1000
 DEMO_PHONE = "+1 555 010 0199"  # 555-0100…0199 numbers are reserved for fiction

@@ -12,13 +12,13 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import roles_dependency
-from api.deps import ServicesDep
-from core.auth import Role
-from core.errors import InvalidInputError
-from core.types import Channel, CustomerId, EventType, HandleType, VerificationLevel
-from memory.identity import normalize_phone
-from memory.stores import Stores
+from threadline.api.auth import roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.core.auth import Role
+from threadline.core.errors import InvalidInputError
+from threadline.core.types import Channel, CustomerId, EventType, HandleType, VerificationLevel
+from threadline.memory.identity import normalize_phone
+from threadline.memory.stores import Stores
 
 router = APIRouter(prefix="/v1", tags=["analytics"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])
 MAX_EVENTS = 500

@@ -20,16 +20,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import roles_dependency
-from api.deps import ServicesDep
-from api.errors import ErrorOut
-from api.handoff_desk import MAX_TEXT_CHARS
-from api.routes import MAX_ID
-from core.auth import Principal, Role
-from core.errors import NotFoundError
-from core.handoff import HandoffPacket
-from core.types import Channel, Handoff, HandoffId, HandoffStatus
-from memory.repositories.handoffs import HandoffEvent
+from threadline.api.auth import roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.api.errors import ErrorOut
+from threadline.api.handoff_desk import MAX_TEXT_CHARS
+from threadline.api.routes import MAX_ID
+from threadline.core.auth import Principal, Role
+from threadline.core.errors import NotFoundError
+from threadline.core.handoff import HandoffPacket
+from threadline.core.types import Channel, Handoff, HandoffId, HandoffStatus
+from threadline.memory.repositories.handoffs import HandoffEvent
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {

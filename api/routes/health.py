@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from core.errors import ThreadlineError
-from memory import migrate
+from threadline.core.errors import ThreadlineError
+from threadline.memory import migrate
 
 router = APIRouter(tags=["health"])
 

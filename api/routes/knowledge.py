@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import authorize, roles_dependency
-from api.deps import ServicesDep
-from api.routes import MAX_ID
-from core.auth import Role
-from core.errors import InvalidInputError, NotFoundError
-from core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
-from memory.knowledge_admin import create_article, retire_article, update_article
+from threadline.api.auth import authorize, roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.api.routes import MAX_ID
+from threadline.core.auth import Role
+from threadline.core.errors import InvalidInputError, NotFoundError
+from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
+from threadline.memory.knowledge_admin import create_article, retire_article, update_article
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
 AUTHOR = "api"

@@ -13,14 +13,20 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import roles_dependency
-from api.deps import ServicesDep
-from api.handoff_desk import MAX_TEXT_CHARS
-from api.services import Services
-from core.auth import Principal, Role
-from core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError, ThreadlineError, UsageError
-from core.signing import identity_is_signed
-from core.types import Channel, InboundMessage
+from threadline.api.auth import roles_dependency
+from threadline.api.deps import ServicesDep
+from threadline.api.handoff_desk import MAX_TEXT_CHARS
+from threadline.api.services import Services
+from threadline.core.auth import Principal, Role
+from threadline.core.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    ThreadlineError,
+    UsageError,
+)
+from threadline.core.signing import identity_is_signed
+from threadline.core.types import Channel, InboundMessage
 
 log = logging.getLogger("threadline.api")
 router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])

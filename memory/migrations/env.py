@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from memory.schema import Base
+from threadline.memory.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

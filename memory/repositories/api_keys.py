@@ -9,11 +9,11 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.auth import ApiKey, Role, key_problem
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from memory.db import Database
-from memory.ids import new_id
-from memory.schema import ApiKeyRow, utcnow
+from threadline.core.auth import ApiKey, Role, key_problem
+from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.memory.db import Database
+from threadline.memory.ids import new_id
+from threadline.memory.schema import ApiKeyRow, utcnow
 
 GENERATED_PREFIX = "tl_"
 _SHOWN_OF_GENERATED = 8  # "tl_" plus 5 random characters: enough to tell keys apart, nothing to guess from

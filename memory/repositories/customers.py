@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
-from core.types import (
+from threadline.core.types import (
     ChannelIdentity,
     Customer,
     CustomerId,
@@ -16,9 +16,9 @@ from core.types import (
     IdentityEventKind,
     VerificationLevel,
 )
-from memory.db import Database
-from memory.ids import new_id
-from memory.schema import ChannelIdentityRow, CustomerRow, IdentityEventRow, table, utcnow
+from threadline.memory.db import Database
+from threadline.memory.ids import new_id
+from threadline.memory.schema import ChannelIdentityRow, CustomerRow, IdentityEventRow, table, utcnow
 
 _CUSTOMERS, _IDENTITIES = table(CustomerRow), table(ChannelIdentityRow)
 _CUSTOMER = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))

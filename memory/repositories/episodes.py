@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from core.errors import NotFoundError
-from core.types import Channel, CustomerId, Episode, EpisodeId, EpisodeStatus
-from memory.db import Database
-from memory.ids import new_id
-from memory.schema import EpisodeRow, table, utcnow
+from threadline.core.errors import NotFoundError
+from threadline.core.types import Channel, CustomerId, Episode, EpisodeId, EpisodeStatus
+from threadline.memory.db import Database
+from threadline.memory.ids import new_id
+from threadline.memory.schema import EpisodeRow, table, utcnow
 
 _EPISODES = table(EpisodeRow)
 _CURRENT = (

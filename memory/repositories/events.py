@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from core.types import AnalyticsEvent, CustomerId
-from memory.db import Database
-from memory.schema import AnalyticsEventRow, table, utcnow
+from threadline.core.types import AnalyticsEvent, CustomerId
+from threadline.memory.db import Database
+from threadline.memory.schema import AnalyticsEventRow, table, utcnow
 
 _EVENTS = table(AnalyticsEventRow)
 _INSERT = insert(_EVENTS).returning(_EVENTS.c.id)

@@ -19,11 +19,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.types import CustomerId, EpisodeId, Handoff, HandoffId, HandoffStatus
-from memory.db import Database
-from memory.ids import new_id
-from memory.schema import HandoffEventRow, HandoffRow, table, utcnow
+from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.types import CustomerId, EpisodeId, Handoff, HandoffId, HandoffStatus
+from threadline.memory.db import Database
+from threadline.memory.ids import new_id
+from threadline.memory.schema import HandoffEventRow, HandoffRow, table, utcnow
 
 OPEN_STATUSES = (HandoffStatus.QUEUED, HandoffStatus.CLAIMED, HandoffStatus.TIMED_OUT)
 """A case in one of these is owned by people: the AI answers nothing."""

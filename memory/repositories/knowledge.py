@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
-from core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
-from memory.db import Database
-from memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, table, utcnow
+from threadline.core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from threadline.memory.db import Database
+from threadline.memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, table, utcnow
 
 _CONTENT_FIELDS = (
     "kind",

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from core.errors import ConflictError
-from core.types import Channel, CustomerId, Direction, EpisodeId, LoggedMessage
-from memory.db import Database
-from memory.schema import MessageRow, table, utcnow
+from threadline.core.errors import ConflictError
+from threadline.core.types import Channel, CustomerId, Direction, EpisodeId, LoggedMessage
+from threadline.memory.db import Database
+from threadline.memory.schema import MessageRow, table, utcnow
 
 _LOG_LOCK_CLASS = 0x746C  # the two-key advisory lock space of the message log (turn locks use the one-key space)
 LOG_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:class, hashtext(:customer))")

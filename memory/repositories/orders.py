@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, RowMapping, bindparam, func, select
 
-from core.types import (
+from threadline.core.types import (
     CustomerId,
     Order,
     OrderId,
@@ -12,8 +12,8 @@ from core.types import (
     ProductId,
     Variant,
 )
-from memory.db import Database
-from memory.schema import FulfillmentRow, OrderItemRow, OrderRow, PaymentRow, ProductRow
+from threadline.memory.db import Database
+from threadline.memory.schema import FulfillmentRow, OrderItemRow, OrderRow, PaymentRow, ProductRow
 
 # Orders are read with Core statements on one connection (no ORM identity map, no relationship loaders): the
 # order rows, then each child table once for all of them. Built once, so SQLAlchemy's compiled cache answers

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-import memory.schema
+import threadline.memory.schema
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -35,7 +35,7 @@ def upgrade() -> None:
             "payment_methods", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True
         ),
         sa.Column("provisional", sa.Boolean(), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("external_id", name=op.f("uq_customers_external_id")),
     )
@@ -46,8 +46,8 @@ def upgrade() -> None:
         "knowledge_articles",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("current_version", sa.Integer(), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_articles")),
     )
     op.create_table(
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column(
             "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
-        sa.Column("occurred_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_analytics_events_customer_id_customers")
         ),
@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("handle_value", sa.String(length=320), nullable=False),
         sa.Column("verification_level", sa.String(length=16), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_channel_identities_customer_id_customers")
         ),
@@ -107,8 +107,8 @@ def upgrade() -> None:
         sa.Column(
             "open_items", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
-        sa.Column("started_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_episodes_customer_id_customers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_episodes")),
     )
@@ -131,10 +131,10 @@ def upgrade() -> None:
         sa.Column(
             "product_ids", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
-        sa.Column("effective_from", memory.schema.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("effective_to", memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("effective_from", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("effective_to", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("author", sa.String(length=128), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
             ["knowledge_articles.id"],
@@ -155,9 +155,9 @@ def upgrade() -> None:
             "address", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("placed_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("placed_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
-        sa.Column("updated_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_orders_customer_id_customers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
     )
@@ -172,7 +172,7 @@ def upgrade() -> None:
             "options", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
         sa.Column("available", sa.Boolean(), nullable=False),
-        sa.Column("price", memory.schema.Money(), nullable=False),
+        sa.Column("price", threadline.memory.schema.Money(), nullable=False),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_variants_product_id_products")),
         sa.PrimaryKeyConstraint("item_id", name=op.f("pk_variants")),
     )
@@ -207,10 +207,10 @@ def upgrade() -> None:
         sa.Column("packet_version", sa.String(length=16), nullable=False),
         sa.Column("assigned_agent", sa.String(length=128), nullable=True),
         sa.Column("rating", sa.Integer(), nullable=True),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sla_due_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("claimed_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sla_due_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_handoffs_customer_id_customers")),
         sa.ForeignKeyConstraint(["episode_id"], ["episodes.id"], name=op.f("fk_handoffs_episode_id_episodes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_handoffs")),
@@ -228,7 +228,7 @@ def upgrade() -> None:
         sa.Column("other_customer_id", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_identity_events_customer_id_customers")
         ),
@@ -257,7 +257,7 @@ def upgrade() -> None:
         sa.Column(
             "metadata", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_messages_customer_id_customers")),
         sa.ForeignKeyConstraint(["episode_id"], ["episodes.id"], name=op.f("fk_messages_episode_id_episodes")),
         sa.ForeignKeyConstraint(["reply_to_id"], ["messages.id"], name=op.f("fk_messages_reply_to_id_messages")),
@@ -276,7 +276,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.String(length=64), nullable=False),
         sa.Column("product_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
-        sa.Column("price", memory.schema.Money(), nullable=False),
+        sa.Column("price", threadline.memory.schema.Money(), nullable=False),
         sa.Column(
             "options", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
@@ -292,7 +292,7 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=64), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("transaction_type", sa.String(length=32), nullable=False),
-        sa.Column("amount", memory.schema.Money(), nullable=False),
+        sa.Column("amount", threadline.memory.schema.Money(), nullable=False),
         sa.Column("payment_method_id", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_payments_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import memory.schema
+import threadline.memory.schema
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
 
     with op.batch_alter_table("channel_identities", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("verified_at", memory.schema.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("verified_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import memory.schema
+import threadline.memory.schema
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -29,8 +29,8 @@ def upgrade() -> None:
             "value", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("embedding", sa.LargeBinary(), nullable=True),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_memory_items")),
         sa.UniqueConstraint("namespace", "key", name="uq_memory_items_namespace_key"),
     )

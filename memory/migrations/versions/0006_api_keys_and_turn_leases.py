@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import memory.schema
+import threadline.memory.schema
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", memory.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
         "turn_leases",
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=128), nullable=False),
-        sa.Column("acquired_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acquired_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_turn_leases")),
     )
 

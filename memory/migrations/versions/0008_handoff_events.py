@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import memory.schema
+import threadline.memory.schema
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column(
             "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
-        sa.Column("created_at", memory.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", threadline.memory.schema.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["handoff_id"], ["handoffs.id"], name=op.f("fk_handoff_events_handoff_id_handoffs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_handoff_events")),
     )
