@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import bootstrap_keys, document_auth
 from threadline.api.errors import COMMON_ERRORS, install_error_handlers
-from threadline.api.limits import LimitsMiddleware, RateLimiter
+from threadline.api.limits import LimitsMiddleware
 from threadline.api.routes import (
     analytics,
     channels,
@@ -25,11 +25,12 @@ from threadline.api.routes import (
     messages,
 )
 from threadline.api.routes import demo as demo_page
-from threadline.api.services import open_services
-from threadline.api.tuning import settle_after_startup
+from threadline.core.rate_limits import RateLimiter
 from threadline.core.redaction import install_log_redaction, install_trace_redaction
 from threadline.core.settings import Settings, get_settings
 from threadline.memory.retention import RetentionPolicy, run_in_background
+from threadline.product.services import open_services
+from threadline.product.tuning import settle_after_startup
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

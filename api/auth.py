@@ -18,17 +18,15 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from threadline.api.deps import ServicesDep
-from threadline.api.services import Services
-from threadline.core.auth import BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
+from threadline.core.auth import AUTH_CACHE_TTL_S, BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
 from threadline.core.errors import AuthenticationError, PermissionDeniedError
 from threadline.core.settings import Settings
 from threadline.memory.repositories.api_keys import hash_key
 from threadline.memory.stores import Stores
+from threadline.product.services import Services
 
 log = logging.getLogger("threadline")
 
-AUTH_CACHE_TTL_S = 5.0
-"""Seconds a successful authentication is reused by this process: the longest a revoked key keeps working."""
 _CACHE_MAX_ENTRIES = 4096
 LEGACY_ADMIN_KEY = "THREADLINE_ADMIN_API_KEY"
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from threadline.api.services import Services
 from threadline.core.errors import StoreUnavailableError
+from threadline.product.services import Services
 
 
 def get_services(request: Request) -> Services:

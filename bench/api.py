@@ -47,7 +47,6 @@ from psycopg import sql
 from rich.table import Table
 
 from threadline.agents.scripted_server import completion
-from threadline.api.local_server import free_port
 from threadline.bench.load import (
     CHANNEL_KEY,
     IDENTITY_SECRET,
@@ -61,6 +60,7 @@ from threadline.bench.load import (
 )
 from threadline.bench.turns import BLOCK, ThreadlineRunner, Timings, demo_customers, machine, summarize
 from threadline.core.settings import Settings
+from threadline.product.loopback import free_port
 
 CLIENTS = 16
 ALL_CUSTOMERS = 10_000  # every demo customer with orders (438), spread over the connections

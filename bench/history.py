@@ -71,13 +71,13 @@ class _OneCustomer:
         self.db_path = data_dir / "threadline.db"
 
     def turn(self) -> float:
-        customer = self.runner._customers[0]
-        i = self.runner._i
-        self.runner._i += 1
+        customer = self.runner.customers[0]
+        i = self.runner.count
+        self.runner.count += 1
         text = TOPICS[i % len(TOPICS)].format(order=customer.order_ids[(i // len(TOPICS)) % len(customer.order_ids)])
         message = InboundMessage(channel=Channel.WEB, sender=customer.email, text=text, vouched=True)
         start = time.process_time()
-        outcome = self.runner._services.conversations.handle(message)
+        outcome = self.runner.services.turns.handle(message)
         spent = time.process_time() - start
         if outcome.reply is None or outcome.owner != "ai":
             raise RuntimeError(f"message {i} {text!r} got no AI reply (owner {outcome.owner})")
@@ -108,8 +108,9 @@ class _Baseline:
         return time.process_time() - start
 
     def account(self) -> tuple[int, str]:
-        state = self.runner._graph.get_state({"configurable": {"thread_id": "customer-0"}})
-        total = sum(len(m.text.encode()) for m in state.values["messages"] if isinstance(m, HumanMessage | AIMessage))
+        latest = self.runner.saver.get_tuple({"configurable": {"thread_id": "customer-0"}})
+        said = latest.checkpoint["channel_values"]["messages"] if latest else []
+        total = sum(len(m.text.encode()) for m in said if isinstance(m, HumanMessage | AIMessage))
         return total, "customer-0"
 
 

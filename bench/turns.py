@@ -101,22 +101,23 @@ class Timings:
 
 
 class ThreadlineRunner:
-    """The product's turn path: `Conversations.handle` over services opened from settings."""
+    """The product's turn path: `TurnService.handle` over services opened from settings."""
 
     name = "threadline"
 
     def __init__(self, settings: Settings, customers: Sequence[DemoCustomer]) -> None:
-        from threadline.api.services import open_services
+        from threadline.product.services import open_services
 
-        self._services = open_services(settings)
-        self._customers = list(customers)
-        self._i = 0
+        self.services = open_services(settings)
+        self.customers = list(customers)
+        self.count = 0
+        """Turns taken so far."""
 
     def turn(self) -> tuple[str, float, float]:
-        kind, message = _message(self._customers, self._i)
-        self._i += 1
+        kind, message = _message(self.customers, self.count)
+        self.count += 1
         start, start_cpu = time.perf_counter(), time.process_time()
-        outcome = self._services.conversations.handle(message)
+        outcome = self.services.turns.handle(message)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if outcome.reply is None or outcome.owner != "ai":
             raise RuntimeError(f"benchmark turn {message.text!r} got no AI reply (owner {outcome.owner})")
@@ -127,7 +128,7 @@ class ThreadlineRunner:
             self.turn()
 
     def close(self) -> None:
-        self._services.close()
+        self.services.close()
 
 
 class ScriptedToolModel(BaseChatModel):
@@ -199,7 +200,8 @@ class BaselineRunner:
         # Like for like with our checkpointer: SqliteSaver.setup() turns WAL on; synchronous=NORMAL drops the
         # fsync per commit (SQLite's default FULL adds ~20 ms per turn here, which would measure the disk).
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._graph = build_baseline_graph(statuses, SqliteSaver(self._conn))
+        self.saver = SqliteSaver(self._conn)
+        self.graph = build_baseline_graph(statuses, self.saver)
         self._i = 0
 
     def turn(self) -> tuple[str, float, float]:
@@ -210,7 +212,7 @@ class BaselineRunner:
         config: RunnableConfig = {"configurable": {"thread_id": f"customer-{index}"}}
         turn: MessagesState = {"messages": [HumanMessage(content=f"What is the status of order {order_id}?")]}
         start, start_cpu = time.perf_counter(), time.process_time()
-        state = self._graph.invoke(turn, config)
+        state = self.graph.invoke(turn, config)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         last = state["messages"][-1]
         if not isinstance(last, AIMessage) or last.tool_calls or not last.text:

@@ -21,7 +21,7 @@ ACTOR = "cli"
 
 
 def _database(data_dir: DataDir, database_url: DatabaseUrl) -> Database:
-    from threadline.api.services import open_database
+    from threadline.product.services import open_database
 
     return open_database(settings_from(data_dir, database_url))
 
@@ -142,11 +142,11 @@ def merge(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Merge SOURCE into TARGET: rows and conversation move; `unmerge` undoes it exactly."""
-    from threadline.api.services import open_services
+    from threadline.product.services import open_services
 
     services = open_services(settings_from(data_dir, database_url))
     try:
-        record = services.conversations.merge(CustomerId(source), CustomerId(target), actor=ACTOR, reason=reason)
+        record = services.merging.merge(CustomerId(source), CustomerId(target), actor=ACTOR, reason=reason)
     finally:
         services.close()
     _report("merged", record)
@@ -159,11 +159,11 @@ def unmerge(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Undo a merge exactly: every moved row goes back, the thread loses what the merge brought in."""
-    from threadline.api.services import open_services
+    from threadline.product.services import open_services
 
     services = open_services(settings_from(data_dir, database_url))
     try:
-        record = services.conversations.unmerge(merge_id, actor=ACTOR)
+        record = services.merging.unmerge(merge_id, actor=ACTOR)
     finally:
         services.close()
     _report("unmerged", record)
@@ -177,9 +177,9 @@ def forget(
 ) -> None:
     """Erase a customer: messages, threads, identities, memories, episodes, handoffs and events go; orders stay,
     anonymised. Prints the counts (the audit trail keeps only a hash of the id)."""
-    from threadline.api.services import open_database
     from threadline.memory.checkpoints import open_checkpointer
     from threadline.memory.erasure import CustomerErasure
+    from threadline.product.services import open_database
 
     settings = settings_from(data_dir, database_url)
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None

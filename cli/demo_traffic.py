@@ -271,9 +271,9 @@ def served(settings: Settings) -> Iterator[tuple[str, str]]:
     """The app on a free loopback port from a background thread, with a one-off admin key revoked at the end."""
     from threadline.api.app import create_app
     from threadline.api.local_server import serve_in_thread
-    from threadline.api.services import open_database
     from threadline.core.auth import Role
     from threadline.memory.stores import Stores
+    from threadline.product.services import open_database
 
     db = open_database(settings)
     stores = Stores.over(db)

@@ -22,7 +22,7 @@ AUTHOR = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> tuple[Settings, Stores]:
-    from threadline.api.services import open_database
+    from threadline.product.services import open_database
 
     settings = settings_from(data_dir, database_url)
     return settings, Stores.over(open_database(settings))
@@ -63,7 +63,7 @@ def search(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Search the knowledge base the way a channel would."""
-    from threadline.api.services import open_index
+    from threadline.product.services import open_index
 
     settings, stores = _stores(data_dir, database_url)
     passages = open_index(settings, stores).search(query, k=k, channel=channel)

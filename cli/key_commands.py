@@ -20,7 +20,7 @@ CREATED_BY = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> Stores:
-    from threadline.api.services import open_database
+    from threadline.product.services import open_database
 
     return Stores.over(open_database(settings_from(data_dir, database_url)))
 
@@ -77,7 +77,7 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key for good; running API workers refuse it within a few seconds."""
-    from threadline.api.auth import AUTH_CACHE_TTL_S
+    from threadline.core.auth import AUTH_CACHE_TTL_S
 
     stores = _stores(data_dir, database_url)
     try:

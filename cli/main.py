@@ -55,7 +55,7 @@ def serve(
     import uvicorn
 
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
-    from threadline.api.services import open_database
+    from threadline.product.services import open_database
 
     if settings.bootstrap_keys is not None:  # a malformed key list is a one-line error, not a worker traceback
         from threadline.core.auth import parse_bootstrap
@@ -91,14 +91,14 @@ def chat(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Talk to the support graph as a customer, interactively or one message at a time."""
-    from threadline.api.services import open_services
+    from threadline.product.services import open_services
 
     if as_json and message is None:
         raise UsageError("--json needs --message")
     services = open_services(settings_from(data_dir, database_url))
     try:
         if message is not None:
-            outcome = services.conversations.handle(
+            outcome = services.turns.handle(
                 InboundMessage(channel=channel, sender=sender, text=message, vouched=verified)
             )
             if as_json:
@@ -110,9 +110,7 @@ def chat(
         while (text := _read_line()) is not None:
             if text.strip():
                 _print_outcome(
-                    services.conversations.handle(
-                        InboundMessage(channel=channel, sender=sender, text=text, vouched=verified)
-                    )
+                    services.turns.handle(InboundMessage(channel=channel, sender=sender, text=text, vouched=verified))
                 )
     finally:
         services.close()
@@ -139,9 +137,9 @@ def _print_outcome(outcome: TurnOutcome) -> None:
 @demo_app.command("load")
 def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Import the demo store (500 customers, 1,000 orders, the catalog and knowledge base); safe to repeat."""
-    from threadline.api.services import open_database
     from threadline.demo.loader import load_demo
     from threadline.memory.stores import Stores
+    from threadline.product.services import open_database
 
     settings = settings_from(data_dir, database_url)
     db = open_database(settings)
@@ -214,8 +212,8 @@ def demo_traffic(
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply pending migrations (start-up does this too)."""
-    from threadline.api.services import open_database
     from threadline.memory import migrate
+    from threadline.product.services import open_database
 
     db = open_database(settings_from(data_dir, database_url))
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")

@@ -27,8 +27,8 @@ def maintenance(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Apply the retention policy once and print what was removed (per table)."""
-    from threadline.api.services import open_database
     from threadline.memory.retention import RetentionPolicy, run_retention
+    from threadline.product.services import open_database
 
     settings = settings_from(
         data_dir,

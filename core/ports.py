@@ -6,10 +6,12 @@ HTTP order system are interchangeable by configuration.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from threadline.core.auth import ApiKey, Role
 from threadline.core.types import (
     AnalyticsEvent,
     Article,
@@ -26,6 +28,8 @@ from threadline.core.types import (
     EpisodeStatus,
     HandleType,
     Handoff,
+    HandoffEvent,
+    HandoffEventKind,
     HandoffId,
     HandoffStatus,
     IdentityEvent,
@@ -117,8 +121,28 @@ class MessageLog(Protocol):
         metadata: dict[str, Any] | None = None,
         created_at: datetime | None = None,
         reply_to_id: int | None = None,
+        thread_key: str | None = None,
     ) -> LoggedMessage:
-        """Append a message; raises `ConflictError` when the provider message id was seen on this channel."""
+        """Append a message (inbound ones on the conversation thread `thread_key`); raises `ConflictError` when the
+        provider message id was seen on this channel."""
+        ...
+
+    def get(self, message_id: int) -> LoggedMessage | None: ...
+
+    def pending(self, thread_key: str, limit: int = 50) -> list[LoggedMessage]:
+        """Inbound messages of a thread that no turn has taken yet, in arrival order."""
+        ...
+
+    def close_turn(
+        self,
+        inbound_ids: list[int],
+        *,
+        customer_id: CustomerId,
+        channel: Channel,
+        reply: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> LoggedMessage | None:
+        """Record a turn's reply and mark every message it took handled, in one transaction."""
         ...
 
     def reply_to(self, message_id: int) -> LoggedMessage | None: ...
@@ -172,11 +196,55 @@ class HandoffRepository(Protocol):
 
     def get(self, handoff_id: HandoffId) -> Handoff | None: ...
 
-    def list(self, status: HandoffStatus | None = None, limit: int = 100) -> list[Handoff]: ...
+    def list(
+        self,
+        status: HandoffStatus | Sequence[HandoffStatus] | None = None,
+        limit: int = 100,
+        *,
+        priority: str | None = None,
+        channel: str | None = None,
+    ) -> builtins.list[Handoff]:
+        """Handoffs, oldest first; `channel` filters on the packet's channel."""
+        ...
 
     def open_for_customer(self, customer_id: CustomerId) -> Handoff | None: ...
 
-    def set_status(self, handoff_id: HandoffId, status: HandoffStatus, *, agent: str | None = None) -> Handoff: ...
+    def claim(self, handoff_id: HandoffId, agent: str) -> Handoff:
+        """`agent` takes the case; a case another agent holds is a `ConflictError`."""
+        ...
+
+    def release(self, handoff_id: HandoffId, agent: str, note: str) -> Handoff: ...
+
+    def resolve(self, handoff_id: HandoffId, agent: str) -> Handoff: ...
+
+    def rate(
+        self,
+        handoff_id: HandoffId,
+        agent: str,
+        usefulness: int,
+        missing: Sequence[str] = (),
+        wrong: Sequence[str] = (),
+    ) -> Handoff: ...
+
+    def record(
+        self, handoff_id: HandoffId, kind: HandoffEventKind, actor: str, payload: dict[str, Any] | None = None
+    ) -> HandoffEvent:
+        """Log a step that changes no status (a customer message, an agent reply)."""
+        ...
+
+    def time_out(self, handoff_id: HandoffId, now: datetime, minutes: float) -> Handoff | None:
+        """The case, now `timed_out`, if it was still queued `minutes` after it was created; else None."""
+        ...
+
+    def time_out_overdue(self, now: datetime, minutes: float) -> builtins.list[Handoff]:
+        """Every case queued longer than `minutes`, moved to `timed_out` (each exactly once)."""
+        ...
+
+    def events(self, handoff_id: HandoffId) -> builtins.list[HandoffEvent]: ...
+
+    def events_since(self, event_id: int, limit: int = 100) -> builtins.list[HandoffEvent]: ...
+
+    def last_event_id(self) -> int: ...
 
 
 class KnowledgeRepository(Protocol):
@@ -219,3 +287,21 @@ class EventLog(Protocol):
     ) -> list[AnalyticsEvent]: ...
 
     def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]: ...
+
+
+class ApiKeyRepository(Protocol):
+    """API keys with roles; only each key's hash is stored."""
+
+    def create(self, role: Role, name: str, *, created_by: str, key: str | None = None) -> tuple[ApiKey, str]:
+        """Store a new key (generated unless `key` is given); returns the record and the raw key, shown once."""
+        ...
+
+    def ensure(self, role: Role, key: str, *, name: str, created_by: str) -> ApiKey: ...
+
+    def authenticate(self, key: str) -> ApiKey | None: ...
+
+    def get(self, key_id: str) -> ApiKey | None: ...
+
+    def revoke(self, key_id: str) -> ApiKey: ...
+
+    def list(self, include_revoked: bool = False) -> builtins.list[ApiKey]: ...

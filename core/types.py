@@ -308,6 +308,32 @@ class Handoff(_Record):
         return "ai" if self.status in (HandoffStatus.RELEASED, HandoffStatus.RESOLVED) else "queue"
 
 
+class HandoffEventKind(StrEnum):
+    """What happened to a handoff."""
+
+    CREATED = "created"
+    CLAIMED = "claimed"
+    CUSTOMER_MESSAGE = "customer_message"
+    AGENT_REPLY = "agent_reply"
+    RELEASED = "released"
+    RESOLVED = "resolved"
+    RATED = "rated"
+    TIMED_OUT = "timed_out"
+
+
+class HandoffEvent(BaseModel):
+    """One step of a handoff's life, in the order they happened (`id` increases)."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    handoff_id: HandoffId
+    kind: HandoffEventKind
+    actor: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 class Article(_Record):
     """A knowledge article at one version."""
 

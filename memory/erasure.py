@@ -29,6 +29,8 @@ from sqlalchemy import String as SqlString
 from sqlalchemy.exc import IntegrityError
 
 from threadline.core.errors import ConflictError, NotFoundError
+from threadline.core.threads import handle_thread_prefix
+from threadline.core.types import CustomerId
 from threadline.memory.db import Database
 from threadline.memory.embedding_cache import EMBEDDING_MODEL, EmbeddingCache
 from threadline.memory.longterm import SEP
@@ -111,13 +113,14 @@ def _names(ids: Sequence[str]) -> Any:
 
 
 def thread_ids(conn: Connection, ids: Sequence[str]) -> list[str]:
-    """Every checkpointed thread of these customers: their own and the per-handle threads keyed `<id>~…`."""
+    """Every checkpointed thread of these customers: their own and their per-handle threads (`core.threads`)."""
     wanted: set[str] = set()
     checkpointed = inspect(conn).has_table("checkpoints")  # the saver's table, created at its setup
     for customer_id in ids if checkpointed else []:
+        prefix = handle_thread_prefix(CustomerId(customer_id))
         rows = conn.execute(
             text("SELECT DISTINCT thread_id FROM checkpoints WHERE thread_id = :id OR substr(thread_id, 1, :n) = :p"),
-            {"id": customer_id, "p": customer_id + "~", "n": len(customer_id) + 1},
+            {"id": customer_id, "p": prefix, "n": len(prefix)},
         )
         wanted |= {str(r[0]) for r in rows}
     keys = conn.scalars(select(MessageRow.thread_key).where(MessageRow.customer_id.in_(ids)).distinct())

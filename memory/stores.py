@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from threadline.core.ports import (
+    ApiKeyRepository,
+    CustomerRepository,
+    EpisodeRepository,
+    EventLog,
+    HandoffRepository,
+    KnowledgeRepository,
+    MessageLog,
+    OrderSystem,
+)
 from threadline.memory.db import Database
 from threadline.memory.repositories.api_keys import SqlApiKeyRepository
 from threadline.memory.repositories.customers import SqlCustomerRepository
@@ -17,17 +27,17 @@ from threadline.memory.repositories.orders import SqlOrderSystem
 
 @dataclass(frozen=True)
 class Stores:
-    """Every repository over one database; satisfies the ports in `core.ports`."""
+    """Every repository over one database, each typed by its port in `core.ports` (the SQL classes implement them)."""
 
     db: Database
-    customers: SqlCustomerRepository
-    orders: SqlOrderSystem
-    messages: SqlMessageLog
-    episodes: SqlEpisodeRepository
-    handoffs: SqlHandoffRepository
-    knowledge: SqlKnowledgeRepository
-    events: SqlEventLog
-    api_keys: SqlApiKeyRepository
+    customers: CustomerRepository
+    orders: OrderSystem
+    messages: MessageLog
+    episodes: EpisodeRepository
+    handoffs: HandoffRepository
+    knowledge: KnowledgeRepository
+    events: EventLog
+    api_keys: ApiKeyRepository
 
     @classmethod
     def over(cls, db: Database) -> Stores:

@@ -197,7 +197,7 @@ def settings(request: pytest.FixtureRequest, demo_db_url: str, tmp_path: Path) -
 @pytest.fixture
 def services(settings: Any) -> Iterator[Any]:
     """The product's services opened from `settings`."""
-    from threadline.api.services import open_services
+    from threadline.product.services import open_services
 
     opened = open_services(settings)
     yield opened

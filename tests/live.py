@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from threadline.api.local_server import free_port
 from threadline.api.local_server import serve_in_thread as serve
+from threadline.product.loopback import free_port
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "free_port", "require_chromium", "serve"]
 

@@ -11,12 +11,11 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel, field_validator
 from sqlalchemy import text
 
-from threadline.api.services import open_services
-from threadline.api.threads import thread_config
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, InboundMessage
 from threadline.memory.checkpoints import make_serializer
 from threadline.memory.db import Database
+from threadline.product.services import open_services
 
 BUILT: list[str] = []
 KEY = "k" * 32
@@ -60,9 +59,8 @@ def _settings(db_url: str, data_dir: Path, key: str | None) -> Settings:
 def _say(settings: Settings, text_: str) -> tuple[str, list[str]]:
     services = open_services(settings)
     try:
-        outcome = services.conversations.handle(InboundMessage(channel=Channel.SMS, sender=PHONE, text=text_))
-        graph = services.conversations._graph
-        state = graph.get_state(thread_config(outcome.customer_id)).values
+        outcome = services.turns.handle(InboundMessage(channel=Channel.SMS, sender=PHONE, text=text_))
+        state = services.threads.values(outcome.customer_id)
         said = [str(m.content) for m in state["messages"] if m.type == "human"]
         return outcome.customer_id, said
     finally:

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from threadline.api.services import Services, open_services
 from threadline.core.errors import ConflictError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, Handoff, HandoffStatus, InboundMessage, TurnOutcome
 from threadline.graphs.nodes import HANDOFF_NOTICE
 from threadline.memory.schema import HandoffEventRow, HandoffRow, MessageRow
+from threadline.product.services import Services, open_services
 
 TEXTS = ["hi", "how long does standard shipping take?", "what is your return policy?", "thanks"]
 HUMAN = "I want to talk to a person"
@@ -82,7 +82,7 @@ class Conversation(RuleBasedStateMachine):
         return results
 
     def _send(self, message: InboundMessage) -> Callable[[], TurnOutcome]:
-        return lambda: self.services.conversations.handle(message)
+        return lambda: self.services.turns.handle(message)
 
     @rule(texts=st.lists(st.sampled_from([*TEXTS, HUMAN]), min_size=1, max_size=3), redeliver=st.booleans())
     def burst(self, texts: list[str], redeliver: bool) -> None:
@@ -108,14 +108,14 @@ class Conversation(RuleBasedStateMachine):
     def claim_while_the_customer_writes(self, text: str) -> None:
         handoff = self._open()
         assert handoff is not None
-        self._together(lambda: self.services.conversations.claim(handoff.id, AGENT), self._send(self._message(text)))
+        self._together(lambda: self.services.desk.claim(handoff.id, AGENT), self._send(self._message(text)))
 
     @precondition(lambda self: self._open() is not None and self._open().status is HandoffStatus.CLAIMED)
     @rule(text=st.sampled_from(TEXTS))
     def agent_replies_while_the_customer_writes(self, text: str) -> None:
         handoff = self._open()
         assert handoff is not None
-        reply = lambda: self.services.conversations.agent_reply(handoff.id, AGENT, "Happy to help.")  # noqa: E731
+        reply = lambda: self.services.desk.agent_reply(handoff.id, AGENT, "Happy to help.")  # noqa: E731
         self._together(reply, self._send(self._message(text)))
 
     @precondition(lambda self: self._open() is not None and self._open().status is HandoffStatus.CLAIMED)
@@ -123,7 +123,7 @@ class Conversation(RuleBasedStateMachine):
     def agent_lets_go_while_the_customer_writes(self, resolve: bool, text: str) -> None:
         handoff = self._open()
         assert handoff is not None
-        desk = self.services.conversations
+        desk = self.services.desk
         done = (lambda: desk.resolve(handoff.id, AGENT)) if resolve else (lambda: desk.release(handoff.id, AGENT, "ok"))
         self._together(done, self._send(self._message(text)))
 

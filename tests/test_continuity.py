@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from tests.support import say
-from threadline.api.services import Services
-from threadline.api.threads import thread_config
 from threadline.core.errors import ConflictError
 from threadline.core.longterm import EPISODES, customer_namespace
 from threadline.core.types import (
@@ -36,6 +34,7 @@ from threadline.memory.schema import (
     MessageRow,
     OrderRow,
 )
+from threadline.product.services import Services
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES = USERS["james_li_5688"]
@@ -157,9 +156,8 @@ def _dump(services: Services, *customers: CustomerId) -> dict[str, Any]:
             columns = [c.key for c in inspect(table).mapper.column_attrs]
             rows = s.scalars(select(table).order_by(table.id))
             dump[name] = [{c: getattr(row, c) for c in columns} for row in rows]
-    graph = services.conversations._graph
     for customer_id in customers:
-        values = graph.get_state(thread_config(customer_id)).values
+        values = services.threads.values(customer_id)
         dump[f"thread:{customer_id}"] = {
             "messages": [(m.type, m.id, m.content) for m in values.get("messages", [])],
             "summary": values.get("summary") or "",
@@ -182,7 +180,7 @@ def test_a_wrong_merge_is_undone_exactly(services: Services) -> None:
     before = _dump(services, stranger, JAMES_ID)
     assert before[f"thread:{stranger}"]["messages"] and before[f"thread:{JAMES_ID}"]["messages"]
 
-    merge = services.conversations.merge(stranger, JAMES_ID, actor="admin:test", reason="looked like the same person")
+    merge = services.merging.merge(stranger, JAMES_ID, actor="admin:test", reason="looked like the same person")
     merged = _dump(services, stranger, JAMES_ID)
     assert merged != before
     moved = merge.moved
@@ -198,33 +196,32 @@ def test_a_wrong_merge_is_undone_exactly(services: Services) -> None:
     # The phone now reaches James, and the audit trail says why.
     assert services.stores.customers.find_by_handle(HandleType.PHONE, "+15550104321").customer_id == JAMES_ID  # type: ignore[union-attr]
 
-    services.conversations.unmerge(merge.event_id, actor="admin:test")
+    services.merging.unmerge(merge.event_id, actor="admin:test")
     assert _dump(services, stranger, JAMES_ID) == before
     kinds = [e.kind.value for e in services.stores.customers.identity_events(stranger)]
     assert kinds[-2:] == ["merge", "unmerge"]  # nothing deleted: both are audit rows
     with pytest.raises(ConflictError):
-        services.conversations.unmerge(merge.event_id, actor="admin:test")
+        services.merging.unmerge(merge.event_id, actor="admin:test")
 
 
 def test_rows_written_after_a_merge_stay_with_the_target_when_it_is_undone(services: Services) -> None:
     stranger = _two_conversations(services)
-    merge = services.conversations.merge(stranger, JAMES_ID, actor="admin:test", reason="test")
+    merge = services.merging.merge(stranger, JAMES_ID, actor="admin:test", reason="test")
     later = say(services, Channel.WEB, JAMES["email"], "do you have gift cards?", vouched=True)
-    services.conversations.unmerge(merge.event_id, actor="admin:test")
+    services.merging.unmerge(merge.event_id, actor="admin:test")
     james_texts = [m.text for m in services.stores.messages.for_customer(JAMES_ID)]
     assert "do you have gift cards?" in james_texts
     assert "do you sell bookshelves?" not in james_texts
     assert later.reply is not None and later.reply in james_texts
-    thread = services.conversations._graph.get_state(thread_config(JAMES_ID)).values
+    thread = services.threads.values(JAMES_ID)
     texts = [m.content for m in thread["messages"]]
     assert "do you have gift cards?" in texts and "do you sell bookshelves?" not in texts
-    memories = services.conversations._graph.store
-    assert memories is not None
+    memories = services.memories
     assert memories.search(customer_namespace(stranger, EPISODES))  # the stranger's memories went back
 
 
 def test_two_known_customers_are_never_merged(services: Services) -> None:
     noah = demo_customer_id("noah_brown_6181")
     with pytest.raises(ConflictError, match="external ids"):
-        services.conversations.merge(noah, JAMES_ID, actor="admin:test", reason="oops")
+        services.merging.merge(noah, JAMES_ID, actor="admin:test", reason="oops")
     assert services.stores.customers.get(noah).merged_into is None  # type: ignore[union-attr]

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from threadline.api.local_server import free_port, wait_until_ready
 from threadline.core.faults import FAULT_POINT_ENV
 from threadline.memory.db import Database
 from threadline.memory.schema import HandoffEventRow, HandoffRow, MessageRow
+from threadline.product.loopback import free_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,6 @@ from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
 from tests.conftest import DatabaseFactory, PgDatabases, _template
-from threadline.api.services import Services, open_services
 from threadline.core.context import TurnContext, TurnServices
 from threadline.core.disclosure import REQUIRED_LEVEL, Disclosure, may_see
 from threadline.core.longterm import EPISODES, customer_namespace
@@ -24,6 +23,7 @@ from threadline.core.settings import Settings
 from threadline.core.types import Channel, HandleType, InboundMessage, VerificationLevel
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.memory.longterm import SqlStore
+from threadline.product.services import Services, open_services
 from threadline.tools import escalate_to_human, lookup_order, recall_context, search_knowledge, verify_customer
 from threadline.tools.orders import NOT_FOUND_MESSAGE
 from threadline.tools.verification import FAILED_MESSAGE
@@ -114,12 +114,10 @@ def world(
     try:
         # Two real turns leave James an episode record: an order question, then a public knowledge question.
         for text in (ORDER_QUESTION, KNOWLEDGE_QUESTION):
-            services.conversations.handle(
-                InboundMessage(channel=Channel.WEB, sender=JAMES["email"], text=text, vouched=True)
-            )
+            services.turns.handle(InboundMessage(channel=Channel.WEB, sender=JAMES["email"], text=text, vouched=True))
         store = SqlStore(services.db, embeddings)
         [record] = store.search(customer_namespace(JAMES_ID, EPISODES))
-        turn_services = services.conversations._services
+        turn_services = services.turns.services
         assert isinstance(turn_services, TurnServices)
         yield World(services, turn_services, store, record.value)
     finally:
@@ -354,9 +352,7 @@ def test_an_address_typed_into_an_earlier_question_is_not_recalled_below_strong(
         f"I would prefer deliveries to {address['address1']}",
     ):
         # Answered with search_knowledge, so the question becomes a public topic, scrubbed of the address.
-        world.services.conversations.handle(
-            InboundMessage(channel=Channel.WEB, sender=noah["email"], text=text, vouched=True)
-        )
+        world.services.turns.handle(InboundMessage(channel=Channel.WEB, sender=noah["email"], text=text, vouched=True))
     leaks = []
     for level in (VerificationLevel.CLAIMED, VerificationLevel.VERIFIED):
         message, _ = world.run(recall_context, level, {"query": "deliveries"}, user="noah_brown_6181")

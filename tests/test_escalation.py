@@ -18,12 +18,12 @@ import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from tests.support import say
-from threadline.api.services import Services
 from threadline.core.handoff import PACKET_VERSION, HandoffPacket, StallPoint
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, HandoffStatus, TurnOutcome
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.policy import Thresholds, evaluate, normalise, sentiment_escalation, turn_signals
+from threadline.product.services import Services
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from threadline.cli.eval_commands import DemoProducts
 from threadline.core.settings import Settings
+from threadline.evals.product import DemoProducts
 from threadline.evals.runner import SuiteResult, run_suite, summary
 from threadline.evals.suite import load_suite, suite_paths
 

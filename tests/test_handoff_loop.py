@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from threadline.api.app import create_app
-from threadline.api.handoff_desk import QUEUE_TIMEOUT_TEXT
-from threadline.api.threads import thread_config
+from threadline.conversations.desk import QUEUE_TIMEOUT_TEXT
 from threadline.core.settings import Settings
 from threadline.core.sms import sms_segments
 from threadline.core.types import CustomerId, Direction, EpisodeStatus
@@ -126,7 +125,7 @@ def test_the_loop_from_queue_to_human_to_ai_with_the_agents_note(client: TestCli
     back = _say(client, "what is your return policy?")
     assert back["owner"] == "ai" and back["reply"]
     services = client.app.state.services  # type: ignore[attr-defined]
-    thread = services.conversations._graph.get_state(thread_config(customer_id)).values["messages"]
+    thread = services.threads.values(customer_id)["messages"]
     notes = [str(m.content) for m in thread if m.type == "system"]
     assert any("Refund of order W123 issued." in note for note in notes)
     assert any(long_text.split(".")[0] in str(m.content) for m in thread if m.type == "ai")

@@ -11,13 +11,12 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from tests.support import say
-from threadline.api.services import Services, open_services
-from threadline.api.threads import thread_config
 from threadline.core.errors import ConflictError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, HandleType
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.nodes import _overflow
+from threadline.product.services import Services, open_services
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 JAMES, OTHER = USERS["james_li_5688"], next(u for k, u in USERS.items() if k != "james_li_5688")
@@ -50,7 +49,7 @@ def test_verifying_as_someone_else_never_takes_the_claimed_customers_handle(serv
     assert handle is not None
     assert handle.customer_id == demo_customer_id("james_li_5688")
     other_id = demo_customer_id(next(k for k, u in USERS.items() if u is OTHER))
-    summary = services.conversations._graph.get_state(thread_config(other_id)).values.get("summary", "")
+    summary = services.threads.values(other_id).get("summary", "")
     assert "357962501027" not in summary
 
 

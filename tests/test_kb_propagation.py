@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from threadline.api.local_server import free_port, wait_until_ready
+from threadline.product.loopback import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 2.0

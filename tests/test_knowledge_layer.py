@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from threadline.api.app import create_app
-from threadline.api.services import Services
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, HandleType, InboundMessage, TurnOutcome, VerificationLevel
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.render import sms_segments
+from threadline.product.services import Services
 
 ADMIN_KEY = "admin-key-for-tests-00001"
 AGENT_KEY = "agent-key-for-tests-00001"
@@ -47,7 +47,7 @@ def services_of(client: TestClient) -> Services:
 
 def say(client: TestClient, channel: Channel, sender: str, text: str, vouched: bool = False) -> TurnOutcome:
     message = InboundMessage(channel=channel, sender=sender, text=text, vouched=vouched)
-    return services_of(client).conversations.handle(message)
+    return services_of(client).turns.handle(message)
 
 
 def article(**fields: Any) -> dict[str, Any]:

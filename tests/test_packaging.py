@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,12 +31,14 @@ PACKAGES = [
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # a stale build/lib would put removed modules in the wheel
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
         check=True,
         cwd=ROOT,
         timeout=300,
     )
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     return next(out.glob("threadline-*.whl"))
 
 

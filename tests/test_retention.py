@@ -15,13 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from threadline.api.app import create_app
-from threadline.api.services import Services, open_services
-from threadline.api.threads import thread_config
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, InboundMessage
 from threadline.memory.db import Database
 from threadline.memory.retention import RetentionPolicy, checkpoint_time, run_retention
 from threadline.memory.schema import MessageRow, utcnow
+from threadline.product.services import Services, open_services
 
 PHONES = ("+15557651001", "+15557651002")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ def _talk(services: Services, turns: int = 3) -> list[str]:
     for phone in PHONES:
         for n in range(turns):
             said = f"question {n}: what is your return policy?"
-            outcome = services.conversations.handle(InboundMessage(channel=Channel.SMS, sender=phone, text=said))
+            outcome = services.turns.handle(InboundMessage(channel=Channel.SMS, sender=phone, text=said))
         customers.append(outcome.customer_id)
     return customers
 
@@ -48,7 +47,7 @@ def _per_thread(db: Database) -> Counter[str]:
 
 
 def _messages(services: Services, customer_id: str) -> list[str]:
-    state = services.conversations._graph.get_state(thread_config(customer_id)).values
+    state = services.threads.values(customer_id)
     return [str(m.content) for m in state.get("messages", [])]
 
 
@@ -71,7 +70,7 @@ def test_keeping_the_latest_checkpoints_loses_no_conversation(demo_db_url: str, 
         assert {c: _messages(services, c) for c in customers} == states  # the latest state is intact
         if backend == "postgres":
             assert report.removed["checkpoint_blobs"] > 0
-        again = services.conversations.handle(
+        again = services.turns.handle(
             InboundMessage(channel=Channel.SMS, sender=PHONES[0], text="and do you ship abroad?")
         )
         assert again.customer_id == customers[0]

@@ -23,10 +23,10 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from threadline.api.app import create_app
-from threadline.api.services import Services
 from threadline.core.types import Channel, HandoffId, InboundMessage
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.memory.schema import AnalyticsEventRow, CustomerRow, HandoffRow, OrderRow
+from threadline.product.services import Services
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"])]
 
@@ -90,25 +90,23 @@ def test_a_canary_in_one_customers_data_never_reaches_another(
     services: Services, settings: Any, logs: Capture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     canary = plant(services)
-    conversations = services.conversations
     sender = USERS[A]["email"]
     replies: list[str] = []
     traces: list[str] = []
     history: list[str] = []
-    thread = {"configurable": {"thread_id": demo_customer_id(A)}}
+    thread = demo_customer_id(A)
     handoffs_resolved = 0
     for n in range(CONVERSATIONS):
         for text in (ATTACKS[n % len(ATTACKS)], ATTACKS[(n * 5 + 3) % len(ATTACKS)]):
             with collect_runs() as runs:
-                outcome = conversations.handle(
+                outcome = services.turns.handle(
                     InboundMessage(channel=Channel.WEB, sender=sender, text=text, vouched=True)
                 )
             traces += [json.dumps(run.dict(), default=str) for run in runs.traced_runs]
             replies.append(json.dumps(outcome.model_dump(mode="json")))
-            state = conversations._graph.get_state(thread)  # type: ignore[arg-type]
-            history.append(json.dumps(state.values, default=str))  # the checkpoint each turn left
+            history.append(json.dumps(services.threads.values(thread), default=str))  # the checkpoint each turn left
         if outcome.handoff_id:  # an agent closes the case, so the next conversation reaches the AI again
-            conversations.resolve(HandoffId(outcome.handoff_id), "agent:canary")
+            services.desk.resolve(HandoffId(outcome.handoff_id), "agent:canary")
             handoffs_resolved += 1
     with services.db.session() as s:
         packets = [json.dumps(p) for p in s.scalars(select(HandoffRow.packet))]

@@ -18,12 +18,12 @@ from sqlalchemy import func, select, update
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from tests.support import say
 from threadline.api.app import create_app
-from threadline.api.services import Services
 from threadline.core.settings import Settings
 from threadline.core.types import ArticleDraft, ArticleId, ArticleKind, Channel, InboundMessage
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.memory.knowledge_admin import create_article
 from threadline.memory.schema import HandoffRow, OrderRow
+from threadline.product.services import Services
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -93,7 +93,7 @@ def test_an_order_note_that_gives_orders_never_reaches_the_model(
         s.execute(update(OrderRow).where(OrderRow.customer_id == james).values(notes=INJECTION))
     before = len(model_requests(settings, request))
     order = JAMES["orders"][0]
-    outcome = services.conversations.handle(
+    outcome = services.turns.handle(
         InboundMessage(channel=Channel.WEB, sender=JAMES["email"], text=f"where is my order {order}?", vouched=True)
     )
     sent = json.dumps(model_requests(settings, request)[before:])

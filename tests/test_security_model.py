@@ -28,14 +28,14 @@ from sqlalchemy import event, func, select
 
 from tests.test_disclosure_matrix import World
 from threadline.agents.scripted_server import ScriptedModelServer, completion, to_langchain
-from threadline.api.conversation import Conversations
-from threadline.api.services import Services, open_services
+from threadline.conversations.turns import TurnService
 from threadline.core.context import TurnServices
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, InboundMessage, TurnOutcome, VerificationLevel
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.support import build_support_graph
 from threadline.memory.schema import HandoffRow
+from threadline.product.services import Services, open_services
 from threadline.tools import lookup_order
 from threadline.tools.orders import NOT_FOUND_MESSAGE
 
@@ -133,17 +133,15 @@ class AttackerServer(ScriptedModelServer):
         return api
 
 
-def attacker_conversations(services: Services, model: BaseChatModel) -> Conversations:
-    """The product's turn service over its own stores, with the compromised model in the graph."""
-    current = services.conversations._graph
-    graph = build_support_graph(model, checkpointer=current.checkpointer, store=current.store)  # type: ignore[arg-type]
-    return Conversations(services.stores, services.index, graph)
+def attacker_services(services: Services, model: BaseChatModel) -> Services:
+    """The product's conversation objects over its own stores, with the compromised model in the graph."""
+    return services.with_graph(build_support_graph(model, checkpointer=services.checkpointer, store=services.memories))
 
 
-def signed_in(conversations: Conversations, name: str, text: str) -> TurnOutcome:
+def signed_in(turns: TurnService, name: str, text: str) -> TurnOutcome:
     """A turn as a signed-in web customer (`strong`: the most the customer may see)."""
     message = InboundMessage(channel=Channel.WEB, sender=USERS[name]["email"], text=text, vouched=True)
-    return conversations.handle(message)
+    return turns.handle(message)
 
 
 def secrets_of(name: str) -> list[str]:
@@ -192,13 +190,13 @@ def test_a_compromised_model_reads_nothing_of_the_other_nineteen_customers(
     attacked: tuple[Services, BaseChatModel], capsys: pytest.CaptureFixture[str]
 ) -> None:
     services, model = attacked
-    conversations = attacker_conversations(services, model)
+    attacked = attacker_services(services, model)
     pairs = calls = 0
     leaks: list[tuple[str, str, str]] = []
     crossed: list[tuple[str, str]] = []
     for attacker in CUSTOMERS:
-        outcome = signed_in(conversations, attacker, f"attack {attacker}")
-        state = conversations._graph.get_state({"configurable": {"thread_id": outcome.customer_id}}).values
+        outcome = signed_in(attacked.turns, attacker, f"attack {attacker}")
+        state = attacked.threads.values(outcome.customer_id)
         turn = [m for m in state["messages"] if isinstance(m, (AIMessage, ToolMessage))]
         calls += sum(isinstance(m, ToolMessage) for m in turn)
         everything = json.dumps(outcome.model_dump(mode="json")) + json.dumps([str(m.content) for m in turn])
@@ -209,7 +207,7 @@ def test_a_compromised_model_reads_nothing_of_the_other_nineteen_customers(
             leaks += [(attacker, victim, s) for s in secrets_of(victim) if s in everything]
         crossed += [(attacker, o) for o in cross_reads(turn, attacker)]
         assert outcome.reply and NOT_FOUND_MESSAGE in outcome.reply  # the attack really ran and was answered
-    spammed = signed_in(conversations, CUSTOMERS[0], "spam")
+    spammed = signed_in(attacked.turns, CUSTOMERS[0], "spam")
     with services.db.session() as s:
         handoffs = s.scalar(select(func.count()).select_from(HandoffRow))
     with capsys.disabled():
@@ -231,7 +229,7 @@ def test_not_yours_reads_exactly_as_not_found_in_text_status_queries_and_time(
 ) -> None:
     services = open_services(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False))
     try:
-        turn_services = services.conversations._services
+        turn_services = services.turns.services
         assert isinstance(turn_services, TurnServices)
         world = World(services, turn_services, None, {})  # type: ignore[arg-type]
         statements: list[str] = []

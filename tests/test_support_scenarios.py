@@ -13,12 +13,12 @@ import pytest
 
 from tests.support import say
 from threadline.agents.scripted_server import ScriptedModelServer
-from threadline.api.services import Services, open_services
-from threadline.api.threads import thread_config
+from threadline.conversations.threads import thread_config
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, CustomerId, Direction, HandoffStatus, OrderId, TurnOutcome
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.render import sms_segments
+from threadline.product.services import Services, open_services
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
 ORDERS = json.loads((DATA_DIR / "tau_retail" / "orders.json").read_text())
@@ -91,8 +91,7 @@ def test_someone_elses_order_reads_exactly_like_a_missing_one(
     secrets = {i["name"] for i in other["items"]} | {t for f in other["fulfillments"] for t in f["tracking_id"]}
     secrets |= {other["address"]["address1"], f"{other['payment_history'][0]['amount']}"}
     james = demo_customer_id("james_li_5688")
-    state = services.conversations._graph.get_state(thread_config(james))
-    stored = json.dumps(state.values, default=str)
+    stored = json.dumps(services.threads.values(james), default=str)
     logged = " ".join(m.text for m in services.stores.messages.for_customer(james, limit=100))
     for secret in secrets:
         assert secret not in foreign.reply
@@ -169,7 +168,7 @@ def test_state_stays_bounded_over_many_turns(services: Services) -> None:
         say(services, Channel.SMS, PHONE, "any news?")
         say(services, Channel.SMS, PHONE, "thanks!")
     james = demo_customer_id("james_li_5688")
-    values = services.conversations._graph.get_state(thread_config(james)).values
+    values = services.threads.values(james)
     assert len(values["messages"]) <= 16
     assert len(values["summary"].splitlines()) <= 12
     assert services.stores.messages.count(james) >= 60  # the full transcript stays in the message log

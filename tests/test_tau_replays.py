@@ -22,12 +22,12 @@ from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
 
 from tests.conftest import DatabaseFactory, PgDatabases, _template
-from threadline.api.services import Services, open_services
 from threadline.core.context import TurnContext
 from threadline.core.settings import Settings
 from threadline.core.types import ArticleId, Channel, HandleType, VerificationLevel
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.policy import blocked_by_policy
+from threadline.product.services import Services, open_services
 from threadline.tools.orders import lookup_order
 
 TAU = DATA_DIR / "tau_retail"
@@ -107,7 +107,7 @@ def _call(services: Services, user_id: str, **args: Any) -> dict[str, Any]:
         channel=Channel.WEB,
         handle_type=HandleType.VISITOR,
         handle=f"replay-{user_id}",
-        services=services.conversations._services,
+        services=services.turns.services,
     )
     runtime: ToolRuntime[Any, Any] = ToolRuntime(
         state={"messages": [], "identity": {"customer_id": customer_id, "level": "strong"}},

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from threadline.api.services import Services, open_services
 from threadline.core.errors import InvalidInputError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
 from threadline.demo.loader import DATA_DIR
 from threadline.memory.identity import classify_handle
+from threadline.product.services import Services, open_services
 
 JAMES_EMAIL = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]["email"]
 
@@ -40,10 +40,10 @@ def test_a_message_accepted_before_a_crash_is_answered_on_redelivery(services: S
     services.stores.messages.append(
         customer.id, Channel.SMS, Direction.INBOUND, "hi", provider_message_id="SM-crash", sender=handle
     )
-    answered = services.conversations.handle(sms("hi", "SM-crash"))
+    answered = services.turns.handle(sms("hi", "SM-crash"))
     assert answered.reply is not None
     assert answered.duplicate is False
-    again = services.conversations.handle(sms("hi", "SM-crash"))
+    again = services.turns.handle(sms("hi", "SM-crash"))
     assert again.duplicate is True
     assert again.reply == answered.reply
     log = services.stores.messages.for_customer(customer.id)
@@ -55,7 +55,7 @@ def test_concurrent_messages_from_one_customer_are_each_answered_once(services: 
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(
             pool.map(
-                lambda pair: services.conversations.handle(
+                lambda pair: services.turns.handle(
                     InboundMessage(
                         channel=Channel.WEB,
                         sender=JAMES_EMAIL,
@@ -84,7 +84,7 @@ def test_concurrent_messages_from_one_customer_are_each_answered_once(services: 
 
 def test_concurrent_redeliveries_run_one_turn(services: Services) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda _: services.conversations.handle(sms("hi", "SM-same")), range(4)))
+        outcomes = list(pool.map(lambda _: services.turns.handle(sms("hi", "SM-same")), range(4)))
     assert sum(not o.duplicate for o in outcomes) == 1
     assert len({o.reply for o in outcomes}) == 1
     assert services.stores.messages.count(CustomerId(outcomes[0].customer_id)) == 2
@@ -94,7 +94,7 @@ def test_concurrent_redeliveries_run_one_turn(services: Services) -> None:
 def test_empty_or_oversized_text_is_refused_and_nothing_is_stored(services: Services, text: str) -> None:
     before = services.stores.messages.count()
     with pytest.raises(InvalidInputError):
-        services.conversations.handle(sms(text))
+        services.turns.handle(sms(text))
     assert services.stores.messages.count() == before
 
 
@@ -109,10 +109,10 @@ def test_a_turn_reads_each_record_once_and_writes_without_reading_first(services
 
     engine = services.stores.db.engine
     message = InboundMessage(channel=Channel.WEB, sender=JAMES_EMAIL, text="hi", vouched=True)
-    assert services.conversations.handle(message).reply  # warm: the episode and memory items exist now
+    assert services.turns.handle(message).reply  # warm: the episode and memory items exist now
     event.listen(engine, "before_cursor_execute", record)
     try:
-        outcome = services.conversations.handle(message)
+        outcome = services.turns.handle(message)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert outcome.reply and outcome.owner == "ai"

@@ -27,10 +27,10 @@ from threadline.analytics.report import (
 )
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
-from threadline.api.services import Services
 from threadline.core.auth import Role
 from threadline.core.errors import InvalidInputError
 from threadline.core.types import Channel
+from threadline.product.services import Services
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[roles_dependency(Role.ADMIN, Role.QA)])
 MAX_RANGE_DAYS = 366

@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from threadline.api.auth import require_roles
 from threadline.api.deps import ServicesDep
 from threadline.api.errors import ErrorOut
-from threadline.api.services import Services
 from threadline.channels import email as email_channel
 from threadline.channels import social, twilio
 from threadline.core.auth import Role
 from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from threadline.core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
+from threadline.product.services import Services
 
 router = APIRouter(
     tags=["channels"],
@@ -57,7 +57,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def _turn(services: Services, message: InboundMessage) -> TurnOutcome:
-    return await run_in_threadpool(services.conversations.handle, services.admit(message))
+    return await run_in_threadpool(services.turns.handle, services.admit(message))
 
 
 @router.post("/v1/channels/twilio/sms", response_class=Response, responses={200: {"content": {XML: {}}}})

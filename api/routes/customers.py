@@ -150,9 +150,7 @@ def _out(record: Any) -> MergeOut:
 )
 def merge(body: MergeIn, services: ServicesDep) -> MergeOut:
     """Merge two customers (never two with different external ids)."""
-    record = services.conversations.merge(
-        CustomerId(body.source), CustomerId(body.target), actor=ACTOR, reason=body.reason
-    )
+    record = services.merging.merge(CustomerId(body.source), CustomerId(body.target), actor=ACTOR, reason=body.reason)
     return _out(record)
 
 
@@ -161,7 +159,7 @@ def merge(body: MergeIn, services: ServicesDep) -> MergeOut:
 )
 def unmerge(event_id: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> MergeOut:
     """Undo a merge exactly: the moved rows go back, the target's thread loses what the merge brought in."""
-    return _out(services.conversations.unmerge(event_id, actor=ACTOR))
+    return _out(services.merging.unmerge(event_id, actor=ACTOR))
 
 
 class ErasureOut(BaseModel):

@@ -172,7 +172,7 @@ def demo_message(body: DemoMessageIn, services: ServicesDep) -> DemoReplyOut:
     if preset is None:
         raise InvalidInputError(f"unknown identity preset {body.identity!r}")
     sender, vouched, previous = _sender(body, preset)
-    outcome = services.conversations.handle(
+    outcome = services.turns.handle(
         InboundMessage(
             channel=Channel(body.channel),
             sender=sender,

@@ -23,13 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
 from threadline.api.errors import ErrorOut
-from threadline.api.handoff_desk import MAX_TEXT_CHARS
 from threadline.api.routes import MAX_ID
+from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.errors import NotFoundError
 from threadline.core.handoff import HandoffPacket
-from threadline.core.types import Channel, Handoff, HandoffId, HandoffStatus
-from threadline.memory.repositories.handoffs import HandoffEvent
+from threadline.core.types import Channel, Handoff, HandoffEvent, HandoffId, HandoffStatus
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -212,7 +211,7 @@ def list_handoffs(
 ) -> list[HandoffOut]:
     """Handed-off cases, oldest first. Cases queued past the queue timeout become `timed_out` first (and their
     customers are told), so the list never shows a silent overdue case."""
-    services.conversations.time_out_overdue()
+    services.desk.time_out_overdue()
     found = services.stores.handoffs.list(
         status or None, limit, priority=priority, channel=channel.value if channel else None
     )
@@ -233,14 +232,14 @@ def get_handoff(handoff_id: str, services: ServicesDep) -> HandoffDetail:
 def claim(handoff_id: str, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Take a queued (or timed-out) case: the customer now talks to you. Claiming your own case again is a no-op;
     a case another agent holds is a 409."""
-    return _out(services.conversations.claim(HandoffId(handoff_id), agent))
+    return _out(services.desk.claim(HandoffId(handoff_id), agent))
 
 
 @agent_router.post("/{handoff_id}/reply", response_model=ReplyOut, responses={**NOT_FOUND, **CONFLICT})
 def reply(handoff_id: str, body: ReplyIn, services: ServicesDep, agent: AgentDep) -> ReplyOut:
     """Send the customer a message on the channel they wrote on last, rendered for it. Only the agent who
     claimed the case may reply. The message is logged for delivery (the channel outbox)."""
-    logged = services.conversations.agent_reply(HandoffId(handoff_id), agent, body.text)
+    logged = services.desk.agent_reply(HandoffId(handoff_id), agent, body.text)
     return ReplyOut(
         message_id=logged.id,
         customer_id=logged.customer_id,
@@ -253,20 +252,20 @@ def reply(handoff_id: str, body: ReplyIn, services: ServicesDep, agent: AgentDep
 @agent_router.post("/{handoff_id}/release", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})
 def release(handoff_id: str, body: ReleaseIn, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Give the case back to the AI; your note is in its context from its next turn."""
-    return _out(services.conversations.release(HandoffId(handoff_id), agent, body.note))
+    return _out(services.desk.release(HandoffId(handoff_id), agent, body.note))
 
 
 @agent_router.post("/{handoff_id}/resolve", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})
 def resolve(handoff_id: str, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Close the case and the customer's current episode."""
-    return _out(services.conversations.resolve(HandoffId(handoff_id), agent))
+    return _out(services.desk.resolve(HandoffId(handoff_id), agent))
 
 
 @agent_router.post("/{handoff_id}/rate", response_model=HandoffOut, responses=NOT_FOUND)
 def rate(handoff_id: str, body: RateIn, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Rate the handoff packet (usefulness 1 to 5; which fields were missing or wrong), for escalation-quality
     analytics."""
-    rated = services.conversations.rate(HandoffId(handoff_id), agent, body.usefulness, body.missing, body.wrong)
+    rated = services.desk.rate(HandoffId(handoff_id), agent, body.usefulness, body.missing, body.wrong)
     return _out(rated)
 
 

@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
-from threadline.api.handoff_desk import MAX_TEXT_CHARS
-from threadline.api.services import Services
+from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.errors import (
     AuthenticationError,
@@ -27,6 +26,7 @@ from threadline.core.errors import (
 )
 from threadline.core.signing import identity_is_signed
 from threadline.core.types import Channel, InboundMessage
+from threadline.product.services import Services
 
 log = logging.getLogger("threadline.api")
 router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])
@@ -143,7 +143,7 @@ async def post_message(
     """Run one customer turn (or return the original outcome of a redelivered message)."""
     inbound = _inbound(body, services, idempotency_key, request)
     if not stream:
-        outcome = await run_in_threadpool(services.conversations.handle, inbound)
+        outcome = await run_in_threadpool(services.turns.handle, inbound)
         return MessageOut.model_validate(outcome.model_dump())
     return StreamingResponse(_events(services, inbound), media_type="text/event-stream")
 
@@ -163,7 +163,7 @@ async def _events(services: Services, inbound: InboundMessage) -> AsyncIterator[
 
     def run() -> None:
         try:
-            outcome = services.conversations.handle(inbound, on_event=emit)
+            outcome = services.turns.handle(inbound, on_event=emit)
             if outcome.reply is not None:
                 emit({"event": "reply", "text": outcome.reply})
             emit({"event": "outcome", **MessageOut.model_validate(outcome.model_dump()).model_dump(mode="json")})

@@ -12,15 +12,21 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
-from threadline.core.types import CustomerId, EpisodeId, Handoff, HandoffId, HandoffStatus
+from threadline.core.types import (
+    CustomerId,
+    EpisodeId,
+    Handoff,
+    HandoffEvent,
+    HandoffEventKind,
+    HandoffId,
+    HandoffStatus,
+)
 from threadline.memory.db import Database
 from threadline.memory.ids import new_id
 from threadline.memory.schema import HandoffEventRow, HandoffRow, table, utcnow
@@ -37,32 +43,6 @@ _OPEN_FOR_CUSTOMER = (
 )
 _CLAIMABLE = (HandoffStatus.QUEUED.value, HandoffStatus.TIMED_OUT.value)
 SYSTEM = "system"
-
-
-class HandoffEventKind(StrEnum):
-    """What happened to a handoff."""
-
-    CREATED = "created"
-    CLAIMED = "claimed"
-    CUSTOMER_MESSAGE = "customer_message"
-    AGENT_REPLY = "agent_reply"
-    RELEASED = "released"
-    RESOLVED = "resolved"
-    RATED = "rated"
-    TIMED_OUT = "timed_out"
-
-
-class HandoffEvent(BaseModel):
-    """One step of a handoff's life, in the order they happened (`id` increases)."""
-
-    model_config = ConfigDict(frozen=True, from_attributes=True)
-
-    id: int
-    handoff_id: HandoffId
-    kind: HandoffEventKind
-    actor: str
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 def _event(s: Session, handoff_id: str, kind: HandoffEventKind, actor: str, payload: dict[str, Any]) -> None:

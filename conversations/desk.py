@@ -1,8 +1,9 @@
-"""The human side of a handed-off case: claim, agent replies, release, resolve, rate, and the queue timeout.
+"""`HandoffDesk`: the human side of a handed-off case — claim, agent replies, release, resolve, rate, and the queue
+timeout.
 
-Part of the turn service (`Conversations` inherits it): everything here runs under the same per-customer lock as
-customer turns, so an agent's message and a customer's turn never interleave on the thread. Delivery is the message
-log: an agent's reply or a timeout notice is logged on the customer's current channel for a sender to pick up.
+Everything here runs under the same per-customer lock as customer turns, so an agent's message and a customer's turn
+never interleave on the thread. Delivery is the message log: an agent's reply or a timeout notice is logged on the
+customer's current channel for a sender to pick up.
 """
 
 from __future__ import annotations
@@ -11,23 +12,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import AIMessage, SystemMessage
-from langgraph.graph.state import CompiledStateGraph
 
-from threadline.api.threads import thread_config
+from threadline.conversations.threads import Threads
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.ports import EpisodeRepository, EventLog, HandoffRepository, MessageLog
 from threadline.core.types import (
     Channel,
     Direction,
     EpisodeStatus,
+    EventType,
     Handoff,
+    HandoffEventKind,
     HandoffId,
     HandoffStatus,
     LoggedMessage,
     TurnOutcome,
 )
 from threadline.graphs.render import render
-from threadline.memory.repositories.handoffs import HandoffEventKind
-from threadline.memory.stores import Stores
 from threadline.memory.turn_locks import TurnLocks
 
 MAX_TEXT_CHARS = 4000
@@ -41,25 +42,40 @@ carries it whole in two segments."""
 
 
 class HandoffDesk:
-    """What agents do to a case, on the stores, thread and locks the turn service owns."""
+    """What agents do to a case, and what happens to customer messages while people own it."""
 
-    _stores: Stores
-    _graph: CompiledStateGraph[Any, Any, Any, Any]
-    _locks: TurnLocks
-    _queue_timeout_minutes: float
+    def __init__(
+        self,
+        *,
+        handoffs: HandoffRepository,
+        messages: MessageLog,
+        episodes: EpisodeRepository,
+        events: EventLog,
+        threads: Threads,
+        locks: TurnLocks,
+        queue_timeout_minutes: float = 30.0,
+    ) -> None:
+        self._handoffs = handoffs
+        self._messages = messages
+        self._episodes = episodes
+        self._events = events
+        self._threads = threads
+        self._locks = locks
+        self._queue_timeout_minutes = queue_timeout_minutes
 
-    def _while_handed_off(
+    def while_handed_off(
         self, outcome: TurnOutcome, taken: list[LoggedMessage], current: LoggedMessage, channel: Channel
     ) -> TurnOutcome:
         """A turn the AI stayed silent in because people own the case: its messages go to the agent (as
-        `customer_message` events), and a case queued past the timeout tells the customer so, once."""
+        `customer_message` events), and a case queued past the timeout tells the customer so, once. The caller
+        holds the customer's turn lock."""
         if outcome.owner == "ai" or outcome.handoff_id is None or outcome.reply is not None:
             return outcome
         handoff_id = HandoffId(outcome.handoff_id)
         for m in taken:
             payload = {"message_id": m.id, "channel": m.channel.value, "text": m.text}
-            self._stores.handoffs.record(handoff_id, HandoffEventKind.CUSTOMER_MESSAGE, "customer", payload)
-        timed_out = self._stores.handoffs.time_out(handoff_id, datetime.now(UTC), self._queue_timeout_minutes)
+            self._handoffs.record(handoff_id, HandoffEventKind.CUSTOMER_MESSAGE, "customer", payload)
+        timed_out = self._handoffs.time_out(handoff_id, datetime.now(UTC), self._queue_timeout_minutes)
         if timed_out is None:
             return outcome
         notice = self._tell_timed_out(timed_out, channel, reply_to=current.id)
@@ -68,67 +84,18 @@ class HandoffDesk:
     def time_out_overdue(self, now: datetime | None = None) -> list[Handoff]:
         """Cases queued past the timeout become `timed_out`, and each customer is told on their current channel
         (logged for delivery). Called when agents list the queue, so a quiet customer is not left in silence."""
-        expired = self._stores.handoffs.time_out_overdue(now or datetime.now(UTC), self._queue_timeout_minutes)
+        expired = self._handoffs.time_out_overdue(now or datetime.now(UTC), self._queue_timeout_minutes)
         for handoff in expired:
             with self._locks.hold(handoff.customer_id):
                 self._tell_timed_out(handoff, self._current_channel(handoff))
         return expired
 
-    def _tell_timed_out(self, handoff: Handoff, channel: Channel, *, reply_to: int | None = None) -> LoggedMessage:
-        self._stores.events.append(
-            "handoff_timed_out",
-            customer_id=handoff.customer_id,
-            channel=channel.value,
-            payload={"handoff_id": handoff.id, "after_minutes": self._queue_timeout_minutes},
-        )
-        return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, {"queue_timeout": handoff.id}, reply_to=reply_to)
-
-    def _current_channel(self, handoff: Handoff) -> Channel:
-        """The channel the customer wrote on last (the packet's channel if they never wrote)."""
-        latest = [
-            m for m in self._stores.messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND
-        ]
-        if latest:
-            return latest[-1].channel
-        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
-
-    def _deliver(
-        self,
-        handoff: Handoff,
-        text: str,
-        channel: Channel,
-        marker: dict[str, Any],
-        *,
-        reply_to: int | None = None,
-    ) -> LoggedMessage:
-        """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
-        sees it once the case comes back. The caller holds the customer's turn lock."""
-        rendered = render(text, channel)
-        logged = self._stores.messages.append(
-            handoff.customer_id,
-            channel,
-            Direction.OUTBOUND,
-            rendered,
-            episode_id=handoff.episode_id,
-            metadata={"handoff_id": handoff.id, **marker},
-            reply_to_id=reply_to,
-        )
-        said = AIMessage(content=rendered, additional_kwargs={"threadline": marker})
-        self._graph.update_state(thread_config(handoff.customer_id), {"messages": [said]}, as_node="remember")
-        return logged
-
-    def _handoff(self, handoff_id: HandoffId) -> Handoff:
-        handoff = self._stores.handoffs.get(handoff_id)
-        if handoff is None:
-            raise NotFoundError(f"handoff {handoff_id} not found")
-        return handoff
-
     def claim(self, handoff_id: HandoffId, agent: str) -> Handoff:
         """`agent` takes the case: from now on the customer talks to them."""
-        handoff = self._stores.handoffs.claim(handoff_id, agent)
+        handoff = self._handoffs.claim(handoff_id, agent)
         waited = (handoff.claimed_at or handoff.created_at) - handoff.created_at
-        self._stores.events.append(
-            "handoff_claimed",
+        self._events.append(
+            EventType.HANDOFF_CLAIMED,
             customer_id=handoff.customer_id,
             payload={"handoff_id": handoff.id, "agent": agent, "waited_s": waited.total_seconds()},
         )
@@ -151,7 +118,7 @@ class HandoffDesk:
             channel = self._current_channel(handoff)
             logged = self._deliver(handoff, text, channel, {"agent": agent})
             payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
-            self._stores.handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
+            self._handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
         return logged
 
     def release(self, handoff_id: HandoffId, agent: str, note: str) -> Handoff:
@@ -159,31 +126,83 @@ class HandoffDesk:
         sees) so the AI's next turn knows what the agent did."""
         handoff = self._handoff(handoff_id)
         with self._locks.hold(handoff.customer_id):
-            released = self._stores.handoffs.release(handoff_id, agent, note)
+            released = self._handoffs.release(handoff_id, agent, note)
             said = f"Note from agent {agent} (the case is back with you): {note.strip() or 'no note'}"
             marked = SystemMessage(content=said, additional_kwargs={"threadline": {"agent": agent, "released": True}})
-            self._graph.update_state(thread_config(handoff.customer_id), {"messages": [marked]}, as_node="remember")
-        self._stores.events.append(
-            "handoff_released", customer_id=handoff.customer_id, payload={"handoff_id": handoff.id, "agent": agent}
+            self._threads.append(handoff.customer_id, [marked])
+        self._events.append(
+            EventType.HANDOFF_RELEASED,
+            customer_id=handoff.customer_id,
+            payload={"handoff_id": handoff.id, "agent": agent},
         )
         return released
 
     def resolve(self, handoff_id: HandoffId, agent: str) -> Handoff:
         """The case is closed, and with it the customer's episode."""
         handoff = self._handoff(handoff_id)
-        resolved = self._stores.handoffs.resolve(handoff_id, agent)
-        episode = self._stores.episodes.current(handoff.customer_id) if handoff.episode_id is None else None
+        resolved = self._handoffs.resolve(handoff_id, agent)
+        episode = self._episodes.current(handoff.customer_id) if handoff.episode_id is None else None
         episode_id = handoff.episode_id or (episode.id if episode else None)
         if episode_id is not None:
-            self._stores.episodes.update(episode_id, status=EpisodeStatus.RESOLVED, outcome=f"resolved by {agent}")
-        self._stores.events.append(
-            "handoff_resolved", customer_id=handoff.customer_id, payload={"handoff_id": handoff.id, "agent": agent}
+            self._episodes.update(episode_id, status=EpisodeStatus.RESOLVED, outcome=f"resolved by {agent}")
+        self._events.append(
+            EventType.HANDOFF_RESOLVED,
+            customer_id=handoff.customer_id,
+            payload={"handoff_id": handoff.id, "agent": agent},
         )
         return resolved
 
     def rate(self, handoff_id: HandoffId, agent: str, usefulness: int, missing: list[str], wrong: list[str]) -> Handoff:
         """The agent's verdict on the packet, for escalation-quality analytics."""
-        rated = self._stores.handoffs.rate(handoff_id, agent, usefulness, missing, wrong)
+        rated = self._handoffs.rate(handoff_id, agent, usefulness, missing, wrong)
         payload = {"handoff_id": rated.id, "agent": agent, "usefulness": usefulness, "missing": missing, "wrong": wrong}
-        self._stores.events.append("handoff_rated", customer_id=rated.customer_id, payload=payload)
+        self._events.append(EventType.HANDOFF_RATED, customer_id=rated.customer_id, payload=payload)
         return rated
+
+    def _tell_timed_out(self, handoff: Handoff, channel: Channel, *, reply_to: int | None = None) -> LoggedMessage:
+        self._events.append(
+            EventType.HANDOFF_TIMED_OUT,
+            customer_id=handoff.customer_id,
+            channel=channel.value,
+            payload={"handoff_id": handoff.id, "after_minutes": self._queue_timeout_minutes},
+        )
+        return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, {"queue_timeout": handoff.id}, reply_to=reply_to)
+
+    def _current_channel(self, handoff: Handoff) -> Channel:
+        """The channel the customer wrote on last (the packet's channel if they never wrote)."""
+        latest = [m for m in self._messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND]
+        if latest:
+            return latest[-1].channel
+        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
+
+    def _deliver(
+        self,
+        handoff: Handoff,
+        text: str,
+        channel: Channel,
+        marker: dict[str, Any],
+        *,
+        reply_to: int | None = None,
+    ) -> LoggedMessage:
+        """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
+        sees it once the case comes back. The caller holds the customer's turn lock."""
+        rendered = render(text, channel)
+        logged = self._messages.append(
+            handoff.customer_id,
+            channel,
+            Direction.OUTBOUND,
+            rendered,
+            episode_id=handoff.episode_id,
+            metadata={"handoff_id": handoff.id, **marker},
+            reply_to_id=reply_to,
+        )
+        self._threads.append(
+            handoff.customer_id, [AIMessage(content=rendered, additional_kwargs={"threadline": marker})]
+        )
+        return logged
+
+    def _handoff(self, handoff_id: HandoffId) -> Handoff:
+        handoff = self._handoffs.get(handoff_id)
+        if handoff is None:
+            raise NotFoundError(f"handoff {handoff_id} not found")
+        return handoff

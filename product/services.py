@@ -1,4 +1,6 @@
-"""Opening the product's services from settings: database, migrations, demo data, knowledge index."""
+"""The composition root without HTTP: the product's services opened from settings — database, migrations, demo data,
+knowledge index, model, graph, and the conversation objects. The API, the command line, the benchmarks and the
+evaluation driver all build on `open_services`."""
 
 from __future__ import annotations
 
@@ -12,12 +14,17 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 
 from threadline.agents.models import make_chat_model
-from threadline.api.conversation import Conversations
-from threadline.api.limits import RateLimiter
-from threadline.api.tuning import tune_threads
+from threadline.conversations.desk import HandoffDesk
+from threadline.conversations.merging import CustomerMerging
+from threadline.conversations.threads import Threads
+from threadline.conversations.turns import TurnService
+from threadline.core.context import TurnServices
 from threadline.core.handoff import redact_packet
+from threadline.core.rate_limits import RateLimiter
 from threadline.core.settings import Settings
 from threadline.core.types import CustomerId, Handoff, InboundMessage
 from threadline.demo.loader import LoadReport, load_demo
@@ -29,11 +36,15 @@ from threadline.memory.checkpoints import open_checkpointer
 from threadline.memory.db import Database
 from threadline.memory.embeddings import make_embeddings
 from threadline.memory.erasure import CustomerErasure
+from threadline.memory.identity import IdentityResolver
 from threadline.memory.kb_sync import KnowledgeSync
 from threadline.memory.knowledge_index import KnowledgeIndex
 from threadline.memory.longterm import SqlStore
+from threadline.memory.merges import CustomerMerges
 from threadline.memory.repositories.handoffs import SqlHandoffRepository
 from threadline.memory.stores import Stores
+from threadline.memory.turn_locks import TurnLocks
+from threadline.product.tuning import tune_threads
 
 log = logging.getLogger("threadline")
 Progress = Callable[[str, int, int], None]
@@ -47,7 +58,16 @@ class Services:
     db: Database
     stores: Stores
     index: KnowledgeIndex
-    conversations: Conversations
+    turns: TurnService
+    """Customer turns: `turns.handle(message)`."""
+    desk: HandoffDesk
+    """What agents do to a handed-off case."""
+    merging: CustomerMerging
+    """Customer merges and their undo."""
+    threads: Threads
+    """The checkpointed conversation threads."""
+    memories: BaseStore
+    """Long-term memory (LangGraph's Store over the database)."""
     demo_report: LoadReport | None = None
     resources: ExitStack = field(default_factory=ExitStack)
     senders: RateLimiter = field(default_factory=lambda: RateLimiter(30))
@@ -73,12 +93,13 @@ class Services:
     def _forget_senders(self, handles: Sequence[str]) -> int:
         """Drop the rate-limit buckets keyed by these handles (`channel:sender`); phones compare by digits."""
         wanted = {h.lower() for h in handles} | {re.sub(r"\D", "", h) for h in handles if h.startswith("+")}
-        limiter = self.senders
-        with limiter._lock:
-            keys = [k for k in limiter._buckets if {k.split(":", 1)[-1], re.sub(r"\D", "", k)} & wanted]
-            for key in keys:
-                del limiter._buckets[key]
-        return len(keys)
+        return self.senders.forget(lambda key: bool({key.split(":", 1)[-1], re.sub(r"\D", "", key)} & wanted))
+
+    def with_graph(self, graph: CompiledStateGraph[Any, Any, Any, Any]) -> Services:
+        """The same services with the conversation objects over another support graph (another model, say), on
+        the same stores, checkpointer and memories."""
+        turns, desk, merging, threads = wire_conversations(self.settings, self.db, self.stores, self.index, graph)
+        return replace(self, turns=turns, desk=desk, merging=merging, threads=threads)
 
     def close(self) -> None:
         """Release the checkpointer and pooled connections."""
@@ -142,27 +163,70 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         cache_dir=settings.cache_path,
         timeout_s=settings.model_timeout_s,
     )
+    memories = SqlStore(db, embeddings)
     graph = build_support_graph(
-        model, checkpointer=checkpointer, store=SqlStore(db, embeddings), thresholds=Thresholds.from_settings(settings)
+        model, checkpointer=checkpointer, store=memories, thresholds=Thresholds.from_settings(settings)
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
+    turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)
     return Services(
         settings=settings,
         db=db,
         stores=stores,
         index=index,
-        conversations=Conversations(
-            replace(stores, handoffs=RedactingHandoffs(db)) if settings.redact_handoff_transcripts else stores,
-            index,
-            graph,
-            verification_ttl=timedelta(hours=settings.verification_ttl_hours),
-            lease_s=settings.turn_lease_s,
-            burst_window_ms=settings.burst_window_ms,
-            queue_timeout_minutes=settings.queue_timeout_minutes,
-            checkpoint_history=settings.checkpoint_history,
-        ),
+        turns=turns,
+        desk=desk,
+        merging=merging,
+        threads=threads,
+        memories=memories,
         demo_report=report,
         resources=resources,
         senders=RateLimiter(settings.rate_per_sender_per_minute),
         checkpointer=checkpointer,
     )
+
+
+def wire_conversations(
+    settings: Settings,
+    db: Database,
+    stores: Stores,
+    index: KnowledgeIndex,
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+) -> tuple[TurnService, HandoffDesk, CustomerMerging, Threads]:
+    """The conversation objects over the stores and one support graph, wired by composition."""
+    handoffs = RedactingHandoffs(db) if settings.redact_handoff_transcripts else stores.handoffs
+    threads = Threads(graph, db.engine, history=settings.checkpoint_history)
+    locks = TurnLocks(db, lease_s=settings.turn_lease_s)
+    identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=settings.verification_ttl_hours))
+    desk = HandoffDesk(
+        handoffs=handoffs,
+        messages=stores.messages,
+        episodes=stores.episodes,
+        events=stores.events,
+        threads=threads,
+        locks=locks,
+        queue_timeout_minutes=settings.queue_timeout_minutes,
+    )
+    merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
+    turn_services = TurnServices(
+        customers=stores.customers,
+        orders=stores.orders,
+        messages=stores.messages,
+        episodes=stores.episodes,
+        handoffs=handoffs,
+        events=stores.events,
+        knowledge=index,
+        identity=identity,
+        articles=stores.knowledge,
+    )
+    turns = TurnService(
+        graph=graph,
+        services=turn_services,
+        identity=identity,
+        threads=threads,
+        desk=desk,
+        merging=merging,
+        locks=locks,
+        burst_window_ms=settings.burst_window_ms,
+    )
+    return turns, desk, merging, threads

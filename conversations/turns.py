@@ -1,0 +1,241 @@
+"""`TurnService`: accept a customer message once, resolve who sent it, respect ownership, run the graph, log the
+reply.
+
+`threadline chat`, `POST /v1/messages`, the channel webhooks and the evaluation driver all call `handle`; nothing
+else runs turns. Turns hold the customer's turn lock, as does the agents' desk, so a customer's turn and an agent's
+message never interleave on the thread.
+
+Delivery of messages to the customer is the message log: every outbound message is logged on the customer's current
+channel, and channel adapters deliver from there. A reply to a webhook rides in its response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.graph.state import CompiledStateGraph
+
+from threadline.conversations.desk import MAX_TEXT_CHARS, HandoffDesk
+from threadline.conversations.merging import CustomerMerging
+from threadline.conversations.streaming import TURN_DURABILITY, EventSink, stream_turn
+from threadline.conversations.threads import Threads, thread_config, thread_key
+from threadline.core import faults
+from threadline.core.context import TurnContext, TurnServices
+from threadline.core.errors import ConflictError, InvalidInputError
+from threadline.core.ports import EventLog, HandoffRepository, MessageLog
+from threadline.core.types import CustomerId, Direction, EventType, InboundMessage, LoggedMessage, TurnOutcome
+from threadline.memory.identity import IdentityResolver, Resolution
+from threadline.memory.turn_locks import TurnLocks
+
+log = logging.getLogger("threadline.conversation")
+
+
+class TurnService:
+    """Runs customer turns, one at a time per customer."""
+
+    def __init__(
+        self,
+        *,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        services: TurnServices,
+        identity: IdentityResolver,
+        threads: Threads,
+        desk: HandoffDesk,
+        merging: CustomerMerging,
+        locks: TurnLocks,
+        burst_window_ms: int = 0,
+    ) -> None:
+        self._graph = graph
+        self.services = services
+        """The ports a turn may use (its runtime context's services)."""
+        self._messages: MessageLog = services.messages
+        self._events: EventLog = services.events
+        self._handoffs: HandoffRepository = services.handoffs
+        self._identity = identity
+        self._threads = threads
+        self._desk = desk
+        self._merging = merging
+        self._locks = locks
+        self._burst_s = burst_window_ms / 1000
+
+    def handle(self, message: InboundMessage, on_event: EventSink | None = None) -> TurnOutcome:
+        """Accept and answer one inbound message; a redelivery returns the original outcome."""
+        text = self._checked_text(message)
+        who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
+        if message.vouched and message.previous_sender:
+            self._merging.sign_in(message.channel, message.previous_sender, who.customer.id)
+        thread = thread_key(who)
+        inbound, redelivered = self._accept(message, who, text, thread)
+        faults.reached("after_accept")
+        if inbound.handled is not None:
+            return self._replay(inbound, duplicate=redelivered)
+        if self._burst_s:  # let the rest of a burst arrive: it is folded into this turn
+            time.sleep(self._burst_s)
+        with self._locks.hold(who.customer.id):
+            taken = self._take_pending(inbound, thread, redelivered=redelivered)
+            if isinstance(taken, TurnOutcome):  # another turn answered this message meanwhile
+                return taken
+            current = next(m for m in taken if m.id == inbound.id)
+            context = self._context(message, who)
+            outcome, state = self._run(taken, current, context, thread, on_event)
+            outcome = self._desk.while_handed_off(outcome, taken, current, message.channel)
+        self._join_proven_customer(message, who, outcome, state, thread)
+        faults.reached("before_reply")  # the reply is logged (the outbox), not yet sent
+        return outcome
+
+    @staticmethod
+    def _checked_text(message: InboundMessage) -> str:
+        text = message.text.strip()
+        if not text:
+            raise InvalidInputError("the message text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidInputError(f"the message is longer than {MAX_TEXT_CHARS} characters")
+        return text
+
+    def _accept(self, message: InboundMessage, who: Resolution, text: str, thread: str) -> tuple[LoggedMessage, bool]:
+        """Log the message once (the provider id is unique per channel, in the same transaction); returns it
+        and whether this delivery was a redelivery."""
+        seen = self._seen(message)
+        if seen is None:
+            try:
+                accepted = self._messages.append(
+                    who.customer.id,
+                    message.channel,
+                    Direction.INBOUND,
+                    text,
+                    provider_message_id=message.provider_message_id,
+                    sender=who.handle,
+                    metadata=message.metadata,
+                    created_at=message.received_at,
+                    thread_key=thread,
+                )
+                self._events.append(
+                    EventType.MESSAGE_RECEIVED,
+                    customer_id=who.customer.id,
+                    channel=message.channel.value,
+                    payload={"message_id": accepted.id},
+                    occurred_at=accepted.created_at,
+                )
+                return accepted, False
+            except ConflictError:  # accepted concurrently by another delivery
+                seen = self._seen(message)
+                assert seen is not None
+        if seen.sender != who.handle:
+            raise ConflictError("that message id was already used by another sender")
+        return seen, True
+
+    def _take_pending(
+        self, inbound: LoggedMessage, thread: str, *, redelivered: bool
+    ) -> list[LoggedMessage] | TurnOutcome:
+        """Everything accepted on this thread and not yet answered, this message included, in arrival order (an
+        earlier attempt that died mid-turn left its message unanswered: it is answered now); or the outcome of
+        the turn that took this message meanwhile. The caller holds the customer's turn lock."""
+        taken = self._messages.pending(thread)
+        if any(m.id == inbound.id for m in taken):
+            return taken
+        # Answered meanwhile, or logged on another thread (the sender was merged).
+        current = self._messages.get(inbound.id)
+        assert current is not None
+        if current.handled is not None:  # a turn that ran meanwhile took this message too
+            return self._replay(current, duplicate=redelivered)
+        return [current]
+
+    def _context(self, message: InboundMessage, who: Resolution) -> TurnContext:
+        return TurnContext(
+            customer_id=who.customer.id,
+            verification=who.level,
+            channel=message.channel,
+            handle_type=who.handle_type,
+            handle=who.handle,
+            services=self.services,
+            now=message.received_at or datetime.now(UTC),
+            known={who.customer.id: who.customer},
+        )
+
+    def _run(
+        self,
+        taken: list[LoggedMessage],
+        current: LoggedMessage,
+        context: TurnContext,
+        thread: str,
+        on_event: EventSink | None,
+    ) -> tuple[TurnOutcome, dict[str, Any]]:
+        """Run the graph on the taken messages, then mark them answered with the reply (one transaction)."""
+        config = thread_config(thread, channel=context.channel.value)
+        graph_input = {"messages": [HumanMessage(content=m.text, id=f"msg-{m.id}") for m in taken]}
+        started = time.time()
+        if on_event is None:
+            state = self._graph.invoke(graph_input, config, context=context, durability=TURN_DURABILITY)
+        else:
+            state = stream_turn(self._graph, graph_input, config, context, on_event)
+        self._threads.trim(thread)  # the turn's one checkpoint is written: older ones are never read again
+        acting_for = CustomerId((state.get("identity") or {}).get("customer_id") or context.customer_id)
+        outcome = TurnOutcome(
+            customer_id=acting_for,
+            reply=state.get("reply"),
+            tools=state.get("turn_tools", []) if state.get("reply") is not None else [],
+            owner=state.get("owner", "ai"),
+            handoff_id=state.get("handoff_id"),
+        )
+        turn = {"request": current.id, "started": started, "finished": time.time(), "pid": os.getpid()}
+        self._messages.close_turn(
+            [m.id for m in taken],
+            customer_id=acting_for,
+            channel=context.channel,
+            reply=outcome.reply,
+            metadata={"outcome": outcome.model_dump(mode="json"), "turn": turn},
+        )
+        return outcome, state
+
+    def _join_proven_customer(
+        self, message: InboundMessage, who: Resolution, outcome: TurnOutcome, state: dict[str, Any], thread: str
+    ) -> None:
+        """A sender who verified as another customer this turn: a provisional sender is merged into them; a known
+        one's conversation joins the customer's thread. Outside the sender's lock, so two customers verifying as
+        each other can never deadlock."""
+        if outcome.customer_id == thread:
+            return
+        if not who.customer.provisional:
+            with self._locks.hold(outcome.customer_id):
+                self._threads.carry_over(state, outcome.customer_id)
+            return
+        try:
+            self._merging.merge(
+                who.customer.id,
+                outcome.customer_id,
+                actor=f"verification:{message.channel.value}",
+                reason="verified in conversation",
+                verified_handle=(who.handle_type, who.handle),
+            )
+        except ConflictError as error:  # merged meanwhile by a concurrent turn: the reply still stands
+            log.warning("provisional customer not joined after verification: %s", error.message)
+
+    def _seen(self, message: InboundMessage) -> LoggedMessage | None:
+        if message.provider_message_id is None:
+            return None
+        return self._messages.find_by_provider_id(message.channel, message.provider_message_id)
+
+    def _replay(self, inbound: LoggedMessage, *, duplicate: bool) -> TurnOutcome:
+        """The outcome of a message a turn already took: the reply for the message whose request ran that
+        turn; for a message folded into another's turn, no reply of its own (it was answered once)."""
+        reply = self._messages.get(inbound.answer_id) if inbound.answer_id else None
+        if reply is not None and "outcome" in reply.metadata:
+            outcome = TurnOutcome.model_validate({**reply.metadata["outcome"], "duplicate": duplicate})
+            if reply.metadata.get("turn", {}).get("request") == inbound.id:
+                # Another delivery of this very message ran its turn (a redelivery may reach the lock
+                # first): exactly one delivery reports the turn as its own.
+                return outcome.model_copy(update={"duplicate": True})
+            return outcome.model_copy(update={"reply": None, "tools": [], "folded": True})
+        handoff = self._handoffs.open_for_customer(inbound.customer_id)
+        return TurnOutcome(
+            customer_id=inbound.customer_id,
+            reply=None,
+            owner=handoff.owner if handoff else "ai",
+            handoff_id=handoff.id if handoff else None,
+            duplicate=duplicate,
+        )
