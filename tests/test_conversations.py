@@ -1,0 +1,161 @@
+"""The conversation package on its own: turns, the agents' desk, merging and threads wired by hand over a database
+and a scripted model, with no HTTP app, no knowledge index and no embedding model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from sqlalchemy import text as sql
+
+from threadline.conversations.desk import HandoffDesk
+from threadline.conversations.merging import CustomerMerging
+from threadline.conversations.threads import Threads
+from threadline.conversations.turns import TurnService
+from threadline.core.context import TurnServices
+from threadline.core.types import Channel, Direction, InboundMessage, Passage
+from threadline.graphs.support import build_support_graph
+from threadline.memory.checkpoints import open_checkpointer
+from threadline.memory.db import Database
+from threadline.memory.identity import IdentityResolver
+from threadline.memory.merges import CustomerMerges
+from threadline.memory.stores import Stores
+from threadline.memory.turn_locks import TurnLocks
+
+REPLY = "Thanks - noted. Anything else I can help with?"
+
+
+class NotedModel(BaseChatModel):
+    """Answers every turn with the same sentence and calls no tool."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "noted"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> NotedModel:  # type: ignore[override]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=REPLY))])
+
+
+class NoKnowledge:
+    """A knowledge search that finds nothing (this module tests the conversation, not retrieval)."""
+
+    def search(self, query: str, k: int = 5, **_: Any) -> list[Passage]:
+        return []
+
+
+@dataclass
+class Conversation:
+    stores: Stores
+    turns: TurnService
+    desk: HandoffDesk
+    merging: CustomerMerging
+    threads: Threads
+
+
+@pytest.fixture
+def conversation(db_url: str) -> Iterator[Conversation]:
+    db = Database.from_url(db_url)
+    stores = Stores.over(db)
+    with open_checkpointer(db_url) as saver:
+        graph = build_support_graph(NotedModel(), checkpointer=saver)
+        threads = Threads(graph, db.engine, history=2)
+        locks = TurnLocks(db, lease_s=30)
+        identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=24))
+        desk = HandoffDesk(
+            handoffs=stores.handoffs,
+            messages=stores.messages,
+            episodes=stores.episodes,
+            events=stores.events,
+            threads=threads,
+            locks=locks,
+        )
+        merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
+        services = TurnServices(
+            customers=stores.customers,
+            orders=stores.orders,
+            messages=stores.messages,
+            episodes=stores.episodes,
+            handoffs=stores.handoffs,
+            events=stores.events,
+            knowledge=NoKnowledge(),
+            identity=identity,
+            articles=stores.knowledge,
+        )
+        turns = TurnService(
+            graph=graph, services=services, identity=identity, threads=threads, desk=desk, merging=merging, locks=locks
+        )
+        yield Conversation(stores, turns, desk, merging, threads)
+    db.dispose()
+
+
+def sms(sender: str, text: str, message_id: str | None = None) -> InboundMessage:
+    return InboundMessage(channel=Channel.SMS, sender=sender, text=text, provider_message_id=message_id)
+
+
+def test_a_turn_is_answered_logged_and_kept_on_the_customers_thread(conversation: Conversation) -> None:
+    first = conversation.turns.handle(sms("+15550100900", "hey, do u ship to canada??", "SM-1"))
+    assert first.reply == REPLY and first.owner == "ai" and not first.duplicate
+    again = conversation.turns.handle(sms("+15550100900", "hey, do u ship to canada??", "SM-1"))
+    assert again.duplicate and again.reply == REPLY  # a redelivery is not a second turn
+    log = conversation.stores.messages.for_customer(first.customer_id)
+    assert [(m.direction, m.text) for m in log] == [
+        (Direction.INBOUND, "hey, do u ship to canada??"),
+        (Direction.OUTBOUND, REPLY),
+    ]
+    said = [m.content for m in conversation.threads.values(first.customer_id)["messages"]]
+    assert said == ["hey, do u ship to canada??", REPLY]
+
+
+def test_the_thread_keeps_only_its_latest_checkpoints(conversation: Conversation, db_url: str) -> None:
+    for text in ["hi", "still there?", "ok thanks", "bye"]:
+        outcome = conversation.turns.handle(sms("+15550100901", text))
+    db = Database.from_url(db_url)
+    with db.engine.connect() as conn:
+        kept = conn.execute(sql("SELECT COUNT(*) FROM checkpoints WHERE thread_id = :t"), {"t": outcome.customer_id})
+        assert kept.scalar_one() == 2
+    db.dispose()
+    assert len(conversation.threads.values(outcome.customer_id)["messages"]) == 8
+
+
+def test_an_agents_reply_goes_to_the_log_and_the_thread_and_the_ai_stays_silent(conversation: Conversation) -> None:
+    opened = conversation.turns.handle(sms("+15550100902", "my parcel never came, sort it out"))
+    handoff = conversation.stores.handoffs.create(
+        opened.customer_id, packet={"channel": "sms"}, packet_version="1.1", priority="normal"
+    )
+    conversation.desk.claim(handoff.id, "agent:ana")
+    silent = conversation.turns.handle(sms("+15550100902", "hello?? anyone"))
+    assert silent.reply is None and silent.owner == "human"
+    sent = conversation.desk.agent_reply(handoff.id, "agent:ana", "Hi, Ana here - I'm checking with the courier now.")
+    assert (sent.channel, sent.direction) == (Channel.SMS, Direction.OUTBOUND)
+    last = conversation.threads.values(opened.customer_id)["messages"][-1]
+    assert isinstance(last, AIMessage) and "checking with the courier" in str(last.content)
+    conversation.desk.release(handoff.id, "agent:ana", "courier re-sending tomorrow")
+    back = conversation.turns.handle(sms("+15550100902", "ok thx"))
+    assert back.reply == REPLY and back.owner == "ai"
+
+
+def test_a_merge_joins_the_threads_and_its_undo_restores_them(conversation: Conversation) -> None:
+    visitor = conversation.turns.handle(sms("+15550100903", "is the oak desk back in stock"))
+    known = conversation.turns.handle(sms("+15550100904", "hi, question about my order"))
+    before = [m.id for m in conversation.threads.values(known.customer_id)["messages"]]
+    record = conversation.merging.merge(visitor.customer_id, known.customer_id, actor="test", reason="same person")
+    joined = [m.content for m in conversation.threads.values(known.customer_id)["messages"]]
+    assert "is the oak desk back in stock" in joined
+    conversation.merging.unmerge(record.event_id, actor="test")
+    assert [m.id for m in conversation.threads.values(known.customer_id)["messages"]] == before
