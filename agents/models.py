@@ -65,7 +65,9 @@ def _plain_json_chat_openai() -> type[BaseChatModel]:
     plain JSON, and for them the walk is pure cost: about a third of a turn's CPU on the OpenAI-compatible path
     (`bench/RESULTS.md`), growing with the conversation window and the tool schemas. Passed as `extra_body`,
     which the SDK merges into the body unchanged, they are sent as the same JSON without the walk. Structured
-    output (`response_format`) and the Responses API keep the stock path."""
+    output (`response_format`) and the Responses API keep the stock path. It overrides langchain-openai's private
+    `_get_request_payload`, so `langchain-openai` is pinned to the minor releases `tests/test_chat_model_http.py`
+    has passed on (`pyproject.toml`)."""
     from langchain_openai import ChatOpenAI
 
     class PlainJsonChatOpenAI(ChatOpenAI):

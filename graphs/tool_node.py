@@ -6,6 +6,10 @@ about 0.6 ms of CPU per step here, half the cost of a minimal graph step that ca
 copy of the current context as the pool would run it, through the prebuilt node's own `_run_one`: argument
 validation, injection, error handling and `Command` results are unchanged. A step with several calls takes the
 prebuilt path and runs them in parallel.
+
+It overrides the prebuilt node's private `_func` and calls its private `_parse_input`, `_extract_state`, `_run_one`
+and `_combine_tool_outputs`, so `langgraph-prebuilt` is pinned to one minor release in `pyproject.toml`;
+`tests/test_tool_node.py` checks it against the prebuilt node before a pin moves.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ the latest checkpoint, so after each turn the thread keeps its latest `keep` che
 with their pending writes and, on Postgres, the channel blobs no remaining checkpoint points at. Storage per
 customer then stays flat however long the relationship runs. The periodic retention job (`memory.retention`)
 applies the same rule, and idle-thread expiry, across all threads.
+
+Why SQL on the savers' tables rather than the savers' own API: the installed `PostgresSaver.prune(strategy=
+"keep_latest")` keeps exactly one checkpoint per thread (this keeps `THREADLINE_CHECKPOINT_HISTORY`, 2 by default, so
+an undo of a merge can reach the checkpoint before it), and `SqliteSaver` has no `prune` at all. Deleting whole
+threads does use the savers' `delete_thread` (erasure).
 """
 
 from __future__ import annotations
