@@ -82,3 +82,12 @@ def test_the_installed_wheel_imports_as_threadline(wheel: Path, tmp_path: Path) 
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True
     )
     assert Path(done.stdout.strip()).is_relative_to(site)
+
+
+def test_the_product_and_the_customer_commands_import_no_web_framework() -> None:
+    probe = (
+        "import sys, threadline.product.services, threadline.cli.main, threadline.cli.customer_commands, "
+        "threadline.evals.product; print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "[]"
