@@ -14,7 +14,23 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from threadline.agents import replies
 from threadline.agents.intents import Classification, Intent, IntentClassifier
 from threadline.agents.slots import Slots, extract_slots
-from threadline.agents.summarizer import tool_payload
+from threadline.core.tool_names import (
+    ESCALATE_TO_HUMAN,
+    LOOKUP_ORDER,
+    RECALL_CONTEXT,
+    SEARCH_KNOWLEDGE,
+    VERIFY_CUSTOMER,
+    ToolName,
+)
+from threadline.tools.results import (
+    KnowledgeResult,
+    OrderNotFound,
+    OrdersFound,
+    RecallResult,
+    VerificationPassed,
+    VerificationRequired,
+    read_result,
+)
 
 _FOCUS_LINE = re.compile(r"^Order in focus: (#W\d{7})$", re.M)
 _CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)
@@ -45,7 +61,7 @@ class Decision:
     """Either one tool call or a reply, with flags the graph's guard reads."""
 
     text: str = ""
-    tool: str | None = None
+    tool: ToolName | None = None
     args: dict[str, Any] = field(default_factory=dict)
     understood: bool = True
     intent: str | None = None
@@ -62,12 +78,15 @@ def _mentioned_order(message: AnyMessage) -> str | None:
         found = extract_slots(message.text).order_ids
         return found[-1] if found else None
     if isinstance(message, AIMessage):
-        ids = [call["args"].get("order_id") for call in message.tool_calls if call["name"] == "lookup_order"]
+        ids = [call["args"].get("order_id") for call in message.tool_calls if call["name"] == LOOKUP_ORDER]
         return next((str(i) for i in reversed(ids) if i), None)
     if isinstance(message, ToolMessage):
-        payload = tool_payload(message)
-        order_id = payload.get("order", {}).get("order_id") or payload.get("order_id")
-        return str(order_id) if order_id else None
+        result = read_result(message)
+        if isinstance(result, OrdersFound) and result.order is not None:
+            return result.order.order_id or None
+        if isinstance(result, OrderNotFound):
+            return result.order_id or None
+        return None
     focus = _FOCUS_LINE.search(message.text)  # the system prompt's "Order in focus" line, nothing else in it
     return focus.group(1) if focus else None
 
@@ -81,10 +100,10 @@ def awaiting_verification(messages: list[AnyMessage]) -> bool:
     """Whether the last identity-related tool result asked for verification and none succeeded since."""
     for message in reversed(messages):
         if isinstance(message, ToolMessage):
-            status = tool_payload(message).get("status")
-            if message.name == "verify_customer":
-                return status != "ok"
-            if status == "verification_required":
+            result = read_result(message)
+            if message.name == VERIFY_CUSTOMER:
+                return not isinstance(result, VerificationPassed)
+            if isinstance(result, VerificationRequired):
                 return True
     return False
 
@@ -111,35 +130,34 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     focus = slots.order_ids[0] if slots.order_ids else focus_order(messages[:-1])
     verify = _verify_args(slots, focus)
     if verify and (intent is Intent.VERIFICATION or awaiting_verification(messages)):
-        return Decision(tool="verify_customer", args=verify, intent=Intent.VERIFICATION.value)
+        return Decision(tool=VERIFY_CUSTOMER, args=verify, intent=Intent.VERIFICATION.value)
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
         args = {"reason": "The customer asked to speak with a person.", "urgency": "normal"}
-        return Decision(tool="escalate_to_human", args=args, intent=intent.value)
+        return Decision(tool=ESCALATE_TO_HUMAN, args=args, intent=intent.value)
     if intent is Intent.ORDER_STATUS or (intent is Intent.UNKNOWN and slots.order_ids):
-        return Decision(tool="lookup_order", args={"order_id": focus} if focus else {}, intent=intent.value)
+        return Decision(tool=LOOKUP_ORDER, args={"order_id": focus} if focus else {}, intent=intent.value)
     if intent is Intent.ORDER_HISTORY:
-        return Decision(tool="lookup_order", args={}, intent=intent.value)
+        return Decision(tool=LOOKUP_ORDER, args={}, intent=intent.value)
     if intent is Intent.RECALL:
-        return Decision(tool="recall_context", args={"query": text[:300]}, intent=intent.value)
+        return Decision(tool=RECALL_CONTEXT, args={"query": text[:300]}, intent=intent.value)
     if intent is Intent.VERIFICATION:
         return Decision(text=replies.ASK_VERIFICATION, intent=intent.value)
     if intent in KNOWLEDGE_INTENTS:
-        return Decision(tool="search_knowledge", args={"query": text[:300]}, intent=intent.value)
+        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": text[:300]}, intent=intent.value)
     return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
 
 
-def open_topic(recalled: dict[str, Any]) -> dict[str, Any] | None:
+def open_topic(recalled: RecallResult) -> dict[str, Any] | None:
     """The question to pick up from a recall: the latest store question of the most relevant episode (one
     still unanswered first), when that episode was about questions rather than orders (or only its topics
     may be shown)."""
-    episodes = recalled.get("episodes") or []
-    if not episodes:
+    if not recalled.episodes:
         return None
-    first = episodes[0]
+    first = recalled.episodes[0]
     topics = first.get("topics") or []
-    if not topics or (first.get("orders") and recalled.get("disclosure") == "full"):
+    if not topics or (first.get("orders") and recalled.disclosure == "full"):
         return None
     unanswered = [t for t in topics if not t.get("answered")]
     topic: dict[str, Any] = (unanswered or topics)[-1]
@@ -149,53 +167,52 @@ def open_topic(recalled: dict[str, Any]) -> dict[str, Any] | None:
 def _recalled_topic(messages: list[AnyMessage]) -> dict[str, Any] | None:
     """The earlier question this turn is following up, when it began with a recall."""
     _, after = _turn(messages)
-    recalls = [m for m in after if isinstance(m, ToolMessage) and m.name == "recall_context"]
-    return open_topic(tool_payload(recalls[0])) if recalls else None
+    recalls = [m for m in after if isinstance(m, ToolMessage) and m.name == RECALL_CONTEXT]
+    recalled = read_result(recalls[0]) if recalls else None
+    return open_topic(recalled) if isinstance(recalled, RecallResult) else None
 
 
-def after_tool(messages: list[AnyMessage], question: str, result: ToolMessage) -> Decision:
+def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) -> Decision:
     """The next move once a tool has answered: another call, or a reply grounded in the result."""
-    payload, status = tool_payload(result), tool_payload(result).get("status")
-    if status == "verification_required":
+    result = read_result(message)
+    if isinstance(result, VerificationRequired):
         return Decision(text=replies.ASK_VERIFICATION)
-    if result.name == "lookup_order":
-        if status == "not_found":
+    if message.name == LOOKUP_ORDER:
+        if isinstance(result, OrderNotFound):
             return Decision(
-                text=f"I couldn't find order {payload.get('order_id')} on your account. Could you check the number?"
+                text=f"I couldn't find order {result.order_id} on your account. Could you check the number?"
             )
-        return Decision(
-            text=replies.order_reply(payload["order"])
-            if "order" in payload
-            else replies.history_reply(payload.get("orders", []))
-        )
-    if result.name == "verify_customer":
-        if status != "ok":
+        if isinstance(result, OrdersFound) and result.order is not None:
+            return Decision(text=replies.order_reply(result.order.payload()))
+        history = result.orders or [] if isinstance(result, OrdersFound) else []
+        return Decision(text=replies.history_reply([o.payload() for o in history]))
+    if message.name == VERIFY_CUSTOMER:
+        if not isinstance(result, VerificationPassed):
             return Decision(text=replies.VERIFICATION_FAILED)
         focus = focus_order(messages)
         if focus:
-            return Decision(tool="lookup_order", args={"order_id": focus})
-        return Decision(
-            text=f"Thanks{', ' + payload['name'] if payload.get('name') else ''}, you're verified. How can I help?"
-        )
-    if result.name == "search_knowledge":
+            return Decision(tool=LOOKUP_ORDER, args={"order_id": focus})
+        return Decision(text=f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?")
+    if message.name == SEARCH_KNOWLEDGE:
+        found = result if isinstance(result, KnowledgeResult) else None
+        passages = [p.payload() for p in found.passages] if found else []
         earlier = _recalled_topic(messages)
         if earlier is not None:  # picking up an earlier question: say so, then give today's answer
-            return Decision(
-                text=replies.followup_reply(earlier, payload.get("passages", []), _current_channel(messages))
-            )
-        if status != "ok":
+            return Decision(text=replies.followup_reply(earlier, passages, _current_channel(messages)))
+        if found is None or found.status != "ok":
             return Decision(
                 text="I'm sorry, I couldn't find an answer to that in our store information. Would you like me to "
                 "connect you with a member of our team?",
                 understood=False,
             )
-        return Decision(text=replies.knowledge_reply(question, payload["passages"]))
-    if result.name == "recall_context":
-        topic = open_topic(payload)
+        return Decision(text=replies.knowledge_reply(question, passages))
+    if message.name == RECALL_CONTEXT:
+        recalled = result if isinstance(result, RecallResult) else None
+        topic = open_topic(recalled) if recalled else None
         if topic is not None:
-            return Decision(tool="search_knowledge", args={"query": topic["question"]})
-        return Decision(text=replies.recall_reply(payload.get("episodes", []), _current_channel(messages)))
-    if result.name == "escalate_to_human":
+            return Decision(tool=SEARCH_KNOWLEDGE, args={"query": topic["question"]})
+        return Decision(text=replies.recall_reply(recalled.episodes if recalled else [], _current_channel(messages)))
+    if message.name == ESCALATE_TO_HUMAN:
         return Decision(text="I've passed your conversation to a member of our team. They'll reply to you here.")
     return Decision(text="Is there anything else I can help you with?")
 

@@ -2,47 +2,44 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
+
+from threadline.core.tool_names import ESCALATE_TO_HUMAN, LOOKUP_ORDER, SEARCH_KNOWLEDGE, VERIFY_CUSTOMER
+from threadline.tools.results import (
+    KnowledgeResult,
+    OrderNotFound,
+    OrdersFound,
+    ToolResult,
+    VerificationPassed,
+    read_result,
+)
 
 SUMMARY_MAX_LINES = 12
 
 
-def tool_payload(message: ToolMessage) -> dict[str, Any]:
-    """A tool message's structured result (the artifact, else its JSON content)."""
-    if isinstance(message.artifact, dict):
-        return message.artifact
-    try:
-        data = json.loads(message.content if isinstance(message.content, str) else "")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _outcome(name: str, payload: dict[str, Any]) -> str | None:
-    status = payload.get("status")
-    if name == "lookup_order":
-        if status == "ok" and "order" in payload:
-            order = payload["order"]
-            tracking = [t for s in order["shipments"] for t in s["tracking_ids"]]
+def _outcome(name: str, result: ToolResult | None) -> str | None:
+    if name == LOOKUP_ORDER:
+        if isinstance(result, OrdersFound) and result.order is not None:
+            order = result.order
+            tracking = [t for s in order.shipments for t in s.tracking_ids]
             extra = f"; tracking {', '.join(tracking)}" if tracking else ""
-            return f"asked about order {order['order_id']} (status {order['status']}{extra})"
-        if status == "ok":
-            return f"asked for their order history ({len(payload.get('orders', []))} orders)"
-        if status == "not_found":
-            return f"asked about order {payload.get('order_id')}, which was not found on their account"
+            return f"asked about order {order.order_id} (status {order.status}{extra})"
+        if isinstance(result, OrdersFound):
+            return f"asked for their order history ({len(result.orders or [])} orders)"
+        if isinstance(result, OrderNotFound):
+            return f"asked about order {result.order_id}, which was not found on their account"
         return "asked about an order and was asked to verify their identity"
-    if name == "verify_customer":
-        return "verified their identity" if status == "ok" else "could not be verified"
-    if name == "search_knowledge":
-        if status == "ok":
-            top = payload["passages"][0]
-            return f'asked "{payload.get("query", "")[:80]}" (answered from {top["title"]}, version {top["version"]})'
-        return f'asked "{payload.get("query", "")[:80]}", which the knowledge base could not answer'
-    if name == "escalate_to_human":
+    if name == VERIFY_CUSTOMER:
+        return "verified their identity" if isinstance(result, VerificationPassed) else "could not be verified"
+    if name == SEARCH_KNOWLEDGE:
+        query = result.query if isinstance(result, KnowledgeResult) else ""
+        if isinstance(result, KnowledgeResult) and result.status == "ok":
+            top = result.passages[0]
+            return f'asked "{query[:80]}" (answered from {top.title}, version {top.version})'
+        return f'asked "{query[:80]}", which the knowledge base could not answer'
+    if name == ESCALATE_TO_HUMAN:
         return "was handed to a human agent"
     return None
 
@@ -50,7 +47,7 @@ def _outcome(name: str, payload: dict[str, Any]) -> str | None:
 def turn_gist(messages: list[AnyMessage]) -> str:
     """One line saying what the customer wanted in this turn and what came of it."""
     outcomes = [
-        text for m in messages if isinstance(m, ToolMessage) and m.name and (text := _outcome(m.name, tool_payload(m)))
+        text for m in messages if isinstance(m, ToolMessage) and m.name and (text := _outcome(m.name, read_result(m)))
     ]
     if outcomes:
         return "; then ".join(dict.fromkeys(outcomes))

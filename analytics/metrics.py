@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from threadline.analytics.conversations import Case, Conversation, HandoffView
+from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import EventType
 
 TOP_N = 10
@@ -102,7 +103,7 @@ def knowledge_metrics(selected: Iterable[Conversation], current_versions: dict[s
     """Knowledge gaps and answers given from a version that has since changed."""
     chosen = list(selected)
     turns = [e.payload for c in chosen for e in c.of(EventType.TURN)]
-    searches = [r for t in turns for r in t.get("tool_results") or [] if r.get("name") == "search_knowledge"]
+    searches = [r for t in turns for r in t.get("tool_results") or [] if r.get("name") == SEARCH_KNOWLEDGE]
     gaps = [e.payload for c in chosen for e in c.of(EventType.KNOWLEDGE_GAP)]
     citations: list[dict[str, Any]] = [cited for t in turns for cited in t.get("citations") or []]
     stale = [e for e in citations if current_versions.get(str(e.get("article_id")), 0) > int(e.get("version") or 0)]

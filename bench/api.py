@@ -60,6 +60,7 @@ from threadline.bench.load import (
 )
 from threadline.bench.turns import BLOCK, ThreadlineRunner, Timings, demo_customers, machine, summarize
 from threadline.core.settings import Settings
+from threadline.core.tool_names import LOOKUP_ORDER, SEARCH_KNOWLEDGE
 from threadline.product.loopback import free_port
 
 CLIENTS = 16
@@ -231,12 +232,10 @@ def _simulated_reply(body: dict[str, Any]) -> AIMessage:
         return AIMessage(content=f"Here is what I found: {str(last.get('content') or '')[:300]}")
     text = str(last.get("content") or "")
     call_id = f"call_{uuid.uuid4().hex[:8]}"
-    if (order := ORDER_ID.search(text)) and "lookup_order" in tools:
-        return AIMessage(
-            content="", tool_calls=[{"name": "lookup_order", "args": {"order_id": order[0]}, "id": call_id}]
-        )
-    if "?" in text and "search_knowledge" in tools:
-        return AIMessage(content="", tool_calls=[{"name": "search_knowledge", "args": {"query": text}, "id": call_id}])
+    if (order := ORDER_ID.search(text)) and LOOKUP_ORDER in tools:
+        return AIMessage(content="", tool_calls=[{"name": LOOKUP_ORDER, "args": {"order_id": order[0]}, "id": call_id}])
+    if "?" in text and SEARCH_KNOWLEDGE in tools:
+        return AIMessage(content="", tool_calls=[{"name": SEARCH_KNOWLEDGE, "args": {"query": text}, "id": call_id}])
     return AIMessage(content="Happy to help. What can I do for you?")
 
 

@@ -36,6 +36,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from rich.table import Table
 
 from threadline.core.settings import Settings
+from threadline.core.tool_names import LOOKUP_ORDER
 from threadline.core.types import Channel, InboundMessage
 
 QUICK_TURNS = 40
@@ -155,7 +156,7 @@ class ScriptedToolModel(BaseChatModel):
             reply = AIMessage(content=f"That order is {last.text}.")
         else:
             order_id = last.text.rsplit(" ", 1)[-1].rstrip("?")
-            call = {"name": "lookup_order", "args": {"order_id": order_id}, "id": f"call_{len(messages)}"}
+            call = {"name": LOOKUP_ORDER, "args": {"order_id": order_id}, "id": f"call_{len(messages)}"}
             reply = AIMessage(content="", tool_calls=[{**call, "type": "tool_call"}])
         return ChatResult(generations=[ChatGeneration(message=reply)])
 

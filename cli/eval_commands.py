@@ -182,6 +182,7 @@ def routing(
         DEV_DIR,
         DEV_SETS,
         INTENT_ROUTES,
+        ROUTES,
         NearestNeighbour,
         evaluate_routing,
         load_routing_set,
@@ -206,9 +207,9 @@ def routing(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table("set", "n", "accuracy", "baseline", *(f"recall {r}" for r in ROUTE_COLUMNS), title="Routing")
+    table = Table("set", "n", "accuracy", "baseline", *(f"recall {r}" for r in ROUTES), title="Routing")
     for name, figures in {**results, **({"all": result} if len(results) > 1 else {})}.items():
-        recalls = [figures["per_route"].get(r, {}).get("recall") for r in ROUTE_COLUMNS]
+        recalls = [figures["per_route"].get(r, {}).get("recall") for r in ROUTES]
         table.add_row(
             name,
             str(figures["n"]),
@@ -217,9 +218,6 @@ def routing(
             *("-" if v is None else f"{v:.3f}" for v in recalls),
         )
     Console().print(table)
-
-
-ROUTE_COLUMNS = ("lookup_order", "search_knowledge", "recall_context", "escalate_to_human", "none")
 
 
 def _pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -12,6 +12,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Durability
 
 from threadline.core.context import TurnContext
+from threadline.core.tool_names import (
+    ESCALATE_TO_HUMAN,
+    LOOKUP_ORDER,
+    RECALL_CONTEXT,
+    SEARCH_KNOWLEDGE,
+    VERIFY_CUSTOMER,
+)
 
 TURN_DURABILITY: Durability = "exit"
 """One checkpoint per turn, written when the turn ends, instead of one per step. A turn is replayable from
@@ -21,12 +28,12 @@ opening a handoff, is idempotent (a customer has at most one open case), so a re
 
 EventSink = Callable[[dict[str, Any]], None]
 
-PROGRESS = {
-    "lookup_order": "Looking up your order…",
-    "search_knowledge": "Checking our store information…",
-    "recall_context": "Looking at our earlier conversations…",
-    "verify_customer": "Checking your details…",
-    "escalate_to_human": "Passing you to a member of our team…",
+PROGRESS: dict[str, str] = {
+    LOOKUP_ORDER: "Looking up your order…",
+    SEARCH_KNOWLEDGE: "Checking our store information…",
+    RECALL_CONTEXT: "Looking at our earlier conversations…",
+    VERIFY_CUSTOMER: "Checking your details…",
+    ESCALATE_TO_HUMAN: "Passing you to a member of our team…",
 }
 
 

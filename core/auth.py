@@ -17,6 +17,7 @@ MIN_KEY_CHARS = 16
 AUTH_CACHE_TTL_S = 5.0
 """Seconds a successful authentication is reused by an API worker: the longest a revoked key keeps working."""
 
+
 class Role(StrEnum):
     """What an API key may do."""
 

@@ -33,18 +33,19 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from threadline.core.errors import InvalidInputError
+from threadline.core.tool_names import ESCALATE_TO_HUMAN, LOOKUP_ORDER, RECALL_CONTEXT, SEARCH_KNOWLEDGE
 
-ROUTES = ("lookup_order", "search_knowledge", "recall_context", "escalate_to_human", "none")
+ROUTES = (LOOKUP_ORDER, SEARCH_KNOWLEDGE, RECALL_CONTEXT, ESCALATE_TO_HUMAN, "none")
 INTENT_ROUTES: dict[str, str] = {
-    "order_status": "lookup_order",
-    "order_history": "lookup_order",
-    "knowledge_question": "search_knowledge",
-    "return_or_exchange": "search_knowledge",
-    "refund": "search_knowledge",
-    "cancel_order": "search_knowledge",
-    "complaint": "search_knowledge",
-    "recall": "recall_context",
-    "human_request": "escalate_to_human",
+    "order_status": LOOKUP_ORDER,
+    "order_history": LOOKUP_ORDER,
+    "knowledge_question": SEARCH_KNOWLEDGE,
+    "return_or_exchange": SEARCH_KNOWLEDGE,
+    "refund": SEARCH_KNOWLEDGE,
+    "cancel_order": SEARCH_KNOWLEDGE,
+    "complaint": SEARCH_KNOWLEDGE,
+    "recall": RECALL_CONTEXT,
+    "human_request": ESCALATE_TO_HUMAN,
     "greeting": "none",
     "thanks": "none",
     "goodbye": "none",

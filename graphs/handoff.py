@@ -9,7 +9,6 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from threadline.agents.summarizer import tool_payload
 from threadline.core.handoff import (
     HandoffPacket,
     PacketCustomer,
@@ -20,8 +19,19 @@ from threadline.core.handoff import (
     Tier,
     ToolTrail,
 )
+from threadline.core.tool_names import LOOKUP_ORDER
 from threadline.core.types import ChannelIdentity, Customer, Episode, Order
 from threadline.graphs import policy
+from threadline.tools.results import (
+    KnowledgePassage,
+    KnowledgeResult,
+    OrderNotFound,
+    OrdersFound,
+    ToolError,
+    VerificationPassed,
+    read_result,
+    result_status,
+)
 
 SLA = {
     "urgent": timedelta(minutes=5),
@@ -96,8 +106,7 @@ def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
                 result = results.get(call["id"] or "")
-                payload = tool_payload(result) if result else {}
-                outcome = str(payload.get("status", "no result")) if result else "not run"
+                outcome = "not run" if result is None else result_status(result) or "no result"
                 quoted = QuotedData(source=call["name"], text=str(result.content)[:QUOTE_CHARS]) if result else None
                 trail.append(ToolTrail(name=call["name"], args=dict(call["args"]), outcome=outcome, result=quoted))
     return trail
@@ -111,23 +120,20 @@ def _facts(messages: list[AnyMessage], customer: Customer, level: str) -> dict[s
     for message in messages:
         if not isinstance(message, ToolMessage):
             continue
-        payload = tool_payload(message)
-        if message.name == "verify_customer" and payload.get("status") == "ok":
+        result = read_result(message)
+        if isinstance(result, VerificationPassed):
             facts["identity"] = "verified in this conversation"
-        elif message.name == "lookup_order":
-            order = payload.get("order")
-            if order:
-                facts[f"order {order['order_id']} status"] = order["status"]
-            elif payload.get("status") == "not_found":
-                facts[f"order {payload.get('order_id')}"] = "not found on this account"
-            elif payload.get("orders") is not None:
-                facts["order history"] = f"{len(payload['orders'])} order(s) shown to the customer"
-        elif message.name == "search_knowledge":
-            passages = payload.get("passages") or []
-            query = str(payload.get("query", ""))[:120]
-            if payload.get("status") == "ok" and passages:
-                best = passages[0]
-                facts[f'answered "{query}"'] = f"from {best['article_id']}@v{best['version']}"
+        elif isinstance(result, OrdersFound) and result.order is not None:
+            facts[f"order {result.order.order_id} status"] = result.order.status
+        elif isinstance(result, OrderNotFound):
+            facts[f"order {result.order_id}"] = "not found on this account"
+        elif isinstance(result, OrdersFound) and result.orders is not None:
+            facts["order history"] = f"{len(result.orders)} order(s) shown to the customer"
+        elif isinstance(result, KnowledgeResult):
+            query = result.query[:120]
+            if result.status == "ok" and result.passages:
+                best = result.passages[0]
+                facts[f'answered "{query}"'] = f"from {best.article_id}@v{best.version}"
             elif query:
                 facts[f'asked "{query}"'] = "no answer in the knowledge base"
     return facts
@@ -138,10 +144,10 @@ def _open_questions(messages: list[AnyMessage], verified: bool, stall: StallPoin
     questions = [] if verified else ["Identity not verified: verify before sharing order details."]
     for message in messages:
         if isinstance(message, ToolMessage):
-            payload = tool_payload(message)
-            if message.name == "search_knowledge" and payload.get("status") != "ok" and payload.get("query"):
-                questions.append(f"Unanswered: {str(payload['query'])[:200]}")
-            if payload.get("status") == "error" or message.status == "error":
+            result = read_result(message)
+            if isinstance(result, KnowledgeResult) and result.status != "ok" and result.query:
+                questions.append(f"Unanswered: {result.query[:200]}")
+            if isinstance(result, ToolError) or message.status == "error":
                 questions.append(f"{message.name or 'A tool'} failed: its result is still needed.")
     if stall in (StallPoint.REPEATED_FAILURE, StallPoint.OUT_OF_SCOPE):
         turns = policy.customer_turns(messages)
@@ -160,7 +166,7 @@ def intent_signals(messages: list[AnyMessage]) -> list[str]:
                 signals.append(f"model intent: {intent}")
             for call in message.tool_calls:
                 order = call["args"].get("order_id")
-                if call["name"] == "lookup_order" and order:
+                if call["name"] == LOOKUP_ORDER and order:
                     signals.append(f"order asked about: {order}")
     for text in policy.customer_turns(messages)[-3:]:
         for label, pattern in policy.KEYWORDS.items():
@@ -246,12 +252,13 @@ def build_packet(
 
 def cited_articles(messages: list[AnyMessage]) -> list[str]:
     """`article-id@vN` of the passage each knowledge answer was built on (the best one returned)."""
-    return [
-        f"{p['article_id']}@v{p['version']}"
-        for m in messages
-        if isinstance(m, ToolMessage) and m.name == "search_knowledge"
-        for p in tool_payload(m).get("passages", [])[:1]
-    ]
+    return [f"{p.article_id}@v{p.version}" for m in messages if isinstance(m, ToolMessage) for p in _best_passage(m)]
+
+
+def _best_passage(message: ToolMessage) -> list[KnowledgePassage]:
+    """The best passage of a knowledge search's result; none for any other message."""
+    result = read_result(message)
+    return result.passages[:1] if isinstance(result, KnowledgeResult) else []
 
 
 def last_intent(messages: list[AnyMessage]) -> str | None:

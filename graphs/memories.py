@@ -16,9 +16,9 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
-from threadline.agents.summarizer import tool_payload
 from threadline.core.longterm import EPISODES, PREFERENCES, customer_namespace
 from threadline.core.types import ArticleKind, Episode
+from threadline.tools.results import KnowledgeResult, OrdersFound, read_result
 
 MAX_TOPICS = 8
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -67,24 +67,22 @@ def episode_record(
     for message in turn:
         if not isinstance(message, ToolMessage):
             continue
-        payload = tool_payload(message)
-        if message.name == "search_knowledge" and payload.get("query"):
-            passages = payload.get("passages") or []
-            top = passages[0] if passages else {}
+        result = read_result(message)
+        if isinstance(result, KnowledgeResult) and result.query:
+            top = result.passages[0] if result.passages else None
             topics.append(
                 {
-                    "question": public_text(str(payload["query"]), private)[:200],
-                    "answered": payload.get("status") == "ok",
-                    "source": top.get("title"),
-                    "article_id": top.get("article_id"),
+                    "question": public_text(result.query, private)[:200],
+                    "answered": result.status == "ok",
+                    "source": top.title if top else None,
+                    "article_id": top.article_id if top else None,
                     "date": now.date().isoformat(),
                     "channel": channel,
                 }
             )
-            products += [_product_name(p["title"]) for p in passages[:1] if p.get("kind") == ArticleKind.PRODUCT.value]
-        elif message.name == "lookup_order":
-            order = payload.get("order") or {}
-            found = [order.get("order_id")] + [o.get("order_id") for o in payload.get("orders", [])]
+            products += [_product_name(p.title) for p in result.passages[:1] if p.kind is ArticleKind.PRODUCT]
+        elif isinstance(result, OrdersFound):
+            found = [result.order.order_id if result.order else None] + [o.order_id for o in result.orders or []]
             orders += [str(o) for o in found if o]
     topics = _latest_per_question(topics)[-MAX_TOPICS:]
     open_items = [f"unanswered question: {t['question']}" for t in topics if not t["answered"]]

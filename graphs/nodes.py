@@ -12,10 +12,11 @@ from langgraph.runtime import Runtime
 from threadline.agents.prompts import system_prompt
 from threadline.agents.sentiment import sentiment
 from threadline.agents.slots import extract_slots
-from threadline.agents.summarizer import extend_summary, summary_line, tool_payload, turn_gist
+from threadline.agents.summarizer import extend_summary, summary_line, turn_gist
 from threadline.core.context import TurnContext
 from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
+from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import (
     Channel,
     Customer,
@@ -34,6 +35,7 @@ from threadline.graphs.notices import citation, notice_text, pick_notice
 from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
 from threadline.graphs.render import render
 from threadline.graphs.state import SupportState
+from threadline.tools.results import ToolSkipped, result_status
 from threadline.tools.runtime import identity_from
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
@@ -223,7 +225,7 @@ def _unanswered_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
     if not isinstance(last, AIMessage):
         return []
     return [
-        ToolMessage(content='{"status": "skipped"}', tool_call_id=c["id"] or "", name=c["name"])
+        ToolMessage(content=ToolSkipped().content(), tool_call_id=c["id"] or "", name=c["name"])
         for c in last.tool_calls
         if c["id"] not in answered
     ]
@@ -277,7 +279,7 @@ def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, tu
     """Append the turn's analytics events (`core.types.EventType`) on the turn clock."""
     owner, intent, messages = state.get("owner", "ai"), last_intent(turn), state["messages"]
     calls = [c for m in turn if isinstance(m, AIMessage) for c in m.tool_calls]
-    results = {m.tool_call_id: tool_payload(m).get("status") for m in turn if isinstance(m, ToolMessage)}
+    results = {m.tool_call_id: result_status(m) for m in turn if isinstance(m, ToolMessage)}
     cited = [{"article_id": a, "version": int(v)} for a, _, v in (c.rpartition("@v") for c in cited_articles(turn))]
     missed = policy.knowledge_missed(messages)
     last = messages[-1] if messages else None
@@ -285,7 +287,7 @@ def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, tu
     answered = owner == "ai" and replied and not policy.turn_signals(messages).unusable
     events, channel = ctx.services.events, ctx.channel.value
     if missed:
-        query = next((str(c["args"].get("query", "")) for c in reversed(calls) if c["name"] == "search_knowledge"), "")
+        query = next((str(c["args"].get("query", "")) for c in reversed(calls) if c["name"] == SEARCH_KNOWLEDGE), "")
         gap = {"query": query[:200], "intent": intent}
         events.append(
             EventType.KNOWLEDGE_GAP, customer_id=customer_id, channel=channel, payload=gap, occurred_at=ctx.now

@@ -8,9 +8,10 @@ from itertools import pairwise
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from threadline.agents.summarizer import tool_payload
 from threadline.core.handoff import StallPoint
 from threadline.core.settings import Settings
+from threadline.core.tool_names import SEARCH_KNOWLEDGE
+from threadline.tools.results import KnowledgeResult, read_result
 
 _HUMAN = re.compile(
     r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"
@@ -129,8 +130,11 @@ def complaint_texts(messages: list[AnyMessage]) -> list[str]:
 
 def knowledge_missed(messages: list[AnyMessage]) -> bool:
     """Whether the current turn searched the knowledge base and found nothing usable."""
-    searches = [m for m in turn_messages(messages) if isinstance(m, ToolMessage) and m.name == "search_knowledge"]
-    return bool(searches) and tool_payload(searches[-1]).get("status") != "ok"
+    searches = [m for m in turn_messages(messages) if isinstance(m, ToolMessage) and m.name == SEARCH_KNOWLEDGE]
+    if not searches:
+        return False
+    found = read_result(searches[-1])
+    return not (isinstance(found, KnowledgeResult) and found.status == "ok")
 
 
 def repeated_question(messages: list[AnyMessage]) -> bool:

@@ -17,6 +17,7 @@ from threadline.graphs.policy import Thresholds
 from threadline.graphs.state import SupportInput, SupportState
 from threadline.graphs.tool_node import InlineToolNode
 from threadline.tools import SUPPORT_TOOLS
+from threadline.tools.results import ToolError
 
 MAX_STEPS = 6
 WINDOW = 16
@@ -74,5 +75,5 @@ def _tool_error(error: Exception) -> str:
     from threadline.core.errors import RecoverableError
 
     if isinstance(error, RecoverableError):
-        return f'{{"status": "error", "code": "{error.code}", "message": "{error.message}"}}'
-    return '{"status": "error", "code": "tool_failed", "message": "The tool failed; please try again later."}'
+        return ToolError(code=error.code, message=error.message).content()
+    return ToolError(code="tool_failed", message="The tool failed; please try again later.").content()

@@ -31,7 +31,7 @@ from threadline.core.types import (
     Payment,
     ProductId,
 )
-from threadline.tools.orders import order_summary
+from threadline.tools.orders import summarize_order
 
 ORDER_ID = "#W2611340"
 EMAIL = "james.li4495@example.com"  # james_li_5688 in demo/data/tau_retail/users.json, owner of #W2611340
@@ -260,7 +260,7 @@ def test_failed_verification_says_so_without_a_tool(model: Any) -> None:
 
 
 def test_order_reply_states_status_and_tracking_exactly_and_no_other_numbers(model: Any) -> None:
-    payload = {"status": "ok", "order": order_summary(_order(), full=False)}
+    payload = {"status": "ok", "order": summarize_order(_order(), full=False).payload()}
     messages = [
         HumanMessage(f"where is my order {ORDER_ID}?"),
         AIMessage("", tool_calls=[_call("lookup_order", {"order_id": ORDER_ID}, "call_1")]),

@@ -7,7 +7,9 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
+from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import ArticleKind
+from threadline.tools.results import KnowledgePassage, KnowledgeResult
 from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
 MIN_SCORE = 0.25
@@ -16,7 +18,7 @@ CUSTOMER_FACING = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}
 hear them."""
 
 
-@tool
+@tool(SEARCH_KNOWLEDGE)
 def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
     return the most relevant passages, each with its article id, title and version to cite."""
@@ -24,17 +26,11 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     passages = context.services.knowledge.search(
         query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, kinds=CUSTOMER_FACING
     )
-    if not passages:
-        return tool_result(runtime, "search_knowledge", {"status": "no_answer", "query": query[:500], "passages": []})
     found = [
-        {
-            "article_id": p.article_id,
-            "title": p.title,
-            "version": p.version,
-            "kind": p.kind.value,
-            "text": p.text,
-            "score": round(p.score, 3),
-        }
+        KnowledgePassage(
+            article_id=p.article_id, title=p.title, version=p.version, kind=p.kind, text=p.text, score=round(p.score, 3)
+        )
         for p in passages
     ]
-    return tool_result(runtime, "search_knowledge", {"status": "ok", "query": query[:500], "passages": found})
+    result = KnowledgeResult(status="ok" if found else "no_answer", query=query[:500], passages=found)
+    return tool_result(runtime, SEARCH_KNOWLEDGE, result)

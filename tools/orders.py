@@ -9,7 +9,17 @@ from langchain_core.tools import tool
 from langgraph.types import Command
 
 from threadline.core.disclosure import Disclosure, may_see
+from threadline.core.tool_names import LOOKUP_ORDER
 from threadline.core.types import Order, OrderId
+from threadline.tools.results import (
+    OrderItemLine,
+    OrderLine,
+    OrderNotFound,
+    OrdersFound,
+    OrderSummary,
+    ShipmentLine,
+    VerificationRequired,
+)
 from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _ORDER_ID = re.compile(r"#?\s*[wW]?\s*(\d{7})")
@@ -24,29 +34,27 @@ def normalize_order_id(raw: str) -> str | None:
     return f"#W{match.group(1)}" if match else None
 
 
-def order_summary(order: Order, *, full: bool) -> dict[str, Any]:
+def summarize_order(order: Order, *, full: bool) -> OrderSummary:
     """What the customer may be told about their order; address and payment methods only when `full`."""
     paid = sum((p.amount for p in order.payments if p.transaction_type == "payment"), start=order.total * 0)
     refunded = sum((p.amount for p in order.payments if p.transaction_type == "refund"), start=order.total * 0)
-    summary: dict[str, Any] = {
-        "order_id": order.id,
-        "status": order.status.value,
-        "items": [{"name": i.name, "options": i.options, "price": str(i.price)} for i in order.items],
-        "shipments": [
-            {"tracking_ids": f.tracking_ids, "items": [i.name for i in order.items if i.item_id in f.item_ids]}
+    return OrderSummary(
+        order_id=order.id,
+        status=order.status.value,
+        items=[OrderItemLine(name=i.name, options=i.options, price=str(i.price)) for i in order.items],
+        shipments=[
+            ShipmentLine(tracking_ids=f.tracking_ids, items=[i.name for i in order.items if i.item_id in f.item_ids])
             for f in order.fulfillments
         ],
-        "total": str(order.total),
-        "paid": str(paid),
-        "refunded": str(refunded),
-    }
-    if full:
-        summary["shipping_address"] = order.address
-        summary["payment_methods"] = sorted({p.payment_method_id for p in order.payments})
-    return summary
+        total=str(order.total),
+        paid=str(paid),
+        refunded=str(refunded),
+        shipping_address=order.address if full else None,
+        payment_methods=sorted({p.payment_method_id for p in order.payments}) if full else None,
+    )
 
 
-@tool
+@tool(LOOKUP_ORDER)
 def lookup_order(runtime: SupportRuntime, order_id: str | None = None) -> Command[Any]:
     """Look up one of the customer's orders by its number (like #W1234567): status, items, shipments with
     tracking numbers, and payments. Without an order number, list the customer's orders, most recent first.
@@ -56,12 +64,11 @@ def lookup_order(runtime: SupportRuntime, order_id: str | None = None) -> Comman
     wanted = normalize_order_id(order_id) if order_id else None
     focus = {"focus_order_id": wanted} if wanted else {}
     if not may_see(who.level, Disclosure.OWN_ORDER_STATUS):
-        payload = {
-            "status": "verification_required",
-            "message": "The customer must verify their identity before order details can be shared.",
-            "accepted": ["email on file", "full name and zip code", "order number and the email on that order"],
-        }
-        return tool_result(runtime, "lookup_order", payload, **focus)
+        refusal = VerificationRequired(
+            message="The customer must verify their identity before order details can be shared.",
+            accepted=["email on file", "full name and zip code", "order number and the email on that order"],
+        )
+        return tool_result(runtime, LOOKUP_ORDER, refusal, **focus)
     full = may_see(who.level, Disclosure.ADDRESS)
     if order_id is not None:
         # The number is looked up only among the customer's own orders: another customer's order and a missing
@@ -69,15 +76,12 @@ def lookup_order(runtime: SupportRuntime, order_id: str | None = None) -> Comman
         own = services.orders.orders_for_customer(who.customer_id, limit=OWN_ORDERS_SEARCHED) if wanted else []
         order = services.orders.get_order(OrderId(wanted)) if wanted and any(o.id == wanted for o in own) else None
         if order is None or order.customer_id != who.customer_id:  # "not yours" reads exactly as "not found"
-            return tool_result(
-                runtime,
-                "lookup_order",
-                {"status": "not_found", "order_id": wanted or order_id, "message": NOT_FOUND_MESSAGE},
-            )
-        return tool_result(runtime, "lookup_order", {"status": "ok", "order": order_summary(order, full=full)}, **focus)
+            missing = OrderNotFound(order_id=wanted or order_id, message=NOT_FOUND_MESSAGE)
+            return tool_result(runtime, LOOKUP_ORDER, missing)
+        return tool_result(runtime, LOOKUP_ORDER, OrdersFound(order=summarize_order(order, full=full)), **focus)
     orders = services.orders.orders_for_customer(who.customer_id, limit=10)
     history = [
-        {"order_id": o.id, "status": o.status.value, "items": [i.name for i in o.items], "total": str(o.total)}
+        OrderLine(order_id=o.id, status=o.status.value, items=[i.name for i in o.items], total=str(o.total))
         for o in orders
     ]
-    return tool_result(runtime, "lookup_order", {"status": "ok", "orders": history})
+    return tool_result(runtime, LOOKUP_ORDER, OrdersFound(orders=history))

@@ -16,7 +16,9 @@ from langgraph.types import Command
 
 from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.longterm import EPISODES, PREFERENCES, customer_namespace
+from threadline.core.tool_names import RECALL_CONTEXT
 from threadline.core.types import CustomerId, Episode
+from threadline.tools.results import RecalledProfile, RecallResult, VerificationRequired
 from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 _WORD = re.compile(r"[a-z0-9#]+")
@@ -73,7 +75,7 @@ def _topics_only(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@tool
+@tool(RECALL_CONTEXT)
 def recall_context(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Recall the customer's earlier conversations across channels (when, on which channel, what they asked
     and what came of it, open items) and their stated preferences, each with a citation. Use when the customer
@@ -81,8 +83,8 @@ def recall_context(query: str, runtime: SupportRuntime) -> Command[Any]:
     who = current_identity(runtime)
     services = turn_context(runtime).services
     if not may_see(who.level, Disclosure.PRIOR_TOPICS):
-        refusal = {"status": "verification_required", "message": "Earlier conversations are shared after verification."}
-        return tool_result(runtime, "recall_context", refusal)
+        refusal = VerificationRequired(message="Earlier conversations are shared after verification.")
+        return tool_result(runtime, RECALL_CONTEXT, refusal)
     query = query[:300]
     store = runtime.store
     if store is not None:
@@ -90,20 +92,25 @@ def recall_context(query: str, runtime: SupportRuntime) -> Command[Any]:
     else:
         records = _from_episodes(services.episodes.recent(who.customer_id, limit=20), query)
     full = may_see(who.level, Disclosure.PRIOR_CONVERSATIONS)
-    payload: dict[str, Any] = {
-        "status": "ok" if records else "nothing_found",
-        "disclosure": "full" if full else "topics_only",
-        "episodes": [{k: v for k, v in r.items() if k != "text"} if full else _topics_only(r) for r in records],
-    }
+    episodes = [{k: v for k, v in r.items() if k != "text"} if full else _topics_only(r) for r in records]
+    profile: RecalledProfile | None = None
+    preferences: list[str] | None = None
     if full:
         customer = services.customers.get(who.customer_id)
         if customer is not None and not customer.provisional:
-            payload["profile"] = {
-                "citation": f"customer:{customer.id}",
-                "name": customer.display_name,
-                "orders_on_file": len(services.orders.orders_for_customer(customer.id, limit=100)),
-            }
+            profile = RecalledProfile(
+                citation=f"customer:{customer.id}",
+                name=customer.display_name,
+                orders_on_file=len(services.orders.orders_for_customer(customer.id, limit=100)),
+            )
         if store is not None:
             stated = store.search(customer_namespace(who.customer_id, PREFERENCES), limit=10)
-            payload["preferences"] = [item.value["text"] for item in stated]
-    return tool_result(runtime, "recall_context", payload)
+            preferences = [item.value["text"] for item in stated]
+    result = RecallResult(
+        status="ok" if records else "nothing_found",
+        disclosure="full" if full else "topics_only",
+        episodes=episodes,
+        profile=profile,
+        preferences=preferences,
+    )
+    return tool_result(runtime, RECALL_CONTEXT, result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -12,7 +11,9 @@ from langgraph.types import Command
 
 from threadline.core import faults
 from threadline.core.context import TurnContext
+from threadline.core.tool_names import ToolName
 from threadline.core.types import CustomerId, VerificationLevel
+from threadline.tools.results import ToolError, ToolResult
 
 # Unparameterized on purpose: tool schemas are built with pydantic, which must not walk into the context.
 SupportRuntime = ToolRuntime[Any, Any]
@@ -45,14 +46,14 @@ def current_identity(runtime: SupportRuntime) -> Identity:
     return identity_from(runtime.state, turn_context(runtime))
 
 
-def tool_result(runtime: SupportRuntime, name: str, payload: dict[str, Any], **updates: Any) -> Command[Any]:
-    """A tool's structured result as a ToolMessage (JSON content, the dict as artifact) plus state updates."""
+def tool_result(runtime: SupportRuntime, name: ToolName, result: ToolResult, **updates: Any) -> Command[Any]:
+    """A tool's typed result as a ToolMessage (its JSON as content, its plain dict as artifact) plus state updates."""
     faults.reached("during_tool")
     message = ToolMessage(
-        content=json.dumps(payload, default=str, ensure_ascii=False),
-        artifact=payload,
+        content=result.content(),
+        artifact=result.payload(),
         name=name,
         tool_call_id=runtime.tool_call_id or "",
-        status="error" if payload.get("status") == "error" else "success",
+        status="error" if isinstance(result, ToolError) else "success",
     )
     return Command(update={"messages": [message], **updates})

@@ -7,14 +7,16 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
+from threadline.core.tool_names import VERIFY_CUSTOMER
 from threadline.core.types import VerificationLevel
 from threadline.tools.orders import normalize_order_id
+from threadline.tools.results import VerificationFailed, VerificationPassed
 from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 FAILED_MESSAGE = "Those details could not be verified."
 
 
-@tool
+@tool(VERIFY_CUSTOMER)
 def verify_customer(
     runtime: SupportRuntime,
     email: str | None = None,
@@ -29,7 +31,7 @@ def verify_customer(
     who = current_identity(runtime)
     failures = int((runtime.state or {}).get("verification_failures", 0))
     if who.level.at_least(VerificationLevel.VERIFIED):
-        return tool_result(runtime, "verify_customer", {"status": "ok", "already_verified": True})
+        return tool_result(runtime, VERIFY_CUSTOMER, VerificationPassed(already_verified=True))
     customer = context.services.identity.verify(
         email=email,
         first_name=first_name,
@@ -38,12 +40,12 @@ def verify_customer(
         order_id=normalize_order_id(order_id) if order_id else None,
     )
     if customer is None:  # one message whatever failed, so no factor is confirmed or denied
-        payload = {"status": "failed", "message": FAILED_MESSAGE, "attempts": failures + 1}
-        return tool_result(runtime, "verify_customer", payload, verification_failures=failures + 1)
+        failed = VerificationFailed(message=FAILED_MESSAGE, attempts=failures + 1)
+        return tool_result(runtime, VERIFY_CUSTOMER, failed, verification_failures=failures + 1)
     level = VerificationLevel.VERIFIED
     context.services.identity.link_verified(
         customer.id, context.handle_type, context.handle, level, actor=f"conversation:{context.channel.value}"
     )
     identity = {"customer_id": customer.id, "level": level.value}
-    payload = {"status": "ok", "name": customer.first_name or customer.display_name}
-    return tool_result(runtime, "verify_customer", payload, identity=identity, verification_failures=0)
+    passed = VerificationPassed(name=customer.first_name or customer.display_name)
+    return tool_result(runtime, VERIFY_CUSTOMER, passed, identity=identity, verification_failures=0)

@@ -17,6 +17,8 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from threadline.core.tool_names import ESCALATE_TO_HUMAN, LOOKUP_ORDER, SEARCH_KNOWLEDGE
+
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "agents" / "data"
 TRAINING_FILES = ("bitext.jsonl", "clinc150.jsonl", "examples_extra.jsonl")
 BITEXT_CAP = 40  # per bitext intent
@@ -26,19 +28,19 @@ CLINC_OTHER_CAP = 4  # per intent of the other nine domains
 CLINC_OOS_CAP = 60
 # bitext intent -> route; every other bitext intent is a question the knowledge base answers.
 BITEXT_ROUTES = {
-    "track_order": "lookup_order",
-    "check_invoice": "lookup_order",
-    "get_invoice": "lookup_order",
-    "contact_human_agent": "escalate_to_human",
-    "contact_customer_service": "escalate_to_human",
+    "track_order": LOOKUP_ORDER,
+    "check_invoice": LOOKUP_ORDER,
+    "get_invoice": LOOKUP_ORDER,
+    "contact_human_agent": ESCALATE_TO_HUMAN,
+    "contact_customer_service": ESCALATE_TO_HUMAN,
 }
 BITEXT_OVERRIDES = [
     (
         "delivery_period",
         re.compile(r"\b(my|the) (order|parcel|package|item|product|article|purchase|shipment)\b"),
-        "lookup_order",
+        LOOKUP_ORDER,
     ),
-    ("contact_customer_service", re.compile(r"\b(hours?|what time)\b"), "search_knowledge"),
+    ("contact_customer_service", re.compile(r"\b(hours?|what time)\b"), SEARCH_KNOWLEDGE),
 ]
 CLINC_DROPPED = {"cancel", "maybe", "repeat", "order", "card_declined"}  # ambiguous for a retailer
 BITEXT_LICENCE = "LICENSE-bitext-CDLA-Sharing-1.0.txt"
@@ -89,7 +91,7 @@ def build_bitext(path: Path, seen: set[str]) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             text = rewrite_order_number(row)
-            route = BITEXT_ROUTES.get(row["intent"], "search_knowledge")
+            route = BITEXT_ROUTES.get(row["intent"], SEARCH_KNOWLEDGE)
             for source, pattern, override in BITEXT_OVERRIDES:
                 if source == row["intent"] and pattern.search(text.lower()):
                     route = override
@@ -112,7 +114,7 @@ def build_clinc(path: Path, domains_path: Path, seen: set[str]) -> list[dict[str
         if intent in CLINC_DROPPED:
             continue
         if intent == "order_status":
-            route, cap = "lookup_order", CLINC_ORDER_STATUS_CAP
+            route, cap = LOOKUP_ORDER, CLINC_ORDER_STATUS_CAP
         else:
             route = "none"
             cap = CLINC_SMALLTALK_CAP if intent in smalltalk else CLINC_OOS_CAP if intent == "oos" else CLINC_OTHER_CAP

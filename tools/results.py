@@ -1,0 +1,227 @@
+"""Each tool's result as a typed model: the tools build them, every consumer reads them back with `read_result`.
+
+The artifact stays the plain `payload()` dict, so checkpoints keep plain JSON. Optional fields, and defaults on
+fields every tool sets, let results recorded by hand or by older code still be read."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Final, Literal
+
+from langchain_core.messages import ToolMessage
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from threadline.core.tool_names import (
+    ESCALATE_TO_HUMAN,
+    LOOKUP_ORDER,
+    RECALL_CONTEXT,
+    SEARCH_KNOWLEDGE,
+    VERIFY_CUSTOMER,
+)
+from threadline.core.types import ArticleKind
+
+Urgency = Literal["low", "normal", "high", "urgent"]
+
+
+class Shape(BaseModel):
+    """A tool result, or a part of one; fields left as None are left out of its JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def payload(self) -> dict[str, Any]:
+        """The result as a plain JSON object, without the optional fields left as None."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def content(self) -> str:
+        """The result as the JSON text the model reads."""
+        return json.dumps(self.payload(), ensure_ascii=False)
+
+
+class VerificationRequired(Shape):
+    """`lookup_order` or `recall_context` refused: the customer must verify first."""
+
+    status: Literal["verification_required"] = "verification_required"
+    message: str
+    accepted: list[str] | None = None
+    """The ways to verify, when the refusal lists them."""
+
+
+class OrderItemLine(Shape):
+    """An item of an order, as the customer may hear it."""
+
+    name: str
+    options: dict[str, str]
+    price: str
+
+
+class ShipmentLine(Shape):
+    """A shipment of an order: its tracking numbers and the names of the items it carries."""
+
+    tracking_ids: list[str]
+    items: list[str]
+
+
+class OrderSummary(Shape):
+    """What the customer may be told about one order; the address and payment methods only when fully verified."""
+
+    order_id: str
+    status: str
+    items: list[OrderItemLine]
+    shipments: list[ShipmentLine]
+    total: str
+    paid: str
+    refunded: str
+    shipping_address: dict[str, Any] | None = None
+    payment_methods: list[str] | None = None
+
+
+class OrderLine(Shape):
+    """One order in the customer's order history."""
+
+    order_id: str
+    status: str
+    items: list[str]
+    total: str
+
+
+class OrdersFound(Shape):
+    """`lookup_order` answered: one order (`order`), or the customer's recent orders (`orders`)."""
+
+    status: Literal["ok"] = "ok"
+    order: OrderSummary | None = None
+    orders: list[OrderLine] | None = None
+
+
+class OrderNotFound(Shape):
+    """`lookup_order`: no such order on the customer's account (another customer's order reads the same)."""
+
+    status: Literal["not_found"] = "not_found"
+    order_id: str
+    message: str | None = None
+
+
+class KnowledgePassage(Shape):
+    """A passage of a knowledge article, with what it is cited by."""
+
+    article_id: str
+    title: str
+    version: int
+    kind: ArticleKind | None = None
+    text: str
+    score: float | None = None
+
+
+class KnowledgeResult(Shape):
+    """`search_knowledge`: the best passages for the query, best first; `no_answer` when none is good enough."""
+
+    status: Literal["ok", "no_answer"]
+    query: str = ""
+    passages: list[KnowledgePassage]
+
+
+class RecalledProfile(Shape):
+    """The customer's profile as `recall_context` shows it at full disclosure."""
+
+    citation: str
+    name: str
+    orders_on_file: int
+
+
+class RecallResult(Shape):
+    """`recall_context`: earlier episodes (whole, or only their public topics), and at full disclosure the profile
+    and stated preferences. Episodes stay plain records: they are the long-term store's values, as stored."""
+
+    status: Literal["ok", "nothing_found"]
+    disclosure: Literal["full", "topics_only"]
+    episodes: list[dict[str, Any]]
+    profile: RecalledProfile | None = None
+    preferences: list[str] | None = None
+
+
+class VerificationPassed(Shape):
+    """`verify_customer` verified the customer (`already_verified` when they were before the call)."""
+
+    status: Literal["ok"] = "ok"
+    already_verified: bool | None = None
+    name: str | None = None
+
+
+class VerificationFailed(Shape):
+    """`verify_customer` could not verify the details; one message whatever did not match."""
+
+    status: Literal["failed"] = "failed"
+    message: str
+    attempts: int | None = None
+
+
+class EscalationQueued(Shape):
+    """`escalate_to_human` asked for a handoff; the graph builds it."""
+
+    status: Literal["queued"] = "queued"
+    reason: str
+    urgency: Urgency
+    source: str
+
+
+class ToolError(Shape):
+    """Any tool failed: a code and a readable message for the model, never a stack trace."""
+
+    status: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class ToolSkipped(Shape):
+    """Any tool's call that the graph closed without running (a handoff pre-empted it)."""
+
+    status: Literal["skipped"] = "skipped"
+
+
+ToolResult = (
+    OrdersFound
+    | OrderNotFound
+    | VerificationRequired
+    | KnowledgeResult
+    | RecallResult
+    | VerificationPassed
+    | VerificationFailed
+    | EscalationQueued
+    | ToolError
+    | ToolSkipped
+)
+
+_ANY_TOOL = ToolError | ToolSkipped
+"""What a call of any tool may come back as."""
+_BY_STATUS = Field(discriminator="status")
+_READERS: Final[dict[str, TypeAdapter[Any]]] = {
+    LOOKUP_ORDER: TypeAdapter(Annotated[OrdersFound | OrderNotFound | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
+    SEARCH_KNOWLEDGE: TypeAdapter(Annotated[KnowledgeResult | _ANY_TOOL, _BY_STATUS]),
+    RECALL_CONTEXT: TypeAdapter(Annotated[RecallResult | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
+    VERIFY_CUSTOMER: TypeAdapter(Annotated[VerificationPassed | VerificationFailed | _ANY_TOOL, _BY_STATUS]),
+    ESCALATE_TO_HUMAN: TypeAdapter(Annotated[EscalationQueued | _ANY_TOOL, _BY_STATUS]),
+}
+_OTHER_TOOL: Final[TypeAdapter[Any]] = TypeAdapter(Annotated[_ANY_TOOL, _BY_STATUS])
+
+
+def read_result(message: ToolMessage) -> ToolResult | None:
+    """A tool message's result, typed by the tool's name and the result's status: read from the artifact when it
+    is a dict, else from the JSON content; None when it is not a result of that tool."""
+    data = message.artifact if isinstance(message.artifact, dict) else _json_object(message.content)
+    try:
+        result: ToolResult = _READERS.get(message.name or "", _OTHER_TOOL).validate_python(data)
+    except ValidationError:
+        return None
+    return result
+
+
+def result_status(message: ToolMessage) -> str | None:
+    """The status a tool message reports (`ok`, `not_found`, `error`, …); None when it is not a tool result."""
+    result = read_result(message)
+    return result.status if result is not None else None
+
+
+def _json_object(content: object) -> object:
+    try:
+        return json.loads(content) if isinstance(content, str) else None
+    except ValueError:
+        return None
