@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Demo API keys (each role; see README "Auth"): set THREADLINE_BOOTSTRAP_KEYS to use your own.
+# Demo API keys (each role; see README "Auth"): set THREADLINE_BOOTSTRAP_KEYS to use your own. The /demo chat page
+# is on for a laptop run (loopback only).
 run: install
-	THREADLINE_BOOTSTRAP_KEYS="$${THREADLINE_BOOTSTRAP_KEYS:-channel:demo-channel-key-0001,agent:demo-agent-key-00001,admin:demo-admin-key-00001,qa:demo-qa-key-000001,associate:demo-associate-key-01}" $(BIN)/threadline serve
+	THREADLINE_DEMO_PAGE="$${THREADLINE_DEMO_PAGE:-true}" THREADLINE_BOOTSTRAP_KEYS="$${THREADLINE_BOOTSTRAP_KEYS:-channel:demo-channel-key-0001,agent:demo-agent-key-00001,admin:demo-admin-key-00001,qa:demo-qa-key-000001,associate:demo-associate-key-01}" $(BIN)/threadline serve
 
 lint: install
 	$(BIN)/ruff check .

@@ -78,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics.router)
     console.install(app)  # the agent console: a page over the keyed API, holding no data itself
     dashboard.install(app)  # the analytics dashboard, likewise a page over the keyed analytics API
-    if settings.load_demo:  # the /demo chat page speaks as demo customers: never outside demo mode
-        demo_page.install(app)
+    if settings.demo_page:  # speaks as demo customers: opt-in, and on loopback unless explicitly allowed
+        demo_page.install(app, settings.rate_per_sender_per_minute)
     return app
 
 

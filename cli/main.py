@@ -64,6 +64,7 @@ def serve(
     open_database(settings).dispose()  # fail fast with a clear error before forking workers
     # Workers rebuild settings from the environment, so pass the overrides on that way.
     os.environ["THREADLINE_DATA_DIR"] = str(settings.data_dir)
+    os.environ["THREADLINE_HOST"] = settings.host  # the demo page's loopback check sees the bound address
     if settings.database_url:
         os.environ["THREADLINE_DATABASE_URL"] = settings.database_url
     base = f"http://{settings.host}:{settings.port}"

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from threadline.core.errors import ConfigurationError
 
 _SUPPORTED_DB_PREFIXES = ("sqlite", "postgres")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches only this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -35,6 +46,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `threadline serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="API worker processes for `threadline serve`.")
     load_demo: bool = Field(True, description="Load the demo store into an empty database at start-up.")
+    demo_page_public: bool = Field(
+        False, description="Allow the /demo page when the server binds beyond loopback (it speaks as demo customers)."
+    )
+    demo_page: bool = Field(
+        False,
+        description="Serve /demo, a chat page that speaks as the demo customers and fictional numbers (`make run` "
+        "turns it on); only on a loopback address unless THREADLINE_DEMO_PAGE_PUBLIC is true.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connection pool size for Postgres.")
     admin_api_key: SecretStr | None = Field(
@@ -142,6 +161,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported database URL scheme in {value.split(':', 1)[0]!r}; use sqlite or postgresql")
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("demo_page")
+    @classmethod
+    def _demo_page_on_loopback(cls, value: bool, info: ValidationInfo) -> bool:
+        host = str(info.data.get("host", "127.0.0.1"))
+        if value and not is_loopback(host) and not info.data.get("demo_page_public"):
+            raise ValueError(
+                f"the /demo page speaks as demo customers, so it is served only on a loopback address, not {host!r}; "
+                "set THREADLINE_DEMO_PAGE_PUBLIC=true to serve it there anyway"
+            )
         return value
 
     @field_validator("business_timezone")

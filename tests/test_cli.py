@@ -29,6 +29,7 @@ def _threadline(*args: str, cwd: Path, env: dict[str, str] | None = None) -> sub
     [
         (["db", "upgrade", "--database-url", "mysql://root@localhost/x"], {}, "unsupported database URL scheme"),
         (["db", "upgrade"], {"THREADLINE_MODEL": "gpt-4"}, "THREADLINE_MODEL"),
+        (["serve", "--host", "0.0.0.0"], {"THREADLINE_DEMO_PAGE": "true"}, "THREADLINE_DEMO_PAGE"),
         (
             ["demo", "load", "--database-url", "postgresql://postgres@127.0.0.1:9/nowhere"],
             {},

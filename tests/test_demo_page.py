@@ -1,11 +1,13 @@
 """`/demo`: the customer chat page. A real browser (Chromium via Playwright) holds a conversation on the web, switches
-to SMS, and sees the continuity in the reply; the page's endpoint validates its input and exists only in demo mode."""
+to SMS, and sees the continuity in the reply; the page's endpoint validates its input, is served only when switched
+on and on loopback, and speaks only as fiction: demo personas, fictional numbers, visitor ids of its own."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from threadline.api.app import create_app
 from threadline.core.settings import Settings
+from threadline.core.types import Channel, CustomerId, HandleType, InboundMessage
 from threadline.demo.loader import DATA_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +30,14 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 @pytest.fixture
 def demo_client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=True)  # already loaded: no reload
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, demo_page=True)  # already loaded: no reload
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+def _post(client: TestClient, **change: str) -> Any:
+    body = {"channel": "web", "identity": "visitor", "text": "hi", "visitor_id": "visitor-0123456789ab", **change}
+    return client.post("/demo/messages", json=body)
 
 
 def test_the_page_and_its_assets_are_served_outside_the_openapi_description(demo_client: TestClient) -> None:
@@ -84,12 +92,41 @@ def test_bad_demo_messages_get_the_products_422(demo_client: TestClient, change:
     assert field in error["message"]
 
 
-def test_the_demo_page_is_absent_outside_demo_mode(demo_db_url: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False)
+@pytest.mark.parametrize("load_demo", [True, False])
+def test_the_demo_page_is_absent_unless_switched_on(demo_db_url: str, tmp_path: Path, load_demo: bool) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=load_demo)  # the defaults otherwise
     with TestClient(create_app(settings)) as client:
         assert client.get("/demo").status_code == 404
         assert client.get("/demo/static/demo.js").status_code == 404
         assert client.post("/demo/messages", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("phone", ["+1 415 555 2671", "+15550100200", "+44 20 7946 0958"])
+def test_the_phone_preset_speaks_only_from_fictional_numbers(demo_client: TestClient, phone: str) -> None:
+    response = _post(demo_client, channel="sms", identity="phone", phone=phone)
+    assert response.status_code == 422
+    assert "fictional numbers" in response.json()["error"]["message"]
+    assert _post(demo_client, channel="sms", identity="phone", phone="+1 555 010 0142").status_code == 200
+
+
+def test_signing_in_never_merges_a_visitor_the_page_did_not_create(demo_client: TestClient) -> None:
+    services = demo_client.app.state.services  # type: ignore[attr-defined]
+    real = services.turns.handle(InboundMessage(channel=Channel.WEB, sender="visitor-0123456789ab", text="hi"))
+    answer = _post(demo_client, identity="signed-in:james_li_5688", text="hello", visitor_id="visitor-0123456789ab")
+    assert answer.status_code == 200
+    visitor = services.stores.customers.get(CustomerId(real.customer_id))
+    assert visitor is not None and visitor.merged_into is None  # the real site's visitor stays who it was
+    handle = services.stores.customers.find_by_handle(HandleType.VISITOR, "visitor-0123456789ab")
+    assert handle is not None and handle.customer_id == real.customer_id
+
+
+def test_one_browser_is_rate_limited_like_any_sender(demo_db_url: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, demo_page=True, rate_per_sender_per_minute=3)
+    with TestClient(create_app(settings)) as client:
+        codes = [_post(client, visitor_id=f"visitor-rotating-{i:04d}").status_code for i in range(5)]
+        assert codes == [200, 200, 200, 429, 429]  # a new visitor id per message is still one browser
+        limited = _post(client, visitor_id="visitor-rotating-9999")
+        assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
 
 
 # --- the browser ----------------------------------------------------------------------------------------------
@@ -99,7 +136,7 @@ def test_the_demo_page_is_absent_outside_demo_mode(demo_db_url: str, tmp_path: P
 def live_server(demo_db_url: str, tmp_path: Path) -> Iterator[str]:
     """The app over the demo database, served on a free local port from a background thread."""
     with serve(
-        create_app(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=True)), "demo-server"
+        create_app(Settings(data_dir=tmp_path, database_url=demo_db_url, demo_page=True)), "demo-server"
     ) as base:
         yield base
 

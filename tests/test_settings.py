@@ -49,3 +49,12 @@ def test_openai_key_falls_back_to_the_standard_variable(monkeypatch: pytest.Monk
     settings = Settings()
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == "sk-test"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "shop.example.com"])
+def test_the_demo_page_is_refused_at_start_up_beyond_loopback(host: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"THREADLINE_DEMO_PAGE: .*loopback"):
+        load_settings(demo_page=True, host=host)
+    assert load_settings(demo_page=True, host=host, demo_page_public=True).demo_page
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert load_settings(demo_page=True, host=loopback).demo_page

@@ -1,13 +1,16 @@
 """`/demo`: a customer chat page for trying cross-channel continuity and escalation in a browser.
 
-Mounted only when the demo store is configured (`THREADLINE_LOAD_DEMO`). The page never calls the keyed public
-API: it posts to `POST /demo/messages`, which turns a preset identity into an `InboundMessage` server-side. The
-"signed in" presets vouch for demo customers without a signature, which is exactly why this exists only in demo
-mode.
+Served only when switched on (`THREADLINE_DEMO_PAGE`, which `make run` sets) and, unless
+`THREADLINE_DEMO_PAGE_PUBLIC` allows more, only on a loopback address. The page never calls the keyed public API: it
+posts to `POST /demo/messages`, which turns a preset identity into an `InboundMessage` server-side. The "signed in"
+presets vouch for demo customers without a signature, so the page speaks only as what is fiction: the demo
+personas, fictional phone numbers (+1 555 010 0100 to 0199) and visitor ids in its own `demo-page-` namespace, so it
+never merges a visitor it did not create. Each browser and each handle is rate-limited like any sender.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -19,12 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadline.api.deps import ServicesDep
 from threadline.api.pages import mount_static, render_page
 from threadline.core.errors import InvalidInputError
+from threadline.core.rate_limits import RateLimiter
 from threadline.core.types import Channel, CustomerId, InboundMessage
 from threadline.demo.loader import read_json
 from threadline.memory.identity import normalize_phone
 
 MAX_DEMO_TEXT_CHARS = 1000
 DEMO_PHONE = "+1 555 010 0199"  # 555-0100…0199 numbers are reserved for fiction
+FICTIONAL_PHONE = re.compile(r"^\+155501001\d\d$")
+"""The only numbers the phone preset may text or call from (E.164)."""
+VISITOR_NAMESPACE = "demo-page-"
+"""Prefix of every visitor id the page speaks as: it can neither become nor merge a real site's visitor."""
 DEMO_USERS = ("james_li_5688", "noah_brown_6181", "ivan_santos_6635")
 CHANNEL_LABELS = {"web": "Web chat", "sms": "SMS", "email": "Email", "voice": "Voice transcript"}
 SUGGESTIONS = {
@@ -131,13 +139,17 @@ def _sender(body: DemoMessageIn, preset: Preset) -> tuple[str, bool, str | None]
     """(sender, vouched, previous sender) for the preset on the body's channel."""
     if body.channel not in preset.channels:
         raise InvalidInputError(f"the identity {preset.label!r} cannot send on {CHANNEL_LABELS[body.channel]}")
+    visitor = VISITOR_NAMESPACE + body.visitor_id
     if preset.kind == "visitor":
-        return body.visitor_id, False, None
+        return visitor, False, None
     if preset.kind == "signed_in":
         assert preset.email is not None
-        return preset.email, True, body.visitor_id
+        return preset.email, True, visitor
     if preset.kind == "phone":
-        return normalize_phone(body.phone or DEMO_PHONE), False, None
+        phone = normalize_phone(body.phone or DEMO_PHONE)
+        if not FICTIONAL_PHONE.match(phone):
+            raise InvalidInputError("the demo page speaks only from fictional numbers, +1 555 010 0100 to 0199")
+        return phone, False, None
     assert preset.email is not None
     return preset.email, False, None
 
@@ -166,22 +178,23 @@ def page(request: Request) -> HTMLResponse:
 
 
 @router.post("/messages", response_model=DemoReplyOut, name="demo_message")
-def demo_message(body: DemoMessageIn, services: ServicesDep) -> DemoReplyOut:
+def demo_message(body: DemoMessageIn, request: Request, services: ServicesDep) -> DemoReplyOut:
     """Run one turn as the chosen identity, server-side, and return the outcome for the timeline."""
     preset = presets().get(body.identity)
     if preset is None:
         raise InvalidInputError(f"unknown identity preset {body.identity!r}")
     sender, vouched, previous = _sender(body, preset)
-    outcome = services.turns.handle(
-        InboundMessage(
-            channel=Channel(body.channel),
-            sender=sender,
-            text=body.text,
-            vouched=vouched,
-            previous_sender=previous,
-            metadata={"source": "demo-page"},
-        )
+    browsers: RateLimiter = request.app.state.demo_browsers
+    browsers.check(request.client.host if request.client else "unknown", "browser")
+    message = InboundMessage(
+        channel=Channel(body.channel),
+        sender=sender,
+        text=body.text,
+        vouched=vouched,
+        previous_sender=previous,
+        metadata={"source": "demo-page"},
     )
+    outcome = services.turns.handle(services.admit(message))
     customer = services.stores.customers.get(CustomerId(outcome.customer_id))
     return DemoReplyOut(
         customer_id=outcome.customer_id,
@@ -197,7 +210,9 @@ def demo_message(body: DemoMessageIn, services: ServicesDep) -> DemoReplyOut:
     )
 
 
-def install(app: FastAPI) -> None:
-    """Serve the demo page, its endpoint and its static files on `app`."""
+def install(app: FastAPI, messages_per_minute: int) -> None:
+    """Serve the demo page, its endpoint and its static files on `app`; each browser (client address) may send
+    `messages_per_minute`, like any one sender."""
+    app.state.demo_browsers = RateLimiter(messages_per_minute)
     app.include_router(router)
     mount_static(app, "/demo", "demo-static")
