@@ -119,6 +119,11 @@ class ArticleKind(StrEnum):
     PRODUCT = "product"
 
 
+CUSTOMER_FACING_KINDS = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}
+"""Articles a customer may read. Procedures are the team's own playbooks (agent steps, internal tools): agents and
+admins read them, customers never hear them."""
+
+
 NOTICE_KINDS = (ArticleKind.PROMOTION, ArticleKind.PRODUCT_NOTICE)
 
 

@@ -190,3 +190,28 @@ def test_editing_over_http_is_off_without_a_configured_key(demo_db_url: str, tmp
         response = open_site.post("/v1/knowledge/articles", json=article(id="x"))
     assert response.status_code == 401
     assert "Authorization: Bearer" in response.json()["error"]["message"]
+
+
+def test_without_a_key_only_published_customer_facing_articles_are_readable(client: TestClient) -> None:
+    playbook = article(id="proc-2fa-reset", kind="procedure", title="Resetting two-factor sign-in for a customer")
+    playbook["body"] = "Agents reset two-factor sign-in from the admin tool after checking the account email."
+    assert client.post("/v1/knowledge/articles", json=playbook).status_code == 201
+    draft = article(id="faq-gift-wrap-draft", status="draft", body="Gift wrapping will be free from May.")
+    assert client.post("/v1/knowledge/articles", json=draft).status_code == 201
+    question = {"q": "how do I reset two-factor sign-in?", "k": 50}
+    anonymous, agent = {"Authorization": ""}, {"Authorization": f"Bearer {AGENT_KEY}"}
+    for reader in (anonymous, {"Authorization": "Bearer guessed"}):  # a wrong key reads what anyone may read
+        listed = {a["id"]: a["kind"] for a in client.get("/v1/knowledge/articles", headers=reader).json()}
+        assert listed and "procedure" not in listed.values() and "faq-gift-wrap-draft" not in listed
+        for path in ("proc-2fa-reset", "proc-2fa-reset/versions", "proc-2fa-reset/versions/1", "faq-gift-wrap-draft"):
+            hidden = client.get(f"/v1/knowledge/articles/{path}", headers=reader)
+            assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"  # reads as missing
+        hits = client.get("/v1/knowledge/search", params=question, headers=reader).json()
+        assert hits and all(h["kind"] != "procedure" for h in hits)
+    staff = {a["id"] for a in client.get("/v1/knowledge/articles", headers=agent).json()}
+    assert "proc-2fa-reset" in staff and "faq-gift-wrap-draft" not in staff  # drafts stay with admins
+    assert client.get("/v1/knowledge/articles/proc-2fa-reset", headers=agent).status_code == 200
+    assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft", headers=agent).status_code == 404
+    assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft").status_code == 200  # the admin key
+    found = client.get("/v1/knowledge/search", params=question, headers=agent).json()
+    assert "proc-2fa-reset" in {h["article_id"] for h in found}

@@ -8,14 +8,11 @@ from langchain_core.tools import tool
 from langgraph.types import Command
 
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
-from threadline.core.types import ArticleKind
+from threadline.core.types import CUSTOMER_FACING_KINDS
 from threadline.tools.results import KnowledgePassage, KnowledgeResult
 from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
 MIN_SCORE = 0.25
-CUSTOMER_FACING = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}
-"""Procedures are the team's own playbooks (agent steps, internal tools): agents search them, customers never
-hear them."""
 
 
 @tool(SEARCH_KNOWLEDGE)
@@ -24,7 +21,7 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     return the most relevant passages, each with its article id, title and version to cite."""
     context = turn_context(runtime)
     passages = context.services.knowledge.search(
-        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, kinds=CUSTOMER_FACING
+        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, kinds=CUSTOMER_FACING_KINDS
     )
     found = [
         KnowledgePassage(

@@ -1,4 +1,8 @@
-"""`/v1/knowledge…`: articles (create, update → new version, retire, versions) and search."""
+"""`/v1/knowledge…`: articles (create, update → new version, retire, versions) and search.
+
+Without a key, reads and search see what a customer may read: published articles of customer-facing kinds.
+Procedures (the team's playbooks) need an `agent`, `admin` or `qa` key; drafts and retired articles an `admin` key.
+A hidden article reads exactly like a missing one."""
 
 from __future__ import annotations
 
@@ -12,8 +16,17 @@ from threadline.api.auth import authorize, roles_dependency
 from threadline.api.deps import ServicesDep
 from threadline.api.routes import MAX_ID
 from threadline.core.auth import Role
-from threadline.core.errors import InvalidInputError, NotFoundError
-from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Channel, Passage
+from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
+from threadline.core.types import (
+    CUSTOMER_FACING_KINDS,
+    Article,
+    ArticleDraft,
+    ArticleId,
+    ArticleKind,
+    ArticleStatus,
+    Channel,
+    Passage,
+)
 from threadline.memory.knowledge_admin import create_article, retire_article, update_article
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
@@ -56,14 +69,40 @@ def _synced(services: ServicesDep, article: Article) -> Article:
     return article
 
 
+STAFF = (Role.AGENT, Role.ADMIN, Role.QA)
+"""Keys that read the team's procedures."""
+
+
+def _reader(request: Request, services: ServicesDep) -> Role | None:
+    """The role of the caller's key; None for an anonymous caller (or a key that is not valid)."""
+    if "authorization" not in request.headers:
+        return None
+    try:
+        return authorize(request, services, *Role).role
+    except AuthenticationError:  # a wrong or revoked key reads what anyone may read
+        return None
+
+
+def _visible(article: Article, reader: Role | None) -> bool:
+    """Whether this caller may read the article: customers published customer-facing ones, staff all published ones,
+    admins everything."""
+    if reader is Role.ADMIN:
+        return True
+    published = article.status is ArticleStatus.PUBLISHED
+    return published and (reader in STAFF or article.kind in CUSTOMER_FACING_KINDS)
+
+
 @router.get("/articles", response_model=list[Article])
 def list_articles(
     request: Request, services: ServicesDep, status: Literal["published", "draft", "retired", "all"] = "published"
 ) -> list[Article]:
-    """The current version of every article; drafts and retired articles need the admin key."""
+    """The current version of every article a caller may read; drafts and retired articles need the admin key,
+    procedures a staff key."""
     if status != "published":
         authorize(request, services, Role.ADMIN)
-    return services.stores.knowledge.list(status=None if status == "all" else ArticleStatus(status))
+    reader = _reader(request, services)
+    found = services.stores.knowledge.list(status=None if status == "all" else ArticleStatus(status))
+    return [a for a in found if status != "published" or _visible(a, reader)]
 
 
 @router.post("/articles", response_model=Article, status_code=201, dependencies=[roles_dependency(Role.ADMIN)])
@@ -74,10 +113,10 @@ def create(body: ArticleCreate, services: ServicesDep) -> Article:
 
 
 @router.get("/articles/{article_id}", response_model=Article)
-def get(article_id: str, services: ServicesDep) -> Article:
+def get(article_id: str, request: Request, services: ServicesDep) -> Article:
     """The current version of an article."""
     article = services.stores.knowledge.get(ArticleId(article_id))
-    if article is None:
+    if article is None or not _visible(article, _reader(request, services)):
         raise NotFoundError(f"article {article_id!r} not found")
     return article
 
@@ -95,29 +134,34 @@ def retire(article_id: str, services: ServicesDep) -> Article:
 
 
 @router.get("/articles/{article_id}/versions", response_model=list[Article])
-def versions(article_id: str, services: ServicesDep) -> list[Article]:
-    """Every version of an article, oldest first."""
-    history = services.stores.knowledge.history(ArticleId(article_id))
+def versions(article_id: str, request: Request, services: ServicesDep) -> list[Article]:
+    """Every version of an article the caller may read, oldest first."""
+    reader = _reader(request, services)
+    history = [v for v in services.stores.knowledge.history(ArticleId(article_id)) if _visible(v, reader)]
     if not history:
         raise NotFoundError(f"article {article_id!r} not found")
     return history
 
 
 @router.get("/articles/{article_id}/versions/{version}", response_model=Article)
-def version(article_id: str, version: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> Article:
+def version(
+    article_id: str, version: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, services: ServicesDep
+) -> Article:
     """One version of an article."""
     article = services.stores.knowledge.get(ArticleId(article_id), version=version)
-    if article is None:
+    if article is None or not _visible(article, _reader(request, services)):
         raise NotFoundError(f"article {article_id!r} has no version {version}")
     return article
 
 
 @router.get("/search", response_model=list[Passage])
 def search(
+    request: Request,
     services: ServicesDep,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="What a customer asked.")],
     k: Annotated[int, Query(ge=1, le=50)] = 5,
     channel: Channel | None = None,
 ) -> list[Passage]:
-    """Search the knowledge base as a channel would."""
-    return services.index.search(q, k=k, channel=channel.value if channel else None)
+    """Search the knowledge base as a channel would (procedures only with a staff key)."""
+    kinds = None if _reader(request, services) in STAFF else CUSTOMER_FACING_KINDS
+    return services.index.search(q, k=k, channel=channel.value if channel else None, kinds=kinds)
