@@ -28,7 +28,7 @@ from threadline.core.types import (
     LoggedMessage,
     TurnOutcome,
 )
-from threadline.graphs.render import render
+from threadline.graphs.render import DEFAULT_SIGNATURE, render
 from threadline.memory.turn_locks import TurnLocks
 
 MAX_TEXT_CHARS = 4000
@@ -54,6 +54,7 @@ class HandoffDesk:
         threads: Threads,
         locks: TurnLocks,
         queue_timeout_minutes: float = 30.0,
+        signature: str = DEFAULT_SIGNATURE,
     ) -> None:
         self._handoffs = handoffs
         self._messages = messages
@@ -62,6 +63,7 @@ class HandoffDesk:
         self._threads = threads
         self._locks = locks
         self._queue_timeout_minutes = queue_timeout_minutes
+        self._signature = signature
 
     def while_handed_off(
         self, outcome: TurnOutcome, taken: list[LoggedMessage], current: LoggedMessage, channel: Channel
@@ -186,7 +188,7 @@ class HandoffDesk:
     ) -> LoggedMessage:
         """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
         sees it once the case comes back. The caller holds the customer's turn lock."""
-        rendered = render(text, channel)
+        rendered = render(text, channel, signature=self._signature)
         logged = self._messages.append(
             handoff.customer_id,
             channel,

@@ -33,7 +33,7 @@ from threadline.graphs.handoff import Standing, build_packet, cited_articles, la
 from threadline.graphs.memories import remember_turn
 from threadline.graphs.notices import citation, notice_text, pick_notice
 from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
-from threadline.graphs.render import render
+from threadline.graphs.render import DEFAULT_SIGNATURE, render
 from threadline.graphs.state import SupportState
 from threadline.tools.results import ToolSkipped, result_status
 from threadline.tools.runtime import identity_from
@@ -231,8 +231,16 @@ def _unanswered_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
     ]
 
 
-def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Render the turn's answer for the channel it goes back on."""
+def make_respond(signature: str = DEFAULT_SIGNATURE) -> Any:
+    """The node that renders the turn's answer for the channel it goes back on; emails are signed `signature`."""
+
+    def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        return _respond(state, runtime, signature)
+
+    return respond
+
+
+def _respond(state: SupportState, runtime: Runtime[TurnContext], signature: str) -> dict[str, Any]:
     ctx = runtime.context
     turn = turn_messages(state["messages"])
     last = state["messages"][-1]
@@ -246,7 +254,7 @@ def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any
         {"name": c["name"], "args": dict(c["args"])} for m in turn if isinstance(m, AIMessage) for c in m.tool_calls
     ]
     notice = (state.get("notice") or {}).get("text") if state.get("owner", "ai") == "ai" else None
-    return {"reply": render(text, ctx.channel, name=name, notice=notice), "turn_tools": tools}
+    return {"reply": render(text, ctx.channel, name=name, notice=notice, signature=signature), "turn_tools": tools}
 
 
 def make_remember(window: int) -> Any:

@@ -51,10 +51,14 @@ def speakable(text: str) -> str:
     return re.sub(r"\s+", " ", ". ".join(lines)).strip() + "."
 
 
-def email_body(text: str, name: str | None) -> str:
-    """Email: greeting, the answer, a sign-off."""
+DEFAULT_SIGNATURE = "Customer Care"
+"""Who signs emails when no store name is configured."""
+
+
+def email_body(text: str, name: str | None, signature: str = DEFAULT_SIGNATURE) -> str:
+    """Email: greeting, the answer, a sign-off by `signature` (the store's name)."""
     greeting = f"Hi {name}," if name else "Hello,"
-    return f"{greeting}\n\n{text.strip()}\n\nBest regards,\nCustomer Care"
+    return f"{greeting}\n\n{text.strip()}\n\nBest regards,\n{signature.strip() or DEFAULT_SIGNATURE}"
 
 
 def _sms_with_notice(text: str, notice: str) -> str:
@@ -68,8 +72,16 @@ def _sms_with_notice(text: str, notice: str) -> str:
     return fit_sms(f"{text} {notice}")
 
 
-def render(text: str, channel: Channel, *, name: str | None = None, notice: str | None = None) -> str:
-    """The reply as `channel` should carry it, with a proactive notice after the answer when there is one."""
+def render(
+    text: str,
+    channel: Channel,
+    *,
+    name: str | None = None,
+    notice: str | None = None,
+    signature: str = DEFAULT_SIGNATURE,
+) -> str:
+    """The reply as `channel` should carry it, with a proactive notice after the answer when there is one; emails
+    are signed by `signature`."""
     if notice and channel is Channel.SMS:
         return _sms_with_notice(text, notice)
     if notice:
@@ -79,7 +91,7 @@ def render(text: str, channel: Channel, *, name: str | None = None, notice: str 
     if channel is Channel.VOICE:
         return speakable(text)
     if channel is Channel.EMAIL:
-        return email_body(text, name)
+        return email_body(text, name, signature)
     if channel is Channel.SOCIAL:
         return plain(text)[:2000]
     return text.strip()

@@ -12,8 +12,16 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from threadline.core.context import TurnContext
-from threadline.graphs.nodes import load_context, make_agent, make_guard, make_handoff, make_remember, respond
+from threadline.graphs.nodes import (
+    load_context,
+    make_agent,
+    make_guard,
+    make_handoff,
+    make_remember,
+    make_respond,
+)
 from threadline.graphs.policy import Thresholds
+from threadline.graphs.render import DEFAULT_SIGNATURE
 from threadline.graphs.state import SupportInput, SupportState
 from threadline.graphs.tool_node import InlineToolNode
 from threadline.tools import SUPPORT_TOOLS
@@ -45,6 +53,7 @@ def build_support_graph(
     store: BaseStore | None = None,
     window: int = WINDOW,
     thresholds: Thresholds | None = None,
+    signature: str = DEFAULT_SIGNATURE,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
     """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
     `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
@@ -57,7 +66,7 @@ def build_support_graph(
     graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
     graph.add_node("guard", make_guard(limits))
     graph.add_node("handoff", make_handoff(limits))
-    graph.add_node("respond", respond)
+    graph.add_node("respond", make_respond(signature))
     graph.add_node("remember", make_remember(window))
     graph.add_edge(START, "load_context")
     graph.add_conditional_edges("load_context", _after_load)

@@ -165,7 +165,11 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     )
     memories = SqlStore(db, embeddings)
     graph = build_support_graph(
-        model, checkpointer=checkpointer, store=memories, thresholds=Thresholds.from_settings(settings)
+        model,
+        checkpointer=checkpointer,
+        store=memories,
+        thresholds=Thresholds.from_settings(settings),
+        signature=settings.store_name,
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
     turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)
@@ -206,6 +210,7 @@ def wire_conversations(
         threads=threads,
         locks=locks,
         queue_timeout_minutes=settings.queue_timeout_minutes,
+        signature=settings.store_name,
     )
     merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
     turn_services = TurnServices(

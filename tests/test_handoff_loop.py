@@ -235,3 +235,15 @@ def test_the_packet_schema_and_who_may_use_the_endpoints(client: TestClient) -> 
     services = client.app.state.services  # type: ignore[attr-defined]
     with services.db.session() as s:
         assert s.scalar(select(func.count()).select_from(HandoffRow).where(HandoffRow.status == "queued")) >= 1
+
+
+def test_emails_are_signed_with_the_store_name(demo_db_url: str, tmp_path: Path) -> None:
+    sender = "maria.k@example.org"
+    with _client(demo_db_url, tmp_path, store_name="Oakwood Home") as client:
+        first = _say(client, "Hi there, how long does standard shipping usually take? Thanks, Maria", "email", sender)
+        assert first["reply"].endswith("Best regards,\nOakwood Home")
+        _, handoff_id = _escalate(client, "email", sender)
+        assert client.post(f"/v1/handoffs/{handoff_id}/claim", headers=AGENT).status_code == 200
+        text = "Hi Maria, Sam here - your parcel left our warehouse this morning."
+        replied = client.post(f"/v1/handoffs/{handoff_id}/reply", json={"text": text}, headers=AGENT)
+        assert replied.status_code == 200 and replied.json()["text"].endswith("Best regards,\nOakwood Home")
