@@ -36,7 +36,7 @@ from threadline.memory.checkpoints import open_checkpointer
 from threadline.memory.db import Database
 from threadline.memory.embeddings import make_embeddings
 from threadline.memory.erasure import CustomerErasure
-from threadline.memory.identity import IdentityResolver
+from threadline.memory.identity import IdentityResolver, classify_handle
 from threadline.memory.kb_sync import KnowledgeSync
 from threadline.memory.knowledge_index import KnowledgeIndex
 from threadline.memory.longterm import SqlStore
@@ -86,12 +86,14 @@ class Services:
         )
 
     def admit(self, message: InboundMessage) -> InboundMessage:
-        """The message, if its sender is within the rate limit (else `RateLimitedError`, a 429)."""
-        self.senders.check(f"{message.channel.value}:{message.sender.strip().lower()}", "sender")
+        """The message, if its sender is within the rate limit (else `RateLimitedError`, a 429). The bucket is the
+        normalised handle, so spellings of one phone number or email share it, across channels."""
+        handle_type, handle = classify_handle(message.channel, message.sender)
+        self.senders.check(f"{handle_type.value}:{handle}", "sender")
         return message
 
     def _forget_senders(self, handles: Sequence[str]) -> int:
-        """Drop the rate-limit buckets keyed by these handles (`channel:sender`); phones compare by digits."""
+        """Drop the rate-limit buckets keyed by these handles (`type:handle`); phones compare by digits."""
         wanted = {h.lower() for h in handles} | {re.sub(r"\D", "", h) for h in handles if h.startswith("+")}
         return self.senders.forget(lambda key: bool({key.split(":", 1)[-1], re.sub(r"\D", "", key)} & wanted))
 

@@ -272,3 +272,21 @@ def test_rate_limits_per_sender_and_per_key_answer_429_with_retry_after(demo_db_
         keyed = [client.post("/v1/messages", json=_message("hi"), headers=auth).status_code for _ in range(3)]
         assert keyed[-1] == 429  # the key's own budget (5 a minute) is spent too
         assert client.get("/healthz").status_code == 200  # no key, no key limit
+
+
+def test_the_sender_limit_holds_however_the_number_is_spelled(demo_db_url: str, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=demo_db_url,
+        load_demo=False,
+        bootstrap_keys=f"channel:{CHANNEL_KEY}",
+        rate_per_sender_per_minute=3,
+    )
+    auth = {"Authorization": f"Bearer {CHANNEL_KEY}"}
+    spellings = ["+15550102777", "(555) 010-2777", "555.010.2777", "+1 555 010 2777", "1-555-010-2777"]
+    with TestClient(create_app(settings)) as client:
+        codes = [
+            client.post("/v1/messages", json={**_message("hi"), "from": phone}, headers=auth).status_code
+            for phone in spellings
+        ]
+        assert codes == [200, 200, 200, 429, 429]  # one number, one budget
