@@ -55,6 +55,14 @@ def upgrade(db: Database) -> str:
 
 
 @contextmanager
+def startup_lock(db: Database) -> Iterator[None]:
+    """Held by one process at a time across workers (and hosts, on Postgres): for start-up work that must run once,
+    such as loading the demo store into an empty database."""
+    with _exclusive(db):
+        yield
+
+
+@contextmanager
 def _exclusive(db: Database) -> Iterator[Connection]:
     """A connection held under a cross-process lock: a Postgres advisory lock, or a file lock beside SQLite
     (taken before connecting, since even switching a new SQLite file to WAL needs it to itself)."""

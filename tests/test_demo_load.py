@@ -1,14 +1,18 @@
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import DatabaseFactory
 from threadline.cli.main import app
+from threadline.core.settings import Settings
 from threadline.demo.loader import DATA_DIR, demo_customer_id, load_demo
 from threadline.memory import migrate
 from threadline.memory.db import Database
 from threadline.memory.stores import Stores
+from threadline.product.services import open_services
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -75,3 +79,21 @@ def test_packaged_copy_is_identical_to_the_reference_data() -> None:
         assert (DATA_DIR / "tau_retail" / name).read_bytes() == (SHARED / "tau_retail" / name).read_bytes()
     for name in ["guidelines.json", "LICENSE"]:
         assert (DATA_DIR / "abcd" / name).read_bytes() == (SHARED / "abcd" / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_two_workers_starting_on_an_empty_database_load_the_demo_once(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    url = db_factory.empty_url()
+    settings = [Settings(data_dir=tmp_path / name, database_url=url, load_demo=True) for name in ("one", "two")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        opened = list(pool.map(open_services, settings))  # both start at once, as `serve --workers 2` does
+    try:
+        assert sum(s.demo_report is not None for s in opened) == 1  # one loaded; the other found it loaded
+        stores = opened[0].stores
+        assert (stores.customers.count(), stores.orders.count_orders()) == (500, 1000)
+        assert len(stores.knowledge.list()) == 61 + 50
+    finally:
+        for services in opened:
+            services.close()
