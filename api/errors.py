@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from threadline.core.errors import (
@@ -18,10 +22,14 @@ from threadline.core.errors import (
     OperationalError,
     PermissionDeniedError,
     RateLimitedError,
+    StoreUnavailableError,
     ThreadlineError,
     UsageError,
     VerificationRequiredError,
 )
+from threadline.memory.db import is_transient
+
+log = logging.getLogger("threadline.api")
 
 _STATUS: list[tuple[type[ThreadlineError], int]] = [
     (NotFoundError, 404),
@@ -82,9 +90,27 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+STORE_RETRY_AFTER_S = 2
+"""What a client is told to wait after a transient database failure."""
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down, failing over, out of connections or read-only is a 503 with Retry-After (the
+    message, once accepted, is answered on retry); any other database error is a bug: a 500 in the same shape."""
+    if not is_transient(exc):
+        log.error("database error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "an internal error occurred"), status_code=500)
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    message = "the database is unavailable right now; retry shortly"
+    headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+    return JSONResponse(error_body(StoreUnavailableError.code, message), status_code=503, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the taxonomy's handler, and give request-validation failures the same error shape."""
     app.add_exception_handler(ThreadlineError, _handle)
+    for database_error in (SQLAlchemyError, sqlite3.Error, psycopg.Error):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

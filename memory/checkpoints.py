@@ -97,6 +97,15 @@ def _set_up_sqlite(conn: sqlite3.Connection, saver: Any) -> None:
             time.sleep(0.05)
 
 
+def _discard_if_read_only(conn: Any) -> None:
+    """On return to the pool: a connection opened while the database was read-only (a standby, a read-only switch)
+    stays read-only, so it is dropped rather than reused; once the database writes again, new connections do too.
+    Postgres reports both settings with every connection, so this costs no round trip."""
+    for setting in ("default_transaction_read_only", "in_hot_standby"):
+        if conn.info.parameter_status(setting) == b"on":
+            raise ConnectionError(f"{setting} is on: the connection is discarded")
+
+
 def _try_lock(conn: Any) -> bool:
     row = conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK_KEY,)).fetchone()
     return bool(row["locked"])
@@ -131,6 +140,7 @@ def open_checkpointer(
         min_size=1,
         max_size=pool_size,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        reset=_discard_if_read_only,
         open=True,
     )
     try:

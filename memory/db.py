@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Executable, Row, Table, create_engine, event, text
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +34,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_SQLITE_TRANSIENT = ("locked", "busy", "readonly", "disk i/o", "unable to open")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is the environment's and may pass (connection lost or refused, pool exhausted,
+    server restarting or failing over, database read-only), as opposed to a bug or bad data."""
+    if isinstance(exc, SQLAlchemyError) and getattr(exc, "orig", None) is not None:
+        exc = exc.orig  # type: ignore[assignment]
+    if isinstance(exc, sqlalchemy_exc.OperationalError | sqlalchemy_exc.InterfaceError | sqlalchemy_exc.TimeoutError):
+        return True
+    if isinstance(exc, sqlalchemy_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):  # also raised for bad SQL: only the environment's kinds pass
+        return any(word in str(exc).lower() for word in _SQLITE_TRANSIENT)
+    return _is_read_only(exc) or isinstance(exc, _psycopg_transient())
+
+
+def _psycopg_transient() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg ships with the product
+        return ()
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    """A write refused because the database is read-only (a standby after failover, a read-only switch)."""
+    if type(exc).__name__ == "ReadOnlySqlTransaction":  # psycopg.errors, without importing psycopg here
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).replace("-", "")
+
+
+def _drop_read_only_connections(context: ExceptionContext) -> None:
+    """A connection that found the database read-only stays read-only (Postgres applies the setting at connect):
+    treat it as a lost connection, so the pool replaces it and its peers, and writes work again once the database
+    does, with no restart."""
+    if context.original_exception is not None and _is_read_only(context.original_exception):
+        context.is_disconnect = True
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout, Postgres a sized pool."""
     if url.startswith("sqlite"):
@@ -39,8 +82,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _drop_read_only_connections)
+    return engine
 
 
 class Database:
@@ -101,6 +146,21 @@ class Database:
             where = self.engine.url.render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise StoreUnavailableError(f"database unreachable at {where}: {reason}") from exc
+
+    def check_writable(self) -> None:
+        """Raise `StoreUnavailableError` unless the database accepts writes now (readiness)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.backend == "postgresql":
+                    read_only = conn.execute(text("SELECT current_setting('transaction_read_only')")).scalar()
+                    if read_only == "on" or conn.execute(text("SELECT pg_is_in_recovery()")).scalar():
+                        raise StoreUnavailableError("the database is read-only")
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # takes the write lock, writes nothing
+                    conn.exec_driver_sql("ROLLBACK")
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreUnavailableError(f"the database cannot write: {reason}") from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -2,11 +2,14 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from tests.conftest import PG_ADMIN_DSN
 from threadline.api.app import create_app
 from threadline.core.settings import Settings
 
@@ -24,7 +27,7 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert ready.status_code == 200, ready.json()
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "migrations": "ok", "knowledge_index": "ok"},
+        "checks": {"database": "ok", "database_writable": "ok", "migrations": "ok", "knowledge_index": "ok"},
     }
 
 
@@ -47,3 +50,52 @@ def test_openapi_is_published(client: TestClient) -> None:
 def test_creating_the_app_builds_nothing(tmp_path: Path) -> None:
     create_app(Settings(data_dir=tmp_path / "untouched"))
     assert not (tmp_path / "untouched").exists()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_read_only_database_answers_503_and_the_service_recovers_by_itself(demo_db_url: str, tmp_path: Path) -> None:
+    """The database goes read-only for a while (as a failover does), then writable again: messages get 503 with
+    Retry-After meanwhile, /readyz says why, and once the database writes again so does the service, with no
+    restart; every message accepted is answered exactly once."""
+    name = demo_db_url.rsplit("/", 1)[1]
+    key = "channel-key-for-tests-0001"
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, bootstrap_keys=f"channel:{key}")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def send(n: int) -> Any:
+        body = {"channel": "sms", "from": "+15550104444", "text": f"hi, is my parcel coming today? ({n})"}
+        return client.post("/v1/messages", json={**body, "message_id": f"SM-ro-{n}"}, headers=auth)
+
+    with TestClient(create_app(settings)) as client:
+        assert send(0).status_code == 200
+        _pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        during = [send(n) for n in range(1, 4)]
+        assert [r.status_code for r in during] == [503, 503, 503]
+        assert during[0].json()["error"]["code"] == "store_unavailable" and during[0].headers["Retry-After"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["database_writable"] != "ok"
+        _pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        after = [send(n).status_code for n in range(4, 12)]
+        # It recovers by itself: the first tries may each meet one stale pooled connection (503, retry), then all pass.
+        first_ok = after.index(200)
+        assert first_ok <= 4 and set(after[first_ok:]) == {200}, after
+        assert client.get("/readyz").status_code == 200
+        redelivered = [send(n) for n in range(1, 4)]  # the provider retries what got a 503
+        assert all(r.status_code == 200 for r in redelivered)
+        services = client.app.state.services  # type: ignore[attr-defined]
+        with services.db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT provider_message_id, handled FROM messages WHERE sender = '+15550104444'"))
+            inbound = {r[0]: r[1] for r in rows if r[0]}
+        answered_ok = (
+            {"SM-ro-0"}
+            | {f"SM-ro-{n}" for n in range(1, 4)}
+            | {f"SM-ro-{n}" for n in range(4, 12) if after[n - 4] == 200}
+        )
+        assert answered_ok <= set(inbound)
+        assert all(inbound.values())  # every message accepted was answered (or folded into an answer)
+
+
+def _pg_admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]

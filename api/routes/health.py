@@ -31,13 +31,14 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: database reachable, migrations at head, knowledge index loaded."""
+    """Ready to serve: database reachable and writable, migrations at head, knowledge index loaded."""
     services = getattr(request.app.state, "services", None)
     checks: dict[str, str] = {}
     if services is None:
         checks["startup"] = "services not started"
     else:
         checks["database"] = _check(services.db.ping)
+        checks["database_writable"] = _check(services.db.check_writable)
         checks["migrations"] = _check(lambda: migrate.is_at_head(services.db), "schema is not at the shipped revision")
         checks["knowledge_index"] = "ok" if services.index.ready else "not loaded"
     ok = all(v == "ok" for v in checks.values())
