@@ -40,8 +40,9 @@ _SQLITE_TRANSIENT = ("locked", "busy", "readonly", "disk i/o", "unable to open")
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error is the environment's and may pass (connection lost or refused, pool exhausted,
     server restarting or failing over, database read-only), as opposed to a bug or bad data."""
-    if isinstance(exc, SQLAlchemyError) and getattr(exc, "orig", None) is not None:
-        exc = exc.orig  # type: ignore[assignment]
+    original = getattr(exc, "orig", None)
+    if isinstance(exc, SQLAlchemyError) and isinstance(original, BaseException):
+        exc = original
     if isinstance(exc, sqlalchemy_exc.OperationalError | sqlalchemy_exc.InterfaceError | sqlalchemy_exc.TimeoutError):
         return True
     if isinstance(exc, sqlalchemy_exc.DisconnectionError):

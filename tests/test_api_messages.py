@@ -107,3 +107,25 @@ def test_signatures_are_refused_when_no_secret_is_configured(demo_db_url: str, t
         response = unsigned_site.post("/v1/messages", json=body)
     assert response.status_code == 400
     assert "THREADLINE_WEB_IDENTITY_SECRET" in response.json()["error"]["message"]
+
+
+def test_a_nul_character_anywhere_is_refused_before_anything_is_written(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    customers, messages = services.stores.customers.count(), services.stores.messages.count()
+    message = {"channel": "sms", "from": "+15550106000", "text": "hi there"}
+    event = {"events": [{"type": "page_view", "handle": {"type": "phone", "value": "+15550106000"}}]}
+    refused = [
+        client.post("/v1/messages", json={**message, "text": "where is my order\u0000 #W2611340"}, headers=AUTH),
+        client.post("/v1/messages", json={**message, "from": "+1555010\u00006000"}, headers=AUTH),
+        client.post("/v1/messages", json={**message, "message_id": "SM\u00001"}, headers=AUTH),
+        client.post("/v1/events", json={**event, "events": [{**event["events"][0], "properties": {"url": "/\u0000"}}]}),
+        client.get("/v1/knowledge/search", params={"q": "returns\u0000"}),
+        client.post("/v1/channels/twilio/sms", data={"From": "+15550106000", "Body": "hi\u0000", "MessageSid": "SM9"}),
+    ]
+    for response in refused:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_input" and "NUL" in response.json()["error"]["message"]
+    assert (services.stores.customers.count(), services.stores.messages.count()) == (customers, messages)
+    # A backslash followed by "u0000" is text, not a NUL: it goes through.
+    literal = client.post("/v1/messages", json={**message, "text": "my code is \\u0000 ok?"}, headers=AUTH)
+    assert literal.status_code == 200, literal.text
