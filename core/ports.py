@@ -34,6 +34,7 @@ from threadline.core.types import (
     HandoffStatus,
     IdentityEvent,
     LoggedMessage,
+    NewEvent,
     Order,
     OrderId,
     Product,
@@ -282,9 +283,13 @@ class EventLog(Protocol):
         occurred_at: datetime | None = None,
     ) -> AnalyticsEvent: ...
 
+    def append_many(self, events: Sequence[NewEvent]) -> builtins.list[AnalyticsEvent]:
+        """Append a batch in one transaction: every event or none."""
+        ...
+
     def between(
         self, since: datetime | None = None, until: datetime | None = None, types: Collection[str] | None = None
-    ) -> list[AnalyticsEvent]: ...
+    ) -> builtins.list[AnalyticsEvent]: ...
 
     def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]: ...
 

@@ -388,6 +388,18 @@ class AnalyticsEvent(_Record):
     occurred_at: datetime
 
 
+class NewEvent(BaseModel):
+    """An analytics event to append (`EventLog.append_many`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    customer_id: CustomerId | None = None
+    channel: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
 class EventType(StrEnum):
     """Every type of the analytics event log, and what its payload holds. The log is append-only and every
     analytics figure is computed from it; `occurred_at` is the turn clock (an inbound message's `received_at`)."""

@@ -88,6 +88,27 @@ def test_events_are_checked_and_keyed(client: TestClient) -> None:
     assert backwards.status_code == 422
 
 
+def test_a_batch_with_one_bad_event_logs_nothing(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    before = (len(services.stores.events.list()), services.stores.customers.count())
+    good = [event("page_view", "visitor", "v-atomic-1", MONDAY), event("add_to_cart", "visitor", "v-atomic-2", MONDAY)]
+    bad_events = [
+        event("purchase_online", "visitor", "v-atomic-3", MONDAY, amount=float("nan")),  # NaN made revenue null
+        event("purchase_online", "visitor", "v-atomic-3", MONDAY, amount=float("inf")),
+        event("page_view", "visitor", "v-atomic-3", MONDAY, scroll=float("nan")),
+        event("page_view", "phone", "call me maybe", MONDAY),  # not a phone number
+        {**event("page_view", "visitor", "v-atomic-3", MONDAY), "occurred_at": "0001-01-01T00:00:00+00:00"},
+        {**event("page_view", "visitor", "v-atomic-3", MONDAY), "occurred_at": "2999-01-01T00:00:00+00:00"},
+    ]
+    for bad in bad_events:
+        raw = json.dumps({"events": [*good, bad]})  # NaN and Infinity as JavaScript clients send them
+        refused = client.post("/v1/events", content=raw, headers={"content-type": "application/json"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_input"), refused.text
+    assert (len(services.stores.events.list()), services.stores.customers.count()) == before
+    summary = client.get("/v1/analytics/summary")
+    assert summary.status_code == 200 and "NaN" not in summary.text
+
+
 def _say(client: TestClient, sender: str, text: str, when: datetime, channel: str = "sms") -> dict[str, Any]:
     body = {"channel": channel, "from": sender, "text": text, "received_at": when.isoformat()}
     said = client.post("/v1/messages", json=body)

@@ -5,7 +5,8 @@ append-only analytics event log, where journeys and attribution read them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -16,13 +17,15 @@ from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
 from threadline.core.auth import Role
 from threadline.core.errors import InvalidInputError
-from threadline.core.types import Channel, CustomerId, EventType, HandleType, VerificationLevel
+from threadline.core.types import Channel, CustomerId, EventType, HandleType, NewEvent, VerificationLevel
 from threadline.memory.identity import normalize_phone
 from threadline.memory.stores import Stores
 
 router = APIRouter(prefix="/v1", tags=["analytics"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])
 MAX_EVENTS = 500
 """Events one request may carry."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""The earliest `occurred_at` accepted: older is a client's bug (a zero date), not commerce."""
 ACTOR = "events"
 CommerceType = Literal["page_view", "add_to_cart", "purchase_online", "purchase_in_store", "store_visit"]
 IN_STORE = frozenset({EventType.PURCHASE_IN_STORE, EventType.STORE_VISIT})
@@ -59,6 +62,15 @@ class EventIn(BaseModel):
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 20 or any(len(k) > 64 or (isinstance(v, str) and len(v) > 2000) for k, v in value.items()):
             raise ValueError("at most 20 properties, names up to 64 and text up to 2000 characters")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not EARLIEST <= value <= datetime.now(UTC) + timedelta(days=1):
+            raise ValueError(f"must be between {EARLIEST.date()} and tomorrow")
         return value
 
 
@@ -108,27 +120,29 @@ def _check(event: EventIn) -> None:
     amount = event.properties.get("amount")
     if EventType(event.type) not in AMOUNT_TYPES or amount is None:
         return
-    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount) or amount < 0:
         raise InvalidInputError(f"{event.type}: amount must be a number of at least 0")
 
 
 def record(stores: Stores, batch: EventsIn) -> list[EventOut]:
-    """Resolve each event's handle and append it to the log."""
+    """Check the whole batch, resolve each event's handle, then append every event in one transaction: a batch
+    with one bad event logs nothing."""
     for event in batch.events:
         _check(event)
-    logged = []
-    for event in batch.events:
-        kind = EventType(event.type)
-        channel = Channel.STORE if kind in IN_STORE else Channel.WEB
-        appended = stores.events.append(
-            kind,
-            customer_id=_customer(stores, event.handle),
-            channel=channel.value,
+        _normal(event.handle)  # a handle that is not one (a phone with letters) fails here, before any write
+    customers = {(e.handle.type, _normal(e.handle)): _customer(stores, e.handle) for e in batch.events}
+    now = datetime.now(UTC)
+    events = [
+        NewEvent(
+            type=EventType(event.type),
+            customer_id=customers[(event.handle.type, _normal(event.handle))],
+            channel=(Channel.STORE if EventType(event.type) in IN_STORE else Channel.WEB).value,
             payload=dict(event.properties),
-            occurred_at=event.occurred_at or datetime.now(UTC),
+            occurred_at=event.occurred_at or now,
         )
-        logged.append(EventOut.model_validate(appended.model_dump()))
-    return logged
+        for event in batch.events
+    ]
+    return [EventOut.model_validate(e.model_dump()) for e in stores.events.append_many(events)]
 
 
 @router.post("/events", response_model=EventsOut)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import builtins
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from threadline.core.types import AnalyticsEvent, CustomerId
+from threadline.core.types import AnalyticsEvent, CustomerId, NewEvent
 from threadline.memory.db import Database
 from threadline.memory.schema import AnalyticsEventRow, table, utcnow
 
@@ -41,6 +42,22 @@ class SqlEventLog:
         with self._db.transaction() as conn:
             event_id = conn.execute(_INSERT, row).scalar_one()
         return AnalyticsEvent.model_validate({"id": event_id, **row})
+
+    def append_many(self, events: Sequence[NewEvent]) -> builtins.list[AnalyticsEvent]:
+        """Append a batch in one transaction: every event or none."""
+        rows = [
+            {
+                "type": e.type,
+                "customer_id": e.customer_id,
+                "channel": e.channel,
+                "payload": e.payload,
+                "occurred_at": e.occurred_at or utcnow(),
+            }
+            for e in events
+        ]
+        with self._db.transaction() as conn:
+            ids = [conn.execute(_INSERT, row).scalar_one() for row in rows]
+        return [AnalyticsEvent.model_validate({"id": i, **row}) for i, row in zip(ids, rows, strict=True)]
 
     def between(
         self, since: datetime | None = None, until: datetime | None = None, types: Collection[str] | None = None
