@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 import phonenumbers
 
@@ -147,23 +148,39 @@ def count(text: str, *, region: str = DEFAULT_REGION) -> Counter[str]:
     return Counter({kind: redacted.count(mark) - text.count(mark) for kind, mark in PLACEHOLDERS.items()})
 
 
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|auth|secret|password|signature|sig)=)[^&;#\s\"']*"
+)
+_API_KEY = re.compile(r"\btl_[A-Za-z0-9_-]{16,}")
+SECRET = "[redacted]"
+
+
+def redact_logged(text: str) -> str:
+    """Log text redacted as `redact` does, after URL-decoding (`james%40example.com` in a query string is an email
+    address, `%2B1555…` a phone number), with credentials in query parameters and API keys masked."""
+    if "%" in text:
+        text = unquote(text)
+    text = _API_KEY.sub(SECRET, _SECRET_PARAM.sub(rf"\1{SECRET}", text))
+    return redact(text)
+
+
 def _redacted_arg(arg: Any) -> Any:
     """A log argument with personal data redacted: strings are redacted; numbers stay numbers (a `%d` needs
     one) unless they read as a card or phone number; other objects become their redacted text."""
     if isinstance(arg, str):
-        return redact(arg)
+        return redact_logged(arg)
     if isinstance(arg, bool | float) or arg is None:
         return arg
     if isinstance(arg, int):
         text = str(arg)
         return arg if redact(text) == text else redact(text)
-    return redact(str(arg))
+    return redact_logged(str(arg))
 
 
 def _keeps_shape(record: logging.LogRecord) -> bool:
     """Redact the message and each argument in place, when the result still formats."""
     assert isinstance(record.args, tuple)
-    msg, args = redact(str(record.msg)), tuple(_redacted_arg(a) for a in record.args)
+    msg, args = redact(str(record.msg)), tuple(_redacted_arg(a) for a in record.args)  # msg is a format string
     try:
         _ = msg % args if args else msg
     except (TypeError, ValueError):
@@ -185,13 +202,13 @@ class RedactingFilter(logging.Filter):
                 message = record.getMessage()
             except Exception:  # a malformed record is logged as it is; redaction must never break logging
                 return True
-            record.msg, record.args = redact(message), None
+            record.msg, record.args = redact_logged(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = redact_logged(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = redact_logged(record.stack_info)
         return True
 
 

@@ -19,6 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import phonenumbers
 import pytest
@@ -391,6 +392,8 @@ def test_no_raw_card_number_reaches_the_logs(
         logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET", f"/x?card={CARD}", "1.1", 200
         )
+        encoded = f"/v1/customers?email={quote(EMAIL)}&phone={quote(PHONE)}&card={quote(CARD)}&key=tl_{'k' * 24}"
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET", encoded, "1.1", 200)
         try:
             raise ValueError(f"declined: {CARD}")
         except ValueError:
@@ -406,6 +409,7 @@ def test_no_raw_card_number_reaches_the_logs(
     assert control == 1
     assert cards == emails == phones == 0
     assert "[card]" in product and "[email]" in product and "[phone]" in product
+    assert "tl_kkkk" not in product and "%40" not in product and "%2B" not in product  # decoded, then redacted
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
