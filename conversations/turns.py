@@ -183,13 +183,19 @@ class TurnService:
             handoff_id=state.get("handoff_id"),
         )
         turn = {"request": current.id, "started": started, "finished": time.time(), "pid": os.getpid()}
-        self._messages.close_turn(
-            [m.id for m in taken],
-            customer_id=acting_for,
-            channel=context.channel,
-            reply=outcome.reply,
-            metadata={"outcome": outcome.model_dump(mode="json"), "turn": turn},
-        )
+        try:
+            self._messages.close_turn(
+                [m.id for m in taken],
+                customer_id=acting_for,
+                channel=context.channel,
+                reply=outcome.reply,
+                metadata={"outcome": outcome.model_dump(mode="json"), "turn": turn},
+            )
+        except ConflictError:  # the lock was lost mid-turn and another turn answered first: its reply stands
+            log.warning("a turn finished after another turn had answered its messages; its reply was dropped")
+            answered = self._messages.get(current.id)
+            assert answered is not None
+            return self._replay(answered, duplicate=True), state
         return outcome, state
 
     def _join_proven_customer(

@@ -143,7 +143,8 @@ class MessageLog(Protocol):
         reply: str | None,
         metadata: dict[str, Any] | None = None,
     ) -> LoggedMessage | None:
-        """Record a turn's reply and mark every message it took handled, in one transaction."""
+        """Record a turn's reply and mark every message it took handled, in one transaction; `ConflictError`, with
+        nothing written, when another turn already answered one of them."""
         ...
 
     def reply_to(self, message_id: int) -> LoggedMessage | None: ...

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from threadline.core.errors import StoreUnavailableError
 from threadline.memory.db import Database
@@ -82,8 +83,11 @@ class TurnLocks:
             try:
                 yield
             finally:
-                conn.execute(select(text("pg_advisory_unlock(:key)")).params(key=key))
-                conn.commit()
+                try:
+                    conn.execute(select(text("pg_advisory_unlock(:key)")).params(key=key))
+                    conn.commit()
+                except SQLAlchemyError:  # the session died, and the server released its locks with it
+                    conn.invalidate()
 
     @contextmanager
     def _leased(self, customer_id: str) -> Iterator[None]:

@@ -3,7 +3,9 @@ and a scripted model, with no HTTP app, no knowledge index and no embedding mode
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -68,39 +70,44 @@ class Conversation:
     threads: Threads
 
 
+def wire(db: Database, model: BaseChatModel, saver: Any) -> Conversation:
+    """The conversation objects of one worker over `db`: its own turn locks, as a separate process has."""
+    stores = Stores.over(db)
+    graph = build_support_graph(model, checkpointer=saver)
+    threads = Threads(graph, db.engine, history=2)
+    locks = TurnLocks(db, lease_s=30)
+    identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=24))
+    desk = HandoffDesk(
+        handoffs=stores.handoffs,
+        messages=stores.messages,
+        episodes=stores.episodes,
+        events=stores.events,
+        threads=threads,
+        locks=locks,
+    )
+    merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
+    services = TurnServices(
+        customers=stores.customers,
+        orders=stores.orders,
+        messages=stores.messages,
+        episodes=stores.episodes,
+        handoffs=stores.handoffs,
+        events=stores.events,
+        knowledge=NoKnowledge(),
+        identity=identity,
+        articles=stores.knowledge,
+    )
+    turns = TurnService(
+        graph=graph, services=services, identity=identity, threads=threads, desk=desk, merging=merging, locks=locks
+    )
+    return Conversation(stores, turns, desk, merging, threads)
+
+
 @pytest.fixture
 def conversation(db_url: str) -> Iterator[Conversation]:
     db = Database.from_url(db_url)
-    stores = Stores.over(db)
     with open_checkpointer(db_url) as saver:
-        graph = build_support_graph(NotedModel(), checkpointer=saver)
-        threads = Threads(graph, db.engine, history=2)
-        locks = TurnLocks(db, lease_s=30)
-        identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=24))
-        desk = HandoffDesk(
-            handoffs=stores.handoffs,
-            messages=stores.messages,
-            episodes=stores.episodes,
-            events=stores.events,
-            threads=threads,
-            locks=locks,
-        )
-        merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
-        services = TurnServices(
-            customers=stores.customers,
-            orders=stores.orders,
-            messages=stores.messages,
-            episodes=stores.episodes,
-            handoffs=stores.handoffs,
-            events=stores.events,
-            knowledge=NoKnowledge(),
-            identity=identity,
-            articles=stores.knowledge,
-        )
-        turns = TurnService(
-            graph=graph, services=services, identity=identity, threads=threads, desk=desk, merging=merging, locks=locks
-        )
-        yield Conversation(stores, turns, desk, merging, threads)
+        yield wire(db, NotedModel(), saver)
     db.dispose()
 
 
@@ -159,3 +166,54 @@ def test_a_merge_joins_the_threads_and_its_undo_restores_them(conversation: Conv
     assert "is the oak desk back in stock" in joined
     conversation.merging.unmerge(record.event_id, actor="test")
     assert [m.id for m in conversation.threads.values(known.customer_id)["messages"]] == before
+
+
+class GatedModel(NotedModel):
+    """Answers once `gate` opens, after saying it has started (a slow model, held mid-turn by the test)."""
+
+    started: Any
+    gate: Any
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        self.started.set()
+        assert self.gate.wait(60)
+        return super()._generate(messages, *args, **kwargs)
+
+
+def test_a_turn_that_lost_its_lock_never_sends_a_second_reply(db_url: str) -> None:
+    """Worker A's turn lock is lost mid-turn (its lease lapsed, or its Postgres connection dropped); worker B
+    answers the redelivered message meanwhile. When A finishes, the reply's transaction sees the message already
+    answered: A writes nothing and returns B's outcome. One message, one reply."""
+    db = Database.from_url(db_url)
+    started, gate = threading.Event(), threading.Event()
+    with open_checkpointer(db_url) as saver:
+        slow = wire(db, GatedModel(started=started, gate=gate), saver)
+        fast = wire(db, NotedModel(), saver)
+        message = sms("+15550100905", "hey is my order shipped yet", "SM-fence-1")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(slow.turns.handle, message)
+            assert started.wait(60)
+            _lose_the_turn_lock(db)
+            second = fast.turns.handle(message)  # the provider redelivers; the other worker takes the turn
+            gate.set()
+            late = first.result(timeout=60)
+        assert second.reply == REPLY and not second.duplicate
+        assert late.duplicate and late.reply == REPLY
+        log = fast.stores.messages.for_customer(second.customer_id)
+        assert [m.direction for m in log] == [Direction.INBOUND, Direction.OUTBOUND]
+    db.dispose()
+
+
+def _lose_the_turn_lock(db: Database) -> None:
+    """What a crash or a dropped connection does to the lock of a turn still running."""
+    if db.backend == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(
+                sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+            )
+        return
+    with db.transaction() as conn:
+        conn.execute(sql("DELETE FROM turn_leases"))

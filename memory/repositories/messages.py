@@ -106,7 +106,9 @@ class SqlMessageLog:
         metadata: dict[str, Any] | None = None,
     ) -> LoggedMessage | None:
         """Record a turn's outcome in one transaction: its reply (answering the last message taken) and every
-        message it took marked handled, so a message is answered exactly once however many arrived."""
+        message it took marked handled, so a message is answered exactly once however many arrived. A message
+        already answered (a second turn ran because the first one's lock was lost) fails the whole transaction
+        with `ConflictError`: no second reply is written."""
         answer = None
         with self._db.transaction() as conn:
             if reply is not None:
@@ -120,11 +122,13 @@ class SqlMessageLog:
                     "created_at": utcnow(),
                 }
                 answer = LoggedMessage.model_validate({"id": conn.execute(_INSERT, row).scalar_one(), **row})
-            conn.execute(
+            marked = conn.execute(
                 update(_MESSAGES)
-                .where(_MESSAGES.c.id.in_(inbound_ids))
+                .where(_MESSAGES.c.id.in_(inbound_ids), _MESSAGES.c.handled.is_(None))
                 .values(handled="answered" if answer else "silent", answer_id=answer.id if answer else None)
-            )
+            ).rowcount
+            if marked != len(set(inbound_ids)):  # the fence: another turn answered them (its lock was lost meanwhile)
+                raise ConflictError("these messages were already answered by another turn")
         return answer
 
     def reply_to(self, message_id: int) -> LoggedMessage | None:
