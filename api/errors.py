@@ -44,6 +44,10 @@ _STATUS: list[tuple[type[ThreadlineError], int]] = [
 ]
 
 
+STORE_RETRY_AFTER_S = 2
+"""What a client is told to wait after a transient failure (database unavailable, the service busy)."""
+
+
 def status_for(exc: ThreadlineError) -> int:
     """The HTTP status for an error of the taxonomy."""
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
@@ -56,7 +60,11 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ThreadlineError)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimitedError) else None
+    headers = None
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, OperationalError):  # busy or unavailable: a retry soon may pass
+        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
     return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers)
 
 
@@ -88,10 +96,6 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     body = error_body("invalid_input", message)
     body["error"]["details"] = problems  # type: ignore[assignment]
     return JSONResponse(body, status_code=422)
-
-
-STORE_RETRY_AFTER_S = 2
-"""What a client is told to wait after a transient database failure."""
 
 
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,12 @@
 Inside a process a lock per customer queues the threads. Across processes: on Postgres a session-level
 advisory lock, held on a dedicated connection for the turn (released by the server if the worker dies); on
 SQLite a lease row, taken when free or expired, so a crashed worker's lease lapses after `lease_s`.
+
+Waiting never holds a database connection: threads of one process wait on the in-process lock, and a worker
+waiting for another worker's turn polls (`pg_try_advisory_lock`, the lease) with the connection back in the pool
+between tries. A process runs at most `max_turns` turns at once (a turn holds its lock connection and uses one
+more at a time, so the pool's size bounds it); past that a message waits up to `SLOT_WAIT_S` for a slot, then gets
+a retryable 503 instead of exhausting the pool.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadline.core.errors import StoreUnavailableError
@@ -27,6 +33,9 @@ from threadline.memory.schema import TurnLeaseRow, table, utcnow
 
 WAIT_S = 120.0
 """How long a message waits for the customer's previous turn before the request fails (503, retryable)."""
+SLOT_WAIT_S = 10.0
+"""How long a message waits for one of the process's turn slots before the request fails (503, retryable)."""
+_POLL_FIRST_S, _POLL_MAX_S = 0.002, 0.05
 
 
 def advisory_key(customer_id: str) -> int:
@@ -37,8 +46,18 @@ def advisory_key(customer_id: str) -> int:
 class TurnLocks:
     """Per-customer mutual exclusion for turns."""
 
-    def __init__(self, db: Database, *, lease_s: float = 120.0, wait_s: float = WAIT_S) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_s: float = 120.0,
+        wait_s: float = WAIT_S,
+        max_turns: int = 10,
+        slot_wait_s: float = SLOT_WAIT_S,
+    ) -> None:
         self._db = db
+        self._slots = threading.BoundedSemaphore(max_turns)
+        self._slot_wait_s = slot_wait_s
         self._lease = timedelta(seconds=lease_s)
         self._wait_s = wait_s
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -60,26 +79,30 @@ class TurnLocks:
         if not local.acquire(timeout=self._wait_s):
             raise StoreUnavailableError("the customer's previous message is still being answered; retry shortly")
         try:
-            if self._db.engine.dialect.name == "postgresql":
-                with self._advisory(customer_id):
-                    yield
-            else:
-                with self._leased(customer_id):
-                    yield
+            if not self._slots.acquire(timeout=self._slot_wait_s):
+                raise StoreUnavailableError("too many conversations at once right now; retry shortly")
+            try:
+                if self._db.engine.dialect.name == "postgresql":
+                    with self._advisory(customer_id):
+                        yield
+                else:
+                    with self._leased(customer_id):
+                        yield
+            finally:
+                self._slots.release()
         finally:
             local.release()
 
     @contextmanager
     def _advisory(self, customer_id: str) -> Iterator[None]:
         key = advisory_key(customer_id)
-        with self._db.engine.connect() as conn:
-            conn.execute(text(f"SET lock_timeout = '{int(self._wait_s * 1000)}ms'"))
-            try:
-                conn.execute(select(text("pg_advisory_lock(:key)")).params(key=key))
-            except Exception as exc:
-                conn.rollback()
-                raise StoreUnavailableError("the customer's previous message is still being answered") from exc
-            conn.commit()  # the session-level lock outlives the transaction; don't idle in one
+        deadline, delay = time.monotonic() + self._wait_s, _POLL_FIRST_S
+        while (conn := self._try_advisory(key)) is None:  # another worker's turn: wait holding no connection
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError("the customer's previous message is still being answered; retry shortly")
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX_S)
+        with conn:
             try:
                 yield
             finally:
@@ -89,15 +112,29 @@ class TurnLocks:
                 except SQLAlchemyError:  # the session died, and the server released its locks with it
                     conn.invalidate()
 
+    def _try_advisory(self, key: int) -> Connection | None:
+        """A connection holding the advisory lock `key`, or None (and the connection back in the pool)."""
+        conn = self._db.engine.connect()
+        try:
+            taken = conn.execute(select(text("pg_try_advisory_lock(:key)")).params(key=key)).scalar()
+            conn.commit()  # the session-level lock outlives the transaction; don't idle in one
+        except BaseException:
+            conn.close()
+            raise
+        if taken:
+            return conn
+        conn.close()
+        return None
+
     @contextmanager
     def _leased(self, customer_id: str) -> Iterator[None]:
         deadline = time.monotonic() + self._wait_s
-        delay = 0.002
+        delay = _POLL_FIRST_S
         while not self._take_lease(customer_id):
             if time.monotonic() > deadline:
                 raise StoreUnavailableError("the customer's previous message is still being answered; retry shortly")
             time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, _POLL_MAX_S)
         try:
             yield
         finally:

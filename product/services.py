@@ -203,7 +203,7 @@ def wire_conversations(
     """The conversation objects over the stores and one support graph, wired by composition."""
     handoffs = RedactingHandoffs(db) if settings.redact_handoff_transcripts else stores.handoffs
     threads = Threads(graph, db.engine, history=settings.checkpoint_history)
-    locks = TurnLocks(db, lease_s=settings.turn_lease_s)
+    locks = TurnLocks(db, lease_s=settings.turn_lease_s, max_turns=settings.db_pool_size)
     identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=settings.verification_ttl_hours))
     desk = HandoffDesk(
         handoffs=handoffs,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
-from threadline.core.errors import InvalidInputError
+from threadline.core.errors import InvalidInputError, StoreUnavailableError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
 from threadline.demo.loader import DATA_DIR
@@ -122,3 +123,40 @@ def test_a_turn_reads_each_record_once_and_writes_without_reading_first(services
     assert len([s for s in statements if s.startswith("INSERT INTO memory_items")]) == 2
     if engine.dialect.name == "sqlite":
         assert len([s for s in statements if "turn_leases" in s]) == 2  # take, release
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_more_turns_than_connections_never_exhaust_the_pool(demo_db_url: str, tmp_path: Path) -> None:
+    """A pool of 2 (+2 overflow) and 24 messages from 12 customers at once, on 12 threads: a turn holds its lock
+    connection and uses one more, so unbounded turns ran the pool dry (500s after a 30 s pool timeout). Now the
+    excess waits without a connection, or gets a retryable 503; every message is answered exactly once."""
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, db_pool_size=2)
+    opened = open_services(settings)
+    try:
+        messages = [
+            InboundMessage(
+                channel=Channel.SMS, sender=f"+1555010{7100 + c}", text=said, provider_message_id=f"SM-p{c}-{i}"
+            )
+            for c in range(12)
+            for i, said in enumerate(["hi, what's your return window?", "and do you ship to alaska?"])
+        ]
+
+        def until_answered(message: InboundMessage) -> int:
+            for attempt in range(20):  # as a provider retries after a 503
+                try:
+                    opened.turns.handle(message)
+                    return attempt
+                except StoreUnavailableError:
+                    time.sleep(0.2)
+            raise AssertionError("never answered")
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            retries = list(pool.map(until_answered, messages))
+        with opened.db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT handled FROM messages WHERE provider_message_id LIKE 'SM-p%'")).all()
+            answers = conn.execute(text("SELECT reply_to_id FROM messages WHERE direction = 'outbound'")).all()
+        assert len(rows) == 24 and all(handled for (handled,) in rows)
+        assert len(answers) == len({r for (r,) in answers})  # no message got two replies
+        print(f"\n[pool 2] 24 messages over 12 customers on 12 threads: {sum(retries)} retries after a 503")
+    finally:
+        opened.close()
