@@ -64,6 +64,11 @@ class TurnLocks:
         self._local: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
 
+    @property
+    def holder(self) -> str:
+        """How this process names itself on the leases it takes (`host:pid:nonce`)."""
+        return self._holder
+
     def _process_lock(self, customer_id: str) -> threading.Lock:
         """The customer's in-process lock; dropped once no turn holds or waits for it."""
         with self._guard:
@@ -143,13 +148,37 @@ class TurnLocks:
                 conn.execute(delete(leases).where(leases.c.customer_id == customer_id, leases.c.holder == self._holder))
 
     def _take_lease(self, customer_id: str) -> bool:
-        """One statement: insert the lease, or take it over if it has expired; true when this holder has it."""
+        """One statement: insert the lease, or take it over if it has expired, is this process's own (left behind
+        when its release failed: this process's lock says no turn holds it), or belongs to a process of this host
+        that is gone (`kill -9`); true when this holder has it."""
         now = utcnow()
         lease = {"holder": self._holder, "acquired_at": now, "expires_at": now + self._lease}
         leases = table(TurnLeaseRow)
         insert = self._db.insert(leases).values(customer_id=customer_id, **lease)
-        take = insert.on_conflict_do_update(
-            index_elements=[leases.c.customer_id], set_=lease, where=leases.c.expires_at < now
-        )
+        stale = (leases.c.expires_at < now) | (leases.c.holder == self._holder)
+        take = insert.on_conflict_do_update(index_elements=[leases.c.customer_id], set_=lease, where=stale)
         with self._db.transaction() as conn:
-            return bool(conn.execute(take).rowcount)
+            if conn.execute(take).rowcount:
+                return True
+            holder = conn.execute(select(leases.c.holder).where(leases.c.customer_id == customer_id)).scalar()
+            if holder is None or not _dead_here(holder):
+                return False
+            orphan = insert.on_conflict_do_update(
+                index_elements=[leases.c.customer_id], set_=lease, where=leases.c.holder == holder
+            )
+            return bool(conn.execute(orphan).rowcount)
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether a lease holder (`host:pid:nonce`) is a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
