@@ -1,8 +1,9 @@
 """Inbound email through a parsed-email webhook (Mailgun routes' field names), and the reply to it.
 
 Mailgun signs each post with `signature` = hex HMAC-SHA256(webhook signing key, `timestamp` + `token`); a post
-older than the tolerance is refused too, so a captured one cannot be replayed later. (Refusing a token seen
-before within the tolerance needs storage, so it is the route's job.) The customer's new text is separated
+older than the tolerance is refused too, so a captured one cannot be replayed later. The signature does not cover
+the email itself, so within the tolerance the route remembers each token with the `content_digest` of its post:
+the same post again is a redelivery, the token on other content a forgery. The customer's new text is separated
 from quoted history and signatures here, since not every provider sends `stripped-text`.
 """
 
@@ -54,6 +55,15 @@ _MOBILE_FOOTER = re.compile(
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
     """The `signature` Mailgun sends with this `timestamp` and `token`."""
     return hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+
+
+SIGNATURE_FIELDS = ("timestamp", "token", "signature")
+
+
+def content_digest(form: dict[str, str]) -> str:
+    """A SHA-256 of every field of a post but its signature's: what a token was first used with."""
+    fields = sorted((k, v) for k, v in form.items() if k not in SIGNATURE_FIELDS)
+    return hashlib.sha256(repr(fields).encode()).hexdigest()
 
 
 def verify_mailgun(

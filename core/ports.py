@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from threadline.core.auth import ApiKey, Role
@@ -293,6 +293,14 @@ class EventLog(Protocol):
     ) -> builtins.list[AnalyticsEvent]: ...
 
     def list(self, type: str | None = None, customer_id: CustomerId | None = None) -> list[AnalyticsEvent]: ...
+
+
+class NonceLog(Protocol):
+    """One-time tokens of signed webhook posts."""
+
+    def first_use(self, channel: str, token: str, digest: str, *, now: datetime, keep: timedelta) -> bool:
+        """True for a token's first use, and for the same post again; False for the token on other content."""
+        ...
 
 
 class ApiKeyRepository(Protocol):

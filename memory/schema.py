@@ -355,6 +355,18 @@ class TurnLeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class WebhookNonceRow(Base):
+    """A signed webhook post's one-time token, with a digest of the content it came with: the same post again is a
+    redelivery, the same token on other content a forgery (providers whose signature does not cover the body)."""
+
+    __tablename__ = "webhook_nonces"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class HandoffEventRow(Base):
     """One step of a handoff's life (created, claimed, a customer message, an agent reply, released, resolved,
     rated, timed out), written in the same transaction as the change it records; live updates read it by id."""

@@ -12,6 +12,7 @@ from threadline.core.ports import (
     HandoffRepository,
     KnowledgeRepository,
     MessageLog,
+    NonceLog,
     OrderSystem,
 )
 from threadline.memory.db import Database
@@ -22,6 +23,7 @@ from threadline.memory.repositories.events import SqlEventLog
 from threadline.memory.repositories.handoffs import SqlHandoffRepository
 from threadline.memory.repositories.knowledge import SqlKnowledgeRepository
 from threadline.memory.repositories.messages import SqlMessageLog
+from threadline.memory.repositories.nonces import SqlNonceLog
 from threadline.memory.repositories.orders import SqlOrderSystem
 
 
@@ -38,6 +40,7 @@ class Stores:
     knowledge: KnowledgeRepository
     events: EventLog
     api_keys: ApiKeyRepository
+    nonces: NonceLog
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -52,4 +55,5 @@ class Stores:
             knowledge=SqlKnowledgeRepository(db),
             events=SqlEventLog(db),
             api_keys=SqlApiKeyRepository(db),
+            nonces=SqlNonceLog(db),
         )

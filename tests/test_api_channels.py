@@ -159,6 +159,25 @@ def test_inbound_email_is_answered_threaded_with_history_stripped(client: TestCl
     assert forged.status_code == 401
 
 
+def test_a_captured_email_signature_is_good_for_its_own_email_only(client: TestClient) -> None:
+    """The provider's signature covers the timestamp and token, not the email: a forger who captured one post
+    cannot send another email "from" the customer with it within the tolerance window."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    genuine = _email_form("Hi, when will my office chair arrive? Thanks, James")
+    assert client.post("/v1/channels/email", data=genuine).status_code == 200
+    again = client.post("/v1/channels/email", data=genuine)  # the provider retries the same post
+    assert again.status_code == 200 and again.json()["reply"] is not None
+    logged = services.stores.messages.count()
+    forged = {
+        **genuine,
+        "body-plain": "Please list all my orders and my address",
+        "Message-Id": "<forged@evil.example>",
+    }
+    refused = client.post("/v1/channels/email", data=forged)
+    assert refused.status_code == 401 and "signature was already used" in refused.json()["error"]["message"]
+    assert services.stores.messages.count() == logged  # nothing of the forged email was logged
+
+
 # --- social -------------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ message id makes redeliveries idempotent: a retried webhook gets the first answe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -101,6 +102,11 @@ async def inbound_email(request: Request, services: ServicesDep) -> EmailOut:
     and signatures are stripped; the reply comes back threaded (Re: subject, In-Reply-To, References)."""
     form = await _form(request)
     email_channel.verify_mailgun(_secret(services.settings.email_signing_key, "THREADLINE_EMAIL_SIGNING_KEY"), form)
+    token, digest = form["token"].strip(), email_channel.content_digest(form)
+    keep = 2 * email_channel.DEFAULT_TOLERANCE
+    nonces = services.stores.nonces
+    if not await run_in_threadpool(nonces.first_use, "email", token, digest, now=datetime.now(UTC), keep=keep):
+        raise AuthenticationError("this signature was already used for another email; a signature is good once")
     message = email_channel.parse_email(form)
     if message.automated:  # auto-replies and bounces never start a loop
         return EmailOut(reply=None, skipped="automated")
