@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     verification_ttl_hours: float = Field(
         24, ge=0, le=24 * 90, description="How long verification earned in a conversation holds on that handle."
     )
+    verified_idle_minutes: float = Field(
+        30,
+        gt=0,
+        le=24 * 60,
+        description="On a handle anyone can forge (caller id, SMS sender, email From), verification lasts for the "
+        "conversation: it lapses after this many minutes without a message from the handle.",
+    )
     kb_refresh_s: float = Field(
         0.5, gt=0, le=60, description="How often each worker checks the knowledge-base version in the database."
     )

@@ -170,6 +170,8 @@ class ChannelIdentity(_Record):
     handle_value: str
     verification_level: VerificationLevel
     verified_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    """When a message last came from this handle while it was verified."""
     active: bool = True
     created_at: datetime
 

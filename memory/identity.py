@@ -17,6 +17,9 @@ _HANDLE_FOR_CHANNEL = {
     Channel.EMAIL: HandleType.EMAIL,
     Channel.SOCIAL: HandleType.SOCIAL,
 }
+# Handles anyone can forge (a caller id, an SMS sender, an email From): verification earned on one lasts for the
+# conversation only.
+SPOOFABLE = frozenset({HandleType.PHONE, HandleType.EMAIL})
 # What a handle proves by itself: a phone number or an email sender can be spoofed, so neither verifies.
 _CAP = {
     HandleType.PHONE: VerificationLevel.CLAIMED,
@@ -72,11 +75,17 @@ class IdentityResolver:
     """Maps handles to customers and verifies customers from what they tell us."""
 
     def __init__(
-        self, customers: CustomerRepository, orders: OrderSystem, verification_ttl: timedelta = timedelta(hours=24)
+        self,
+        customers: CustomerRepository,
+        orders: OrderSystem,
+        verification_ttl: timedelta = timedelta(hours=24),
+        *,
+        conversation_idle: timedelta = timedelta(minutes=30),
     ) -> None:
         self._customers = customers
         self._orders = orders
         self._ttl = verification_ttl
+        self._idle = conversation_idle
 
     def resolve(self, channel: Channel, raw_handle: str, *, vouched: bool = False) -> Resolution:
         """The customer behind a handle; `vouched` means the channel itself proved the identity."""
@@ -90,17 +99,24 @@ class IdentityResolver:
             )
         customer = self._customers.get(identity.customer_id)
         assert customer is not None
-        return Resolution(customer, handle_type, handle, self._level(identity, handle_type, vouched), created)
+        level = self._level(identity, handle_type, vouched)
+        if level is VerificationLevel.VERIFIED and handle_type in SPOOFABLE:
+            self._customers.seen(identity.id, datetime.now(UTC))  # the conversation goes on
+        return Resolution(customer, handle_type, handle, level, created)
 
     def _level(self, identity: ChannelIdentity, handle_type: HandleType, vouched: bool) -> VerificationLevel:
-        """Strong only while the channel proves it now; verification earned in conversation holds on the
-        handle for the verification window; otherwise a handle proves no more than its kind can (a phone
-        number or an email sender can be spoofed)."""
+        """Strong only while the channel proves it now. Verification earned in conversation holds on the handle
+        for the verification window, and on a handle anyone can forge (caller id, SMS sender, email From) only
+        while its conversation goes on: after `conversation_idle` without a message it is a claim again, so a
+        spoofed number, or the next person on a shared phone, hears nothing of the customer's. Otherwise a handle
+        proves no more than its kind can."""
         if vouched:
             return VerificationLevel.STRONG
-        stored, since = identity.verification_level, identity.verified_at
-        if stored.at_least(VerificationLevel.VERIFIED) and since and datetime.now(UTC) - since <= self._ttl:
-            return VerificationLevel.VERIFIED
+        stored, since, now = identity.verification_level, identity.verified_at, datetime.now(UTC)
+        if stored.at_least(VerificationLevel.VERIFIED) and since and now - since <= self._ttl:
+            last = identity.last_seen_at or since
+            if handle_type not in SPOOFABLE or now - last <= self._idle:
+                return VerificationLevel.VERIFIED
         return min(stored, _CAP[handle_type], key=lambda lvl: lvl.rank)
 
     def verify(

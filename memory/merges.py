@@ -221,6 +221,7 @@ class CustomerMerges:
             row.customer_id = target
             if verified == (HandleType(row.handle_type), row.handle_value):
                 row.verification_level, row.verified_at = VerificationLevel.VERIFIED.value, now
+                row.last_seen_at = now
         return saved
 
     @staticmethod

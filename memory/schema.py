@@ -111,6 +111,9 @@ class ChannelIdentityRow(Base):
     handle_value: Mapped[str] = mapped_column(String(320))
     verification_level: Mapped[str] = mapped_column(String(16))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a message last came from this handle while it was verified (verification on a spoofable handle lasts
+    while the conversation goes on)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

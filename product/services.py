@@ -204,7 +204,12 @@ def wire_conversations(
     handoffs = RedactingHandoffs(db) if settings.redact_handoff_transcripts else stores.handoffs
     threads = Threads(graph, db.engine, history=settings.checkpoint_history)
     locks = TurnLocks(db, lease_s=settings.turn_lease_s, max_turns=settings.db_pool_size)
-    identity = IdentityResolver(stores.customers, stores.orders, timedelta(hours=settings.verification_ttl_hours))
+    identity = IdentityResolver(
+        stores.customers,
+        stores.orders,
+        timedelta(hours=settings.verification_ttl_hours),
+        conversation_idle=timedelta(minutes=settings.verified_idle_minutes),
+    )
     desk = HandoffDesk(
         handoffs=handoffs,
         messages=stores.messages,

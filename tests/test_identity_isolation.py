@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from sqlalchemy import update
 
 from tests.support import say
 from threadline.core.errors import ConflictError
@@ -16,6 +18,7 @@ from threadline.core.settings import Settings
 from threadline.core.types import Channel, HandleType
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.nodes import _overflow
+from threadline.memory.schema import ChannelIdentityRow, table
 from threadline.product.services import Services, open_services
 
 USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
@@ -95,3 +98,35 @@ def test_verification_on_a_handle_lapses_after_the_window(demo_stores: object) -
     again = lapsed.resolve(Channel.SMS, PHONE)
     assert again.customer.id == james
     assert again.level is VerificationLevel.CLAIMED  # a phone number alone is only a claim
+
+
+def _quiet_for(services: Services, phone: str, minutes: float) -> None:
+    """The handle's conversation went quiet `minutes` ago (the clock moved on)."""
+    identity = services.stores.customers.find_by_handle(HandleType.PHONE, phone)
+    assert identity is not None and identity.last_seen_at is not None
+    identities = table(ChannelIdentityRow)
+    with services.db.transaction() as conn:
+        quiet_since = datetime.now(UTC) - timedelta(minutes=minutes)
+        conn.execute(update(identities).where(identities.c.id == identity.id).values(last_seen_at=quiet_since))
+
+
+def test_verification_on_a_phone_lasts_for_the_conversation_not_a_day(services: Services) -> None:
+    """Finding 2: a spoofed caller id (or the next person on a shared family phone) heard the customer's orders for
+    24 h after the customer verified by SMS. Verification on a forgeable handle now lasts while the conversation
+    goes on; after 30 quiet minutes the number is a claim again."""
+    say(services, Channel.SMS, PHONE, "hi where's my order #W2611340")
+    verified = say(services, Channel.SMS, PHONE, JAMES["email"])
+    assert verified.reply is not None and "357962501027" in verified.reply
+    _quiet_for(services, PHONE, 20)
+    still = say(services, Channel.SMS, PHONE, "and when does it arrive?")  # the same conversation, 20 min on
+    assert "#W2611340" in (still.reply or "") and "verify" not in (still.reply or "").lower()
+    _quiet_for(services, PHONE, 31)
+    asks = [(Channel.VOICE, "um hi, where is my package right now"), (Channel.SMS, "whats my tracking number")]
+    for channel, text in asks:  # a spoofed caller id on a signed call, then a text
+        later = say(services, channel, PHONE, text)
+        everything = json.dumps(later.model_dump())
+        assert "357962501027" not in everything and "Office Chair" not in everything and "#W2611340" not in everything
+        assert "verify" in (later.reply or "").lower()
+    again = say(services, Channel.SMS, PHONE, JAMES["email"])  # James himself verifies again, and is served
+    assert "verified" in (again.reply or "")
+    assert "357962501027" in (say(services, Channel.SMS, PHONE, "ok so whats the tracking number").reply or "")

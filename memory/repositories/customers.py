@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from threadline.core.types import (
@@ -143,6 +144,7 @@ class SqlCustomerRepository:
                     handle_value=value,
                     verification_level=level.value,
                     verified_at=utcnow() if level.at_least(VerificationLevel.VERIFIED) else None,
+                    last_seen_at=utcnow() if level.at_least(VerificationLevel.VERIFIED) else None,
                     active=True,
                     created_at=utcnow(),
                 )
@@ -155,6 +157,7 @@ class SqlCustomerRepository:
                 }
                 row.customer_id, row.verification_level, row.active = customer_id, level.value, True
                 row.verified_at = utcnow() if level.at_least(VerificationLevel.VERIFIED) else None
+                row.last_seen_at = row.verified_at
             s.flush()
             kind = IdentityEventKind.VERIFY if previous.get("customer_id") == customer_id else IdentityEventKind.LINK
             s.add(
@@ -169,6 +172,11 @@ class SqlCustomerRepository:
                 )
             )
             return ChannelIdentity.model_validate(row)
+
+    def seen(self, identity_id: int, at: datetime) -> None:
+        """A message came from this verified handle at `at` (its conversation goes on)."""
+        with self._db.transaction() as conn:
+            conn.execute(update(_IDENTITIES).where(_IDENTITIES.c.id == identity_id).values(last_seen_at=at))
 
     def identities(self, customer_id: CustomerId) -> list[ChannelIdentity]:
         with self._db.session() as s:
