@@ -76,6 +76,34 @@ class TurnService:
             return self._replay(inbound, duplicate=redelivered)
         if self._burst_s:  # let the rest of a burst arrive: it is folded into this turn
             time.sleep(self._burst_s)
+        return self._turn(message, who, inbound, thread, redelivered=redelivered, on_event=on_event)
+
+    def answer_stale(self, logged: LoggedMessage) -> TurnOutcome | None:
+        """Answer a message accepted earlier whose turn died (the worker was killed, the database blipped) and
+        that nobody redelivered; None when a turn answered it meanwhile. The sender's identity is resolved anew,
+        without the proof the original request may have carried (a signed session): the answer errs on the
+        side of disclosing less."""
+        if logged.sender is None or logged.handled is not None:
+            return None
+        message = InboundMessage(
+            channel=logged.channel, sender=logged.sender, text=logged.text, received_at=logged.created_at
+        )
+        who = self._identity.resolve(message.channel, message.sender)
+        outcome = self._turn(message, who, logged, logged.thread_key or thread_key(who), redelivered=False)
+        return None if outcome.folded or outcome.duplicate else outcome
+
+    def _turn(
+        self,
+        message: InboundMessage,
+        who: Resolution,
+        inbound: LoggedMessage,
+        thread: str,
+        *,
+        redelivered: bool,
+        on_event: EventSink | None = None,
+    ) -> TurnOutcome:
+        """Under the customer's turn lock: take every pending message of the thread, run the graph, log the
+        reply; then join the customer the sender proved to be."""
         with self._locks.hold(who.customer.id):
             taken = self._take_pending(inbound, thread, redelivered=redelivered)
             if isinstance(taken, TurnOutcome):  # another turn answered this message meanwhile

@@ -138,6 +138,10 @@ class MessageLog(Protocol):
         """Inbound messages of a thread that no turn has taken yet, in arrival order."""
         ...
 
+    def stale(self, before: datetime, limit: int = 20) -> list[LoggedMessage]:
+        """Inbound messages accepted before `before` that no turn has answered, oldest first."""
+        ...
+
     def close_turn(
         self,
         inbound_ids: list[int],

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     verification_ttl_hours: float = Field(
         24, ge=0, le=24 * 90, description="How long verification earned in a conversation holds on that handle."
     )
+    pending_sweep_s: float = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="A message accepted this many seconds ago and still unanswered (its turn died, nobody "
+        "redelivered) is answered by a sweep in every worker; 0 turns the sweep off.",
+    )
     verified_idle_minutes: float = Field(
         30,
         gt=0,

@@ -222,6 +222,7 @@ class MessageRow(Base):
         UniqueConstraint("channel", "provider_message_id", name="uq_messages_provider_message"),
         Index("ix_messages_customer_id_id", "customer_id", "id"),
         Index("ix_messages_thread_key_handled", "thread_key", "handled"),
+        Index("ix_messages_handled_accepted_at", "handled", "accepted_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -237,6 +238,8 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     thread_key: Mapped[str | None] = mapped_column(String(400))
     """Inbound: the conversation thread the message joins (the customer's, or a claimed sender's own)."""
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Inbound: when this server accepted it (`created_at` is the message's own time, which a replay sets)."""
     handled: Mapped[str | None] = mapped_column(String(16))
     """Inbound: null until a turn took it; then `answered` (see answer_id) or `silent` (a human owns the case)."""
     answer_id: Mapped[int | None] = mapped_column(BigId)

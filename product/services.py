@@ -20,6 +20,7 @@ from langgraph.store.base import BaseStore
 from threadline.agents.models import make_chat_model
 from threadline.conversations.desk import HandoffDesk
 from threadline.conversations.merging import CustomerMerging
+from threadline.conversations.sweep import PendingSweep
 from threadline.conversations.threads import Threads
 from threadline.conversations.turns import TurnService
 from threadline.core.context import TurnServices
@@ -176,6 +177,10 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
     turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)
+    if settings.pending_sweep_s:
+        stale = timedelta(seconds=settings.pending_sweep_s)
+        sweep = PendingSweep(turns, stores.messages, stale_after=stale, interval_s=settings.pending_sweep_s / 2)
+        resources.callback(sweep.start().stop)
     return Services(
         settings=settings,
         db=db,

@@ -7,18 +7,22 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 
+from threadline.conversations.sweep import PendingSweep
 from threadline.core.errors import InvalidInputError, StoreUnavailableError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
 from threadline.demo.loader import DATA_DIR
 from threadline.memory.identity import classify_handle
+from threadline.memory.schema import MessageRow, table
 from threadline.product.services import Services, open_services
 
+AGE = timedelta(minutes=2)
 JAMES_EMAIL = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]["email"]
 
 
@@ -158,5 +162,52 @@ def test_more_turns_than_connections_never_exhaust_the_pool(demo_db_url: str, tm
         assert len(rows) == 24 and all(handled for (handled,) in rows)
         assert len(answers) == len({r for (r,) in answers})  # no message got two replies
         print(f"\n[pool 2] 24 messages over 12 customers on 12 threads: {sum(retries)} retries after a 503")
+    finally:
+        opened.close()
+
+
+def _died_mid_turn(services: Services, sender: str, text: str, age: timedelta) -> tuple[CustomerId, int]:
+    """A message accepted `age` ago whose turn never finished (the worker was killed), and nobody redelivered."""
+    handle_type, handle = classify_handle(Channel.SMS, sender)
+    customer = services.stores.customers.create(provisional=True)
+    services.stores.customers.link_identity(customer.id, handle_type, handle, VerificationLevel.ANONYMOUS, actor="test")
+    logged = services.stores.messages.append(
+        customer.id,
+        Channel.SMS,
+        Direction.INBOUND,
+        text,
+        provider_message_id=f"SM-died-{sender[-4:]}",
+        sender=handle,
+        thread_key=customer.id,
+    )
+    messages = table(MessageRow)
+    with services.db.transaction() as conn:  # accepted `age` ago
+        conn.execute(update(messages).where(messages.c.id == logged.id).values(accepted_at=datetime.now(UTC) - age))
+    return customer.id, logged.id
+
+
+def test_a_message_whose_turn_died_is_answered_by_the_sweep_without_a_redelivery(services: Services) -> None:
+    customer_id, message_id = _died_mid_turn(services, "+15550100411", "hey is the oak desk back in stock??", AGE)
+    _, fresh = _died_mid_turn(services, "+15550100412", "hello?", timedelta(seconds=5))  # may still be running
+    sweep = PendingSweep(services.turns, services.stores.messages, stale_after=timedelta(seconds=60), interval_s=60)
+    assert sweep.sweep_once() == 1
+    assert sweep.sweep_once() == 0  # answered once, whoever looks again
+    log = services.stores.messages.for_customer(customer_id)
+    assert [m.direction for m in log] == [Direction.INBOUND, Direction.OUTBOUND]
+    assert log[0].handled == "answered" and log[1].reply_to_id == message_id and log[1].text
+    still_running = services.stores.messages.get(fresh)
+    assert still_running is not None and still_running.handled is None  # a turn may still be running: left alone
+    redelivered = services.turns.handle(sms("hey is the oak desk back in stock??", "SM-died-0411", "+15550100411"))
+    assert redelivered.duplicate and redelivered.reply == log[1].text  # a late redelivery gets that same answer
+
+
+def test_every_worker_runs_the_sweep_in_the_background(demo_db_url: str, tmp_path: Path) -> None:
+    opened = open_services(Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, pending_sweep_s=1))
+    try:
+        customer_id, _ = _died_mid_turn(opened, "+15550100413", "is anyone there", AGE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and opened.stores.messages.count(customer_id) < 2:
+            time.sleep(0.2)
+        assert [m.handled for m in opened.stores.messages.for_customer(customer_id)][:1] == ["answered"]
     finally:
         opened.close()

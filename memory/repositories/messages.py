@@ -63,6 +63,8 @@ class SqlMessageLog:
             "metadata": metadata or {},
             "created_at": created_at or utcnow(),
         }
+        if direction is Direction.INBOUND:
+            row["accepted_at"] = utcnow()
         try:
             with self._db.transaction() as conn:
                 if self._db.backend == "postgresql":
@@ -95,6 +97,21 @@ class SqlMessageLog:
         """Inbound messages of a thread that no turn has taken yet, in arrival order."""
         rows = self._db.all(_PENDING, {"thread_key": thread_key, "limit": limit})
         return [LoggedMessage.model_validate(r) for r in rows]
+
+    def stale(self, before: datetime, limit: int = 20) -> list[LoggedMessage]:
+        """Inbound messages accepted (by this server's clock) before `before` that no turn has answered (their turn
+        died), oldest first."""
+        query = (
+            select(_MESSAGES)
+            .where(
+                _MESSAGES.c.handled.is_(None),
+                _MESSAGES.c.accepted_at < before,
+                _MESSAGES.c.direction == Direction.INBOUND.value,
+            )
+            .order_by(_MESSAGES.c.accepted_at, _MESSAGES.c.id)
+            .limit(limit)
+        )
+        return [LoggedMessage.model_validate(r) for r in self._db.all(query)]
 
     def close_turn(
         self,
