@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=COMMON_ERRORS,
     )
     app.state.settings = settings
+    app.state.anonymous_search = RateLimiter(settings.rate_anonymous_search_per_minute)
     app.add_middleware(
         LimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,

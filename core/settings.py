@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted (413).")
     rate_per_key_per_minute: int = Field(1200, ge=1, description="Requests per minute per API key (429 beyond).")
     rate_per_sender_per_minute: int = Field(30, ge=1, description="Messages per minute per sender handle (429).")
+    rate_anonymous_search_per_minute: int = Field(
+        120, ge=1, description="Knowledge searches per minute per client address without a key (429)."
+    )
     model_timeout_s: float = Field(30, gt=0, le=600, description="Timeout of every model call, in seconds.")
     burst_window_ms: int = Field(
         0, ge=0, le=10_000, description="Wait this long before a turn so a burst of messages becomes one turn."

@@ -41,10 +41,13 @@ class LocalMiniLMEmbeddings(Embeddings):
         return self._encode(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0]
+        # Queries (a customer's words, a search) stay in memory only: the file would otherwise grow with every
+        # distinct question anyone asks, and keep customers' words on disk.
+        return self._encode([text], persist=False)[0]
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
-        """Encode with an LRU cache: re-indexing unchanged chunks and repeated queries cost nothing."""
+    def _encode(self, texts: list[str], *, persist: bool = True) -> list[list[float]]:
+        """Encode with an LRU cache: re-indexing unchanged chunks and repeated queries cost nothing; documents
+        (knowledge chunks, labelled examples, memories) are also kept in the shared file."""
         if not texts:
             return []
         with self._lock:
@@ -59,7 +62,7 @@ class LocalMiniLMEmbeddings(Embeddings):
                 )
                 computed = {text: [float(x) for x in vector] for text, vector in zip(missing, vectors, strict=True)}
                 self._cache.update(computed)
-                if self._disk is not None:
+                if self._disk is not None and persist:
                     self._disk.put_many(computed)
             result = []
             for text in texts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,30 @@ def test_without_a_key_only_published_customer_facing_articles_are_readable(clie
     assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft").status_code == 200  # the admin key
     found = client.get("/v1/knowledge/search", params=question, headers=agent).json()
     assert "proc-2fa-reset" in {h["article_id"] for h in found}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_anonymous_search_is_capped_and_rate_limited_and_leaves_no_trace_on_disk(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    keys = f"admin:{ADMIN_KEY}"
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=demo_db_url,
+        load_demo=False,
+        bootstrap_keys=keys,
+        rate_anonymous_search_per_minute=3,
+    )
+    cache = settings.cache_path / "embeddings.sqlite"  # the run's shared cache: no test writes to it meanwhile
+    with TestClient(create_app(settings)) as client:
+        stored = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        long_query = "do you price match " + "x" * 600
+        too_long = client.get("/v1/knowledge/search", params={"q": long_query})
+        assert too_long.status_code == 422 and "500 characters" in too_long.json()["error"]["message"]
+        unique = [f"can I return shoes I bought {n} days ago?" for n in range(4)]
+        codes = [client.get("/v1/knowledge/search", params={"q": q}).status_code for q in unique]
+        assert codes == [200, 200, 200, 429]  # one client address, three a minute here
+        keyed = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert client.get("/v1/knowledge/search", params={"q": long_query}, headers=keyed).status_code == 200
+        # Queries are embedded in memory only: the shared file does not grow with what people ask.
+        assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == stored

@@ -17,6 +17,7 @@ from threadline.api.deps import ServicesDep
 from threadline.api.routes import MAX_ID
 from threadline.core.auth import Role
 from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
+from threadline.core.rate_limits import RateLimiter
 from threadline.core.types import (
     CUSTOMER_FACING_KINDS,
     Article,
@@ -69,6 +70,8 @@ def _synced(services: ServicesDep, article: Article) -> Article:
     return article
 
 
+ANONYMOUS_QUERY_CHARS = 500
+"""The longest search without a key: each clause of a query is embedded, so length is cost."""
 STAFF = (Role.AGENT, Role.ADMIN, Role.QA)
 """Keys that read the team's procedures."""
 
@@ -162,6 +165,13 @@ def search(
     k: Annotated[int, Query(ge=1, le=50)] = 5,
     channel: Channel | None = None,
 ) -> list[Passage]:
-    """Search the knowledge base as a channel would (procedures only with a staff key)."""
-    kinds = None if _reader(request, services) in STAFF else CUSTOMER_FACING_KINDS
+    """Search the knowledge base as a channel would (procedures only with a staff key). Without a key a query
+    is at most 500 characters, and each client address is held to THREADLINE_RATE_ANONYMOUS_SEARCH_PER_MINUTE."""
+    reader = _reader(request, services)
+    if reader is None:
+        if len(q) > ANONYMOUS_QUERY_CHARS:
+            raise InvalidInputError(f"q: at most {ANONYMOUS_QUERY_CHARS} characters without a key")
+        searchers: RateLimiter = request.app.state.anonymous_search
+        searchers.check(request.client.host if request.client else "unknown", "client's searches")
+    kinds = None if reader in STAFF else CUSTOMER_FACING_KINDS
     return services.index.search(q, k=k, channel=channel.value if channel else None, kinds=kinds)
