@@ -129,3 +129,10 @@ def test_a_nul_character_anywhere_is_refused_before_anything_is_written(client: 
     # A backslash followed by "u0000" is text, not a NUL: it goes through.
     literal = client.post("/v1/messages", json={**message, "text": "my code is \\u0000 ok?"}, headers=AUTH)
     assert literal.status_code == 200, literal.text
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:00", "2999-12-31T00:00:00+00:00"])
+def test_an_implausible_received_at_is_refused(client: TestClient, when: str) -> None:
+    body = {"channel": "sms", "from": "+15550106001", "text": "hi", "received_at": when}
+    refused = client.post("/v1/messages", json=body, headers=AUTH)
+    assert refused.status_code == 422 and "received_at" in refused.json()["error"]["message"]

@@ -6,7 +6,7 @@ append-only analytics event log, where journeys and attribution read them."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
+from threadline.api.routes import plausible_time
 from threadline.core.auth import Role
 from threadline.core.errors import InvalidInputError
 from threadline.core.types import Channel, CustomerId, EventType, HandleType, NewEvent, VerificationLevel
@@ -24,8 +25,6 @@ from threadline.memory.stores import Stores
 router = APIRouter(prefix="/v1", tags=["analytics"], dependencies=[roles_dependency(Role.CHANNEL, Role.ADMIN)])
 MAX_EVENTS = 500
 """Events one request may carry."""
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-"""The earliest `occurred_at` accepted: older is a client's bug (a zero date), not commerce."""
 ACTOR = "events"
 CommerceType = Literal["page_view", "add_to_cart", "purchase_online", "purchase_in_store", "store_visit"]
 IN_STORE = frozenset({EventType.PURCHASE_IN_STORE, EventType.STORE_VISIT})
@@ -66,12 +65,7 @@ class EventIn(BaseModel):
             raise ValueError("numbers must be finite (no NaN or Infinity)")
         return value
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _plausible(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not EARLIEST <= value <= datetime.now(UTC) + timedelta(days=1):
-            raise ValueError(f"must be between {EARLIEST.date()} and tomorrow")
-        return value
+    _plausible = field_validator("occurred_at")(plausible_time)
 
 
 class EventsIn(BaseModel):

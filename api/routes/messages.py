@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
+from threadline.api.routes import plausible_time
 from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.errors import (
@@ -60,6 +61,8 @@ class MessageIn(BaseModel):
         description="Admin keys only (simulated traffic, replays): when the message arrived; the turn's clock and "
         "its analytics events follow it. Default: now.",
     )
+
+    _plausible = field_validator("received_at")(plausible_time)
 
 
 class ToolCallOut(BaseModel):
