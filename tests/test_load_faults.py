@@ -9,8 +9,6 @@ import asyncio
 import itertools
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PG_ADMIN_DSN
-from tests.live import free_port
+from tests.live import serve_workers
 from threadline.memory.db import Database
 from threadline.memory.schema import MessageRow
 
@@ -87,7 +85,6 @@ def test_two_workers_under_load_and_dropped_connections(
     demo_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _DATABASE["name"] = demo_db_url.rsplit("/", 1)[1]
-    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -97,24 +94,10 @@ def test_two_workers_under_load_and_dropped_connections(
         "THREADLINE_BOOTSTRAP_KEYS": f"channel:{KEY}",
         "THREADLINE_RATE_PER_SENDER_PER_MINUTE": "100000",
     }
-    command = [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     runs: dict[str, list[dict[str, Any]]] = {}
-    try:
-        deadline, ready = time.monotonic() + 180, 0
-        while time.monotonic() < deadline and ready < 6 and proc.poll() is None:
-            try:
-                ready = ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
-            except httpx.TransportError:
-                ready = 0
-            time.sleep(0.3)
-        assert ready >= 6, "the two workers did not become ready"
+    with serve_workers(env, tmp_path) as base:
         for run, terminate in (("clean", False), ("faults", True)):
             runs[run] = asyncio.run(_send(base, _bodies(run), terminate))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
     db = Database.from_url(demo_db_url)
     with db.session() as s:

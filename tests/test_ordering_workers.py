@@ -7,9 +7,6 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.live import free_port
+from tests.live import serve_workers
 from threadline.core.signing import sign_identity
 from threadline.core.types import HandleType, VerificationLevel
 from threadline.demo.loader import DATA_DIR, demo_customer_id
@@ -65,7 +62,6 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
     db = Database.from_url(demo_db_url)
     james = demo_customer_id("james_li_5688")
     Stores.over(db).customers.link_identity(james, HandleType.PHONE, PHONE, VerificationLevel.VERIFIED, actor="test")
-    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -76,27 +72,8 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
         "THREADLINE_BOOTSTRAP_KEYS": f"channel:{KEY}",
         "THREADLINE_RATE_PER_SENDER_PER_MINUTE": "100000",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline, ready = time.monotonic() + 180, 0
-        while time.monotonic() < deadline and ready < 6 and proc.poll() is None:
-            try:
-                ready = ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
-            except httpx.TransportError:
-                ready = 0
-            time.sleep(0.3)
-        assert ready >= 6, "the two workers did not become ready"
+    with serve_workers(env, tmp_path) as base:
         results = asyncio.run(_send_all(base))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
     with db.session() as s:
         rows = list(s.scalars(select(MessageRow).where(MessageRow.customer_id == james).order_by(MessageRow.id)))
