@@ -26,13 +26,16 @@ from threadline.conversations.streaming import TURN_DURABILITY, EventSink, strea
 from threadline.conversations.threads import Threads, thread_config, thread_key
 from threadline.core import faults
 from threadline.core.context import TurnContext, TurnServices
-from threadline.core.errors import ConflictError, InvalidInputError
+from threadline.core.errors import ConflictError, InvalidInputError, StoreUnavailableError
 from threadline.core.ports import EventLog, HandoffRepository, MessageLog
 from threadline.core.types import CustomerId, Direction, EventType, InboundMessage, LoggedMessage, TurnOutcome
 from threadline.memory.identity import IdentityResolver, Resolution
 from threadline.memory.turn_locks import TurnLocks
 
 log = logging.getLogger("threadline.conversation")
+FENCED_RETRIES = 2
+"""How many times a turn whose reply was fenced off (another turn answered part of what it took) runs again for
+the messages still unanswered."""
 
 
 class TurnService:
@@ -103,14 +106,21 @@ class TurnService:
         on_event: EventSink | None = None,
     ) -> TurnOutcome:
         """Under the customer's turn lock: take every pending message of the thread, run the graph, log the
-        reply; then join the customer the sender proved to be."""
+        reply; then join the customer the sender proved to be. When the lock was lost mid-turn and another turn
+        answered some of the messages taken, this turn's reply is dropped and the rest are answered afresh."""
         with self._locks.hold(who.customer.id):
-            taken = self._take_pending(inbound, thread, redelivered=redelivered)
-            if isinstance(taken, TurnOutcome):  # another turn answered this message meanwhile
-                return taken
-            current = next(m for m in taken if m.id == inbound.id)
-            context = self._context(message, who)
-            outcome, state = self._run(taken, current, context, thread, on_event)
+            for _ in range(FENCED_RETRIES + 1):
+                taken = self._take_pending(inbound, thread, redelivered=redelivered)
+                if isinstance(taken, TurnOutcome):  # another turn answered this message meanwhile
+                    return taken
+                current = next(m for m in taken if m.id == inbound.id)
+                context = self._context(message, who)
+                ran = self._run(taken, current, context, thread, on_event)
+                if ran is not None:
+                    break
+            else:  # still fenced off: the turns that hold the lock now answer it, or the pending sweep does
+                raise StoreUnavailableError("the customer's conversation is busy; retry shortly")
+            outcome, state = ran
             outcome = self._desk.while_handed_off(outcome, taken, current, message.channel)
         self._join_proven_customer(message, who, outcome, state, thread)
         faults.reached("before_reply")  # the reply is logged (the outbox), not yet sent
@@ -192,8 +202,9 @@ class TurnService:
         context: TurnContext,
         thread: str,
         on_event: EventSink | None,
-    ) -> tuple[TurnOutcome, dict[str, Any]]:
-        """Run the graph on the taken messages, then mark them answered with the reply (one transaction)."""
+    ) -> tuple[TurnOutcome, dict[str, Any]] | None:
+        """Run the graph on the taken messages, then mark them answered with the reply (one transaction); None
+        when another turn answered one of them meanwhile (this turn's lock was lost): nothing is written."""
         config = thread_config(thread, channel=context.channel.value)
         graph_input = {"messages": [HumanMessage(content=m.text, id=f"msg-{m.id}") for m in taken]}
         started = time.time()
@@ -221,9 +232,7 @@ class TurnService:
             )
         except ConflictError:  # the lock was lost mid-turn and another turn answered first: its reply stands
             log.warning("a turn finished after another turn had answered its messages; its reply was dropped")
-            answered = self._messages.get(current.id)
-            assert answered is not None
-            return self._replay(answered, duplicate=True), state
+            return None
         return outcome, state
 
     def _join_proven_customer(
