@@ -23,11 +23,6 @@ def handle_thread(customer_id: CustomerId, handle_type: HandleType, handle: str)
     return f"{customer_id}{HANDLE_THREAD_SEPARATOR}{handle_type.value}:{handle}"
 
 
-def thread_customer(thread_id: str) -> CustomerId:
-    """The customer a thread belongs to (its own or a per-handle thread)."""
-    return CustomerId(thread_id.split(HANDLE_THREAD_SEPARATOR, 1)[0])
-
-
 def handle_thread_prefix(customer_id: CustomerId) -> str:
     """What every per-handle thread of `customer_id` starts with."""
     return f"{customer_id}{HANDLE_THREAD_SEPARATOR}"

@@ -12,11 +12,3 @@ SEARCH_KNOWLEDGE: Final = "search_knowledge"
 RECALL_CONTEXT: Final = "recall_context"
 VERIFY_CUSTOMER: Final = "verify_customer"
 ESCALATE_TO_HUMAN: Final = "escalate_to_human"
-
-TOOL_NAMES: Final[tuple[ToolName, ...]] = (
-    LOOKUP_ORDER,
-    SEARCH_KNOWLEDGE,
-    RECALL_CONTEXT,
-    VERIFY_CUSTOMER,
-    ESCALATE_TO_HUMAN,
-)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, Executable, Row, Table, create_engine, event, text
 from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,26 +44,24 @@ def is_transient(exc: BaseException) -> bool:
     original = getattr(exc, "orig", None)
     if isinstance(exc, SQLAlchemyError) and isinstance(original, BaseException):
         exc = original
-    if isinstance(exc, sqlalchemy_exc.OperationalError | sqlalchemy_exc.InterfaceError | sqlalchemy_exc.TimeoutError):
-        return True
-    if isinstance(exc, sqlalchemy_exc.DisconnectionError):
-        return True
     if isinstance(exc, sqlite3.OperationalError):  # also raised for bad SQL: only the environment's kinds pass
         return any(word in str(exc).lower() for word in _SQLITE_TRANSIENT)
-    return _is_read_only(exc) or isinstance(exc, _psycopg_transient())
+    return isinstance(exc, _TRANSIENT) or _is_read_only(exc)
 
 
-def _psycopg_transient() -> tuple[type[BaseException], ...]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg ships with the product
-        return ()
-    return (psycopg.OperationalError, psycopg.InterfaceError)
+_TRANSIENT = (
+    sqlalchemy_exc.OperationalError,  # without a driver error behind it: the pool's own
+    sqlalchemy_exc.InterfaceError,
+    sqlalchemy_exc.TimeoutError,
+    sqlalchemy_exc.DisconnectionError,
+    psycopg.OperationalError,  # connection lost or refused, the checkpointer's pool timing out
+    psycopg.InterfaceError,
+)
 
 
 def _is_read_only(exc: BaseException) -> bool:
     """A write refused because the database is read-only (a standby after failover, a read-only switch)."""
-    if type(exc).__name__ == "ReadOnlySqlTransaction":  # psycopg.errors, without importing psycopg here
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
         return True
     return isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).replace("-", "")
 

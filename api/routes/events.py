@@ -98,14 +98,13 @@ def _normal(handle: HandleIn) -> str:
     return value.lower() if handle.type is HandleType.EMAIL else value
 
 
-def _customer(stores: Stores, handle: HandleIn) -> CustomerId:
-    """The customer behind the handle; a provisional one for a handle never seen."""
-    value = _normal(handle)
-    identity = stores.customers.find_by_handle(handle.type, value)
+def _customer(stores: Stores, handle_type: HandleType, value: str) -> CustomerId:
+    """The customer behind a normalised handle; a provisional one for a handle never seen."""
+    identity = stores.customers.find_by_handle(handle_type, value)
     if identity is not None:
         return identity.customer_id
     _customer, identity, _created = stores.customers.create_for_handle(
-        handle.type, value, VerificationLevel.ANONYMOUS, actor=ACTOR
+        handle_type, value, VerificationLevel.ANONYMOUS, actor=ACTOR
     )
     return identity.customer_id
 
@@ -123,18 +122,19 @@ def record(stores: Stores, batch: EventsIn) -> list[EventOut]:
     with one bad event logs nothing."""
     for event in batch.events:
         _check(event)
-        _normal(event.handle)  # a handle that is not one (a phone with letters) fails here, before any write
-    customers = {(e.handle.type, _normal(e.handle)): _customer(stores, e.handle) for e in batch.events}
+    # A handle that is not one (a phone with letters) fails here, before any write.
+    handles = [(event.handle.type, _normal(event.handle)) for event in batch.events]
+    customers = {handle: _customer(stores, *handle) for handle in dict.fromkeys(handles)}
     now = datetime.now(UTC)
     events = [
         NewEvent(
             type=EventType(event.type),
-            customer_id=customers[(event.handle.type, _normal(event.handle))],
+            customer_id=customers[handle],
             channel=(Channel.STORE if EventType(event.type) in IN_STORE else Channel.WEB).value,
             payload=dict(event.properties),
             occurred_at=event.occurred_at or now,
         )
-        for event in batch.events
+        for event, handle in zip(batch.events, handles, strict=True)
     ]
     return [EventOut.model_validate(e.model_dump()) for e in stores.events.append_many(events)]
 
