@@ -36,6 +36,10 @@ log = logging.getLogger("threadline.conversation")
 FENCED_RETRIES = 2
 """How many times a turn whose reply was fenced off (another turn answered part of what it took) runs again for
 the messages still unanswered."""
+PENDING_BATCH = 50
+"""Unanswered messages of a thread one turn folds together when the caller's message is among the oldest."""
+MAX_PENDING_TAKEN = 500
+"""Bound on what one turn takes when more than a batch arrived before the caller's message."""
 
 
 class TurnService:
@@ -173,9 +177,16 @@ class TurnService:
         """Everything accepted on this thread and not yet answered, this message included, in arrival order (an
         earlier attempt that died mid-turn left its message unanswered: it is answered now); or the outcome of
         the turn that took this message meanwhile. The caller holds the customer's turn lock."""
-        taken = self._messages.pending(thread)
+        taken = self._messages.pending(thread, PENDING_BATCH)
         if any(m.id == inbound.id for m in taken):
             return taken
+        # More than a batch is waiting: this turn answers everything that arrived before this message too, so
+        # turns keep arrival order (a later message is never answered before an earlier one).
+        taken = self._messages.pending(thread, MAX_PENDING_TAKEN, through=inbound.id)
+        if any(m.id == inbound.id for m in taken):
+            return taken
+        if len(taken) == MAX_PENDING_TAKEN:  # the earlier ones are being answered by their own requests
+            raise StoreUnavailableError("the customer's conversation is busy; retry shortly")
         # Answered meanwhile, or logged on another thread (the sender was merged).
         current = self._messages.get(inbound.id)
         assert current is not None

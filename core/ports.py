@@ -134,8 +134,9 @@ class MessageLog(Protocol):
 
     def get(self, message_id: int) -> LoggedMessage | None: ...
 
-    def pending(self, thread_key: str, limit: int = 50) -> list[LoggedMessage]:
-        """Inbound messages of a thread that no turn has taken yet, in arrival order."""
+    def pending(self, thread_key: str, limit: int = 50, *, through: int | None = None) -> list[LoggedMessage]:
+        """Inbound messages of a thread that no turn has taken yet, in arrival order (with `through`, only those
+        logged up to that message)."""
         ...
 
     def stale(self, before: datetime, limit: int = 20) -> list[LoggedMessage]:

@@ -180,6 +180,29 @@ class GatedModel(NotedModel):
         return super()._generate(messages, *args, **kwargs)
 
 
+def test_a_turn_behind_a_long_queue_answers_every_earlier_message_first(conversation: Conversation) -> None:
+    """More messages than one batch wait for the customer's turn (their requests queue on the lock); the request
+    that gets the lock first may be the newest: its turn takes everything up to its own message, so no message is
+    ever answered before an earlier one."""
+    first = conversation.turns.handle(sms("+15550100906", "hi there", "SM-q-0"))
+    log = conversation.stores.messages
+    thread = log.for_customer(first.customer_id)[0].thread_key
+    waiting = [
+        log.append(
+            first.customer_id, Channel.SMS, Direction.INBOUND, f"also {n}", sender="+15550100906", thread_key=thread
+        )
+        for n in range(60)
+    ]
+    newest = conversation.turns.handle(sms("+15550100906", "hello?? anyone", "SM-q-61"))
+    assert newest.reply == REPLY
+    messages = log.for_customer(first.customer_id)
+    inbound = [m for m in messages if m.direction == Direction.INBOUND]
+    assert all(m.handled for m in inbound)
+    assert len(log.pending(thread)) == 0
+    reply = messages[-1]
+    assert reply.metadata["answers"] == [m.id for m in waiting] + [inbound[-1].id]
+
+
 def test_a_turn_that_lost_its_lock_never_sends_a_second_reply(db_url: str) -> None:
     """Worker A's turn lock is lost mid-turn (its lease lapsed, or its Postgres connection dropped); worker B
     answers the redelivered message meanwhile. When A finishes, the reply's transaction sees the message already

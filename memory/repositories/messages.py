@@ -23,10 +23,12 @@ _PENDING = (
         _MESSAGES.c.thread_key == bindparam("thread_key"),
         _MESSAGES.c.handled.is_(None),
         _MESSAGES.c.direction == Direction.INBOUND.value,
+        _MESSAGES.c.id <= bindparam("through"),
     )
     .order_by(_MESSAGES.c.id)
     .limit(bindparam("limit"))
 )
+_NO_BOUND = 2**62
 
 
 class SqlMessageLog:
@@ -93,9 +95,11 @@ class SqlMessageLog:
             row = s.get(MessageRow, message_id)
             return LoggedMessage.model_validate(row) if row else None
 
-    def pending(self, thread_key: str, limit: int = 50) -> list[LoggedMessage]:
-        """Inbound messages of a thread that no turn has taken yet, in arrival order."""
-        rows = self._db.all(_PENDING, {"thread_key": thread_key, "limit": limit})
+    def pending(self, thread_key: str, limit: int = 50, *, through: int | None = None) -> list[LoggedMessage]:
+        """Inbound messages of a thread that no turn has taken yet, in arrival order (with `through`, only those
+        logged up to that message)."""
+        bound = _NO_BOUND if through is None else through
+        rows = self._db.all(_PENDING, {"thread_key": thread_key, "limit": limit, "through": bound})
         return [LoggedMessage.model_validate(r) for r in rows]
 
     def stale(self, before: datetime, limit: int = 20) -> list[LoggedMessage]:
