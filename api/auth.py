@@ -17,7 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from threadline.api.deps import ServicesDep
+from threadline.api.deps import ServicesDep, get_services
 from threadline.core.auth import AUTH_CACHE_TTL_S, BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
 from threadline.core.errors import AuthenticationError, PermissionDeniedError
 from threadline.core.settings import Settings
@@ -162,6 +162,14 @@ def authorize(request: Request, services: Services, *roles: Role) -> Principal:
             f"{_article(role)} {role} key cannot use this endpoint; it needs one of: {', '.join(admitted)}"
         )
     return principal
+
+
+def authorize_route(request: Request) -> None:
+    """Check the caller against the guards of the route `request` matched, for a request refused before its
+    dependencies ran (a body that is not JSON): an unknown caller learns nothing about what the route expects."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and (roles := _roles_guarding(route.dependant)):
+        authorize(request, get_services(request), *roles)
 
 
 def _admitted(request: Request, roles: tuple[Role, ...]) -> tuple[Role, ...]:

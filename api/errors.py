@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from threadline.api.auth import authorize_route
 from threadline.core.errors import (
     AuthenticationError,
     ConflictError,
@@ -87,11 +88,14 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 in the shared shape, after the route's key check (FastAPI validates before dependencies run)."""
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]} for err in exc.errors()
-    ]
+    try:
+        authorize_route(request)
+    except ThreadlineError as refused:
+        return await _handle(request, refused)
+    problems = [_problem(err) for err in exc.errors()]
     message = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems)
     body = error_body("invalid_input", message)
     body["error"]["details"] = problems  # type: ignore[assignment]
@@ -108,6 +112,14 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     message = "the database is unavailable right now; retry shortly"
     headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
     return JSONResponse(error_body(StoreUnavailableError.code, message), status_code=503, headers=headers)
+
+
+def _problem(err: Any) -> dict[str, str]:
+    if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+        reason = err.get("ctx", {}).get("error", "invalid JSON")
+        at = err["loc"][-1] if len(err["loc"]) > 1 else "?"
+        return {"field": "", "message": f"not valid JSON ({reason} at character {at})"}
+    return {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -148,6 +148,24 @@ def test_refusals_say_why(client: TestClient) -> None:
     assert (status, body["message"]) == (403, "an agent key cannot use this endpoint; it needs one of: channel, admin")
 
 
+def test_a_body_that_is_not_json_is_checked_for_a_key_first_then_is_a_422_that_says_where(client: TestClient) -> None:
+    broken = b'{"channel": "web", "from": "visitor-1", "text": "hi",}'
+    json_type = {"Content-Type": "application/json"}
+    for headers, status in [({}, 401), (bearer("tl_unknown-key-0000000000000"), 401), (bearer(KEYS[Role.AGENT]), 403)]:
+        response = client.post("/v1/messages", content=broken, headers={**headers, **json_type})
+        assert response.status_code == status, response.text
+        assert "JSON" not in response.text  # an unknown caller learns nothing about the route's body
+    response = client.post("/v1/messages", content=broken, headers={**bearer(KEYS[Role.CHANNEL]), **json_type})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert (
+        error["message"] == "body: not valid JSON (Expecting property name enclosed in double quotes at character 53)"
+    )
+    # Routes without a key (the public knowledge search) still answer 422 for a bad query.
+    assert client.get("/v1/knowledge/search").status_code == 422
+
+
 def test_a_revoked_key_is_refused_once_the_cache_lapses(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     record, key = _stores(client).api_keys.create(Role.AGENT, "console", created_by="test")
     path = f"/v1/customers/{JAMES_ID}"

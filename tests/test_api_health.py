@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.conftest import PG_ADMIN_DSN
 from threadline.api.app import create_app
@@ -94,6 +94,49 @@ def test_a_read_only_database_answers_503_and_the_service_recovers_by_itself(dem
         )
         assert answered_ok <= set(inbound)
         assert all(inbound.values())  # every message accepted was answered (or folded into an answer)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_read_only_sqlite_file_answers_503_releases_its_leases_and_recovers(demo_db_url: str, tmp_path: Path) -> None:
+    """SQLite goes read-only for a while (every connection refuses writes with SQLITE_READONLY, as when the file or
+    its disk turns read-only): messages get 503, /readyz says the database cannot write, no turn lease is left
+    behind, and once the file is writable again the service answers with no restart."""
+    key = "channel-key-for-tests-0001"
+    settings = Settings(data_dir=tmp_path, database_url=demo_db_url, load_demo=False, bootstrap_keys=f"channel:{key}")
+    auth = {"Authorization": f"Bearer {key}"}
+    read_only = False
+
+    def send(n: int) -> Any:
+        body = {"channel": "sms", "from": "+15550104445", "text": f"hiya, wheres my order?? ({n})"}
+        return client.post("/v1/messages", json={**body, "message_id": f"SM-sro-{n}"}, headers=auth)
+
+    with TestClient(create_app(settings)) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+
+        def pragma(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.execute(f"PRAGMA query_only = {int(read_only)}")
+
+        event.listen(services.db.engine, "checkout", pragma)
+        checkpoints = services.checkpointer.conn  # the checkpointer's own connection to the same file
+        assert send(0).status_code == 200
+        read_only = True
+        checkpoints.execute("PRAGMA query_only = 1")
+        during = [send(n) for n in range(1, 4)]
+        assert [r.status_code for r in during] == [503, 503, 503], [r.text for r in during]
+        assert during[0].json()["error"]["code"] == "store_unavailable" and during[0].headers["Retry-After"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "readonly" in ready.json()["checks"]["database_writable"]
+        read_only = False
+        checkpoints.execute("PRAGMA query_only = 0")
+        assert client.get("/readyz").status_code == 200
+        with services.db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM turn_leases")).scalar() == 0  # none stranded
+        assert [send(n).status_code for n in range(4, 8)] == [200] * 4
+        assert all(send(n).status_code == 200 for n in range(1, 4))  # the provider retries what got a 503
+        with services.db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT provider_message_id, handled FROM messages WHERE sender = '+15550104445'"))
+            inbound = {r[0]: r[1] for r in rows if r[0]}
+        assert set(inbound) == {f"SM-sro-{n}" for n in range(8)} and all(inbound.values())
 
 
 def _pg_admin(sql: str) -> None:
