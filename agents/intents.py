@@ -44,6 +44,8 @@ class Intent(StrEnum):
     HUMAN_REQUEST = "human_request"
     COMPLAINT = "complaint"
     VERIFICATION = "verification"
+    SPEAKER_CHANGE = "speaker_change"
+    """Another person writes on the customer's phone or inbox ("it's not me, it's my husband"): rule only."""
     AFFIRM = "affirm"
     DENY = "deny"
     UNKNOWN = "unknown"
@@ -106,6 +108,23 @@ _HUMAN = re.compile(
     r"(?:person|someone|somebody|people|staff|employee|manager|supervisor)\b"
     r"|^\s*(?:an? )?(?:agent|human|representative|operator|real person|live agent|live person)[\s!.?]*(?:please)?"
     r"[\s!.?]*$",
+    re.IGNORECASE,
+)
+_FAMILY = (
+    r"(?:husband|wife|hubby|partner|spouse|boyfriend|girlfriend|fianc[eé]e?|son|daughter|kid|child|mom|mum|mother"
+    r"|dad|father|brother|sister|sis|bro|roommate|flatmate|housemate|grandma|grandmother|grandpa|grandfather"
+    r"|aunt|uncle|cousin|colleague|friend|neighbou?r)"
+)
+_SPEAKER_CHANGE = re.compile(
+    r"\b(?:it'?s|its|this is|this isn'?t|i'?m|im|i am) not (?:me|him|her|them|the (?:same )?(?:person|customer|"
+    r"account holder|owner))\b"
+    r"|\b(?:not|isn'?t|aren'?t) (?:actually )?(?:the )?(?:same person|account holder|person (?:you|u) (?:verified|"
+    r"spoke|talked|were talking))\b"
+    r"|\b(?:this is|it'?s|its|i'?m|im|i am) (?:actually )?(?:his|her|their|(?:\w+'s)) " + _FAMILY + r"\b"
+    r"|\b(?:on|from|using|borrowing|with) (?:my|his|her|our) " + _FAMILY + r"'?s? (?:phone|cell|mobile|number|email|"
+    r"inbox|account)\b"
+    r"|\b(?:someone|somebody) else (?:here|now|writing|texting|typing|on (?:this|the) (?:phone|line))\b"
+    r"|\b(?:different|another) person (?:here|now|writing|texting|typing|on (?:this|the) (?:phone|line))\b",
     re.IGNORECASE,
 )
 _RECALL = re.compile(
@@ -181,6 +200,8 @@ def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | No
             return intent, f"pure_{intent.value}"
     if is_gibberish(text):
         return Intent.UNKNOWN, "gibberish"
+    if _SPEAKER_CHANGE.search(text):
+        return Intent.SPEAKER_CHANGE, "speaker_change"
     if _is_identity_only(text, slots):
         return Intent.VERIFICATION, "identity"
     if _HUMAN.search(text) and not _NOT_ABOUT_ME.search(text):

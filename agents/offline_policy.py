@@ -15,6 +15,7 @@ from threadline.agents import replies
 from threadline.agents.intents import Classification, Intent, IntentClassifier
 from threadline.agents.slots import Slots, extract_slots
 from threadline.core.tool_names import (
+    CHANGE_SPEAKER,
     ESCALATE_TO_HUMAN,
     LOOKUP_ORDER,
     RECALL_CONTEXT,
@@ -27,6 +28,7 @@ from threadline.tools.results import (
     OrderNotFound,
     OrdersFound,
     RecallResult,
+    SpeakerChanged,
     VerificationPassed,
     VerificationRequired,
     read_result,
@@ -92,8 +94,19 @@ def _mentioned_order(message: AnyMessage) -> str | None:
 
 
 def focus_order(messages: list[AnyMessage]) -> str | None:
-    """The order the conversation is about: the latest order number anyone mentioned."""
-    return next((found for m in reversed(messages) if (found := _mentioned_order(m))), None)
+    """The order the conversation is about: the latest order number anyone mentioned since the person writing last
+    changed (another person's orders are never theirs)."""
+    changed = False
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage) and message.name == CHANGE_SPEAKER:
+            changed = True  # only the message that said so is still theirs
+        elif changed and not isinstance(message, HumanMessage):
+            continue
+        if found := _mentioned_order(message):
+            return found
+        if changed and isinstance(message, HumanMessage):
+            return None
+    return None
 
 
 def awaiting_verification(messages: list[AnyMessage]) -> bool:
@@ -103,7 +116,7 @@ def awaiting_verification(messages: list[AnyMessage]) -> bool:
             result = read_result(message)
             if message.name == VERIFY_CUSTOMER:
                 return not isinstance(result, VerificationPassed)
-            if isinstance(result, VerificationRequired):
+            if isinstance(result, VerificationRequired | SpeakerChanged):
                 return True
     return False
 
@@ -131,6 +144,8 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     verify = _verify_args(slots, focus)
     if verify and (intent is Intent.VERIFICATION or awaiting_verification(messages)):
         return Decision(tool=VERIFY_CUSTOMER, args=verify, intent=Intent.VERIFICATION.value)
+    if intent is Intent.SPEAKER_CHANGE:
+        return Decision(tool=CHANGE_SPEAKER, intent=intent.value)
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
@@ -193,6 +208,14 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         if focus:
             return Decision(tool=LOOKUP_ORDER, args={"order_id": focus})
         return Decision(text=f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?")
+    if message.name == CHANGE_SPEAKER:
+        if not isinstance(result, SpeakerChanged):
+            return Decision(text=replies.SPEAKER_SIGNED_IN)
+        slots = extract_slots(question)
+        verify = _verify_args(slots, None)
+        if verify:
+            return Decision(tool=VERIFY_CUSTOMER, args=verify)
+        return Decision(text=replies.SPEAKER_CHANGED)
     if message.name == SEARCH_KNOWLEDGE:
         found = result if isinstance(result, KnowledgeResult) else None
         passages = [p.payload() for p in found.passages] if found else []

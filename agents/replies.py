@@ -23,6 +23,15 @@ ASK_VERIFICATION = (
     "I can help with that. First I need to verify your identity: please reply with the email address on your "
     "account, or your full name and zip code."
 )
+SPEAKER_CHANGED = (
+    "Thanks for letting me know. I'll treat you as a different person from here, so I won't share anything from "
+    "the earlier conversation. To help with your own account, please reply with the email address on it, or your "
+    "full name and zip code."
+)
+SPEAKER_SIGNED_IN = (
+    "This chat is signed in to someone else's account. To get help with your own, please sign out and sign in "
+    "as yourself, or message us from your own phone or email."
+)
 VERIFICATION_FAILED = (
     "Sorry, I couldn't verify those details. Please try again with the email address on your account, or your "
     "full name and zip code."

@@ -6,7 +6,13 @@ from datetime import datetime
 
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
 
-from threadline.core.tool_names import ESCALATE_TO_HUMAN, LOOKUP_ORDER, SEARCH_KNOWLEDGE, VERIFY_CUSTOMER
+from threadline.core.tool_names import (
+    CHANGE_SPEAKER,
+    ESCALATE_TO_HUMAN,
+    LOOKUP_ORDER,
+    SEARCH_KNOWLEDGE,
+    VERIFY_CUSTOMER,
+)
 from threadline.tools.results import (
     KnowledgeResult,
     OrderNotFound,
@@ -31,6 +37,8 @@ def _outcome(name: str, result: ToolResult | None) -> str | None:
         if isinstance(result, OrderNotFound):
             return f"asked about order {result.order_id}, which was not found on their account"
         return "asked about an order and was asked to verify their identity"
+    if name == CHANGE_SPEAKER:
+        return "said they are not the customer verified earlier (a shared phone or inbox)"
     if name == VERIFY_CUSTOMER:
         return "verified their identity" if isinstance(result, VerificationPassed) else "could not be verified"
     if name == SEARCH_KNOWLEDGE:

@@ -13,6 +13,7 @@ from langgraph.types import Durability
 
 from threadline.core.context import TurnContext
 from threadline.core.tool_names import (
+    CHANGE_SPEAKER,
     ESCALATE_TO_HUMAN,
     LOOKUP_ORDER,
     RECALL_CONTEXT,
@@ -33,6 +34,7 @@ PROGRESS: dict[str, str] = {
     SEARCH_KNOWLEDGE: "Checking our store information…",
     RECALL_CONTEXT: "Looking at our earlier conversations…",
     VERIFY_CUSTOMER: "Checking your details…",
+    CHANGE_SPEAKER: "Starting afresh for you…",
     ESCALATE_TO_HUMAN: "Passing you to a member of our team…",
 }
 

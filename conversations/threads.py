@@ -69,6 +69,28 @@ class Threads:
         """Add messages said outside a turn (an agent's reply, an agent's note) to the customer's thread."""
         self._write(customer_thread(customer_id), {"messages": messages})
 
+    def split_off(self, thread_id: str, first_id: str) -> list[AnyMessage]:
+        """Remove the messages from the one with id `first_id` on (a turn another person had on a shared handle)
+        and return them; nothing when that message is not in the thread."""
+        messages: list[AnyMessage] = self.values(thread_id).get("messages", [])
+        start = next((i for i, m in enumerate(messages) if m.id == first_id), None)
+        if start is None:
+            return []
+        moved = messages[start:]
+        self._write(thread_id, {"messages": [RemoveMessage(id=m.id) for m in moved if m.id]})
+        return moved
+
+    def clear(self, thread_id: str) -> None:
+        """Empty a thread whose conversation moved on (a handle's thread, once its sender verified)."""
+        self._write(
+            thread_id, {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)], "summary": "", "focus_order_id": None}
+        )
+
+    def add(self, thread_id: str, messages: list[AnyMessage]) -> None:
+        """Add messages to a thread (what `split_off` took from another)."""
+        if messages:
+            self._write(thread_id, {"messages": messages})
+
     def carry_over(self, state: dict[str, Any], customer_id: CustomerId) -> None:
         """A conversation joins the customer's own thread: its messages are added, the customer's summary keeps
         its lines (the joining lines are added, bounded) and the order in focus carries over."""

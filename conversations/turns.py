@@ -28,6 +28,7 @@ from threadline.core import faults
 from threadline.core.context import TurnContext, TurnServices
 from threadline.core.errors import ConflictError, InvalidInputError, StoreUnavailableError
 from threadline.core.ports import EventLog, HandoffRepository, MessageLog
+from threadline.core.tool_names import CHANGE_SPEAKER
 from threadline.core.types import CustomerId, Direction, EventType, InboundMessage, LoggedMessage, TurnOutcome
 from threadline.memory.identity import IdentityResolver, Resolution
 from threadline.memory.turn_locks import TurnLocks
@@ -126,7 +127,8 @@ class TurnService:
                 raise StoreUnavailableError("the customer's conversation is busy; retry shortly")
             outcome, state = ran
             outcome = self._desk.while_handed_off(outcome, taken, current, message.channel)
-        self._join_proven_customer(message, who, outcome, state, thread)
+        if not self._part_ways(message, who, state, thread, first=taken[0]):
+            self._join_proven_customer(message, who, outcome, state, thread)
         faults.reached("before_reply")  # the reply is logged (the outbox), not yet sent
         return outcome
 
@@ -246,17 +248,39 @@ class TurnService:
             return None
         return outcome, state
 
+    def _part_ways(
+        self, message: InboundMessage, who: Resolution, state: dict[str, Any], thread: str, *, first: LoggedMessage
+    ) -> bool:
+        """Another person said this turn that they are not the customer the thread belongs to (a shared phone): what
+        they said moves out of that customer's thread into the one their next message joins (their own customer's
+        once verified, else the handle's). Each thread is written under its own customer's lock, one at a time.
+        Whether the turn's messages moved."""
+        if CHANGE_SPEAKER not in {t["name"] for t in state.get("turn_tools", [])}:
+            return False
+        after = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
+        target = thread_key(after)
+        if target == thread:
+            return False
+        with self._locks.hold(who.customer.id):
+            moved = self._threads.split_off(thread, f"msg-{first.id}")
+        with self._locks.hold(after.customer.id):
+            self._threads.add(target, moved)
+        return True
+
     def _join_proven_customer(
         self, message: InboundMessage, who: Resolution, outcome: TurnOutcome, state: dict[str, Any], thread: str
     ) -> None:
         """A sender who verified as another customer this turn: a provisional sender is merged into them; a known
-        one's conversation joins the customer's thread. Outside the sender's lock, so two customers verifying as
-        each other can never deadlock."""
+        one's conversation moves from the handle's thread to the customer's, and the handle's thread starts
+        afresh (the next person to claim the handle, on a shared phone, never inherits it). Outside the sender's
+        lock, and one lock at a time, so two customers verifying as each other can never deadlock."""
         if outcome.customer_id == thread:
             return
         if not who.customer.provisional:
             with self._locks.hold(outcome.customer_id):
                 self._threads.carry_over(state, outcome.customer_id)
+            with self._locks.hold(who.customer.id):
+                self._threads.clear(thread)
             return
         try:
             self._merging.merge(

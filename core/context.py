@@ -60,6 +60,10 @@ class IdentityVerifier(Protocol):
         """Link the handle to the customer at `level`, with an audit row."""
         ...
 
+    def another_person(self, handle_type: HandleType, handle: str, actor: str) -> None:
+        """The person writing on the handle is not the customer its conversation was verified as."""
+        ...
+
 
 @dataclass(frozen=True)
 class TurnServices:

@@ -76,6 +76,8 @@ class IdentityEventKind(StrEnum):
     VERIFY = "verify"
     MERGE = "merge"
     UNMERGE = "unmerge"
+    SPEAKER = "speaker"
+    """Another person said they are writing on the customer's handle (a shared phone), or verified as themselves."""
 
 
 class OrderStatus(StrEnum):
@@ -172,6 +174,10 @@ class ChannelIdentity(_Record):
     verified_at: datetime | None = None
     last_seen_at: datetime | None = None
     """When a message last came from this handle while it was verified."""
+    speaker_customer_id: CustomerId | None = None
+    """On a shared handle, the customer who verified as themselves in its current conversation."""
+    speaker_changed_at: datetime | None = None
+    """When the person writing said they are not the handle's verified customer."""
     active: bool = True
     created_at: datetime
 

@@ -178,6 +178,11 @@ def _delete_rows(conn: Connection, ids: list[str], handles: list[str]) -> dict[s
     removed["channel_identities"] = _count(
         conn.execute(delete(ChannelIdentityRow).where(ChannelIdentityRow.customer_id.in_(ids)))
     )
+    conn.execute(  # an erased customer no longer speaks on anyone's shared phone
+        update(ChannelIdentityRow)
+        .where(ChannelIdentityRow.speaker_customer_id.in_(ids))
+        .values(speaker_customer_id=None, speaker_changed_at=None)
+    )
     conn.execute(delete(TurnLeaseRow).where(TurnLeaseRow.customer_id.in_(ids)))
     conn.execute(update(CustomerRow).where(CustomerRow.id.in_(ids)).values(merged_into=None))
     removed["customers"] = _count(conn.execute(delete(CustomerRow).where(CustomerRow.id.in_(ids))))

@@ -99,6 +99,8 @@ class IdentityResolver:
             )
         customer = self._customers.get(identity.customer_id)
         assert customer is not None
+        if not vouched and self._someone_else_speaks(identity):
+            return self._other_person(identity, handle, customer, created)
         level = self._level(identity, handle_type, vouched)
         if level is VerificationLevel.VERIFIED and handle_type in SPOOFABLE:
             self._customers.seen(identity.id, datetime.now(UTC))  # the conversation goes on
@@ -118,6 +120,33 @@ class IdentityResolver:
             if handle_type not in SPOOFABLE or now - last <= self._idle:
                 return VerificationLevel.VERIFIED
         return min(stored, _CAP[handle_type], key=lambda lvl: lvl.rank)
+
+    def _someone_else_speaks(self, identity: ChannelIdentity) -> bool:
+        """Whether the person in the handle's current conversation said they are not its customer (a shared
+        phone or inbox), and that conversation still goes on."""
+        changed = identity.speaker_changed_at
+        if changed is None:
+            return False
+        last = identity.last_seen_at or changed  # set with the change, moved on by every message since
+        return datetime.now(UTC) - last <= self._idle
+
+    def _other_person(self, identity: ChannelIdentity, handle: str, holder: Customer, created: bool) -> Resolution:
+        """The other person on a shared handle: the customer they verified as (for this conversation), or an
+        anonymous sender who sees nothing of the handle's customer."""
+        now = datetime.now(UTC)
+        self._customers.seen(identity.id, now)  # the other person's conversation goes on
+        speaker = self._customers.get(identity.speaker_customer_id) if identity.speaker_customer_id else None
+        if speaker is not None and not speaker.provisional:
+            return Resolution(speaker, identity.handle_type, handle, VerificationLevel.VERIFIED, created)
+        return Resolution(holder, identity.handle_type, handle, VerificationLevel.ANONYMOUS, created)
+
+    def another_person(self, handle_type: HandleType, handle: str, actor: str) -> None:
+        """The person writing says they are not the customer the handle's conversation was verified as ("it's not
+        me, it's my husband"): for the rest of this conversation the handle proves nobody, until they verify as
+        themselves."""
+        identity = self._customers.find_by_handle(handle_type, handle)
+        if identity is not None:
+            self._customers.set_speaker(identity.id, None, datetime.now(UTC), actor=actor)
 
     def verify(
         self,
@@ -144,10 +173,14 @@ class IdentityResolver:
         self, customer_id: CustomerId, handle_type: HandleType, handle: str, level: VerificationLevel, actor: str
     ) -> None:
         """Point the handle at the verified customer, so the next message on it needs no re-verification.
-        A handle held by another customer is never moved here: one held by a known customer stays theirs, and
+        A handle held by another customer is never moved here: one held by a known customer stays theirs (the
+        verified person speaks on it as themselves for the rest of the conversation: a shared family phone), and
         a provisional customer's handle moves with the whole provisional customer, when the turn service
         merges it (audited, undoable) once the turn is over."""
         current = self._customers.find_by_handle(handle_type, handle)
         if current is not None and current.customer_id != customer_id:
+            holder = self._customers.get(current.customer_id)
+            if holder is not None and not holder.provisional:  # a shared phone: they speak as themselves on it
+                self._customers.set_speaker(current.id, customer_id, datetime.now(UTC), actor=actor)
             return
         self._customers.link_identity(customer_id, handle_type, handle, level, actor=actor)

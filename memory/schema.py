@@ -114,6 +114,12 @@ class ChannelIdentityRow(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When a message last came from this handle while it was verified (verification on a spoofable handle lasts
     while the conversation goes on)."""
+    speaker_customer_id: Mapped[str | None] = mapped_column(String(64))
+    """On a shared handle, the customer who verified as themselves in its current conversation though the handle is
+    another's ("it's not me, it's my husband"); None while nobody has."""
+    speaker_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the person writing said they are not the handle's verified customer; the change holds while the
+    conversation goes on (see `last_seen_at`)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

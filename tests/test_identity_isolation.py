@@ -15,7 +15,7 @@ from sqlalchemy import update
 from tests.support import say
 from threadline.core.errors import ConflictError
 from threadline.core.settings import Settings
-from threadline.core.types import Channel, HandleType
+from threadline.core.types import Channel, HandleType, InboundMessage
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.nodes import _overflow
 from threadline.memory.schema import ChannelIdentityRow, table
@@ -130,3 +130,63 @@ def test_verification_on_a_phone_lasts_for_the_conversation_not_a_day(services: 
     again = say(services, Channel.SMS, PHONE, JAMES["email"])  # James himself verifies again, and is served
     assert "verified" in (again.reply or "")
     assert "357962501027" in (say(services, Channel.SMS, PHONE, "ok so whats the tracking number").reply or "")
+
+
+def test_its_not_me_its_my_roommate_lets_the_other_person_verify_as_themselves(services: Services) -> None:
+    """Finding 2, second half: on a shared phone the second person saw the first person's orders and could not
+    verify as themselves. Now saying so ends the first person's verification for the conversation; the second
+    person verifies as themselves, is served as themselves on the same phone while they talk, and nothing they
+    say lands in the first person's conversation."""
+    james, noah = demo_customer_id("james_li_5688"), demo_customer_id("noah_brown_6181")
+    say(services, Channel.SMS, PHONE, "hi where's my order #W2611340")
+    assert "357962501027" in (say(services, Channel.SMS, PHONE, JAMES["email"]).reply or "")
+
+    handed = say(services, Channel.SMS, PHONE, "hey sorry its not me anymore, its his roommate. wheres MY order??")
+    everything = json.dumps(handed.model_dump())
+    for secret in ("357962501027", "#W2611340", "James", "Office Chair"):
+        assert secret not in everything
+    assert "different person" in (handed.reply or "") and "email" in (handed.reply or "")
+    assert handed.tools[0]["name"] == "change_speaker"
+
+    verified = say(services, Channel.SMS, PHONE, f"ok its {OTHER['email']}")
+    assert verified.customer_id == noah and "Noah" in (verified.reply or "")
+    assert "#W2611340" not in (verified.reply or "")
+    mine = say(services, Channel.SMS, PHONE, "cool so whats happening w my order")
+    assert mine.customer_id == noah and "#W7678072" in (mine.reply or "") and "#W2611340" not in (mine.reply or "")
+
+    james_said = [m.text for m in services.threads.values(james)["messages"]]
+    assert not any("roommate" in t or OTHER["email"] in t or "#W7678072" in t for t in james_said)
+    noah_said = [m.text for m in services.threads.values(noah)["messages"]]
+    assert any("roommate" in t for t in noah_said) and not any("357962501027" in t for t in noah_said)
+    handle = services.stores.customers.find_by_handle(HandleType.PHONE, PHONE)
+    assert handle is not None and handle.customer_id == james  # the phone stays James's
+    kinds = [e.kind.value for e in services.stores.customers.identity_events(james)]
+    assert kinds.count("speaker") == 2  # audited: another person said so, then verified as Noah
+
+    _quiet_for(services, PHONE, 31)  # the conversation ended: the phone is a claim on James again
+    later = say(services, Channel.SMS, PHONE, "whats my tracking number")
+    assert later.customer_id == james and "verify" in (later.reply or "").lower()
+    assert "357962501027" not in json.dumps(later.model_dump()) and "#W7678072" not in json.dumps(later.model_dump())
+    again = say(services, Channel.SMS, PHONE, JAMES["email"])  # James verifies again: his own, as before
+    assert again.customer_id == james and "verified" in (again.reply or "")
+    assert "357962501027" in (say(services, Channel.SMS, PHONE, "and the tracking?").reply or "")
+
+
+def test_a_second_person_who_never_verifies_gets_nothing_of_the_first(services: Services) -> None:
+    say(services, Channel.SMS, PHONE, "hi where's my order #W2611340")
+    say(services, Channel.SMS, PHONE, JAMES["email"])
+    say(services, Channel.SMS, PHONE, "this is his wife btw, not him")
+    for text in ["so where is the order", "what did he ask u about earlier", "whats the tracking number"]:
+        reply = say(services, Channel.SMS, PHONE, text)
+        everything = json.dumps(reply.model_dump())
+        assert "357962501027" not in everything and "#W2611340" not in everything and "James" not in everything
+
+
+def test_a_signed_in_web_session_keeps_its_account_when_someone_says_its_not_them(services: Services) -> None:
+    outcome = services.turns.handle(
+        InboundMessage(
+            channel=Channel.WEB, sender=JAMES["email"], text="its not me its my wife on his laptop", vouched=True
+        )
+    )
+    assert outcome.customer_id == demo_customer_id("james_li_5688")
+    assert "sign in as yourself" in (outcome.reply or "")

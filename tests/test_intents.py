@@ -123,6 +123,11 @@ def test_out_of_scope_never_reads_as_an_order(classifier: IntentClassifier, text
         ("last time we spoke you promised a refund", Intent.RECALL, "recall"),
         ("has W2611340 shipped yet?", Intent.ORDER_STATUS, "order_id_status"),
         ("what's your return policy?", Intent.KNOWLEDGE_QUESTION, "policy_question"),
+        ("its not me its my husband", Intent.SPEAKER_CHANGE, "speaker_change"),
+        ("hi, this is his wife. can u check MY order", Intent.SPEAKER_CHANGE, "speaker_change"),
+        ("im on my moms phone rn", Intent.SPEAKER_CHANGE, "speaker_change"),
+        ("sorry someone else here now, it's Noah", Intent.SPEAKER_CHANGE, "speaker_change"),
+        ("I'm not the account holder", Intent.SPEAKER_CHANGE, "speaker_change"),
     ],
 )
 def test_rules(text: str, intent: Intent, rule: str) -> None:
@@ -137,6 +142,10 @@ def test_rules(text: str, intent: Intent, rule: str) -> None:
         "my email is wrong on the account, can you fix it? a@b.com",  # more than identity details
         "please ship it to 10001",
         "this is ridiculous",
+        "it's not working",  # "it's not" about a thing, not a person
+        "this is not my order, I never bought it",
+        "is this my wife's order?",
+        "I'm not sure",
     ],
 )
 def test_rules_stay_out_of_ambiguous_text(text: str) -> None:

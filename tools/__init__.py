@@ -8,12 +8,20 @@ from threadline.tools.escalation import escalate_to_human
 from threadline.tools.knowledge import search_knowledge
 from threadline.tools.orders import lookup_order
 from threadline.tools.recall import recall_context
-from threadline.tools.verification import verify_customer
+from threadline.tools.verification import change_speaker, verify_customer
 
-SUPPORT_TOOLS: list[BaseTool] = [recall_context, search_knowledge, lookup_order, verify_customer, escalate_to_human]
+SUPPORT_TOOLS: list[BaseTool] = [
+    recall_context,
+    search_knowledge,
+    lookup_order,
+    verify_customer,
+    change_speaker,
+    escalate_to_human,
+]
 
 __all__ = [
     "SUPPORT_TOOLS",
+    "change_speaker",
     "escalate_to_human",
     "lookup_order",
     "recall_context",

@@ -12,6 +12,7 @@ from langchain_core.messages import ToolMessage
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from threadline.core.tool_names import (
+    CHANGE_SPEAKER,
     ESCALATE_TO_HUMAN,
     LOOKUP_ORDER,
     RECALL_CONTEXT,
@@ -154,6 +155,25 @@ class VerificationFailed(Shape):
     attempts: int | None = None
 
 
+class SpeakerChanged(Shape):
+    """`change_speaker`: the person writing is not the customer verified earlier in the conversation; nothing of
+    that customer's may be shared, and they may verify as themselves."""
+
+    status: Literal["ok"] = "ok"
+    message: str = (
+        "From here on, the person writing is not the customer verified earlier in this conversation: share and "
+        "refer to nothing of that customer's. To help with their own account, ask them to verify (the email on "
+        "their account, or their full name and zip code)."
+    )
+
+
+class SpeakerSignedIn(Shape):
+    """`change_speaker` on a signed-in web session: the session proves the account; the other person signs in."""
+
+    status: Literal["signed_in"] = "signed_in"
+    message: str = "This chat is signed in to the customer's account; the other person should sign in as themselves."
+
+
 class EscalationQueued(Shape):
     """`escalate_to_human` asked for a handoff; the graph builds it."""
 
@@ -185,6 +205,8 @@ ToolResult = (
     | RecallResult
     | VerificationPassed
     | VerificationFailed
+    | SpeakerChanged
+    | SpeakerSignedIn
     | EscalationQueued
     | ToolError
     | ToolSkipped
@@ -198,6 +220,7 @@ _READERS: Final[dict[str, TypeAdapter[Any]]] = {
     SEARCH_KNOWLEDGE: TypeAdapter(Annotated[KnowledgeResult | _ANY_TOOL, _BY_STATUS]),
     RECALL_CONTEXT: TypeAdapter(Annotated[RecallResult | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
     VERIFY_CUSTOMER: TypeAdapter(Annotated[VerificationPassed | VerificationFailed | _ANY_TOOL, _BY_STATUS]),
+    CHANGE_SPEAKER: TypeAdapter(Annotated[SpeakerChanged | SpeakerSignedIn | _ANY_TOOL, _BY_STATUS]),
     ESCALATE_TO_HUMAN: TypeAdapter(Annotated[EscalationQueued | _ANY_TOOL, _BY_STATUS]),
 }
 _OTHER_TOOL: Final[TypeAdapter[Any]] = TypeAdapter(Annotated[_ANY_TOOL, _BY_STATUS])

@@ -7,10 +7,10 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.types import Command
 
-from threadline.core.tool_names import VERIFY_CUSTOMER
+from threadline.core.tool_names import CHANGE_SPEAKER, VERIFY_CUSTOMER
 from threadline.core.types import VerificationLevel
 from threadline.tools.orders import normalize_order_id
-from threadline.tools.results import VerificationFailed, VerificationPassed
+from threadline.tools.results import SpeakerChanged, SpeakerSignedIn, VerificationFailed, VerificationPassed
 from threadline.tools.runtime import SupportRuntime, current_identity, tool_result, turn_context
 
 FAILED_MESSAGE = "Those details could not be verified."
@@ -49,3 +49,32 @@ def verify_customer(
     identity = {"customer_id": customer.id, "level": level.value}
     passed = VerificationPassed(name=customer.first_name or customer.display_name)
     return tool_result(runtime, VERIFY_CUSTOMER, passed, identity=identity, verification_failures=0)
+
+
+OTHER_PERSON_BRIEF = (
+    "Verification level: anonymous\n"
+    "The person writing is not the customer this conversation was verified as: share nothing of that customer's."
+)
+
+
+@tool(CHANGE_SPEAKER)
+def change_speaker(runtime: SupportRuntime) -> Command[Any]:
+    """Call when the person writing says they are not the customer this conversation is verified as: a shared
+    phone or inbox ("it's not me, it's my husband", "this is his wife"). Nothing of that customer's is shared
+    after it, and the person can then verify as themselves with verify_customer."""
+    context = turn_context(runtime)
+    if context.verification.at_least(VerificationLevel.STRONG):  # a signed-in session proves its account
+        return tool_result(runtime, CHANGE_SPEAKER, SpeakerSignedIn())
+    context.services.identity.another_person(
+        context.handle_type, context.handle, actor=f"conversation:{context.channel.value}"
+    )
+    identity = {"customer_id": context.customer_id, "level": VerificationLevel.ANONYMOUS.value}
+    return tool_result(
+        runtime,
+        CHANGE_SPEAKER,
+        SpeakerChanged(),
+        identity=identity,
+        brief=OTHER_PERSON_BRIEF,
+        focus_order_id=None,
+        verification_failures=0,
+    )

@@ -158,6 +158,7 @@ class SqlCustomerRepository:
                 row.customer_id, row.verification_level, row.active = customer_id, level.value, True
                 row.verified_at = utcnow() if level.at_least(VerificationLevel.VERIFIED) else None
                 row.last_seen_at = row.verified_at
+                row.speaker_customer_id = row.speaker_changed_at = None  # the handle's own customer speaks again
             s.flush()
             kind = IdentityEventKind.VERIFY if previous.get("customer_id") == customer_id else IdentityEventKind.LINK
             s.add(
@@ -177,6 +178,25 @@ class SqlCustomerRepository:
         """A message came from this verified handle at `at` (its conversation goes on)."""
         with self._db.transaction() as conn:
             conn.execute(update(_IDENTITIES).where(_IDENTITIES.c.id == identity_id).values(last_seen_at=at))
+
+    def set_speaker(self, identity_id: int, speaker: CustomerId | None, at: datetime, *, actor: str) -> None:
+        """Someone other than the handle's customer writes on it: `speaker` once they verified as themselves."""
+        with self._db.session() as s:
+            row = s.get(ChannelIdentityRow, identity_id, with_for_update=True)
+            if row is None:
+                return
+            row.speaker_customer_id, row.speaker_changed_at, row.last_seen_at = speaker, at, at
+            s.add(
+                IdentityEventRow(
+                    kind=IdentityEventKind.SPEAKER.value,
+                    customer_id=row.customer_id,
+                    identity_id=row.id,
+                    other_customer_id=speaker,
+                    detail={"handle_type": row.handle_type, "verified": speaker is not None},
+                    actor=actor,
+                    created_at=at,
+                )
+            )
 
     def identities(self, customer_id: CustomerId) -> list[ChannelIdentity]:
         with self._db.session() as s:
