@@ -29,7 +29,15 @@ from threadline.core.context import TurnContext, TurnServices
 from threadline.core.errors import ConflictError, InvalidInputError, StoreUnavailableError
 from threadline.core.ports import EventLog, HandoffRepository, MessageLog
 from threadline.core.tool_names import CHANGE_SPEAKER
-from threadline.core.types import CustomerId, Direction, EventType, InboundMessage, LoggedMessage, TurnOutcome
+from threadline.core.types import (
+    CustomerId,
+    Direction,
+    EventType,
+    InboundMessage,
+    LoggedMessage,
+    TurnOutcome,
+    VerificationLevel,
+)
 from threadline.memory.identity import IdentityResolver, Resolution
 from threadline.memory.turn_locks import TurnLocks
 
@@ -274,8 +282,9 @@ class TurnService:
         one's conversation moves from the handle's thread to the customer's, and the handle's thread starts
         afresh (the next person to claim the handle, on a shared phone, never inherits it). Outside the sender's
         lock, and one lock at a time, so two customers verifying as each other can never deadlock."""
-        if outcome.customer_id == thread:
-            return
+        proven = VerificationLevel((state.get("identity") or {}).get("level", who.level.value))
+        if outcome.customer_id == thread or not proven.at_least(VerificationLevel.VERIFIED):
+            return  # nobody proved anything this turn: a claim's conversation stays in the handle's thread
         if not who.customer.provisional:
             with self._locks.hold(outcome.customer_id):
                 self._threads.carry_over(state, outcome.customer_id)
