@@ -54,6 +54,7 @@ INTENT_ROUTES: dict[str, str] = {
     "affirm": "none",
     "deny": "none",
     "verification": "none",
+    "speaker_change": "none",  # identity bookkeeping (change_speaker), like verification: no routed tool
     "unknown": "none",
 }
 DEV_DIR = Path(__file__).resolve().parent / "routing"

@@ -56,6 +56,18 @@ async def _send_all(base: str, burst: int) -> list[dict[str, Any]]:
         return await asyncio.gather(*(send(n, b) for n, b in enumerate(bodies)))
 
 
+def _explain(results: list[dict[str, Any]], rows: list[MessageRow]) -> str:
+    """What the log says about requests whose outcome was neither a reply nor folded (or both)."""
+    by_provider = {r.provider_message_id: r for r in rows if r.provider_message_id}
+    lines = []
+    for result in results:
+        logged = by_provider.get(result["body"]["message_id"])
+        answer = next((r for r in rows if logged and r.id == logged.answer_id), None)
+        turn = answer.meta.get("turn") if answer else None
+        lines.append(f"{result} | logged {logged and (logged.id, logged.handled, logged.answer_id)} | turn {turn}")
+    return "\n".join(lines)
+
+
 def _turn_pids(db: Database, customer: str) -> set[int]:
     with db.session() as s:
         replies = s.scalars(
@@ -97,7 +109,8 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
     sent = {r["body"]["message_id"] for r in results}
     assert sorted(r.provider_message_id for r in inbound) == sorted(sent)  # each message logged exactly once
     # Every request got exactly one outcome: its turn's reply, or "folded" into a turn that answered it.
-    assert all((r["reply"] is not None) != r["folded"] for r in results)
+    neither_or_both = [r for r in results if (r["reply"] is not None) == r["folded"]]
+    assert neither_or_both == [], _explain(neither_or_both, rows)
     assert len(replies) == sum(r["reply"] is not None for r in results)
     # Every message answered by exactly one turn, and turns took messages in arrival (log) order.
     turns = sorted(replies, key=lambda r: r.meta["turn"]["started"])

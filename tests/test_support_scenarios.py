@@ -203,6 +203,7 @@ def test_the_llm_path_speaks_the_chat_completions_protocol_over_http(
         "search_knowledge",
         "lookup_order",
         "verify_customer",
+        "change_speaker",
         "escalate_to_human",
     }
     assert "runtime" not in json.dumps(requests[0]["tools"])  # injected context never reaches the model
