@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from threadline.core.auth import ApiKey, Role
+from threadline.core.order_actions import ActionRecord, OrderAction
 from threadline.core.types import (
     AnalyticsEvent,
     Article,
@@ -113,6 +114,29 @@ class OrderSystem(Protocol):
     def list_products(self) -> list[Product]: ...
 
     def count_orders(self) -> int: ...
+
+    def payment_methods(self, customer_id: CustomerId) -> dict[str, dict[str, Any]]:
+        """The customer's payment methods by id (source, brand or email, last four, gift-card balance)."""
+        ...
+
+    def apply(
+        self,
+        action: OrderAction,
+        *,
+        customer_id: CustomerId,
+        idempotency_key: str,
+        actor: str,
+        channel: str | None = None,
+        confirming_message_id: int | None = None,
+    ) -> ActionRecord:
+        """Run an order action for the customer exactly once per `idempotency_key`, the policy checked in the same
+        transaction as the write, and audit it; a key seen before returns its record without running again. A
+        refusal is recorded and returned too (`outcome == "refused"`)."""
+        ...
+
+    def actions(self, customer_id: CustomerId, limit: int = 50) -> list[ActionRecord]:
+        """The customer's order actions, newest first."""
+        ...
 
 
 class MessageLog(Protocol):

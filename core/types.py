@@ -87,6 +87,8 @@ class OrderStatus(StrEnum):
     PROCESSED = "processed"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
+    PENDING_ITEMS_MODIFIED = "pending (item modified)"
+    """Pending, with its items changed once: it can no longer be cancelled or modified."""
     RETURN_REQUESTED = "return requested"
     EXCHANGE_REQUESTED = "exchange requested"
 
@@ -250,6 +252,9 @@ class Order(_Record):
     items: list[OrderItem] = Field(default_factory=list)
     fulfillments: list[Fulfillment] = Field(default_factory=list)
     payments: list[Payment] = Field(default_factory=list)
+    cancel_reason: str | None = None
+    request: dict[str, Any] | None = None
+    """What a return or exchange asked for: the items, the new items, the payment method, the price difference."""
 
     @property
     def total(self) -> Decimal:

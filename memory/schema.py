@@ -165,6 +165,9 @@ class OrderRow(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notes: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(64))
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    """What a return or exchange asked for (items, new items, payment method, price difference)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     items: Mapped[list[OrderItemRow]] = relationship(order_by="OrderItemRow.position", lazy="selectin")
     fulfillments: Mapped[list[FulfillmentRow]] = relationship(order_by="FulfillmentRow.position", lazy="selectin")
@@ -397,3 +400,27 @@ class HandoffEventRow(Base):
 def table(row: type[Base]) -> Table:
     """The Core table of a mapped row class, for statements that skip the ORM (`Database.transaction`)."""
     return cast(Table, row.__table__)
+
+
+class OrderActionRow(Base):
+    """The audit of order actions: one row per action executed or refused, keyed for exactly-once execution."""
+
+    __tablename__ = "order_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    """Who ran it: `customer` (confirmed in conversation) or `agent:<name>`."""
+    channel: Mapped[str | None] = mapped_column(String(16))
+    confirming_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The customer's message that said yes (None for an agent's action)."""
+    outcome: Mapped[str] = mapped_column(String(16))
+    action: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    """For a refusal, its message and reference; for a completed action, the refund or price difference."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
