@@ -215,6 +215,34 @@ def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | No
     return None
 
 
+_YES_START = re.compile(
+    r"^\s*(?:ye+s+|yeah|yep|yup|ya|yas|y|sure|ok|okay|k|confirm(?:ed)?|correct|go ahead|please do|do it|absolutely"
+    r"|definitely|sounds good|that'?s (?:right|fine|correct)|that works|perfect|great)\b",
+    re.IGNORECASE,
+)
+_NO_START = re.compile(
+    r"^\s*(?:no(?! longer)|nope|nah|don'?t|do not|please don'?t|wait|hold on|stop|never ?mind|nvm|cancel that|forget it"
+    r"|actually,? (?:no|don'?t|keep|leave|never ?mind)|keep it|leave it|changed my mind|i'?ve changed my mind)\b",
+    re.IGNORECASE,
+)
+_HEDGE = re.compile(r"\b(?:but|not|don'?t|no|wait|hold|instead|actually|unless|except|only)\b|\?", re.IGNORECASE)
+
+
+def explicit_answer(text: str) -> Literal["yes", "no"] | None:
+    """The customer's plain answer to a yes/no question, read by code (a proposal runs only on "yes"): `yes` for
+    "yes", "yes please go ahead", "ok do it"; `no` for "no", "actually keep it", "never mind"; None for anything
+    hedged or longer ("yes but only the chair", "yes?", "what would the refund be")."""
+    said = text.strip()
+    if not said or len(said) > 80:
+        return None
+    if _NO_START.match(said):
+        return "no"
+    if _YES_START.match(said):
+        rest = _YES_START.sub("", said, count=1)
+        return None if _HEDGE.search(rest) else "yes"
+    return None
+
+
 def _guard(text: str, result: Classification) -> Classification:
     """Out of scope instead of an order intent when the text is about flights, banks, taxes and the like."""
     if result.intent.value in _TRANSACTIONAL and _FOREIGN.search(text) and not _RETAIL_ANCHOR.search(text):

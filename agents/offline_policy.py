@@ -13,19 +13,39 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 
 from threadline.agents import replies
 from threadline.agents.intents import Classification, Intent, IntentClassifier
+from threadline.agents.offline_actions import (
+    cancel_reason,
+    parse_address,
+    pick_alternative,
+    pick_items,
+    refund_to,
+    wanted_action,
+)
 from threadline.agents.slots import Slots, extract_slots
 from threadline.core.tool_names import (
+    ACTION_TOOLS,
+    CANCEL_ORDER,
+    CHANGE_ORDER_ADDRESS,
     CHANGE_SPEAKER,
+    CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
+    EXCHANGE_ITEMS,
     LOOKUP_ORDER,
+    ORDER_OPTIONS,
     RECALL_CONTEXT,
+    RETURN_ITEMS,
     SEARCH_KNOWLEDGE,
     VERIFY_CUSTOMER,
     ToolName,
 )
 from threadline.tools.results import (
+    ActionDeclined,
+    ActionDone,
+    ActionProposed,
+    ActionRefused,
     KnowledgeResult,
     OrderNotFound,
+    OrderOptions,
     OrdersFound,
     RecallResult,
     SpeakerChanged,
@@ -146,6 +166,9 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
         return Decision(tool=VERIFY_CUSTOMER, args=verify, intent=Intent.VERIFICATION.value)
     if intent is Intent.SPEAKER_CHANGE:
         return Decision(tool=CHANGE_SPEAKER, intent=intent.value)
+    acting = _action_step(messages, text, slots, focus)
+    if acting is not None:
+        return acting
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
@@ -162,6 +185,102 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     if intent in KNOWLEDGE_INTENTS:
         return Decision(tool=SEARCH_KNOWLEDGE, args={"query": text[:300]}, intent=intent.value)
     return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
+
+
+def _last_ai_text(messages: list[AnyMessage]) -> str:
+    reply = next((m for m in reversed(messages) if isinstance(m, AIMessage) and not m.tool_calls), None)
+    return reply.text if reply else ""
+
+
+def _last_order(messages: list[AnyMessage]) -> dict[str, Any] | None:
+    """The latest single order a lookup showed in this conversation (its items carry their ids)."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage) and message.name == CHANGE_SPEAKER:
+            return None
+        result = read_result(message) if isinstance(message, ToolMessage) else None
+        if isinstance(result, OrdersFound) and result.order is not None:
+            return result.order.payload()
+    return None
+
+
+def _action_step(messages: list[AnyMessage], text: str, slots: Slots, focus: str | None) -> Decision | None:
+    """A request to cancel, return or exchange, or the answer to a question asked about one."""
+    asked = _last_ai_text(messages[:-1])
+    if focus and asked.startswith(replies.ASK_CANCEL_REASON_START) and (reason := cancel_reason(text)):
+        return Decision(tool=CANCEL_ORDER, args={"order_id": focus, "reason": reason}, intent="cancel_order")
+    if focus and asked.startswith(replies.ASK_WHICH_ITEMS_START):
+        order = _last_order(messages)
+        chosen = pick_items(text, order["items"]) if order else None
+        if chosen and "exchange" in asked:
+            return Decision(tool=ORDER_OPTIONS, args={"order_id": focus}, intent="return_or_exchange")
+        if chosen:
+            args = {"order_id": focus, "item_ids": chosen, "refund_to": refund_to(text)}
+            return Decision(tool=RETURN_ITEMS, args=args, intent="return_or_exchange")
+    kind = wanted_action(text, slots, focus)
+    order_id = slots.order_ids[0] if slots.order_ids else focus
+    if kind is None or order_id is None:
+        return None
+    if kind == "address":
+        address = parse_address(text) or {}
+        return Decision(tool=CHANGE_ORDER_ADDRESS, args={"order_id": order_id, **address}, intent="change_address")
+    if kind == "cancel":  # without a reason the tool checks the order first, then asks for one
+        args = {"order_id": order_id, "reason": cancel_reason(text) or ""}
+        return Decision(tool=CANCEL_ORDER, args=args, intent="cancel_order")
+    return Decision(tool=LOOKUP_ORDER, args={"order_id": order_id}, intent="return_or_exchange")
+
+
+def _request_text(messages: list[AnyMessage], question: str) -> str:
+    """The text that asked for the order change this turn works on: this turn's, or (right after verifying) the
+    request that was waiting for it, or the request an item question was about."""
+    if wanted_action(question, extract_slots(question), "focus"):
+        return question
+    for i in range(len(messages) - 1, 0, -1):
+        message = messages[i]
+        said = message.text if isinstance(message, AIMessage) and not message.tool_calls else ""
+        if said == replies.ASK_VERIFICATION or said.startswith(
+            (replies.ASK_WHICH_ITEMS_START, replies.ASK_CANCEL_REASON_START)
+        ):
+            earlier = next((m for m in reversed(messages[:i]) if isinstance(m, HumanMessage)), None)
+            if earlier is not None and wanted_action(earlier.text, extract_slots(earlier.text), "focus"):
+                return f"{earlier.text} {question}"
+            return question
+    return question
+
+
+def _after_lookup_for_action(messages: list[AnyMessage], question: str, found: OrdersFound) -> Decision | None:
+    """After a lookup made for a return or an exchange: the items, then the proposal (or the options first)."""
+    request = _request_text(messages, question)
+    order = found.order
+    kind = wanted_action(request, extract_slots(request), order.order_id if order else None)
+    if order is None or kind not in ("return", "exchange"):
+        return None
+    items = [i.payload() for i in order.items]
+    chosen = pick_items(request, items)
+    verb = "return" if kind == "return" else "exchange"
+    if not chosen:
+        return Decision(text=replies.ask_which_items(order.order_id, [i.name for i in order.items], verb))
+    if kind == "exchange":
+        return Decision(tool=ORDER_OPTIONS, args={"order_id": order.order_id})
+    args = {"order_id": order.order_id, "item_ids": chosen, "refund_to": refund_to(request)}
+    return Decision(tool=RETURN_ITEMS, args=args)
+
+
+def _after_options(messages: list[AnyMessage], question: str, options: OrderOptions) -> Decision:
+    """An exchange: each item the customer named with the option they asked for, or the question which one."""
+    request = _request_text(messages, question)
+    items = [i.payload() for i in options.items]
+    chosen = pick_items(request, items) or []
+    new_ids = []
+    for item in (i for i in items if i["item_id"] in chosen):
+        picked = pick_alternative(request, item)
+        if picked is None:
+            shown = [", ".join(f"{k} {v}" for k, v in a["options"].items()) for a in item.get("alternatives", [])]
+            return Decision(text=replies.ask_which_option(item["name"], shown))
+        new_ids.append(picked)
+    if not chosen:
+        return Decision(text=replies.ask_which_items(options.order_id, [i["name"] for i in items], "exchange"))
+    args = {"order_id": options.order_id, "item_ids": chosen, "new_item_ids": new_ids, "pay_with": refund_to(request)}
+    return Decision(tool=EXCHANGE_ITEMS, args=args)
 
 
 def open_topic(recalled: RecallResult) -> dict[str, Any] | None:
@@ -192,7 +311,25 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
     result = read_result(message)
     if isinstance(result, VerificationRequired):
         return Decision(text=replies.ASK_VERIFICATION)
+    if message.name in ACTION_TOOLS:
+        if isinstance(result, ActionProposed):
+            return Decision(text=replies.proposal_question(result.summary, _current_channel(messages)))
+        refused = result.message if isinstance(result, ActionRefused) else "I couldn't set that up just now."
+        return Decision(text=refused if refused.endswith("?") else f"{refused} Is there anything else I can help with?")
+    if message.name == CONFIRM_ORDER_ACTION:
+        if isinstance(result, ActionDone):
+            return Decision(text=f"Done! {result.summary} {result.next_steps} Is there anything else I can help with?")
+        if isinstance(result, ActionDeclined):
+            return Decision(text=replies.DECLINED)
+        refused = result.message if isinstance(result, ActionRefused) else "I couldn't do that just now."
+        return Decision(text=refused)
+    if message.name == ORDER_OPTIONS:
+        if isinstance(result, OrderOptions):
+            return _after_options(messages, question, result)
+        return Decision(text="I couldn't find that order on your account. Could you check the number?")
     if message.name == LOOKUP_ORDER:
+        if isinstance(result, OrdersFound) and (acting := _after_lookup_for_action(messages, question, result)):
+            return acting
         if isinstance(result, OrderNotFound):
             return Decision(
                 text=f"I couldn't find order {result.order_id} on your account. Could you check the number?"
@@ -205,6 +342,11 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         if not isinstance(result, VerificationPassed):
             return Decision(text=replies.VERIFICATION_FAILED)
         focus = focus_order(messages)
+        request = _request_text(messages, question)
+        if focus and request != question and wanted_action(request, extract_slots(request), focus) == "cancel":
+            resumed = _action_step(messages, request, extract_slots(request), focus)
+            if resumed is not None:
+                return resumed
         if focus:
             return Decision(tool=LOOKUP_ORDER, args={"order_id": focus})
         return Decision(text=f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?")

@@ -32,6 +32,32 @@ SPEAKER_SIGNED_IN = (
     "This chat is signed in to someone else's account. To get help with your own, please sign out and sign in "
     "as yourself, or message us from your own phone or email."
 )
+ASK_CANCEL_REASON_START = "I can cancel order"
+"""How `core.order_actions.cancel_reason_question` begins: a cancellation proposed without a reason asks for one."""
+
+
+ASK_WHICH_ITEMS_START = "Which items from order"
+
+
+def ask_which_items(order_id: str, names: list[str], verb: str) -> str:
+    """The question when the customer did not say which items to return or exchange."""
+    listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0] if names else "its items"
+    return f"{ASK_WHICH_ITEMS_START} {order_id} would you like to {verb}: {listed}? You can also say all of them."
+
+
+def ask_which_option(name: str, choices: list[str]) -> str:
+    """The question when the customer did not say which option they want instead."""
+    shown = "; ".join(choices[:6]) if choices else "none in stock right now"
+    return f"Which option would you like instead for the {name}? In stock now: {shown}."
+
+
+def proposal_question(summary: str, channel: str | None = None) -> str:
+    """Read back a proposed action and ask for the customer's yes."""
+    answer = "Say" if channel == "voice" else "Reply"
+    return f"Just to confirm, I'll {summary}. Shall I go ahead? {answer} yes to confirm, or no to leave it as it is."
+
+
+DECLINED = "No problem, I've left everything as it is. Is there anything else I can help you with?"
 VERIFICATION_FAILED = (
     "Sorry, I couldn't verify those details. Please try again with the email address on your account, or your "
     "full name and zip code."

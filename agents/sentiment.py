@@ -6,10 +6,17 @@ from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+RETAIL_NEUTRAL = ("cancel", "cancelled", "canceled", "cancelling", "canceling", "mistake", "mistakenly")
+"""Words VADER scores as negative that, to a store, name an order action ("cancel it, ordered by mistake") rather
+than a feeling: scored neutral, so asking for a cancellation never reads as a customer getting angry."""
+
 
 @lru_cache(maxsize=1)
 def _analyzer() -> SentimentIntensityAnalyzer:
-    return SentimentIntensityAnalyzer()
+    analyzer = SentimentIntensityAnalyzer()
+    for word in RETAIL_NEUTRAL:
+        analyzer.lexicon.pop(word, None)
+    return analyzer
 
 
 def sentiment(text: str) -> float:

@@ -93,7 +93,8 @@ class Threads:
 
     def carry_over(self, state: dict[str, Any], customer_id: CustomerId) -> None:
         """A conversation joins the customer's own thread: its messages are added, the customer's summary keeps
-        its lines (the joining lines are added, bounded) and the order in focus carries over."""
+        its lines (the joining lines are added, bounded), and the order in focus and an order action proposed
+        for this customer (waiting for their yes) carry over."""
         target = self.values(customer_thread(customer_id))
         summary = str(target.get("summary") or "")
         for line in str(state.get("summary") or "").splitlines():
@@ -103,6 +104,9 @@ class Threads:
             "summary": summary,
             "focus_order_id": state.get("focus_order_id") or target.get("focus_order_id"),
         }
+        proposal = state.get("proposal")
+        if proposal and proposal.get("customer_id") == customer_id:  # proposed right after verifying: still open
+            values["proposal"] = proposal
         self._write(customer_thread(customer_id), values)
 
     def prepare_join(self, source: CustomerId, target: CustomerId) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -178,6 +178,14 @@ _STATUS_WORDS = {
     OrderStatus.PENDING: "pending (not yet processed)",
     OrderStatus.DELIVERED: "delivered",
 }
+_IS = {
+    OrderStatus.PENDING: "is still pending",
+    OrderStatus.PROCESSED: "is already being processed",
+    OrderStatus.DELIVERED: "has been delivered",
+    OrderStatus.CANCELLED: "is already cancelled",
+    OrderStatus.RETURN_REQUESTED: "already has a return requested",
+    OrderStatus.EXCHANGE_REQUESTED: "already has an exchange requested",
+}
 _DONE_TO = {"cancelled": "cancel", "modified": "modify", "returned": "return", "exchanged": "exchange"}
 
 
@@ -185,10 +193,10 @@ def _must_be(order: Order, status: OrderStatus, done: str) -> None:
     """Refuse unless the order is in `status` (exactly: an order whose items were modified is no longer pending)."""
     if order.status is status:
         return
-    now = order.status.value
+    now = _IS.get(order.status, f"is {order.status.value}")
     verb = _DONE_TO[done]
     needed = _STATUS_WORDS[status]
-    reason = f"Order {order.id} is {now}, so I can't {verb} it: only {needed} orders can be {done}."
+    reason = f"Order {order.id} {now}, so I can't {verb} it: only {needed} orders can be {done}."
     if order.status is OrderStatus.PENDING_ITEMS_MODIFIED:
         reason = f"Order {order.id} has already had its items changed, so it can't be {done} any more."
     reference_state = "pending" if status is OrderStatus.PENDING else "delivered"
@@ -216,14 +224,18 @@ def _credit(methods: dict[str, dict[str, Any]], payment_method_id: str, amount: 
     method["balance"] = float((_balance(method) + amount).quantize(CENTS))
 
 
+def cancel_reason_question(order_id: str) -> str:
+    """What a cancellation without one of the store's reasons is answered with."""
+    return (
+        f"I can cancel order {order_id} for you. So I can note it: is it no longer needed, or was it ordered by "
+        "mistake?"
+    )
+
+
 def _cancel(action: CancelOrder, order: Order, methods: dict[str, dict[str, Any]]) -> Change:
     _must_be(order, OrderStatus.PENDING, "cancelled")
     if action.reason not in CANCEL_REASONS:
-        raise _refuse(
-            f"I can cancel an order that's no longer needed or was ordered by mistake; "
-            f"which of those is it for {order.id}?",
-            "Error: invalid reason",
-        )
+        raise _refuse(cancel_reason_question(order.id), "Error: invalid reason")
     refunds = [
         Payment(transaction_type="refund", amount=p.amount, payment_method_id=p.payment_method_id)
         for p in order.payments

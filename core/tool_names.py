@@ -6,7 +6,21 @@ from __future__ import annotations
 from typing import Final, Literal
 
 ToolName = Literal[
-    "lookup_order", "search_knowledge", "recall_context", "verify_customer", "change_speaker", "escalate_to_human"
+    "lookup_order",
+    "search_knowledge",
+    "recall_context",
+    "verify_customer",
+    "change_speaker",
+    "escalate_to_human",
+    "order_options",
+    "cancel_order",
+    "return_items",
+    "exchange_items",
+    "change_order_items",
+    "change_order_payment",
+    "change_order_address",
+    "change_default_address",
+    "confirm_order_action",
 ]
 
 LOOKUP_ORDER: Final = "lookup_order"
@@ -14,4 +28,27 @@ SEARCH_KNOWLEDGE: Final = "search_knowledge"
 RECALL_CONTEXT: Final = "recall_context"
 VERIFY_CUSTOMER: Final = "verify_customer"
 CHANGE_SPEAKER: Final = "change_speaker"
+ORDER_OPTIONS: Final = "order_options"
+CANCEL_ORDER: Final = "cancel_order"
+RETURN_ITEMS: Final = "return_items"
+EXCHANGE_ITEMS: Final = "exchange_items"
+CHANGE_ORDER_ITEMS: Final = "change_order_items"
+CHANGE_ORDER_PAYMENT: Final = "change_order_payment"
+CHANGE_ORDER_ADDRESS: Final = "change_order_address"
+CHANGE_DEFAULT_ADDRESS: Final = "change_default_address"
+ACTION_TOOLS: Final = frozenset(
+    {
+        CANCEL_ORDER,
+        RETURN_ITEMS,
+        EXCHANGE_ITEMS,
+        CHANGE_ORDER_ITEMS,
+        CHANGE_ORDER_PAYMENT,
+        CHANGE_ORDER_ADDRESS,
+        CHANGE_DEFAULT_ADDRESS,
+    }
+)
+"""The tools that propose an order action (nothing happens until the customer's next message says yes)."""
+CONFIRM_ORDER_ACTION: Final = "confirm_order_action"
+"""Not a tool the model can call: the graph records under this name the action it ran (or dropped) when the
+customer's own next message answered a proposal."""
 ESCALATE_TO_HUMAN: Final = "escalate_to_human"

@@ -48,7 +48,8 @@ def speakable(text: str) -> str:
     text = _URL.sub("our website", _MD_LINK.sub(r"\1", text))
     text = _ORDER_ID.sub(lambda m: "W " + " ".join(m.group(1)), text)
     lines = [line.strip().rstrip(".") for line in plain(text).replace("#", " number ").splitlines() if line.strip()]
-    return re.sub(r"\s+", " ", ". ".join(lines)).strip() + "."
+    spoken = re.sub(r"\s+", " ", ". ".join(lines)).strip()
+    return spoken if spoken.endswith(("?", "!")) else spoken + "."
 
 
 DEFAULT_SIGNATURE = "Customer Care"

@@ -54,5 +54,8 @@ class SupportState(TypedDict):
     """A proactive notice to mention in this turn's reply (`citation`, `text`)."""
     reply: NotRequired[str | None]
     """The rendered reply of the last turn, or None when the AI stayed silent."""
+    proposal: NotRequired[Annotated[dict[str, Any] | None, latest]]
+    """An order action a tool proposed, waiting for the customer's yes in their next message (`graphs/confirm.py`):
+    id (the idempotency key), tool, action, summary, next steps, customer, when."""
     turn_tools: NotRequired[list[dict[str, Any]]]
     """Tools called in the last turn, with their arguments."""

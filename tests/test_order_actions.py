@@ -338,7 +338,7 @@ def test_refusals_say_why_in_words_a_customer_understands(demo_stores: Stores) -
         actor="customer",
     )
     assert record.refusal == (
-        f"Order {delivered['order_id']} is delivered, so I can't cancel it: only pending (not yet processed) "
+        f"Order {delivered['order_id']} has been delivered, so I can't cancel it: only pending (not yet processed) "
         "orders can be cancelled."
     )
     modified = ModifyItems(

@@ -204,8 +204,17 @@ def test_the_llm_path_speaks_the_chat_completions_protocol_over_http(
         "lookup_order",
         "verify_customer",
         "change_speaker",
+        "order_options",
+        "cancel_order",
+        "return_items",
+        "exchange_items",
+        "change_order_items",
+        "change_order_payment",
+        "change_order_address",
+        "change_default_address",
         "escalate_to_human",
     }
+    assert "confirm_order_action" not in json.dumps(requests[0]["tools"])  # no model can run an action itself
     assert "runtime" not in json.dumps(requests[0]["tools"])  # injected context never reaches the model
     assert requests[1]["messages"][-1]["role"] == "tool"
 

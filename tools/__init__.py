@@ -6,6 +6,7 @@ from langchain_core.tools import BaseTool
 
 from threadline.tools.escalation import escalate_to_human
 from threadline.tools.knowledge import search_knowledge
+from threadline.tools.order_actions import ORDER_ACTION_TOOLS
 from threadline.tools.orders import lookup_order
 from threadline.tools.recall import recall_context
 from threadline.tools.verification import change_speaker, verify_customer
@@ -16,6 +17,7 @@ SUPPORT_TOOLS: list[BaseTool] = [
     lookup_order,
     verify_customer,
     change_speaker,
+    *ORDER_ACTION_TOOLS,
     escalate_to_human,
 ]
 

@@ -41,7 +41,9 @@ def summarize_order(order: Order, *, full: bool) -> OrderSummary:
     return OrderSummary(
         order_id=order.id,
         status=order.status.value,
-        items=[OrderItemLine(name=i.name, options=i.options, price=str(i.price)) for i in order.items],
+        items=[
+            OrderItemLine(name=i.name, options=i.options, price=str(i.price), item_id=i.item_id) for i in order.items
+        ],
         shipments=[
             ShipmentLine(tracking_ids=f.tracking_ids, items=[i.name for i in order.items if i.item_id in f.item_ids])
             for f in order.fulfillments

@@ -12,9 +12,12 @@ from langchain_core.messages import ToolMessage
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from threadline.core.tool_names import (
+    ACTION_TOOLS,
     CHANGE_SPEAKER,
+    CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
     LOOKUP_ORDER,
+    ORDER_OPTIONS,
     RECALL_CONTEXT,
     SEARCH_KNOWLEDGE,
     VERIFY_CUSTOMER,
@@ -48,11 +51,12 @@ class VerificationRequired(Shape):
 
 
 class OrderItemLine(Shape):
-    """An item of an order, as the customer may hear it."""
+    """An item of an order, as the customer may hear it (the item id is what the order actions take)."""
 
     name: str
     options: dict[str, str]
     price: str
+    item_id: str | None = None
 
 
 class ShipmentLine(Shape):
@@ -174,6 +178,79 @@ class SpeakerSignedIn(Shape):
     message: str = "This chat is signed in to the customer's account; the other person should sign in as themselves."
 
 
+class ItemChoice(Shape):
+    """One option a customer may pick for an item: an available variant of the same product."""
+
+    item_id: str
+    options: dict[str, str]
+    price: str
+
+
+class ItemOptions(Shape):
+    """An item of the order with the other variants of its product that are in stock now."""
+
+    item_id: str
+    name: str
+    options: dict[str, str]
+    price: str
+    alternatives: list[ItemChoice]
+
+
+class PaymentChoice(Shape):
+    """One of the customer's payment methods, as the customer may hear it."""
+
+    kind: str
+    description: str
+    balance: str | None = None
+    original: bool = False
+    """Whether the order was paid with it."""
+
+
+class OrderOptions(Shape):
+    """`order_options`: what the customer may change on an order: its items with their alternatives, and their
+    payment methods."""
+
+    status: Literal["ok"] = "ok"
+    order_id: str
+    order_status: str
+    items: list[ItemOptions]
+    payment_methods: list[PaymentChoice]
+
+
+class ActionProposed(Shape):
+    """An order-action tool: the action is proposed, not done; the customer's next message must say yes."""
+
+    status: Literal["proposed"] = "proposed"
+    summary: str
+    message: str = (
+        "Nothing has been done yet. Tell the customer exactly this summary and ask them to reply yes to go ahead "
+        "or no to leave it; it happens only if their next message says yes."
+    )
+
+
+class ActionRefused(Shape):
+    """An order-action tool: the store policy does not allow it; `message` says why, in the customer's words."""
+
+    status: Literal["refused"] = "refused"
+    message: str
+
+
+class ActionDone(Shape):
+    """`confirm_order_action`: the customer said yes and the action ran (exactly once); `next_steps` says what
+    happens now (refund timing, return instructions)."""
+
+    status: Literal["done"] = "done"
+    summary: str
+    next_steps: str
+
+
+class ActionDeclined(Shape):
+    """`confirm_order_action`: the customer said no, or moved on; nothing was done."""
+
+    status: Literal["declined"] = "declined"
+    summary: str
+
+
 class EscalationQueued(Shape):
     """`escalate_to_human` asked for a handoff; the graph builds it."""
 
@@ -207,6 +284,11 @@ ToolResult = (
     | VerificationFailed
     | SpeakerChanged
     | SpeakerSignedIn
+    | OrderOptions
+    | ActionProposed
+    | ActionRefused
+    | ActionDone
+    | ActionDeclined
     | EscalationQueued
     | ToolError
     | ToolSkipped
@@ -221,6 +303,12 @@ _READERS: Final[dict[str, TypeAdapter[Any]]] = {
     RECALL_CONTEXT: TypeAdapter(Annotated[RecallResult | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
     VERIFY_CUSTOMER: TypeAdapter(Annotated[VerificationPassed | VerificationFailed | _ANY_TOOL, _BY_STATUS]),
     CHANGE_SPEAKER: TypeAdapter(Annotated[SpeakerChanged | SpeakerSignedIn | _ANY_TOOL, _BY_STATUS]),
+    ORDER_OPTIONS: TypeAdapter(Annotated[OrderOptions | VerificationRequired | OrderNotFound | _ANY_TOOL, _BY_STATUS]),
+    CONFIRM_ORDER_ACTION: TypeAdapter(Annotated[ActionDone | ActionDeclined | ActionRefused | _ANY_TOOL, _BY_STATUS]),
+    **{
+        name: TypeAdapter(Annotated[ActionProposed | ActionRefused | VerificationRequired | _ANY_TOOL, _BY_STATUS])
+        for name in ACTION_TOOLS
+    },
     ESCALATE_TO_HUMAN: TypeAdapter(Annotated[EscalationQueued | _ANY_TOOL, _BY_STATUS]),
 }
 _OTHER_TOOL: Final[TypeAdapter[Any]] = TypeAdapter(Annotated[_ANY_TOOL, _BY_STATUS])

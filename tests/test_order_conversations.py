@@ -1,0 +1,232 @@
+"""Order actions in conversation, with the offline model and the scripted HTTP model, on SQLite and Postgres:
+cancel (confirmed and declined), an address change, a return with a refund method, an exchange with a price
+difference, refusals; the customer's yes is the only thing that runs an action, exactly once. Each test reads the
+database after the last turn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from sqlalchemy import text as sql
+
+from tests.support import say
+from threadline.core.types import Channel, InboundMessage, OrderStatus, TurnOutcome
+from threadline.demo.loader import DATA_DIR, demo_customer_id
+from threadline.graphs.support import build_support_graph
+from threadline.product.services import Services
+
+USERS = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())
+SOFIA, SOFIAS_PENDING = USERS["sofia_rossi_8776"], "#W5918442"  # pending, paid by Mastercard
+EMMA, EMMAS_DELIVERED = USERS["emma_santos_9753"], "#W3113816"  # delivered, paid by card; Emma has a gift card
+AVAS_DELIVERED = "#W4817420"  # delivered Hiking Boots in size 7; size 8 is in stock for $9.20 more
+JAMES = USERS["james_li_5688"]
+
+
+def _ava() -> dict[str, Any]:
+    return next(u for u in USERS.values() if "#W4817420" in u["orders"])
+
+
+def sms(services: Services, phone: str, text: str, message_id: str | None = None) -> TurnOutcome:
+    return say(services, Channel.SMS, phone, text, provider_message_id=message_id)
+
+
+def audit(services: Services, customer: str) -> list[Any]:
+    return services.stores.orders.actions(demo_customer_id(customer))
+
+
+def test_a_customer_cancels_by_text_and_their_yes_runs_it_once(services: Services) -> None:
+    phone = "+15550107001"
+    first = sms(services, phone, "hi there, can u cancel my order #W5918442 pls?? i dont need it anymore")
+    assert "verify" in (first.reply or "").lower()
+    proposed = sms(services, phone, f"sure its {SOFIA['email']}")
+    reply = proposed.reply or ""
+    assert "Just to confirm" in reply and "#W5918442" in reply and "$1,463.70" in reply and "ending" in reply
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING  # nothing yet
+    for _ in range(5):  # the provider delivers the customer's yes five times
+        done = sms(services, phone, "yes please go ahead", message_id="SM-yes-1")
+    assert "cancelled" in (done.reply or "") and "5-7 business days" in (done.reply or "")
+    order = services.stores.orders.get_order(SOFIAS_PENDING)
+    assert order is not None and order.status is OrderStatus.CANCELLED and order.cancel_reason == "no longer needed"
+    assert [p.transaction_type for p in order.payments] == ["payment", "refund"]
+    (record,) = audit(services, "sofia_rossi_8776")
+    assert (record.kind, record.outcome, record.actor, record.channel) == ("cancel", "done", "customer", "sms")
+    yes = services.stores.messages.find_by_provider_id(Channel.SMS, "SM-yes-1")
+    assert yes is not None and record.confirming_message_id == yes.id
+    again = sms(services, phone, "yes")  # a second yes has nothing left to confirm
+    assert len(audit(services, "sofia_rossi_8776")) == 1 and "cancelled" not in (again.reply or "").split(".")[0]
+
+
+def test_a_customer_who_says_no_keeps_the_order(services: Services) -> None:
+    phone = "+15550107002"
+    sms(services, phone, SOFIA["email"])
+    proposed = sms(services, phone, "I want to cancel #W5918442, ordered it by mistake")
+    assert "Just to confirm" in (proposed.reply or "") and "by mistake" in (proposed.reply or "")
+    kept = sms(services, phone, "actually no, keep it")
+    assert "left everything as it is" in (kept.reply or "")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert sms(services, phone, "yes").tools == []  # the proposal is gone: a late yes runs nothing
+    assert audit(services, "sofia_rossi_8776") == []
+
+
+def test_a_new_topic_drops_the_proposal(services: Services) -> None:
+    phone = "+15550107003"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel order #W5918442 please, no longer needed")
+    sms(services, phone, "wait whats ur return policy")
+    sms(services, phone, "yes")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []
+
+
+def test_a_return_with_the_refund_to_a_gift_card(services: Services) -> None:
+    phone = "+15550107004"
+    name = f"{EMMA['name']['first_name']} {EMMA['name']['last_name']} {EMMA['address']['zip']}"
+    sms(services, phone, name)
+    proposed = sms(
+        services,
+        phone,
+        "hey so i want to return the office chair and the keyboard from #W3113816, refund to my gift card",
+    )
+    reply = proposed.reply or ""
+    assert (
+        "Office Chair" in reply
+        and "Mechanical Keyboard" in reply
+        and "gift card" in reply
+        and "Just to confirm" in reply
+    )
+    done = sms(services, phone, "yep")
+    assert "return" in (done.reply or "").lower() and "email" in (done.reply or "")
+    order = services.stores.orders.get_order(EMMAS_DELIVERED)
+    assert order is not None and order.status is OrderStatus.RETURN_REQUESTED
+    chosen = sorted(i.item_id for i in order.items if i.name in ("Office Chair", "Mechanical Keyboard"))
+    assert order.request == {"return_items": chosen, "return_payment_method_id": "gift_card_6023546"}
+
+
+def test_an_exchange_for_another_size_pays_the_difference(services: Services) -> None:
+    ava = _ava()
+    phone = "+15550107005"
+    sms(services, phone, ava["email"])
+    proposed = sms(services, phone, "can i swap the hiking boots on #W4817420 for a size 8?")
+    reply = proposed.reply or ""
+    assert "Hiking Boots" in reply and "size 8" in reply and "$9.20" in reply
+    sms(services, phone, "yes")
+    order = services.stores.orders.get_order(AVAS_DELIVERED)
+    assert order is not None and order.status is OrderStatus.EXCHANGE_REQUESTED
+    assert order.request is not None and order.request["exchange_price_difference"] == 9.2
+    assert len(order.request["exchange_new_items"]) == 1
+
+
+def test_an_address_change_needs_a_signed_in_session(services: Services) -> None:
+    address = "ship it to 88 Birch Lane, Apt 2B, Portland, OR 97201 instead"
+    by_text = "+15550107006"
+    sms(services, by_text, SOFIA["email"])
+    refused = sms(services, by_text, f"my order #W5918442 - {address}")
+    assert "signed in" in (refused.reply or "")
+    signed = {"vouched": True}  # a signed-in web session
+    asked = say(services, Channel.WEB, SOFIA["email"], f"hi, for order #W5918442 could you {address}", **signed)
+    assert "88 Birch Lane, Apt 2B, Portland, OR 97201, USA" in (asked.reply or "")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).address["address1"] != "88 Birch Lane"
+    say(services, Channel.WEB, SOFIA["email"], "yes", **signed)
+    order = services.stores.orders.get_order(SOFIAS_PENDING)
+    assert order is not None and order.address["address1"] == "88 Birch Lane" and order.address["zip"] == "97201"
+
+
+def test_refusals_change_nothing(services: Services) -> None:
+    phone = "+15550107007"
+    unverified = sms(services, phone, "cancel #W5918442, ordered by mistake")  # not verified yet
+    assert "verify" in (unverified.reply or "").lower()
+    sms(services, phone, "yes")
+    sms(services, "+15550107008", JAMES["email"])
+    theirs = sms(services, "+15550107008", "pls cancel order #W5918442 its a mistake")  # Sofia's order, not his
+    assert "couldn't find that order on your account" in (theirs.reply or "")
+    sms(services, "+15550107008", "yes")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []
+    assert audit(services, "james_li_5688") == []  # refused before any proposal: nothing to audit
+
+
+def test_the_customers_yes_is_read_from_their_own_message_only(services: Services) -> None:
+    """What a model says cannot confirm: a proposal is run only by the confirming node, and only on a plain yes in
+    the customer's message ("yes but only the perfume" is not one)."""
+    phone = "+15550107009"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel order #W5918442 please, no longer needed")
+    hedged = sms(services, phone, "yes but only the perfume?")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert "confirm_order_action" not in [t["name"] for t in hedged.tools]
+    with services.db.engine.connect() as conn:
+        assert conn.execute(sql("SELECT count(*) FROM order_actions")).scalar() == 0
+
+
+def test_money_in_the_proposal_matches_the_refund(services: Services) -> None:
+    phone = "+15550107010"
+    sms(services, phone, SOFIA["email"])
+    proposed = sms(services, phone, "cancel #W5918442 pls, dont need it")
+    order = services.stores.orders.get_order(SOFIAS_PENDING)
+    assert order is not None
+    assert f"${order.total:,.2f}" in (proposed.reply or "")
+    services.turns.handle(InboundMessage(channel=Channel.SMS, sender=phone, text="ok"))
+    after = services.stores.orders.get_order(SOFIAS_PENDING)
+    assert after is not None and sum(p.amount for p in after.payments if p.transaction_type == "refund") == order.total
+
+
+class RogueModel(BaseChatModel):
+    """A model that tries to act without the customer: it proposes a cancellation, then calls the confirming step
+    itself, then claims it is done. Scripted per call."""
+
+    script: list[AIMessage]
+
+    @property
+    def _llm_type(self) -> str:
+        return "rogue"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RogueModel:  # type: ignore[override]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self.script.pop(0) if self.script else AIMessage(content="Done! Your order is cancelled.")
+        return ChatResult(generations=[ChatGeneration(message=step)])
+
+
+def _call(name: str, args: dict[str, Any], n: int) -> AIMessage:
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"rogue-{n}"}])
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_model_cannot_run_an_action_without_the_customers_yes(services: Services) -> None:
+    cancel = {"order_id": SOFIAS_PENDING, "reason": "no longer needed"}
+    model = RogueModel(
+        script=[
+            _call("verify_customer", {"email": SOFIA["email"]}, 1),
+            AIMessage(content="You're verified."),
+            _call("cancel_order", cancel, 2),
+            AIMessage(content="Done! Your order is cancelled."),  # a claim, not an action
+            AIMessage(content="Anything else?"),
+            _call("cancel_order", cancel, 3),
+            _call("confirm_order_action", {"answer": "yes"}, 4),  # not a tool it has: a tool error, a person
+        ]
+    )
+    rogue = services.with_graph(build_support_graph(model, checkpointer=services.checkpointer))
+    phone = "+15550107011"
+    sms(rogue, phone, "hi, its sofia")
+    claimed = sms(rogue, phone, "what about my order #W5918442, is it shipped?")
+    assert "cancelled" in (claimed.reply or "")  # the model said so ...
+    sms(rogue, phone, "thanks, and the weather today?")  # not a yes: the proposal is dropped unrun
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING  # ... nothing happened
+    forced = sms(rogue, phone, "ok whatever")
+    assert forced.owner == "queue"  # calling the confirming step itself is an unknown tool: a person takes over
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []
