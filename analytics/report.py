@@ -20,7 +20,7 @@ from threadline.analytics.journeys import ESCALATION, PURCHASES, journeys, paths
 from threadline.analytics.metrics import Inputs, breakdown, metrics
 from threadline.core.settings import Settings
 from threadline.core.types import AnalyticsEvent
-from threadline.memory.schema import ArticleRow
+from threadline.memory.schema import ArticleRow, OrderActionRow
 from threadline.memory.stores import Stores
 
 Hours = Literal["all", "business", "after_hours"]
@@ -93,6 +93,8 @@ class Dataset:
     cases: list[conv.Case]
     handoffs: dict[str, conv.HandoffView]
     inputs: Inputs
+    actions: list[tuple[datetime, str, str, str, str | None]]
+    """Order actions since the range began: (when, kind, outcome, `ai` or `agent`, channel)."""
 
     def in_range(self, moment: datetime) -> bool:
         return self.filters.start <= self.config.hours.day(moment) <= self.filters.end
@@ -125,7 +127,49 @@ def load(stores: Stores, config: Config, filters: Filters, now: datetime | None 
     found = conv.conversations(events, config.gap)
     handoffs = conv.handoffs(events)
     inputs = Inputs(handoffs, current_versions(stores), aware(now or datetime.now(UTC)), config.queue_timeout)
-    return Dataset(config, filters, events, found, conv.cases(found, config.fcr_window), handoffs, inputs)
+    cases = conv.cases(found, config.fcr_window)
+    return Dataset(config, filters, events, found, cases, handoffs, inputs, _actions(stores, config, filters))
+
+
+def _actions(stores: Stores, config: Config, filters: Filters) -> list[tuple[datetime, str, str, str, str | None]]:
+    """The order-action audit from the range's first local midnight: a customer's action ran on their yes to the
+    AI (`ai`); an agent's from the console (`agent`)."""
+    query = select(
+        OrderActionRow.created_at,
+        OrderActionRow.kind,
+        OrderActionRow.outcome,
+        OrderActionRow.actor,
+        OrderActionRow.channel,
+    ).where(OrderActionRow.created_at >= _local_midnight(config, filters.start))
+    with stores.db.session() as s:
+        rows = s.execute(query).all()
+    return [
+        (aware(at), kind, outcome, "agent" if actor.startswith("agent:") else "ai", ch)
+        for at, kind, outcome, actor, ch in rows
+    ]
+
+
+def actions_report(data: Dataset) -> dict[str, Any]:
+    """Order actions in the range (the channel filter applies to the AI's; an agent's are on the console): done by
+    kind and by who performed them, and how many were refused."""
+    f = data.filters
+    chosen = [
+        a
+        for a in data.actions
+        if data.in_range(a[0])
+        and (f.channel is None or a[3] == "agent" or a[4] == f.channel)
+        and (f.hours == "all" or side(data.config, a[0]) == f.hours)
+    ]
+    done: dict[str, dict[str, int]] = {}
+    for _, kind, outcome, performer, _ in chosen:
+        if outcome == "done":
+            done.setdefault(kind, {"ai": 0, "agent": 0})[performer] += 1
+    return {
+        "done_by_kind": dict(sorted(done.items())),
+        "done_by_ai": sum(v["ai"] for v in done.values()),
+        "done_by_agents": sum(v["agent"] for v in done.values()),
+        "refused": sum(1 for a in chosen if a[2] == "refused"),
+    }
 
 
 def _cases_of(data: Dataset, chosen: list[conv.Conversation]) -> list[conv.Case]:
@@ -230,4 +274,5 @@ def summary_report(data: Dataset) -> dict[str, Any]:
         "attribution": {
             k: credit[k] for k in ("purchases", "attributed_purchases", "attributed_share", "attributed_revenue")
         },
+        "order_actions": actions_report(data),
     }

@@ -15,7 +15,8 @@ from langchain_core.messages import AIMessage, SystemMessage
 
 from threadline.conversations.threads import Threads
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
-from threadline.core.ports import EpisodeRepository, EventLog, HandoffRepository, MessageLog
+from threadline.core.order_actions import ActionRecord, OrderAction
+from threadline.core.ports import EpisodeRepository, EventLog, HandoffRepository, MessageLog, OrderSystem
 from threadline.core.types import (
     Channel,
     Direction,
@@ -55,7 +56,9 @@ class HandoffDesk:
         locks: TurnLocks,
         queue_timeout_minutes: float = 30.0,
         signature: str = DEFAULT_SIGNATURE,
+        orders: OrderSystem | None = None,
     ) -> None:
+        self._orders = orders
         self._handoffs = handoffs
         self._messages = messages
         self._episodes = episodes
@@ -122,6 +125,25 @@ class HandoffDesk:
             payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
             self._handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
         return logged
+
+    def agent_action(self, handoff_id: HandoffId, agent: str, action: OrderAction, key: str) -> ActionRecord:
+        """An order action by the agent who owns the case: the same policy and audit as the customer's, without
+        the customer's yes (the agent is the person in the loop). `key` makes a retried request run it once."""
+        if self._orders is None:
+            raise ConflictError("this desk has no order system to act on")
+        handoff = self._handoff(handoff_id)
+        if handoff.status is not HandoffStatus.CLAIMED or handoff.assigned_agent != agent:
+            raise ConflictError(f"handoff {handoff_id} is not claimed by {agent}; claim it before acting on orders")
+        record = self._orders.apply(
+            action,
+            customer_id=handoff.customer_id,
+            idempotency_key=f"agent:{handoff_id}:{key}",
+            actor=f"agent:{agent}",
+            channel="console",
+        )
+        detail = {"action_id": record.id, "kind": record.kind, "order_id": record.order_id, "outcome": record.outcome}
+        self._handoffs.record(handoff_id, HandoffEventKind.ORDER_ACTION, agent, detail)
+        return record
 
     def release(self, handoff_id: HandoffId, agent: str, note: str) -> Handoff:
         """The case goes back to the AI; the agent's note joins the thread (as a system note the customer never

@@ -11,10 +11,10 @@ import signal
 from typing import Literal
 
 FAULT_POINT_ENV = "THREADLINE_FAULT_POINT"
-FaultPoint = Literal["after_accept", "during_tool", "before_reply"]
-FAULT_POINTS: tuple[FaultPoint, ...] = ("after_accept", "during_tool", "before_reply")
-"""after the message is logged; inside a tool call, before its result exists; after the reply is logged, before
-it is sent back."""
+FaultPoint = Literal["after_accept", "during_tool", "after_order_write", "before_reply"]
+FAULT_POINTS: tuple[FaultPoint, ...] = ("after_accept", "during_tool", "after_order_write", "before_reply")
+"""after the message is logged; inside a tool call, before its result exists; after a confirmed order action is
+written, before the turn's reply exists; after the reply is logged, before it is sent back."""
 
 
 def reached(point: FaultPoint) -> None:

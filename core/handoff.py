@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from threadline.core.redaction import ALL_KINDS, redact, redact_value
 
-PACKET_VERSION = "1.1"
+PACKET_VERSION = "1.2"
 """1.1 added, all with defaults: the customer's lifetime value, order count and tier; intent confidence and
 signals; sentiment over the turns."""
 
@@ -66,6 +66,17 @@ class ToolTrail(BaseModel):
     result: QuotedData | None = Field(None, description="What came back, as quoted untrusted data.")
 
 
+class PacketAction(BaseModel):
+    """An order action in the case: proposed and waiting for the customer's yes, done, declined or refused."""
+
+    status: Literal["proposed", "done", "declined", "refused"]
+    kind: str
+    order_id: str | None = None
+    text: str = Field(description="The proposal's summary, or why it was refused, as the customer was told.")
+    actor: str | None = Field(None, description="Who ran it: `customer` (confirmed) or `agent:<name>`.")
+    at: datetime | None = None
+
+
 class Stall(BaseModel):
     """The typed stall point and the messages that triggered it."""
 
@@ -93,6 +104,9 @@ class HandoffPacket(BaseModel):
     priority: Priority = "normal"
     sla_due_at: datetime | None = None
     articles_cited: list[str] = Field(default_factory=list)
+    order_actions: list[PacketAction] = Field(
+        default_factory=list, description="Order actions proposed, done, declined or refused in this case (1.2)."
+    )
     sentiment: list[float] = Field(
         default_factory=list, description="Compound sentiment (-1…1) of the recent customer turns, oldest first (1.1)."
     )

@@ -337,6 +337,8 @@ class HandoffEventKind(StrEnum):
     RESOLVED = "resolved"
     RATED = "rated"
     TIMED_OUT = "timed_out"
+    ORDER_ACTION = "order_action"
+    """The agent who owns the case ran an order action (done or refused)."""
 
 
 class HandoffEvent(BaseModel):

@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import TypeAdapter
 
 from threadline.agents.intents import explicit_answer
+from threadline.core import faults
 from threadline.core.context import TurnContext
 from threadline.core.order_actions import OrderAction
 from threadline.core.tool_names import CONFIRM_ORDER_ACTION
@@ -71,6 +72,8 @@ def confirm_proposal(state: SupportState, runtime: Runtime[TurnContext]) -> dict
             channel=ctx.channel.value,
             confirming_message_id=message_id,
         )
+        faults.reached("after_order_write")  # the order changed; the reply does not exist yet
+
         if record.outcome == "done":
             result = ActionDone(
                 summary=proposal.get("done") or proposal["summary"], next_steps=proposal.get("next_steps", "")

@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 
 from threadline.core.handoff import (
     HandoffPacket,
+    PacketAction,
     PacketCustomer,
     Priority,
     QuotedData,
@@ -19,10 +20,13 @@ from threadline.core.handoff import (
     Tier,
     ToolTrail,
 )
-from threadline.core.tool_names import LOOKUP_ORDER
+from threadline.core.order_actions import ActionRecord
+from threadline.core.tool_names import CONFIRM_ORDER_ACTION, LOOKUP_ORDER
 from threadline.core.types import ChannelIdentity, Customer, Episode, Order
 from threadline.graphs import policy
 from threadline.tools.results import (
+    ActionDeclined,
+    ActionRefused,
     KnowledgePassage,
     KnowledgeResult,
     OrderNotFound,
@@ -211,6 +215,7 @@ def build_packet(
     sentiment: Sequence[float] = (),
     detail: str | None = None,
     focus_order_id: str | None = None,
+    order_actions: Sequence[PacketAction] = (),
 ) -> HandoffPacket:
     """The packet for a case handed over at `stall`; every field is computed here, in code."""
     asked = [m.text.strip() for m in messages if isinstance(m, HumanMessage) and m.text.strip()]
@@ -245,9 +250,61 @@ def build_packet(
         priority=priority,
         sla_due_at=now + SLA[priority],
         articles_cited=cited,
+        order_actions=list(order_actions),
         sentiment=[round(float(s), 3) for s in sentiment],
         transcript_ref=TRANSCRIPT_REF.format(customer_id=customer.id),
     )
+
+
+_KIND_OF_TOOL = {
+    "cancel_order": "cancel",
+    "return_items": "return",
+    "exchange_items": "exchange",
+    "change_order_items": "modify_items",
+    "change_order_payment": "modify_payment",
+    "change_order_address": "modify_address",
+    "change_default_address": "change_default_address",
+}
+
+
+def packet_actions(
+    messages: list[AnyMessage], proposal: dict[str, Any] | None, audited: Sequence[ActionRecord]
+) -> list[PacketAction]:
+    """The case's order actions for the agent: those run or refused when run (the audit, oldest first), those
+    refused or declined in the conversation, and the one still waiting for the customer's yes."""
+    found = [
+        PacketAction(
+            status="done" if record.outcome == "done" else "refused",
+            kind=record.kind,
+            order_id=record.order_id,
+            text=record.refusal or _status_change(record),
+            actor=record.actor,
+            at=record.created_at,
+        )
+        for record in reversed(audited)
+    ]
+    calls = {c["id"]: c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        result = read_result(message)
+        call: dict[str, Any] = dict(calls.get(message.tool_call_id) or {})
+        order_id = (call.get("args") or {}).get("order_id")
+        if message.name in _KIND_OF_TOOL and isinstance(result, ActionRefused):
+            kind = _KIND_OF_TOOL[message.name]
+            found.append(PacketAction(status="refused", kind=kind, order_id=order_id, text=result.message))
+        elif message.name == CONFIRM_ORDER_ACTION and isinstance(result, ActionDeclined):
+            found.append(PacketAction(status="declined", kind="proposal", text=result.summary))
+    if proposal:
+        action = proposal.get("action") or {}
+        kind, wanted = str(action.get("kind")), action.get("order_id")
+        found.append(PacketAction(status="proposed", kind=kind, order_id=wanted, text=proposal["summary"]))
+    return found
+
+
+def _status_change(record: ActionRecord) -> str:
+    before, after = (record.before or {}).get("status"), (record.after or {}).get("status")
+    return f"{record.kind.replace('_', ' ')}: {before} → {after}"
 
 
 def cited_articles(messages: list[AnyMessage]) -> list[str]:

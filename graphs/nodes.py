@@ -29,7 +29,7 @@ from threadline.core.types import (
     VerificationLevel,
 )
 from threadline.graphs import policy
-from threadline.graphs.handoff import Standing, build_packet, cited_articles, last_intent, standing
+from threadline.graphs.handoff import Standing, build_packet, cited_articles, last_intent, packet_actions, standing
 from threadline.graphs.memories import remember_turn
 from threadline.graphs.notices import citation, notice_text, pick_notice
 from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
@@ -190,6 +190,7 @@ def make_handoff(thresholds: Thresholds) -> Any:
             sentiment=state.get("sentiment", []),
             detail=request.get("detail"),
             focus_order_id=state.get("focus_order_id"),
+            order_actions=packet_actions(messages, state.get("proposal"), services.orders.actions(customer_id, 10)),
         )
         created = services.handoffs.create(
             customer_id,

@@ -35,14 +35,25 @@ HANDLE_PRECEDENCE = (
 )
 
 
+class OrderLineGlance(BaseModel):
+    """One item of an order, as an agent picks it for a return or an exchange."""
+
+    item_id: str
+    name: str
+    options: dict[str, str]
+    price: str
+
+
 class OrderGlance(BaseModel):
-    """One order in a line."""
+    """One order in a line, with its items and the payment method it was paid with."""
 
     id: str
     status: str
     total: str
     items: int
     placed_at: datetime | None = None
+    lines: list[OrderLineGlance] = Field(default_factory=list)
+    paid_with: str | None = None
 
 
 class HandoffGlance(BaseModel):
@@ -63,6 +74,8 @@ class CustomerProfile(BaseModel):
     lifetime_value: str
     episodes: list[Episode]
     handoffs: list[HandoffGlance]
+    payment_methods: dict[str, str] = Field(default_factory=dict)
+    """The customer's payment methods by id: kind, and a gift card's balance (for refunds and differences)."""
     merged_into: CustomerId | None = None
     merged_from: list[CustomerId] = Field(default_factory=list)
 
@@ -135,10 +148,20 @@ def profile(db: Database, orders: OrderSystem, customer_id: CustomerId, *, episo
             identities=[ChannelIdentity.model_validate(i) for i in identities],
             orders=[
                 OrderGlance(
-                    id=o.id, status=o.status.value, total=str(o.total), items=len(o.items), placed_at=o.placed_at
+                    id=o.id,
+                    status=o.status.value,
+                    total=str(o.total),
+                    items=len(o.items),
+                    placed_at=o.placed_at,
+                    lines=[
+                        OrderLineGlance(item_id=i.item_id, name=i.name, options=i.options, price=str(i.price))
+                        for i in o.items
+                    ],
+                    paid_with=o.payments[0].payment_method_id if o.payments else None,
                 )
                 for o in orders_on_file
             ],
+            payment_methods={key: _method_words(m) for key, m in orders.payment_methods(customer_id).items()},
             lifetime_value=str(total.quantize(Decimal("0.01"))),
             episodes=[Episode.model_validate(e) for e in episode_rows],
             handoffs=[
@@ -197,3 +220,13 @@ def timeline(
             )
     entries.sort(key=lambda e: (e.at, e.ref))
     return entries[-limit:]
+
+
+def _method_words(method: dict[str, Any]) -> str:
+    """A payment method in a few words for staff: "gift card ($36.00 left)", "visa …1234", "paypal"."""
+    source = str(method.get("source", "payment method")).replace("_", " ")
+    if method.get("source") == "gift_card":
+        return f"{source} (${float(method.get('balance', 0)):,.2f} left)"
+    if method.get("last_four"):
+        return f"{method.get('brand', source)} …{method['last_four']}"
+    return source

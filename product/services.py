@@ -224,6 +224,7 @@ def wire_conversations(
         locks=locks,
         queue_timeout_minutes=settings.queue_timeout_minutes,
         signature=settings.store_name,
+        orders=stores.orders,
     )
     merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
     turn_services = TurnServices(

@@ -158,3 +158,63 @@ def test_an_agent_takes_an_sms_escalation_and_hands_it_back_in_the_browser(live_
             assert not problems, problems
         finally:
             browser.close()
+
+
+def test_an_agent_runs_a_return_from_the_console_for_a_claimed_case(live_server: str) -> None:
+    """The agent who owns the case returns an item for the customer: the store policy applies, there is no
+    customer confirmation step (the agent is the person in the loop), and the action is audited as theirs."""
+    require_chromium()
+    phone = "+15550100143"
+
+    def say(text: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{live_server}/v1/messages",
+            json={"channel": "sms", "from": phone, "text": text},
+            headers=CHANNEL,
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        said: dict[str, Any] = response.json()
+        return said
+
+    say("emma.santos7683@example.com")  # Emma verifies by email, then asks for a person
+    escalated = say("i need to talk to a real person about returning my office chair, its broken")
+    assert escalated["owner"] == "queue"
+    customer_id, handoff_id = escalated["customer_id"], escalated["handoff_id"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(f"{live_server}/console")
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            page.get_by_test_id("agent-key").fill(AGENT_KEY)
+            page.get_by_test_id("signin-submit").click()
+            page.locator(f'[data-testid="queue-item"][data-handoff="{handoff_id}"]').click()
+            page.get_by_test_id("claim").click()
+            expect(page.get_by_test_id("case-status")).to_have_text("You have this case")
+
+            page.get_by_test_id("order-actions").click()
+            panel = page.get_by_test_id("order-panel")
+            expect(panel).to_be_visible()
+            panel.get_by_test_id("order-pick").select_option("#W3113816")
+            panel.get_by_test_id("order-kind").select_option("return")
+            chair = panel.get_by_test_id("order-lines").locator("label", has_text="Office Chair")
+            chair.locator("input").check()
+            expect(panel.get_by_test_id("order-refund")).to_contain_text("Original")
+            panel.get_by_test_id("order-submit").click()
+            expect(panel.get_by_test_id("order-result")).to_have_text(
+                "Return done for #W3113816: now return requested.", timeout=LIVE_TIMEOUT_MS
+            )
+            expect(panel.get_by_test_id("order-history")).to_contain_text("agent")
+            page.screenshot(path=str(REPORTS / "console-order-action.png"))
+            assert problems == []
+        finally:
+            browser.close()
+
+    actions = httpx.get(f"{live_server}/v1/customers/{customer_id}/actions", headers=AGENT, timeout=30).json()
+    assert [(a["kind"], a["outcome"], a["channel"]) for a in actions] == [("return", "done", "console")]
+    assert actions[0]["actor"].startswith("agent:") and actions[0]["confirming_message_id"] is None
+    assert actions[0]["before"]["status"] == "delivered" and actions[0]["after"]["status"] == "return requested"
+    assert actions[0]["action"]["payment_method_id"].startswith("credit_card")

@@ -164,3 +164,49 @@ def test_a_message_survives_a_kill_at_every_point_of_its_turn(
     assert answers[2]["reply"] and answers[3]["reply"] == answers[2]["reply"]
     assert [a["duplicate"] for a in answers[2:]] == [False, True]
     assert question == {**UNANSWERED, "handled": ["answered"], "replies": [answers[2]["reply"]]}
+
+
+SOFIA_PHONE = "+15550104446"
+SOFIA_EMAIL = "sofia.rossi2645@example.com"
+
+
+def test_a_confirmed_cancellation_killed_after_the_order_write_runs_once_and_says_so(
+    backend: str, demo_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The customer's yes cancels the order; the server is SIGKILLed right after the order write, before any
+    reply. The provider redelivers the yes: the cancellation is not run again, and the one reply says it is done."""
+    from threadline.demo.loader import demo_customer_id
+    from threadline.memory.stores import Stores
+
+    def said(text: str, message_id: str) -> dict[str, str]:
+        return {"channel": "sms", "from": SOFIA_PHONE, "text": text, "message_id": message_id}
+
+    yes = said("yes pls", "SM-yes")
+    db = Database.from_url(demo_db_url)
+    stores = Stores.over(db)
+    try:
+        with server(demo_db_url, tmp_path, None) as (base, _):
+            assert deliver(base, said(SOFIA_EMAIL, "SM-v")).status_code == 200
+            proposed = deliver(base, said("cancel #W5918442 please, ordered by mistake", "SM-p")).json()
+        with server(demo_db_url, tmp_path, "after_order_write") as (base, proc):
+            killed_by(base, proc, yes)
+        order = stores.orders.get_order("#W5918442")
+        written = (
+            order.status.value if order else None,
+            len(stores.orders.actions(demo_customer_id("sofia_rossi_8776"))),
+        )
+        with server(demo_db_url, tmp_path, None) as (base, _):
+            answers = [deliver(base, yes).json() for _ in range(3)]
+        order = stores.orders.get_order("#W5918442")
+        actions = stores.orders.actions(demo_customer_id("sofia_rossi_8776"))
+        replies = ledger(db, yes)["replies"]
+    finally:
+        db.dispose()
+    with capsys.disabled():
+        print(f"\n[crash {backend}] after the order write: {written}; after redelivery: {order and order.status.value}")
+    assert "Just to confirm" in proposed["reply"]
+    assert written == ("cancelled", 1)  # the write happened before the kill, the reply did not
+    assert order is not None and [p.transaction_type for p in order.payments] == ["payment", "refund"]
+    assert len(actions) == 1 and actions[0].outcome == "done"
+    assert "cancelled" in answers[0]["reply"] and answers[1]["duplicate"] and answers[2]["duplicate"]
+    assert sum("is cancelled" in r for r in replies) == 1

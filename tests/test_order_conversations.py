@@ -230,3 +230,51 @@ def test_a_model_cannot_run_an_action_without_the_customers_yes(services: Servic
     assert forced.owner == "queue"  # calling the confirming step itself is an unknown tool: a person takes over
     assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
     assert audit(services, "sofia_rossi_8776") == []
+
+
+def test_the_handoff_packet_lists_the_cases_order_actions(services: Services) -> None:
+    phone = "+15550107012"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel #W5918442 please, ordered by mistake")
+    sms(services, phone, "yes")
+    refused = sms(services, phone, "ok and return my order #W5500815 too pls")  # pending: not returnable yet
+    assert refused.owner in ("ai", "queue")
+    handed = sms(services, phone, "can i talk to a real person please")
+    assert handed.owner == "queue" and handed.handoff_id
+    handoff = services.stores.handoffs.get(handed.handoff_id)
+    assert handoff is not None
+    actions = handoff.packet["order_actions"]
+    assert {"status": "done", "kind": "cancel", "order_id": SOFIAS_PENDING, "actor": "customer"}.items() <= actions[
+        0
+    ].items()
+    assert actions[0]["text"] == "cancel: pending → cancelled"
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_the_dashboard_counts_actions_by_kind_and_by_who_performed_them(services: Services) -> None:
+    from threadline.analytics.report import Config, Filters, actions_report, load
+    from threadline.core.order_actions import ReturnItems
+
+    phone = "+15550107013"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel #W5918442 please, ordered by mistake")
+    sms(services, phone, "yes")
+    emma = demo_customer_id("emma_santos_9753")
+    opened = services.stores.handoffs.create(emma, packet={"channel": "sms"}, packet_version="1.2", priority="normal")
+    services.desk.claim(opened.id, "sam")
+    chair = next(i for i in services.stores.orders.get_order(EMMAS_DELIVERED).items if i.name == "Office Chair")
+    action = ReturnItems(order_id=EMMAS_DELIVERED, item_ids=[chair.item_id], payment_method_id="gift_card_6023546")
+    assert services.desk.agent_action(opened.id, "sam", action, "k1").outcome == "done"
+    assert services.desk.agent_action(opened.id, "sam", action, "k1").outcome == "done"  # a retried request: once
+    refused = services.desk.agent_action(opened.id, "sam", action, "k2")  # already return requested
+    assert refused.outcome == "refused" and "already has a return requested" in (refused.refusal or "")
+    config = Config.from_settings(services.settings)
+    data = load(services.stores, config, Filters.of(config, None, None, None, "all"))
+    assert actions_report(data) == {
+        "done_by_kind": {"cancel": {"ai": 1, "agent": 0}, "return": {"ai": 0, "agent": 1}},
+        "done_by_ai": 1,
+        "done_by_agents": 1,
+        "refused": 1,
+    }
+    events = [e.kind.value for e in services.stores.handoffs.events(opened.id)]
+    assert events.count("order_action") == 3

@@ -13,6 +13,7 @@ from threadline.api.deps import ServicesDep
 from threadline.api.routes import MAX_ID
 from threadline.core.auth import Role
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
+from threadline.core.order_actions import ActionRecord
 from threadline.core.redaction import redact_value
 from threadline.core.types import ChannelIdentity, CustomerId, HandleType, IdentityEvent, VerificationLevel
 from threadline.memory.customer_view import CustomerProfile, TimelineEntry, find_customer, profile, timeline
@@ -107,6 +108,15 @@ def get_timeline(
     entries = timeline(services.db, CustomerId(customer_id), limit=limit, before=before)
     # An export: card numbers, emails and phone numbers in what was said and recorded are redacted.
     return [e.model_copy(update={"text": redact_value(e.text), "detail": redact_value(e.detail)}) for e in entries]
+
+
+@router.get("/{customer_id}/actions", response_model=list[ActionRecord])
+def order_actions(customer_id: str, services: ServicesDep) -> list[ActionRecord]:
+    """The customer's order actions, newest first: who ran each (the customer, confirmed in conversation, or an
+    agent), when, on which channel, the confirming message, the records before and after, or why it was refused."""
+    if services.stores.customers.get(CustomerId(customer_id)) is None:
+        raise NotFoundError(f"no customer {customer_id}")
+    return services.stores.orders.actions(CustomerId(customer_id))
 
 
 @router.get("/{customer_id}/identity-events", response_model=list[IdentityEvent])

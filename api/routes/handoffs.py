@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.errors import NotFoundError
 from threadline.core.handoff import HandoffPacket
+from threadline.core.order_actions import ActionRecord, OrderAction
 from threadline.core.types import Channel, Handoff, HandoffEvent, HandoffId, HandoffStatus
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
@@ -247,6 +249,22 @@ def reply(handoff_id: str, body: ReplyIn, services: ServicesDep, agent: AgentDep
         text=logged.text,
         created_at=logged.created_at,
     )
+
+
+@agent_router.post("/{handoff_id}/actions", response_model=ActionRecord, responses={**NOT_FOUND, **CONFLICT})
+def order_action(
+    handoff_id: str,
+    body: Annotated[OrderAction, Body()],
+    services: ServicesDep,
+    agent: AgentDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ActionRecord:
+    """Run an order action for the case's customer (cancel, modify, return, exchange, change the default
+    address): the same store policy and audit as the AI's, without the customer's yes (you are the person in the
+    loop). Only the agent who claimed the case may act. The answer is the audit record: `outcome` is `done`, or
+    `refused` with the reason in `detail.message`. Send an `Idempotency-Key` so a retried request runs it once."""
+    key = idempotency_key or uuid.uuid4().hex
+    return services.desk.agent_action(HandoffId(handoff_id), agent, body, key)
 
 
 @agent_router.post("/{handoff_id}/release", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})

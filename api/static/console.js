@@ -33,6 +33,18 @@
     resolve: $("resolve"),
     rate: $("rate"),
     releasePanel: $("release-panel"),
+    orders: $("orders"),
+    orderPanel: $("order-panel"),
+    orderPick: $("order-pick"),
+    orderKind: $("order-kind"),
+    orderLines: $("order-lines"),
+    orderRefund: $("order-refund"),
+    orderRefundRow: $("order-refund-row"),
+    orderReason: $("order-reason"),
+    orderReasonRow: $("order-reason-row"),
+    orderResult: $("order-result"),
+    orderHistory: $("order-history"),
+    orderCancel: $("order-cancel"),
     releaseNote: $("release-note"),
     releaseCancel: $("release-cancel"),
     ratePanel: $("rate-panel"),
@@ -119,8 +131,8 @@
     }
   }
 
-  async function api(method, path, body) {
-    const headers = { Authorization: "Bearer " + state.key, Accept: "application/json" };
+  async function api(method, path, body, extra) {
+    const headers = { Authorization: "Bearer " + state.key, Accept: "application/json", ...(extra || {}) };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
@@ -328,6 +340,7 @@
     if (!state.selected || state.selected.id !== handoffId) {
       els.releasePanel.hidden = true;
       els.ratePanel.hidden = true;
+      els.orderPanel.hidden = true;
       els.replyText.value = "";
       state.entries = [];
       state.profile = null;
@@ -686,6 +699,106 @@
       els.ratePanel.hidden = true;
       els.ratePanel.reset();
     });
+  });
+
+  // --- order actions -------------------------------------------------------------------------------------
+
+  let actionKey = "";
+  const ACTION_DONE = { return: "Return", cancel: "Cancellation", exchange: "Exchange" };
+
+  function selectedOrder() {
+    const orders = (state.profile && state.profile.orders) || [];
+    return orders.find((o) => o.id === els.orderPick.value) || null;
+  }
+
+  function renderOrderForm() {
+    const order = selectedOrder();
+    const returning = els.orderKind.value === "return";
+    els.orderLines.replaceChildren();
+    els.orderLines.hidden = !returning;
+    els.orderRefundRow.hidden = !returning;
+    els.orderReasonRow.hidden = returning;
+    if (!order) return;
+    for (const line of order.lines || []) {
+      const options = Object.values(line.options || {}).join(", ");
+      els.orderLines.append(el("label", {},
+        el("input", { type: "checkbox", name: "item", value: line.item_id, "data-testid": "order-line-" + line.item_id }),
+        line.name + (options ? " (" + options + ")" : "") + " — $" + line.price));
+    }
+    els.orderRefund.replaceChildren();
+    const methods = (state.profile && state.profile.payment_methods) || {};
+    if (order.paid_with) {
+      els.orderRefund.append(el("option", { value: order.paid_with, text: "Original: " + (methods[order.paid_with] || order.paid_with) }));
+    }
+    for (const [id, words] of Object.entries(methods)) {
+      if (id !== order.paid_with && id.startsWith("gift_card")) els.orderRefund.append(el("option", { value: id, text: words }));
+    }
+  }
+
+  async function loadOrderHistory() {
+    if (!state.selected) return;
+    const actions = await api("GET", "/customers/" + encodeURIComponent(state.selected.customer_id) + "/actions");
+    els.orderHistory.replaceChildren(...actions.map((a) => el("li", {
+      text: clock(a.created_at) + " · " + humanize(a.kind) + " " + (a.order_id || "") + " · " + a.outcome +
+        " · " + (a.actor === "customer" ? "customer (confirmed)" : a.actor.replace("agent:", "agent ")),
+    })));
+  }
+
+  function openOrders() {
+    const orders = (state.profile && state.profile.orders) || [];
+    els.orderPick.replaceChildren(...orders.map((o) => el("option", {
+      value: o.id, text: o.id + " · " + humanize(o.status) + " · $" + o.total,
+    })));
+    els.orderResult.hidden = true;
+    actionKey = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now());
+    renderOrderForm();
+    loadOrderHistory().catch(() => undefined);
+  }
+
+  els.orders.addEventListener("click", () => {
+    els.releasePanel.hidden = true;
+    els.ratePanel.hidden = true;
+    els.orderPanel.hidden = !els.orderPanel.hidden;
+    if (!els.orderPanel.hidden) openOrders();
+  });
+  els.orderCancel.addEventListener("click", () => { els.orderPanel.hidden = true; });
+  els.orderPick.addEventListener("change", renderOrderForm);
+  els.orderKind.addEventListener("change", renderOrderForm);
+  els.orderPanel.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const order = selectedOrder();
+    if (!order || !state.selected || !mine()) {
+      showError("Claim the case before acting on its orders.");
+      return;
+    }
+    const body = els.orderKind.value === "cancel"
+      ? { kind: "cancel", order_id: order.id, reason: els.orderReason.value }
+      : {
+          kind: "return",
+          order_id: order.id,
+          item_ids: [...els.orderLines.querySelectorAll("input[name=item]:checked")].map((i) => i.value),
+          payment_method_id: els.orderRefund.value,
+        };
+    if (body.kind === "return" && !body.item_ids.length) {
+      showError("Pick at least one item to return.");
+      return;
+    }
+    showError("");
+    try {
+      const record = await api("POST", path(state.selected.id, "actions"), body, { "Idempotency-Key": actionKey });
+      actionKey = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now());
+      els.orderResult.dataset.outcome = record.outcome;
+      els.orderResult.textContent = record.outcome === "done"
+        ? (ACTION_DONE[record.kind] || humanize(record.kind)) + " done for " + record.order_id + ": now " +
+          record.after.status + "."
+        : "Refused: " + record.detail.message;
+      els.orderResult.hidden = false;
+      await loadProfile();
+      renderOrderForm();
+      await loadOrderHistory();
+    } catch (error) {
+      showError(error.message);
+    }
   });
 
   els.composer.addEventListener("submit", (event) => {

@@ -141,6 +141,16 @@
     }, {}, Object.fromEntries(keys.map((k, i) => [k, { last_touch: last[i], linear: linear[i] }])));
   }
 
+  function renderActions(actions) {
+    const rows = Object.entries(actions.done_by_kind).map(([kind, by]) => el("tr", { "data-kind": kind },
+      el("th", { scope: "row", text: kind.replace(/_/g, " ") }),
+      el("td", { text: String(by.ai) }),
+      el("td", { text: String(by.agent) })));
+    $("actions-body").replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { colspan: "3", class: "muted", text: "None in this range." }))]));
+    $("actions-refused").textContent = `${actions.refused} refused by the store policy.`;
+  }
+
   function renderPaths(list, paths) {
     list.replaceChildren(...(paths.length ? paths.map((p) => el("li", { class: "path", "data-testid": "path",
       "data-count": String(p.count) },
@@ -165,6 +175,7 @@
       renderReasons(metrics);
       renderHours(metrics);
       renderAttribution(attribution);
+      renderActions(summary.order_actions);
       renderPaths($("paths-purchase"), journeys.top_paths_to_purchase);
       renderPaths($("paths-escalation"), journeys.top_paths_to_escalation);
       status.textContent = `${summary.filters.from} to ${summary.filters.to}`;
