@@ -113,21 +113,20 @@ def pick_items(text: str, items: Sequence[dict[str, Any]]) -> list[str] | None:
 def pick_alternative(text: str, item: dict[str, Any]) -> str | None:
     """The in-stock option of the item's product the customer asked for: the alternative sharing the most of the
     option values they named ("size 9", "black"), when one stands out."""
-    said = _words(text)
+    said = text.lower()
     scored = []
     for choice in item.get("alternatives", []):
-        values = {w for value in choice["options"].values() for w in _words(str(value))}
-        current = {w for value in item["options"].values() for w in _words(str(value))}
-        wanted = (values - current) & said
-        kept = len(values & current)
+        changed = [str(v) for k, v in choice["options"].items() if item["options"].get(k) != v]
+        wanted = sum(1 for value in changed if re.search(rf"(?<!\w){re.escape(value.lower())}(?!\w)", said))
+        kept = len(choice["options"]) - len(changed)
         if wanted:
-            scored.append((len(wanted), kept, str(choice["item_id"])))
+            scored.append((wanted, -(len(changed) - wanted), kept, str(choice["item_id"])))
     if not scored:
         return None
     scored.sort(reverse=True)
-    if len(scored) > 1 and scored[0][:2] == scored[1][:2]:
+    if len(scored) > 1 and scored[0][:3] == scored[1][:3]:
         return None
-    return scored[0][2]
+    return scored[0][3]
 
 
 def parse_address(text: str) -> dict[str, str] | None:

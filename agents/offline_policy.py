@@ -26,6 +26,7 @@ from threadline.core.tool_names import (
     ACTION_TOOLS,
     CANCEL_ORDER,
     CHANGE_ORDER_ADDRESS,
+    CHANGE_ORDER_ITEMS,
     CHANGE_SPEAKER,
     CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
@@ -274,13 +275,19 @@ def _after_options(messages: list[AnyMessage], question: str, options: OrderOpti
     for item in (i for i in items if i["item_id"] in chosen):
         picked = pick_alternative(request, item)
         if picked is None:
-            shown = [", ".join(f"{k} {v}" for k, v in a["options"].items()) for a in item.get("alternatives", [])]
+            current = item["options"]
+            shown = [
+                ", ".join(f"{k} {v}" for k, v in a["options"].items() if current.get(k) != v)
+                for a in item.get("alternatives", [])
+            ]
             return Decision(text=replies.ask_which_option(item["name"], shown))
         new_ids.append(picked)
     if not chosen:
         return Decision(text=replies.ask_which_items(options.order_id, [i["name"] for i in items], "exchange"))
     args = {"order_id": options.order_id, "item_ids": chosen, "new_item_ids": new_ids, "pay_with": refund_to(request)}
-    return Decision(tool=EXCHANGE_ITEMS, args=args)
+    # Not shipped yet: the items of a pending order are changed in place rather than exchanged after delivery.
+    tool = CHANGE_ORDER_ITEMS if options.order_status == "pending" else EXCHANGE_ITEMS
+    return Decision(tool=tool, args=args)
 
 
 def open_topic(recalled: RecallResult) -> dict[str, Any] | None:

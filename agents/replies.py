@@ -47,8 +47,9 @@ def ask_which_items(order_id: str, names: list[str], verb: str) -> str:
 
 def ask_which_option(name: str, choices: list[str]) -> str:
     """The question when the customer did not say which option they want instead."""
-    shown = "; ".join(choices[:6]) if choices else "none in stock right now"
-    return f"Which option would you like instead for the {name}? In stock now: {shown}."
+    if not choices:
+        return f"Sorry, there are no other options of the {name} in stock right now."
+    return f"In stock for the {name}: {'; '.join(choices[:4])}. Which would you like instead?"
 
 
 def proposal_question(summary: str, channel: str | None = None) -> str:

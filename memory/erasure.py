@@ -44,6 +44,7 @@ from threadline.memory.schema import (
     IdentityEventRow,
     MemoryItemRow,
     MessageRow,
+    OrderActionRow,
     OrderRow,
     TurnLeaseRow,
     utcnow,
@@ -62,6 +63,7 @@ VACUUMED_TABLES = (
     "channel_identities",
     "identity_events",
     "orders",
+    "order_actions",
     "episodes",
     "messages",
     "handoffs",
@@ -160,6 +162,13 @@ def _delete_rows(conn: Connection, ids: list[str], handles: list[str]) -> dict[s
             update(OrderRow)
             .where(OrderRow.customer_id.in_(ids))
             .values(customer_id=ERASED_CUSTOMER, address={"erased": True}, notes=None, updated_at=utcnow())
+        )
+    )
+    removed["order_actions_anonymised"] = _count(  # kept for the books, like the orders: who and what is gone
+        conn.execute(
+            update(OrderActionRow)
+            .where(OrderActionRow.customer_id.in_(ids))
+            .values(customer_id=ERASED_CUSTOMER, action={"erased": True}, before=None, after=None, detail={})
         )
     )
     removed["episodes"] = _count(conn.execute(delete(EpisodeRow).where(EpisodeRow.customer_id.in_(ids))))

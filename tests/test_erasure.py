@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from threadline.api.app import create_app
+from threadline.core.order_actions import Address, ChangeDefaultAddress
 from threadline.core.settings import Settings
 from threadline.core.signing import sign_identity
 from threadline.demo.loader import DATA_DIR, demo_customer_id
@@ -78,6 +79,14 @@ def _populate(client: TestClient) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
     store = SqlStore(services.db, None)
     store.put(("customers", JAMES_ID, "preferences"), "contact", {"text": f"prefers texts to {PHONE}, not {EMAIL}"})
+    # An order action whose audit holds the customer's words (an address line with the phone in it).
+    moved = Address(
+        address1="1 Main St", address2=f"buzz {PHONE}", city="Austin", state="TX", country="USA", zip="78701"
+    )
+    done = services.stores.orders.apply(
+        ChangeDefaultAddress(address=moved), customer_id=JAMES_ID, idempotency_key="erasure-1", actor="customer"
+    )
+    assert done.outcome == "done"
 
 
 def _sqlite_hits(db_url: str, needles: list[bytes]) -> dict[str, int]:
@@ -224,6 +233,7 @@ def test_erasure_leaves_no_byte_of_email_or_phone(app_settings: Settings, backen
         ):
             assert counts[table] > 0, (table, counts)
         assert counts["customers"] == 2 and counts["threads"] >= 2  # James and the merged visitor; two threads
+        assert counts["order_actions_anonymised"] == 1  # kept for the books, with nothing of James's in it
         print(f"[erasure {backend}/{way}] audit counts {counts}")
     finally:
         db.dispose()

@@ -148,6 +148,12 @@ def test_refusals_change_nothing(services: Services) -> None:
     assert "couldn't find that order on your account" in (theirs.reply or "")
     sms(services, "+15550107008", "yes")
     assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    asked = sms(services, "+15550107008", "where is my order #W4435622")  # delivered
+    assert "delivered" in (asked.reply or "")
+    late = sms(services, "+15550107008", "ok can u cancel it then, dont need it")
+    assert "has been delivered, so I can't cancel it" in (late.reply or "")
+    order = services.stores.orders.get_order("#W4435622")
+    assert order is not None and order.status is OrderStatus.DELIVERED
     assert audit(services, "sofia_rossi_8776") == []
     assert audit(services, "james_li_5688") == []  # refused before any proposal: nothing to audit
 
@@ -278,3 +284,24 @@ def test_the_dashboard_counts_actions_by_kind_and_by_who_performed_them(services
     }
     events = [e.kind.value for e in services.stores.handoffs.events(opened.id)]
     assert events.count("order_action") == 3
+
+
+def test_changing_the_size_on_an_order_not_shipped_yet_changes_it_in_place(services: Services) -> None:
+    """A pending order's item changes to another option (once): the order stays pending, with its items modified."""
+    phone = "+15550107014"
+    sms(services, phone, SOFIA["email"])
+    order = services.stores.orders.get_order("#W5500815")
+    assert order is not None and order.status is OrderStatus.PENDING
+    item = order.items[0]
+    options = services.stores.orders.get_product(item.product_id)
+    assert options is not None
+    other = next(v for v in options.variants if v.available and v.item_id != item.item_id)
+    wanted = " and ".join(f"{k} {v}" for k, v in other.options.items() if item.options.get(k) != v)
+    proposed = sms(services, phone, f"on #W5500815 can i get the {item.name.lower()} with {wanted} instead?")
+    assert "Just to confirm" in (proposed.reply or "") and "can't be cancelled or changed again" in (
+        proposed.reply or ""
+    )
+    sms(services, phone, "yes")
+    after = services.stores.orders.get_order("#W5500815")
+    assert after is not None and after.status is OrderStatus.PENDING_ITEMS_MODIFIED
+    assert after.items[0].item_id != item.item_id and after.items[0].product_id == item.product_id

@@ -272,7 +272,7 @@ def _swap_summary(order: Order, item_ids: list[str], new_item_ids: list[str], va
         new = variants.get(new_item_id)
         if item is not None and new is not None:
             changed = ", ".join(f"{k} {v}" for k, v in new.options.items() if item.options.get(k) != v)
-            parts.append(f"the {item.name} for the {changed or 'same'} one")
+            parts.append(f"your {item.name} for the one with {changed or 'the same options'}")
     return " and ".join(parts)
 
 
