@@ -286,7 +286,7 @@ def _after_options(messages: list[AnyMessage], question: str, options: OrderOpti
         return Decision(text=replies.ask_which_items(options.order_id, [i["name"] for i in items], "exchange"))
     args = {"order_id": options.order_id, "item_ids": chosen, "new_item_ids": new_ids, "pay_with": refund_to(request)}
     # Not shipped yet: the items of a pending order are changed in place rather than exchanged after delivery.
-    tool = CHANGE_ORDER_ITEMS if options.order_status == "pending" else EXCHANGE_ITEMS
+    tool: ToolName = CHANGE_ORDER_ITEMS if options.order_status == "pending" else EXCHANGE_ITEMS
     return Decision(tool=tool, args=args)
 
 
