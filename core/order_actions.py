@@ -189,18 +189,21 @@ _IS = {
 _DONE_TO = {"cancelled": "cancel", "modified": "modify", "returned": "return", "exchanged": "exchange"}
 
 
+def status_refusal(order_id: str, status: OrderStatus, done: str) -> str:
+    """Why an order in `status` cannot be `done` (cancelled, modified, returned, exchanged), in a customer's words."""
+    if status is OrderStatus.PENDING_ITEMS_MODIFIED:
+        return f"Order {order_id} has already had its items changed, so it can't be {done} any more."
+    now = _IS.get(status, f"is {status.value}")
+    needed = _STATUS_WORDS[OrderStatus.PENDING if done in ("cancelled", "modified") else OrderStatus.DELIVERED]
+    return f"Order {order_id} {now}, so I can't {_DONE_TO[done]} it: only {needed} orders can be {done}."
+
+
 def _must_be(order: Order, status: OrderStatus, done: str) -> None:
     """Refuse unless the order is in `status` (exactly: an order whose items were modified is no longer pending)."""
     if order.status is status:
         return
-    now = _IS.get(order.status, f"is {order.status.value}")
-    verb = _DONE_TO[done]
-    needed = _STATUS_WORDS[status]
-    reason = f"Order {order.id} {now}, so I can't {verb} it: only {needed} orders can be {done}."
-    if order.status is OrderStatus.PENDING_ITEMS_MODIFIED:
-        reason = f"Order {order.id} has already had its items changed, so it can't be {done} any more."
     reference_state = "pending" if status is OrderStatus.PENDING else "delivered"
-    raise _refuse(reason, f"Error: non-{reference_state} order cannot be {done}")
+    raise _refuse(status_refusal(order.id, order.status, done), f"Error: non-{reference_state} order cannot be {done}")
 
 
 def _method(methods: Mapping[str, Mapping[str, Any]], payment_method_id: str) -> Mapping[str, Any]:

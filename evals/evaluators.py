@@ -230,7 +230,9 @@ def turn_checks(
         found.append(Check("ownership", record.owner == expect.owner, f"owner {record.owner!r}", index))
     found += handoff_checks(expect.handoff, record, index)
     if expect.grounded and record.reply:
-        bad = grounding.unsupported(record.reply, [r.content for r in record.results], record.text)
+        # A hand-off the policy decided from the order system quotes what the code read there (the stall detail).
+        decided = [str(_dig(record.packet, "stall.detail") or "")] if record.packet else []
+        bad = grounding.unsupported(record.reply, [*(r.content for r in record.results), *decided], record.text)
         detail = "; ".join(f"{c.kind}: {c.text}" for c in bad) if bad else "every claim supported"
         found.append(Check("grounding", not bad, detail, index))
     if expect.no_foreign_data and record.reply:

@@ -39,6 +39,9 @@ from threadline.tools.results import ToolSkipped, result_status
 from threadline.tools.runtime import identity_from
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
+EXCEPTION_NOTICE = (
+    "I've passed your request to a member of our team, who can look at an exception. They'll reply to you here."
+)
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
 LIFETIME_ORDERS = 1000
@@ -157,7 +160,8 @@ def make_guard(thresholds: Thresholds) -> Any:
         if found is None:
             return update
         escalation = {"stall": found.stall.value, "evidence": found.evidence, "urgency": found.urgency}
-        return {**update, "escalation": escalation | ({"detail": found.detail} if found.detail else {})}
+        extra = {key: value for key, value in (("detail", found.detail), ("tell", found.tell)) if value}
+        return {**update, "escalation": escalation | extra}
 
     return guard
 
@@ -207,7 +211,8 @@ def make_handoff(thresholds: Thresholds) -> Any:
             payload={"handoff_id": created.id, "stall": packet.stall.type.value, "intent": last_intent(messages)},
             occurred_at=ctx.now,
         )
-        notice = AIMessage(content=HANDOFF_NOTICE, additional_kwargs={"threadline": {"handoff": created.id}})
+        told = f"{request['tell']} {EXCEPTION_NOTICE}" if request.get("tell") else HANDOFF_NOTICE
+        notice = AIMessage(content=told, additional_kwargs={"threadline": {"handoff": created.id}})
         return {
             "messages": [*pending, notice],
             "owner": "queue",

@@ -9,8 +9,10 @@ from itertools import pairwise
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from threadline.core.handoff import StallPoint
+from threadline.core.order_actions import status_refusal
 from threadline.core.settings import Settings
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
+from threadline.core.types import OrderStatus
 from threadline.tools.results import KnowledgeResult, read_result
 
 _HUMAN = re.compile(
@@ -44,6 +46,8 @@ class Escalation:
     evidence: list[str]
     urgency: str | None = None
     detail: str | None = None
+    tell: str | None = None
+    """What the customer is told before the hand-off notice (why the request goes to a person), if anything."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,15 @@ ALLOWED_STATUSES = {
 or exchange delivered ones); a request outside it needs a person to decide on an exception."""
 
 
+_DONE = {
+    "cancel": "cancelled",
+    "change address": "modified",
+    "return": "returned",
+    "refund": "returned",
+    "exchange": "exchanged",
+}
+
+
 def requested_actions(texts: list[str]) -> list[tuple[str, str]]:
     """(text, action) for each customer message asking to change an order."""
     found = []
@@ -223,8 +236,12 @@ def blocked_by_policy(texts: list[str], statuses: dict[str, str]) -> Escalation 
         for order_id, status in statuses.items():
             if order_id in text and status not in ALLOWED_STATUSES[action]:
                 allowed = " or ".join(sorted(ALLOWED_STATUSES[action]))
-                detail = f"{action} requested for {order_id}, which is {status}; the policy allows it when {allowed}"
-                return Escalation(StallPoint.POLICY_BLOCKED, [text], detail=detail)
+                tell = status_refusal(order_id, OrderStatus(status), _DONE[action])
+                detail = (
+                    f"{action} requested for {order_id}, which is {status}; the policy allows it when {allowed}. "
+                    f"The customer was told: {tell}"
+                )
+                return Escalation(StallPoint.POLICY_BLOCKED, [text], detail=detail, tell=tell)
     return None
 
 

@@ -343,7 +343,11 @@ def test_an_order_change_the_policy_does_not_allow_is_policy_blocked(services: S
     packet = handed_off(services, outcome, StallPoint.POLICY_BLOCKED)
     assert packet["stall"]["evidence"] == [text]
     assert "processed" in packet["stall"]["detail"] and "delivered" in packet["stall"]["detail"]
-    assert "processed" not in (outcome.reply or "")  # the customer hears the hand-off, not the status
+    # The customer hears why, in their words, and that a person can look at an exception.
+    assert (outcome.reply or "").startswith(
+        "Order #W2611340 is already being processed, so I can't return it: only delivered orders can be returned."
+    )
+    assert "look at an exception" in (outcome.reply or "")
 
 
 @SQLITE
