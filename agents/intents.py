@@ -117,12 +117,14 @@ _FAMILY = (
 )
 _SPEAKER_CHANGE = re.compile(
     r"\b(?:it'?s|its|this is|this isn'?t|i'?m|im|i am) not (?:me|him|her|them|the (?:same )?(?:person|customer|"
-    r"account holder|owner))\b"
+    r"account holder|owner))\b(?!\s+(?:who|that|which)\b)"
     r"|\b(?:not|isn'?t|aren'?t) (?:actually )?(?:the )?(?:same person|account holder|person (?:you|u) (?:verified|"
     r"spoke|talked|were talking))\b"
     r"|\b(?:this is|it'?s|its|i'?m|im|i am) (?:actually )?(?:his|her|their|(?:\w+'s)) " + _FAMILY + r"\b"
-    r"|\b(?:on|from|using|borrowing|with) (?:my|his|her|our) " + _FAMILY + r"'?s? (?:phone|cell|mobile|number|email|"
-    r"inbox|account)\b"
+    r"|\b(?:on|using|borrowing) (?:my|his|her|our) "
+    + _FAMILY
+    + r"'?s? (?:phone|cell|mobile|number|email|inbox|account)\b"
+    r"|\bfrom (?:my|his|her|our) " + _FAMILY + r"'?s? (?:phone|cell|mobile)\b"
     r"|\b(?:someone|somebody) else (?:here|now|writing|texting|typing|on (?:this|the) (?:phone|line))\b"
     r"|\b(?:different|another) person (?:here|now|writing|texting|typing|on (?:this|the) (?:phone|line))\b",
     re.IGNORECASE,
@@ -215,32 +217,95 @@ def match_rule(text: str, slots: Slots | None = None) -> tuple[Intent, str] | No
     return None
 
 
-_YES_START = re.compile(
-    r"^\s*(?:ye+s+|yeah|yep|yup|ya|yas|y|sure|ok|okay|k|confirm(?:ed)?|correct|go ahead|please do|do it|absolutely"
-    r"|definitely|sounds good|that'?s (?:right|fine|correct)|that works|perfect|great)\b",
-    re.IGNORECASE,
+_YES = frozenset(
+    [
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "ya",
+        "yas",
+        "y",
+        "sure",
+        "ok",
+        "okay",
+        "confirm",
+        "confirmed",
+        "correct",
+        "proceed",
+        "absolutely",
+        "definitely",
+    ]
+)
+_CASUAL_YES = frozenset({"ok", "okay", "sure", "y"})
+"""Yes-words that also acknowledge ("ok thanks"): they confirm only followed by nothing but more of the yes."""
+_ACTING = frozenset(
+    [
+        "please",
+        "pls",
+        "plz",
+        "go",
+        "ahead",
+        "do",
+        "it",
+        "that",
+        "that's",
+        "thats",
+        "right",
+        "correct",
+        "confirm",
+        "confirmed",
+        "proceed",
+        "yes",
+        "yeah",
+        "yep",
+        "sure",
+        "ok",
+        "okay",
+        "cancel",
+        "return",
+        "exchange",
+        "change",
+        "swap",
+        "the",
+        "order",
+        "this",
+        "one",
+        "them",
+        "all",
+        "now",
+        "and",
+        "thing",
+    ]
+)
+_THANKING = frozenset(
+    ["thanks", "thank", "you", "ty", "thx", "sounds", "good", "fine", "perfect", "great", "so", "much"]
 )
 _NO_START = re.compile(
     r"^\s*(?:no(?! longer)|nope|nah|don'?t|do not|please don'?t|wait|hold on|stop|never ?mind|nvm|cancel that|forget it"
     r"|actually,? (?:no|don'?t|keep|leave|never ?mind)|keep it|leave it|changed my mind|i'?ve changed my mind)\b",
     re.IGNORECASE,
 )
-_HEDGE = re.compile(r"\b(?:but|not|don'?t|no|wait|hold|instead|actually|unless|except|only)\b|\?", re.IGNORECASE)
 
 
 def explicit_answer(text: str) -> Literal["yes", "no"] | None:
-    """The customer's plain answer to a yes/no question, read by code (a proposal runs only on "yes"): `yes` for
-    "yes", "yes please go ahead", "ok do it"; `no` for "no", "actually keep it", "never mind"; None for anything
-    hedged or longer ("yes but only the chair", "yes?", "what would the refund be")."""
+    """The customer's plain answer to "shall I go ahead?", read by code (a proposal runs only on "yes"): `yes` for
+    "yes", "yes please go ahead", "ok do it", "yes, cancel it. thanks!"; `no` for "no", "actually keep it", "never
+    mind"; None for anything else: hedged or more ("yes but only the chair", "yes?", "yes for the second one"), or
+    an acknowledgement rather than a yes ("ok thanks", "great", "k")."""
     said = text.strip()
-    if not said or len(said) > 80:
+    if not said or len(said) > 80 or "?" in said:
         return None
     if _NO_START.match(said):
         return "no"
-    if _YES_START.match(said):
-        rest = _YES_START.sub("", said, count=1)
-        return None if _HEDGE.search(rest) else "yes"
-    return None
+    words = re.findall(r"[a-z']+|\d+", said.lower().replace("go ahead", "go ahead").replace("’", "'"))
+    if not words:
+        return None
+    first = re.sub(r"^ye+s+$", "yes", words[0])
+    if first not in _YES and not (first in ("go", "please", "do", "that's", "thats") and set(words) <= _ACTING):
+        return None
+    allowed = _ACTING if first in _CASUAL_YES else _ACTING | _THANKING
+    return "yes" if set(words[1:]) <= allowed else None
 
 
 def _guard(text: str, result: Classification) -> Classification:

@@ -82,9 +82,8 @@ class Threads:
 
     def clear(self, thread_id: str) -> None:
         """Empty a thread whose conversation moved on (a handle's thread, once its sender verified)."""
-        self._write(
-            thread_id, {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)], "summary": "", "focus_order_id": None}
-        )
+        values = {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)], "summary": "", "focus_order_id": None}
+        self._write(thread_id, {**values, "proposal": None})
 
     def add(self, thread_id: str, messages: list[AnyMessage]) -> None:
         """Add messages to a thread (what `split_off` took from another)."""

@@ -235,14 +235,26 @@ def cancel_reason_question(order_id: str) -> str:
     )
 
 
+def _net_refunds(order: Order) -> list[Payment]:
+    """What cancelling gives back: each payment method's net payment (what it paid minus what it already got back),
+    in the order the methods first paid. For an order paid once this is the reference's refund of every payment;
+    after a payment change it does not refund the earlier method, already refunded, a second time."""
+    net: dict[str, Decimal] = {}
+    for p in order.payments:
+        sign = Decimal(1) if p.transaction_type == "payment" else Decimal(-1)
+        net[p.payment_method_id] = net.get(p.payment_method_id, Decimal(0)) + sign * p.amount
+    return [
+        Payment(transaction_type="refund", amount=amount, payment_method_id=method)
+        for method, amount in net.items()
+        if amount > 0
+    ]
+
+
 def _cancel(action: CancelOrder, order: Order, methods: dict[str, dict[str, Any]]) -> Change:
     _must_be(order, OrderStatus.PENDING, "cancelled")
     if action.reason not in CANCEL_REASONS:
         raise _refuse(cancel_reason_question(order.id), "Error: invalid reason")
-    refunds = [
-        Payment(transaction_type="refund", amount=p.amount, payment_method_id=p.payment_method_id)
-        for p in order.payments
-    ]
+    refunds = _net_refunds(order)
     touched = False
     for refund in refunds:
         if refund.payment_method_id in methods and "gift_card" in refund.payment_method_id:

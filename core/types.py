@@ -293,6 +293,8 @@ class LoggedMessage(_Record):
     reply_to_id: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, alias="meta")
     created_at: datetime
+    accepted_at: datetime | None = None
+    """Inbound: when this server accepted it (`created_at` is the message's own time)."""
     thread_key: str | None = None
     handled: str | None = None
     answer_id: int | None = None

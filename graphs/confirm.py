@@ -55,6 +55,8 @@ def confirm_proposal(state: SupportState, runtime: Runtime[TurnContext]) -> dict
         return {}
     ctx = runtime.context
     answer, message_id = _answer(state)
+    if answer is not None and _before_the_question(proposal, message_id, ctx):
+        return {}  # sent while the proposal was being made: the customer has not seen it yet; it still waits
     if answer is None:
         return {"proposal": None}  # the customer moved on: nothing runs
     result: Shape
@@ -86,6 +88,17 @@ def confirm_proposal(state: SupportState, runtime: Runtime[TurnContext]) -> dict
         content=result.content(), artifact=result.payload(), name=CONFIRM_ORDER_ACTION, tool_call_id=call_id
     )
     return {"messages": [call, done], "proposal": None}
+
+
+def _before_the_question(proposal: dict[str, Any], message_id: int | None, ctx: TurnContext) -> bool:
+    """Whether the answering message reached the server before the proposal existed ("cancel it" then "ok" a
+    second later: the ok cannot be a yes to a summary the customer never saw)."""
+    wall = proposal.get("proposed_wall")
+    if wall is None or message_id is None:
+        return False
+    logged = ctx.services.messages.get(message_id)
+    accepted = logged.accepted_at if logged is not None else None
+    return accepted is not None and accepted <= datetime.fromisoformat(wall)
 
 
 def _still_valid(proposal: dict[str, Any], state: SupportState, ctx: TurnContext) -> bool:

@@ -9,6 +9,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 
+from threadline.agents import replies
 from threadline.agents.prompts import system_prompt
 from threadline.agents.sentiment import sentiment
 from threadline.agents.slots import extract_slots
@@ -35,7 +36,7 @@ from threadline.graphs.notices import citation, notice_text, pick_notice
 from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
 from threadline.graphs.render import DEFAULT_SIGNATURE, render
 from threadline.graphs.state import SupportState
-from threadline.tools.results import ToolSkipped, result_status
+from threadline.tools.results import ActionProposed, ToolSkipped, read_result, result_status
 from threadline.tools.runtime import identity_from
 
 HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
@@ -75,6 +76,7 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
         "notice": {"citation": citation(notice), "text": notice_text(notice)} if notice else None,
         "owner": handoff.owner if handoff else "ai",
         "handoff_id": handoff.id if handoff else None,
+        **({"proposal": None} if handoff is not None else {}),
         "escalation": None,
         "steps": 0,
         "reply": None,
@@ -216,6 +218,7 @@ def make_handoff(thresholds: Thresholds) -> Any:
         return {
             "messages": [*pending, notice],
             "owner": "queue",
+            "proposal": None,  # a person owns the case now: nothing proposed before runs on a later "ok"
             "handoff_id": created.id,
             "failed_answers": 0,
             "out_of_scope": 0,
@@ -251,6 +254,11 @@ def _respond(state: SupportState, runtime: Runtime[TurnContext], signature: str)
     turn = turn_messages(state["messages"])
     last = state["messages"][-1]
     text = last.text if isinstance(last, AIMessage) and not last.tool_calls and last.text.strip() else FALLBACK
+    proposal = state.get("proposal")
+    if proposal and _proposed_in(turn) and proposal["summary"] not in text:
+        # Whatever the model wrote, a turn that proposed an order action shows the summary and asks for a yes:
+        # the customer's next "ok" confirms only what they were shown.
+        text = replies.proposal_question(proposal["summary"], ctx.channel.value)
     customer_id, level = identity_from(state, ctx)
     name = None
     if ctx.channel is Channel.EMAIL and level.at_least(VerificationLevel.VERIFIED):
@@ -261,6 +269,10 @@ def _respond(state: SupportState, runtime: Runtime[TurnContext], signature: str)
     ]
     notice = (state.get("notice") or {}).get("text") if state.get("owner", "ai") == "ai" else None
     return {"reply": render(text, ctx.channel, name=name, notice=notice, signature=signature), "turn_tools": tools}
+
+
+def _proposed_in(turn: list[AnyMessage]) -> bool:
+    return any(isinstance(m, ToolMessage) and isinstance(read_result(m), ActionProposed) for m in turn)
 
 
 def make_remember(window: int) -> Any:

@@ -136,7 +136,8 @@ class IdentityResolver:
         now = datetime.now(UTC)
         self._customers.seen(identity.id, now)  # the other person's conversation goes on
         speaker = self._customers.get(identity.speaker_customer_id) if identity.speaker_customer_id else None
-        if speaker is not None and not speaker.provisional:
+        changed = identity.speaker_changed_at
+        if speaker is not None and not speaker.provisional and changed is not None and now - changed <= self._ttl:
             return Resolution(speaker, identity.handle_type, handle, VerificationLevel.VERIFIED, created)
         return Resolution(holder, identity.handle_type, handle, VerificationLevel.ANONYMOUS, created)
 

@@ -193,3 +193,25 @@ def test_a_signed_in_web_session_keeps_its_account_when_someone_says_its_not_the
     )
     assert outcome.customer_id == demo_customer_id("james_li_5688")
     assert "sign in as yourself" in (outcome.reply or "")
+
+
+def test_a_speaker_on_a_shared_phone_lapses_with_the_verification_window(services: Services) -> None:
+    """Messages every few minutes keep the other person's conversation going, but not past the verification window:
+    a day later the number serves nobody's orders until someone verifies again."""
+    say(services, Channel.SMS, PHONE, JAMES["email"])
+    say(services, Channel.SMS, PHONE, "its not me, its his roommate")
+    say(services, Channel.SMS, PHONE, OTHER["email"])
+    identity = services.stores.customers.find_by_handle(HandleType.PHONE, PHONE)
+    assert identity is not None and identity.speaker_customer_id is not None
+    identities = table(ChannelIdentityRow)
+    with services.db.transaction() as conn:  # the roommate kept writing: seen a minute ago, but verified 25 h ago
+        conn.execute(
+            update(identities)
+            .where(identities.c.id == identity.id)
+            .values(
+                speaker_changed_at=datetime.now(UTC) - timedelta(hours=25),
+                last_seen_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        )
+    later = say(services, Channel.SMS, PHONE, "whats happening with my order")
+    assert "verify" in (later.reply or "").lower() and "#W7678072" not in json.dumps(later.model_dump())

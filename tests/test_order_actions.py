@@ -361,3 +361,79 @@ def test_refusals_say_why_in_words_a_customer_understands(demo_stores: Stores) -
         again.refusal
         == f"Order {PENDING['order_id']} has already had its items changed, so it can't be cancelled any more."
     )
+
+
+def test_concurrent_actions_with_different_keys_on_one_order_run_once(demo_stores: Stores) -> None:
+    """Two tabs, two agents or two workers cancelling the same order at once: the policy is checked under the
+    order's write lock, so one runs and the rest are refused; nothing is refunded twice."""
+    orders = demo_stores.orders
+    cancel = CancelOrder(order_id=PENDING["order_id"], reason="no longer needed")
+    card = next(p["payment_method_id"] for p in PENDING["payment_history"] if "gift_card" in p["payment_method_id"])
+    balance = Decimal(str(orders.payment_methods(OWNER)[card]["balance"]))
+
+    def send(n: int) -> Any:
+        return orders.apply(cancel, customer_id=OWNER, idempotency_key=f"tab-{n}", actor="customer")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = sorted(r.outcome for r in pool.map(send, range(8)))
+    assert outcomes == ["done"] + ["refused"] * 7
+    order = orders.get_order(PENDING["order_id"])
+    assert order is not None
+    assert len([p for p in order.payments if p.transaction_type == "refund"]) == len(PENDING["payment_history"])
+    paid = sum(Decimal(str(p["amount"])) for p in PENDING["payment_history"] if p["payment_method_id"] == card)
+    assert Decimal(str(orders.payment_methods(OWNER)[card]["balance"])) == balance + paid
+
+
+def test_cancelling_after_a_payment_change_refunds_what_was_paid_once(demo_stores: Stores) -> None:
+    """Pay a pending order with another method, then cancel it: the first method was refunded by the change, so
+    the cancellation refunds only the new one (the reference store refunds every line again: three times over)."""
+    orders = demo_stores.orders
+    order = next(
+        o
+        for o in ORDERS.values()
+        if o["status"] == "pending"
+        and len(o["payment_history"]) == 1
+        and "gift_card" not in o["payment_history"][0]["payment_method_id"]
+        and any(
+            k.startswith("credit_card") and k != o["payment_history"][0]["payment_method_id"]
+            for k in USERS[o["user_id"]]["payment_methods"]
+        )
+    )
+    owner = CustomerId(demo_customer_id(order["user_id"]))
+    other = next(
+        k
+        for k in USERS[order["user_id"]]["payment_methods"]
+        if k.startswith("credit_card") and k != order["payment_history"][0]["payment_method_id"]
+    )
+    changed = orders.apply(
+        ModifyPayment(order_id=order["order_id"], payment_method_id=other),
+        customer_id=owner,
+        idempotency_key="p1",
+        actor="t",
+    )
+    assert changed.outcome == "done"
+    cancelled = orders.apply(
+        CancelOrder(order_id=order["order_id"], reason="ordered by mistake"),
+        customer_id=owner,
+        idempotency_key="c1",
+        actor="t",
+    )
+    assert cancelled.outcome == "done" and cancelled.detail["refunded"] == order["payment_history"][0]["amount"]
+    after = orders.get_order(order["order_id"])
+    assert after is not None
+    net: dict[str, Decimal] = {}
+    for p in after.payments:
+        net[p.payment_method_id] = net.get(p.payment_method_id, Decimal(0)) + (
+            p.amount if p.transaction_type == "payment" else -p.amount
+        )
+    assert set(net.values()) == {Decimal(0)}  # every method got back exactly what it paid
+
+
+def test_a_key_reused_for_another_action_is_a_conflict(demo_stores: Stores) -> None:
+    from threadline.core.errors import ConflictError
+
+    cancel = CancelOrder(order_id=PENDING["order_id"], reason="no longer needed")
+    demo_stores.orders.apply(cancel, customer_id=OWNER, idempotency_key="k-reused", actor="t")
+    other = CancelOrder(order_id=PENDING["order_id"], reason="ordered by mistake")
+    with pytest.raises(ConflictError, match="was used for another action"):
+        demo_stores.orders.apply(other, customer_id=OWNER, idempotency_key="k-reused", actor="t")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from sqlalchemy import text as sql
 
 from tests.support import say
-from threadline.core.types import Channel, InboundMessage, OrderStatus, TurnOutcome
+from threadline.core.types import Channel, Direction, InboundMessage, OrderStatus, TurnOutcome
 from threadline.demo.loader import DATA_DIR, demo_customer_id
 from threadline.graphs.support import build_support_graph
 from threadline.product.services import Services
@@ -305,3 +306,75 @@ def test_changing_the_size_on_an_order_not_shipped_yet_changes_it_in_place(servi
     after = services.stores.orders.get_order("#W5500815")
     assert after is not None and after.status is OrderStatus.PENDING_ITEMS_MODIFIED
     assert after.items[0].item_id != item.item_id and after.items[0].product_id == item.product_id
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_proposing_turn_always_shows_the_summary_and_an_acknowledgement_is_not_a_yes(services: Services) -> None:
+    """A model that proposes a cancellation and then tells the customer something else entirely: the reply the
+    customer gets is the code-written summary and question; "great thanks" does not confirm it."""
+    cancel = {"order_id": SOFIAS_PENDING, "reason": "no longer needed"}
+    model = RogueModel(
+        script=[
+            _call("verify_customer", {"email": SOFIA["email"]}, 1),
+            AIMessage(content="You're verified."),
+            _call("cancel_order", cancel, 2),
+            AIMessage(content="Your order is on its way, it arrives Friday!"),
+            AIMessage(content="Glad to help!"),
+        ]
+    )
+    rogue = services.with_graph(build_support_graph(model, checkpointer=services.checkpointer))
+    phone = "+15550107015"
+    sms(rogue, phone, "hi its sofia")
+    shown = sms(rogue, phone, "whats up with #W5918442")
+    assert (shown.reply or "").startswith("Just to confirm, I'll cancel order #W5918442")
+    assert "Friday" not in (shown.reply or "")
+    sms(rogue, phone, "great thanks")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_yes_that_reached_us_before_the_question_does_not_confirm_it(services: Services) -> None:
+    """ "cancel it" then "ok" a second later: the ok was accepted while the proposal was being made, so it cannot be
+    a yes to a summary the customer had not seen; the proposal keeps waiting for a real answer."""
+    phone = "+15550107016"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel #W5918442 pls, ordered it by mistake")
+    sofia = demo_customer_id("sofia_rossi_8776")
+    early = services.stores.messages.append(sofia, Channel.SMS, Direction.INBOUND, "ok", sender=phone, thread_key=sofia)
+    with services.db.transaction() as conn:  # it reached the server before the proposal was made
+        conn.execute(
+            sql("UPDATE messages SET accepted_at = :at WHERE id = :id"),
+            {"at": datetime.now(UTC) - timedelta(minutes=1), "id": early.id},
+        )
+    services.turns.answer_stale(services.stores.messages.get(early.id))  # its turn runs (the pending sweep)
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert services.threads.values(sofia).get("proposal") is not None  # still waiting for the customer's answer
+    sms(services, phone, "yes")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.CANCELLED
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_hand_off_drops_the_proposal(services: Services) -> None:
+    """A model proposes a cancellation and hands the case to a person in the same turn; the agent releases it with
+    no change. The customer's next "ok" is not a yes to a proposal made before a person took over."""
+    cancel = {"order_id": SOFIAS_PENDING, "reason": "ordered by mistake"}
+    model = RogueModel(
+        script=[
+            _call("verify_customer", {"email": SOFIA["email"]}, 1),
+            AIMessage(content="You're verified."),
+            _call("cancel_order", cancel, 2),
+            _call("escalate_to_human", {"reason": "wants a person", "urgency": "normal"}, 3),
+            AIMessage(content="Anything else?"),
+        ]
+    )
+    rogue = services.with_graph(build_support_graph(model, checkpointer=services.checkpointer))
+    phone = "+15550107017"
+    sms(rogue, phone, "hi its sofia")
+    handed = sms(rogue, phone, "cancel #W5918442 pls")
+    assert handed.owner == "queue" and handed.handoff_id
+    services.desk.claim(handed.handoff_id, "sam")
+    services.desk.release(handed.handoff_id, "sam", "Answered their question; no changes to the order.")
+    sms(rogue, phone, "ok")
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []

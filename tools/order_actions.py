@@ -10,7 +10,7 @@ has no way to run it, nor to say yes for the customer.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -159,6 +159,7 @@ def _propose(runtime: SupportRuntime, name: ToolName, build: Any, *, strong: boo
         "strong": strong,
         "customer_id": who.customer_id,
         "proposed_at": context.now.astimezone(UTC).isoformat(),
+        "proposed_wall": datetime.now(UTC).isoformat(),  # the server clock: a yes accepted before it came too early
     }
     focus = {"focus_order_id": action.order_id} if getattr(action, "order_id", None) else {}
     return tool_result(runtime, name, ActionProposed(summary=summary), proposal=proposal, **focus)
@@ -201,6 +202,7 @@ def order_options(runtime: SupportRuntime, order_id: str) -> Command[Any]:
     methods = turn_context(runtime).services.orders.payment_methods(who.customer_id)
     choices = [
         PaymentChoice(
+            payment_method_id=key,
             kind=str(m.get("source")),
             description=describe_method(m),
             balance=str(m["balance"]) if m.get("source") == "gift_card" else None,
@@ -250,7 +252,7 @@ def return_items(
             order_id=order.id, item_ids=chosen, payment_method_id=_method_id(refund_to, order, methods)
         )
         plan(action, order, methods, {})
-        amount = sum((i.price for i in order.items if i.item_id in chosen), Decimal("0"))
+        amount = _returned_amount(order, chosen)
         where = describe_method(methods[action.payment_method_id])
         summary = (
             f"return {_item_names(order, chosen)} from order {order.id}; the refund of {money(amount)} goes to {where} "
@@ -263,6 +265,17 @@ def return_items(
         return action, summary, steps, f"Your return of {_item_names(order, chosen)} from order {order.id} is set up."
 
     return _propose(runtime, RETURN_ITEMS, build)
+
+
+def _returned_amount(order: Order, item_ids: list[str]) -> Decimal:
+    """The price of the items returned, each counted as often as it is named (an order may hold one item twice)."""
+    left = [(i.item_id, i.price) for i in order.items]
+    amount = Decimal("0")
+    for item_id in item_ids:
+        at = next((n for n, (held, _) in enumerate(left) if held == item_id), None)
+        if at is not None:
+            amount += left.pop(at)[1]
+    return amount
 
 
 def _swap_summary(order: Order, item_ids: list[str], new_item_ids: list[str], variants: dict[str, Variant]) -> str:

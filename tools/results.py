@@ -197,8 +197,9 @@ class ItemOptions(Shape):
 
 
 class PaymentChoice(Shape):
-    """One of the customer's payment methods, as the customer may hear it."""
+    """One of the customer's payment methods, as the customer may hear it (the id is what `pay_with` takes)."""
 
+    payment_method_id: str
     kind: str
     description: str
     balance: str | None = None

@@ -257,7 +257,7 @@ def order_action(
     body: Annotated[OrderAction, Body()],
     services: ServicesDep,
     agent: AgentDep,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> ActionRecord:
     """Run an order action for the case's customer (cancel, modify, return, exchange, change the default
     address): the same store policy and audit as the AI's, without the customer's yes (you are the person in the

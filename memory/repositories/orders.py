@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from threadline.core.errors import ConflictError, NotFoundError
 from threadline.core.order_actions import (
     ActionRecord,
     ActionRefusedError,
@@ -138,7 +139,11 @@ class SqlOrderSystem:
         }
         try:
             with self._db.transaction() as conn:
+                if self._db.backend == "sqlite":  # take the write lock before reading: the reads plan the write
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 if (done := _recorded(conn, idempotency_key)) is not None:
+                    if done.action != audit["action"] or done.customer_id != customer_id:
+                        raise ConflictError(f"the idempotency key {idempotency_key!r} was used for another action")
                     return done
                 return _record(conn, audit, *_run(conn, action, customer_id))
         except IntegrityError:  # the same key ran at the same moment elsewhere: its record stands
@@ -181,8 +186,7 @@ def _run(
         .with_for_update()
     ).first()
     if customer is None:
-        refused = ActionRefusedError("I couldn't find your account.", "Error: user not found")
-        return "refused", None, None, {"message": refused.message, "reference": refused.reference}
+        raise NotFoundError(f"no customer {customer_id}")
     if isinstance(action, ChangeDefaultAddress):
         after = action.address.model_dump()
         conn.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == customer_id).values(address=after))
