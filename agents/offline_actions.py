@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from threadline.agents.slots import Slots
 
-ActionWord = Literal["cancel", "return", "exchange", "address"]
+ActionWord = Literal["cancel", "return", "exchange", "address", "payment", "default_address"]
 
 _CANCEL = re.compile(r"\bcancel+\w*\b", re.I)
 _EXCHANGE = re.compile(
@@ -51,6 +51,18 @@ _ADDRESS = re.compile(
     r"(?:\s*,?\s*(?P<country>usa|us|united states))?",
     re.I,
 )
+_PAYMENT = re.compile(
+    r"\b(?:pay|paying|charge|bill)\b.{0,40}\b(?:gift ?card|paypal|credit card|card|visa|mastercard|amex)\b"
+    r"|\b(?:change|switch|update)\b.{0,25}\bpayment\b",
+    re.I,
+)
+_PAY_KIND = (("gift_card", re.compile(r"\bgift ?cards?\b", re.I)), ("paypal", re.compile(r"\bpaypal\b", re.I)),
+             ("credit_card", re.compile(r"\b(?:credit card|card|visa|mastercard|amex)\b", re.I)))  # fmt: skip
+_DEFAULT_ADDRESS = re.compile(
+    r"\b(?:address on file|default address|(?:profile|account) address|address on my (?:profile|account)"
+    r"|i(?:'?ve| have)? moved)\b",
+    re.I,
+)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     ["the", "a", "an", "my", "of", "and", "or", "for", "to", "it", "in", "on", "with", "this", "that", "one"]
@@ -59,7 +71,10 @@ _STOP = frozenset(
 
 def wanted_action(text: str, slots: Slots, focus: str | None) -> ActionWord | None:
     """The order change a customer is asking for (not asking about): an action word, an order to act on (named,
-    or the one in focus), and the form of a request rather than a question about the policy."""
+    or the one in focus), and the form of a request rather than a question about the policy. A new address for the
+    profile needs no order."""
+    if _DEFAULT_ADDRESS.search(text) and parse_address(text) and not slots.order_ids:
+        return "default_address"
     if not (slots.order_ids or focus):
         return None
     if _POLICY.search(text) and not slots.order_ids:
@@ -67,6 +82,8 @@ def wanted_action(text: str, slots: Slots, focus: str | None) -> ActionWord | No
     kind: ActionWord | None = None
     if _CHANGE_ADDRESS.search(text) and parse_address(text):
         kind = "address"
+    elif _PAYMENT.search(text) and pay_with(text):
+        kind = "payment"
     elif _CANCEL.search(text):
         kind = "cancel"
     elif _EXCHANGE.search(text):
@@ -75,7 +92,12 @@ def wanted_action(text: str, slots: Slots, focus: str | None) -> ActionWord | No
         kind = "return"
     if kind is None:
         return None
-    return kind if kind == "address" or slots.order_ids or _REQUEST.search(text) else None
+    return kind if kind in ("address", "payment") or slots.order_ids or _REQUEST.search(text) else None
+
+
+def pay_with(text: str) -> str | None:
+    """The kind of payment method a customer names ("my gift card", "paypal", "my visa")."""
+    return next((kind for kind, pattern in _PAY_KIND if pattern.search(text)), None)
 
 
 def cancel_reason(text: str) -> str | None:

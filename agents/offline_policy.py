@@ -16,6 +16,7 @@ from threadline.agents.intents import Classification, Intent, IntentClassifier
 from threadline.agents.offline_actions import (
     cancel_reason,
     parse_address,
+    pay_with,
     pick_alternative,
     pick_items,
     refund_to,
@@ -25,8 +26,10 @@ from threadline.agents.slots import Slots, extract_slots
 from threadline.core.tool_names import (
     ACTION_TOOLS,
     CANCEL_ORDER,
+    CHANGE_DEFAULT_ADDRESS,
     CHANGE_ORDER_ADDRESS,
     CHANGE_ORDER_ITEMS,
+    CHANGE_ORDER_PAYMENT,
     CHANGE_SPEAKER,
     CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
@@ -219,11 +222,17 @@ def _action_step(messages: list[AnyMessage], text: str, slots: Slots, focus: str
             return Decision(tool=RETURN_ITEMS, args=args, intent="return_or_exchange")
     kind = wanted_action(text, slots, focus)
     order_id = slots.order_ids[0] if slots.order_ids else focus
+    if kind == "default_address":
+        address = parse_address(text) or {}
+        return Decision(tool=CHANGE_DEFAULT_ADDRESS, args=address, intent="change_address")
     if kind is None or order_id is None:
         return None
     if kind == "address":
         address = parse_address(text) or {}
         return Decision(tool=CHANGE_ORDER_ADDRESS, args={"order_id": order_id, **address}, intent="change_address")
+    if kind == "payment":
+        args = {"order_id": order_id, "pay_with": pay_with(text) or ""}
+        return Decision(tool=CHANGE_ORDER_PAYMENT, args=args, intent="change_payment")
     if kind == "cancel":  # without a reason the tool checks the order first, then asks for one
         args = {"order_id": order_id, "reason": cancel_reason(text) or ""}
         return Decision(tool=CANCEL_ORDER, args=args, intent="cancel_order")

@@ -378,3 +378,27 @@ def test_a_hand_off_drops_the_proposal(services: Services) -> None:
     sms(rogue, phone, "ok")
     assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
     assert audit(services, "sofia_rossi_8776") == []
+
+
+def test_paying_a_pending_order_another_way_and_moving_house(services: Services) -> None:
+    phone = "+15550107018"
+    sms(services, phone, "raj.lopez2997@example.com")
+    proposed = sms(services, phone, "hey can i pay for #W3502364 with my paypal instead of the card?")
+    assert "PayPal" in (proposed.reply or "") and "$489.62" in (proposed.reply or "")
+    sms(services, phone, "yes please")
+    order = services.stores.orders.get_order("#W3502364")
+    assert order is not None and order.status is OrderStatus.PENDING
+    assert [(p.transaction_type, p.payment_method_id.split("_")[0]) for p in order.payments] == [
+        ("payment", "credit"),
+        ("payment", "paypal"),
+        ("refund", "credit"),
+    ]
+    moved = "i moved! please update the address on my profile to 4 Elm Street, Boston, MA 02108"
+    on_sms = sms(services, phone, moved)
+    assert "signed in" in (on_sms.reply or "")
+    raj = {"vouched": True}
+    asked = say(services, Channel.WEB, "raj.lopez2997@example.com", moved, **raj)
+    assert "4 Elm Street, Boston, MA 02108, USA" in (asked.reply or "") and "default address" in (asked.reply or "")
+    say(services, Channel.WEB, "raj.lopez2997@example.com", "yes", **raj)
+    customer = services.stores.customers.get(demo_customer_id("raj_lopez_5873"))
+    assert customer is not None and customer.address is not None and customer.address["address1"] == "4 Elm Street"
