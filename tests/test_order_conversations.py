@@ -230,7 +230,8 @@ def test_a_model_cannot_run_an_action_without_the_customers_yes(services: Servic
     phone = "+15550107011"
     sms(rogue, phone, "hi, its sofia")
     claimed = sms(rogue, phone, "what about my order #W5918442, is it shipped?")
-    assert "cancelled" in (claimed.reply or "")  # the model said so ...
+    # The model said "Done! Your order is cancelled."; the customer reads the real summary and question instead.
+    assert (claimed.reply or "").startswith("Just to confirm, I'll cancel order #W5918442")
     sms(rogue, phone, "thanks, and the weather today?")  # not a yes: the proposal is dropped unrun
     assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING  # ... nothing happened
     forced = sms(rogue, phone, "ok whatever")

@@ -68,6 +68,24 @@ def _explain(results: list[dict[str, Any]], rows: list[MessageRow]) -> str:
     return "\n".join(lines)
 
 
+def _out_of_order(turns: list[MessageRow], taken: list[int], logged: list[int], rows: list[MessageRow]) -> str:
+    """The turns around the first message answered out of log order, with what each took and when."""
+    at = next(i for i, (a, b) in enumerate(zip(taken, logged, strict=False)) if a != b)
+    wanted = {taken[at], logged[at]}
+    by_id = {r.id: r for r in rows}
+    lines = [f"first difference at {at}: took {taken[at]}, log has {logged[at]}"]
+    for turn in turns:
+        if wanted & set(turn.meta["answers"]):
+            meta = turn.meta["turn"]
+            lines.append(f"turn {meta} answers {turn.meta['answers']}")
+    for message_id in sorted(wanted):
+        row = by_id[message_id]
+        lines.append(
+            f"message {message_id}: {row.provider_message_id} thread {row.thread_key} accepted {row.accepted_at}"
+        )
+    return "\n".join(lines)
+
+
 def _turn_pids(db: Database, customer: str) -> set[int]:
     with db.session() as s:
         replies = s.scalars(
@@ -115,7 +133,7 @@ def test_two_workers_answer_a_burst_from_two_channels_once_each_in_order(demo_db
     # Every message answered by exactly one turn, and turns took messages in arrival (log) order.
     turns = sorted(replies, key=lambda r: r.meta["turn"]["started"])
     taken = [i for r in turns for i in r.meta["answers"]]
-    assert taken == [r.id for r in inbound]
+    assert taken == [r.id for r in inbound], _out_of_order(turns, taken, [r.id for r in inbound], rows)
     assert all(r.handled == "answered" for r in inbound)
     # One turn at a time for this customer, across both worker processes.
     spans = [(r.meta["turn"]["started"], r.meta["turn"]["finished"]) for r in turns]
