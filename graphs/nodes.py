@@ -30,6 +30,7 @@ from threadline.core.types import (
     VerificationLevel,
 )
 from threadline.graphs import policy
+from threadline.graphs.confirm import confirm_proposal
 from threadline.graphs.handoff import Standing, build_packet, cited_articles, last_intent, packet_actions, standing
 from threadline.graphs.memories import remember_turn
 from threadline.graphs.notices import citation, notice_text, pick_notice
@@ -50,7 +51,8 @@ LIFETIME_ORDERS = 1000
 
 
 def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Start a turn: identity from the context, ownership from the database, a brief for the model."""
+    """Start a turn: identity from the context, ownership from the database, a brief for the model, and the
+    customer's answer to an order action proposed last turn."""
     ctx = runtime.context
     services = ctx.services
     handoff = services.handoffs.open_for_customer(ctx.customer_id)
@@ -69,9 +71,13 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
         brief.append(f"Notice to mention: {notice_text(notice)}")
     said = "\n".join(m.text for m in turn_messages(state["messages"]) if isinstance(m, HumanMessage))
     scores = [*state.get("sentiment", []), sentiment(said)][-SENTIMENT_HISTORY:]
+    identity = {"customer_id": ctx.customer_id, "level": ctx.verification.value}
+    # An order action proposed last turn is answered here, in code, before any model step (graphs/confirm.py).
+    answered = confirm_proposal({**state, "identity": identity}, runtime) if handoff is None else {}
     return {
+        **answered,
         "sentiment": scores,
-        "identity": {"customer_id": ctx.customer_id, "level": ctx.verification.value},
+        "identity": identity,
         "brief": "\n".join(brief),
         "notice": {"citation": citation(notice), "text": notice_text(notice)} if notice else None,
         "owner": handoff.owner if handoff else "ai",

@@ -12,7 +12,6 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from threadline.core.context import TurnContext
-from threadline.graphs.confirm import confirm_proposal
 from threadline.graphs.nodes import (
     load_context,
     make_agent,
@@ -32,8 +31,8 @@ MAX_STEPS = 6
 WINDOW = 16
 
 
-def _after_load(state: SupportState) -> Literal["confirm", "__end__"]:
-    return "confirm" if state.get("owner", "ai") == "ai" else "__end__"
+def _after_load(state: SupportState) -> Literal["agent", "__end__"]:
+    return "agent" if state.get("owner", "ai") == "ai" else "__end__"
 
 
 def _after_guard(state: SupportState) -> Literal["handoff", "tools", "agent", "respond"]:
@@ -56,14 +55,13 @@ def build_support_graph(
     thresholds: Thresholds | None = None,
     signature: str = DEFAULT_SIGNATURE,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
-    """The support graph: load_context → confirm → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
+    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
     `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
     `thresholds` tune the escalation policy (defaults otherwise)."""
     limits = thresholds or Thresholds()
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
-    graph.add_node("confirm", confirm_proposal)
     graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
     graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
     graph.add_node("guard", make_guard(limits))
@@ -72,7 +70,6 @@ def build_support_graph(
     graph.add_node("remember", make_remember(window))
     graph.add_edge(START, "load_context")
     graph.add_conditional_edges("load_context", _after_load)
-    graph.add_edge("confirm", "agent")
     graph.add_edge("agent", "guard")
     graph.add_edge("tools", "guard")
     graph.add_conditional_edges("guard", _after_guard)
