@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -93,8 +94,13 @@ class Dataset:
     cases: list[conv.Case]
     handoffs: dict[str, conv.HandoffView]
     inputs: Inputs
-    actions: list[tuple[datetime, str, str, str, str | None]]
-    """Order actions since the range began: (when, kind, outcome, `ai` or `agent`, channel)."""
+    stores: Stores
+
+    @cached_property
+    def actions(self) -> list[tuple[datetime, str, str, str, str | None]]:
+        """Order actions since the range began: (when, kind, outcome, `ai` or `agent`, channel); read from the
+        audit only by the report that shows them."""
+        return _actions(self.stores, self.config, self.filters)
 
     def in_range(self, moment: datetime) -> bool:
         return self.filters.start <= self.config.hours.day(moment) <= self.filters.end
@@ -128,7 +134,7 @@ def load(stores: Stores, config: Config, filters: Filters, now: datetime | None 
     handoffs = conv.handoffs(events)
     inputs = Inputs(handoffs, current_versions(stores), aware(now or datetime.now(UTC)), config.queue_timeout)
     cases = conv.cases(found, config.fcr_window)
-    return Dataset(config, filters, events, found, cases, handoffs, inputs, _actions(stores, config, filters))
+    return Dataset(config, filters, events, found, cases, handoffs, inputs, stores)
 
 
 def _actions(stores: Stores, config: Config, filters: Filters) -> list[tuple[datetime, str, str, str, str | None]]:

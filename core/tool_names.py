@@ -36,18 +36,18 @@ CHANGE_ORDER_ITEMS: Final = "change_order_items"
 CHANGE_ORDER_PAYMENT: Final = "change_order_payment"
 CHANGE_ORDER_ADDRESS: Final = "change_order_address"
 CHANGE_DEFAULT_ADDRESS: Final = "change_default_address"
-ACTION_TOOLS: Final = frozenset(
-    {
-        CANCEL_ORDER,
-        RETURN_ITEMS,
-        EXCHANGE_ITEMS,
-        CHANGE_ORDER_ITEMS,
-        CHANGE_ORDER_PAYMENT,
-        CHANGE_ORDER_ADDRESS,
-        CHANGE_DEFAULT_ADDRESS,
-    }
-)
-"""The tools that propose an order action (nothing happens until the customer's next message says yes)."""
+ACTION_KIND_OF_TOOL: Final = {
+    CANCEL_ORDER: "cancel",
+    RETURN_ITEMS: "return",
+    EXCHANGE_ITEMS: "exchange",
+    CHANGE_ORDER_ITEMS: "modify_items",
+    CHANGE_ORDER_PAYMENT: "modify_payment",
+    CHANGE_ORDER_ADDRESS: "modify_address",
+    CHANGE_DEFAULT_ADDRESS: "change_default_address",
+}
+"""The tools that propose an order action (nothing happens until the customer's next message says yes), with the
+`kind` of the action each proposes (`core.order_actions`)."""
+ACTION_TOOLS: Final = frozenset(ACTION_KIND_OF_TOOL)
 CONFIRM_ORDER_ACTION: Final = "confirm_order_action"
 """Not a tool the model can call: the graph records under this name the action it ran (or dropped) when the
 customer's own next message answered a proposal."""

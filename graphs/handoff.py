@@ -21,7 +21,7 @@ from threadline.core.handoff import (
     ToolTrail,
 )
 from threadline.core.order_actions import ActionRecord
-from threadline.core.tool_names import CONFIRM_ORDER_ACTION, LOOKUP_ORDER
+from threadline.core.tool_names import ACTION_KIND_OF_TOOL, CONFIRM_ORDER_ACTION, LOOKUP_ORDER
 from threadline.core.types import ChannelIdentity, Customer, Episode, Order
 from threadline.graphs import policy
 from threadline.tools.results import (
@@ -256,17 +256,6 @@ def build_packet(
     )
 
 
-_KIND_OF_TOOL = {
-    "cancel_order": "cancel",
-    "return_items": "return",
-    "exchange_items": "exchange",
-    "change_order_items": "modify_items",
-    "change_order_payment": "modify_payment",
-    "change_order_address": "modify_address",
-    "change_default_address": "change_default_address",
-}
-
-
 def packet_actions(
     messages: list[AnyMessage], proposal: dict[str, Any] | None, audited: Sequence[ActionRecord]
 ) -> list[PacketAction]:
@@ -290,8 +279,8 @@ def packet_actions(
         result = read_result(message)
         call: dict[str, Any] = dict(calls.get(message.tool_call_id) or {})
         order_id = (call.get("args") or {}).get("order_id")
-        if message.name in _KIND_OF_TOOL and isinstance(result, ActionRefused):
-            kind = _KIND_OF_TOOL[message.name]
+        if message.name in ACTION_KIND_OF_TOOL and isinstance(result, ActionRefused):
+            kind = ACTION_KIND_OF_TOOL[message.name]
             found.append(PacketAction(status="refused", kind=kind, order_id=order_id, text=result.message))
         elif message.name == CONFIRM_ORDER_ACTION and isinstance(result, ActionDeclined):
             found.append(PacketAction(status="declined", kind="proposal", text=result.summary))
