@@ -276,24 +276,29 @@ def _after_lookup_for_action(messages: list[AnyMessage], question: str, found: O
 
 
 def _after_options(messages: list[AnyMessage], question: str, options: OrderOptions) -> Decision:
-    """An exchange: each item the customer named with the option they asked for, or the question which one."""
+    """An exchange: the items the customer named together with an option they asked for ("swap the boots for a
+    size 8"); an item named for another reason ("and when does the bottle refund come") is left as it is, and the
+    summary read back before the yes lists exactly what changes. Otherwise the question which item, or which
+    option."""
     request = _request_text(messages, question)
     items = [i.payload() for i in options.items]
-    chosen = pick_items(request, items) or []
-    new_ids = []
-    for item in (i for i in items if i["item_id"] in chosen):
-        picked = pick_alternative(request, item)
-        if picked is None:
-            current = item["options"]
-            shown = [
-                ", ".join(f"{k} {v}" for k, v in a["options"].items() if current.get(k) != v)
-                for a in item.get("alternatives", [])
-            ]
-            return Decision(text=replies.ask_which_option(item["name"], shown))
-        new_ids.append(picked)
-    if not chosen:
+    named = [i for i in items if i["item_id"] in (pick_items(request, items) or [])]
+    swaps = [(item, new) for item in named if (new := pick_alternative(request, item)) is not None]
+    if not swaps and named:
+        item = named[0]
+        shown = [
+            ", ".join(f"{k} {v}" for k, v in a["options"].items() if item["options"].get(k) != v)
+            for a in item.get("alternatives", [])
+        ]
+        return Decision(text=replies.ask_which_option(item["name"], shown))
+    if not swaps:
         return Decision(text=replies.ask_which_items(options.order_id, [i["name"] for i in items], "exchange"))
-    args = {"order_id": options.order_id, "item_ids": chosen, "new_item_ids": new_ids, "pay_with": refund_to(request)}
+    args = {
+        "order_id": options.order_id,
+        "item_ids": [item["item_id"] for item, _ in swaps],
+        "new_item_ids": [new for _, new in swaps],
+        "pay_with": refund_to(request),
+    }
     # Not shipped yet: the items of a pending order are changed in place rather than exchanged after delivery.
     tool: ToolName = CHANGE_ORDER_ITEMS if options.order_status == "pending" else EXCHANGE_ITEMS
     return Decision(tool=tool, args=args)

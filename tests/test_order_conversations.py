@@ -403,3 +403,16 @@ def test_paying_a_pending_order_another_way_and_moving_house(services: Services)
     say(services, Channel.WEB, "raj.lopez2997@example.com", "yes", **raj)
     customer = services.stores.customers.get(demo_customer_id("raj_lopez_5873"))
     assert customer is not None and customer.address is not None and customer.address["address1"] == "4 Elm Street"
+
+
+def test_two_questions_at_once_exchange_only_the_item_given_a_new_option(services: Services) -> None:
+    ava = _ava()
+    phone = "+15550107019"
+    sms(services, phone, ava["email"])
+    both = "hey! the hiking boots from #W4817420 are too small, can i swap em for a size 8? and hows the water bottle"
+    proposed = sms(services, phone, both)
+    reply = proposed.reply or ""
+    assert "Hiking Boots" in reply and "size 8" in reply and "Water Bottle" not in reply
+    sms(services, phone, "yes")
+    order = services.stores.orders.get_order(AVAS_DELIVERED)
+    assert order is not None and order.request is not None and len(order.request["exchange_items"]) == 1
