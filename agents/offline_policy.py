@@ -22,7 +22,9 @@ from threadline.agents.offline_actions import (
     refund_to,
     wanted_action,
 )
+from threadline.agents.prompts import PRODUCTS_LINE
 from threadline.agents.slots import Slots, extract_slots
+from threadline.core.catalog_search import named_types
 from threadline.core.tool_names import (
     ACTION_TOOLS,
     CANCEL_ORDER,
@@ -34,6 +36,7 @@ from threadline.core.tool_names import (
     CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
     EXCHANGE_ITEMS,
+    FIND_PRODUCTS,
     LOOKUP_ORDER,
     ORDER_OPTIONS,
     RECALL_CONTEXT,
@@ -51,6 +54,7 @@ from threadline.tools.results import (
     OrderNotFound,
     OrderOptions,
     OrdersFound,
+    ProductsFound,
     RecallResult,
     SpeakerChanged,
     VerificationPassed,
@@ -59,6 +63,26 @@ from threadline.tools.results import (
 )
 
 _FOCUS_LINE = re.compile(r"^Order in focus: (#W\d{7})$", re.M)
+_PRODUCTS_LINE = re.compile(rf"^{re.escape(PRODUCTS_LINE)}(.+)\.$", re.M)
+_SHOPPING = re.compile(
+    r"\b(?:do (?:you|u|ya) (?:guys )?(?:have|sell|carry|stock|got|do)|(?:have|got) (?:you )?any|looking for|"
+    r"look(?:ing)? to buy|shopping for|want(?:ed)? to (?:buy|get)|wanna (?:buy|get)|i need (?:a|an|some) |"
+    r"recommend|in stock|"
+    r"how much (?:is|are|does|do)|price of|prices? for|what (?:colou?rs|sizes)|comes? in|available in|"
+    r"(?:is|are) (?:the|your) .{2,40} (?:waterproof|available|in stock))",
+    re.I,
+)
+_REFINE = re.compile(
+    r"\b(?:what about|how about|one with|ones with|any (?:with|in)|in (?:a )?different|cheaper|less expensive|"
+    r"under \$?\d|below \$?\d|instead|something|bigger|smaller|other colou?rs?|another colou?r|in (?:red|blue|"
+    r"black|white|green|grey|gray|pink|purple|yellow|silver|brown|navy|beige|gold))\b",
+    re.I,
+)
+_OWN_ORDER = re.compile(
+    r"\b(?:i|we|my (?:wife|husband|partner|son|daughter|mom|dad))\s+(?:bought|ordered|got|purchased|received)"
+    r"|\bmy (?:order|package|delivery)\b",
+    re.I,
+)
 _CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)
 
 CANNED = {
@@ -173,6 +197,9 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     acting = _action_step(messages, text, slots, focus)
     if acting is not None:
         return acting
+    shopping = _shopping_step(messages, text, intent, slots)
+    if shopping is not None:
+        return shopping
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
@@ -189,6 +216,52 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     if intent in KNOWLEDGE_INTENTS:
         return Decision(tool=SEARCH_KNOWLEDGE, args={"query": text[:300]}, intent=intent.value)
     return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
+
+
+def _catalog(messages: list[AnyMessage]) -> list[str]:
+    system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+    match = _PRODUCTS_LINE.search(system.text) if system else None
+    return [name.strip() for name in match.group(1).split(",")] if match else []
+
+
+def _previous_product_query(messages: list[AnyMessage]) -> str | None:
+    """The product search the assistant answered last turn, when that was the last thing it did."""
+    last_human, _ = _turn(messages)
+    for message in reversed(messages[:last_human]):
+        if isinstance(message, HumanMessage):
+            continue
+        if isinstance(message, ToolMessage):
+            result = read_result(message)
+            if isinstance(result, ProductsFound) and result.status == "ok":
+                return result.query
+            return None
+    return None
+
+
+NOT_SHOPPING = frozenset(
+    {Intent.HUMAN_REQUEST, Intent.VERIFICATION, Intent.SPEAKER_CHANGE, Intent.RECALL, Intent.ORDER_HISTORY}
+)
+_SERVICE_WORDS = re.compile(
+    r"\b(?:return|exchange|refund|cancel|order(?:ed|s)?|track(?:ing)?|deliver(?:y|ed)?|shipp(?:ed|ing)|package|"
+    r"account|password|warranty|policy|polic(?:ies)|broke|broken|burn(?:ed|t)?|hurt|injur\w*|person|human|agent)\b",
+    re.I,
+)
+
+
+def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots: Slots) -> Decision | None:
+    """A question about what we sell goes to the product finder; a follow-up to its last answer ("what about one
+    with adjustable arms?") carries the earlier criteria. The classifier learnt service requests, not shopping
+    ("do you have a red speaker" sits near "exchange"), so a shopping question is read from its words."""
+    if slots.order_ids or _OWN_ORDER.search(text) or intent in NOT_SHOPPING or _SERVICE_WORDS.search(text):
+        return None
+    previous = _previous_product_query(messages)
+    named = named_types(text, _catalog(messages))
+    if previous is not None and not named and _REFINE.search(text):
+        return Decision(tool=FIND_PRODUCTS, args={"query": f"{previous} | {text}"[:300]}, intent="product_question")
+    asked = intent in (Intent.KNOWLEDGE_QUESTION, Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.RETURN_OR_EXCHANGE)
+    if _SHOPPING.search(text) or (named and asked):
+        return Decision(tool=FIND_PRODUCTS, args={"query": text[:300]}, intent="product_question")
+    return None
 
 
 def _last_ai_text(messages: list[AnyMessage]) -> str:
@@ -379,19 +452,19 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         if verify:
             return Decision(tool=VERIFY_CUSTOMER, args=verify)
         return Decision(text=replies.SPEAKER_CHANGED)
+    if message.name == FIND_PRODUCTS:
+        if isinstance(result, ProductsFound):
+            return Decision(text=replies.products_reply(result.payload(), _current_channel(messages)))
+        return Decision(text=replies.DONT_KNOW, understood=False)
     if message.name == SEARCH_KNOWLEDGE:
         found = result if isinstance(result, KnowledgeResult) else None
         passages = [p.payload() for p in found.passages] if found else []
         earlier = _recalled_topic(messages)
         if earlier is not None:  # picking up an earlier question: say so, then give today's answer
             return Decision(text=replies.followup_reply(earlier, passages, _current_channel(messages)))
-        if found is None or found.status != "ok":
-            return Decision(
-                text="I'm sorry, I couldn't find an answer to that in our store information. Would you like me to "
-                "connect you with a member of our team?",
-                understood=False,
-            )
-        return Decision(text=replies.knowledge_reply(question, passages))
+        if found is None or found.status != "ok" or replies.knowledge_answer(question, passages) is None:
+            return Decision(text=replies.DONT_KNOW, understood=False)
+        return Decision(text=replies.knowledge_reply(question, passages, _current_channel(messages)))
     if message.name == RECALL_CONTEXT:
         recalled = result if isinstance(result, RecallResult) else None
         topic = open_topic(recalled) if recalled else None

@@ -86,20 +86,60 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
     return "Here are your most recent orders: " + "; ".join(lines) + "." + more
 
 
-def knowledge_reply(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> str:
-    """The sentences of the best passage that share most words with the question, with the article cited."""
-    top = passages[0]
-    article = top.get("article_id")
-    same = [top, *(p for p in passages[1:] if article and p.get("article_id") == article)]
-    bodies = [p["text"].split("\n\n", 1)[-1] if "\n\n" in p["text"] else p["text"] for p in same]
-    body = "\n".join(bodies)
+CITING_CHANNELS = frozenset({"web", "email", "social", "store"})
+"""Channels whose replies name the article they answer from; an SMS has no room for it and a voice never reads it."""
+_DEMO_NOTE = re.compile(r"^>\s*Demo content:.*$\n?", re.M)
+DONT_KNOW = (
+    "I'm sorry, I don't have an answer to that in our store information, and I'd rather not guess. Would you like "
+    "me to connect you with a member of our team?"
+)
+
+
+def passage_answer(passage: dict[str, Any]) -> tuple[str | None, str]:
+    """A passage as (the question its section answers, when it is one, and the text under it), without the
+    article title and without the article's notes to its editors."""
+    text = _DEMO_NOTE.sub("", passage["text"]).strip()
+    title = str(passage.get("title") or "")
+    if title and text.startswith(title):
+        text = text[len(title) :].strip()
+    first, _, rest = text.partition("\n")
+    if first.rstrip().endswith("?") and rest.strip():
+        return first.strip(), rest.strip()
+    return None, text
+
+
+def _best_sentences(query: str, body: str, max_sentences: int) -> str:
     sentences = list(dict.fromkeys(s.strip(" -•*") for s in _SPLIT.split(body) if len(s.strip()) > 20))
     wanted = {w for w in _WORD.findall(query.lower()) if w not in _STOP}
     ranked = sorted(range(len(sentences)), key=lambda i: (-len(wanted & set(_WORD.findall(sentences[i].lower()))), i))[
         :max_sentences
     ]
-    chosen = " ".join(sentences[i] for i in sorted(ranked)) or body.strip()
-    return f"{chosen} (Source: {top['title']}, version {top['version']}.)"
+    return " ".join(sentences[i] for i in sorted(ranked)) or body.strip()
+
+
+def knowledge_answer(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> tuple[str, str] | None:
+    """(answer, article title) from the best passage that has one: a help-center answer whole, or else the
+    sentences of the article that share most words with the question."""
+    for top in passages:
+        question, body = passage_answer(top)
+        if not body or top.get("kind") == "product":
+            continue  # a product page is a table of variants: catalogue questions are the product finder's
+        if question is not None:
+            return body, str(top["title"])
+        article = top.get("article_id")
+        same = [top, *(p for p in passages if p is not top and article and p.get("article_id") == article)]
+        text = "\n".join(a for _, a in map(passage_answer, same) if a)
+        return _best_sentences(query, text, max_sentences), str(top["title"])
+    return None
+
+
+def knowledge_reply(query: str, passages: list[dict[str, Any]], channel: str | None = None) -> str:
+    """The answer to one question from the knowledge base, citing the article where the channel shows it."""
+    found = knowledge_answer(query, passages)
+    if found is None:
+        return DONT_KNOW
+    answer, title = found
+    return f"{answer} (Source: {title}.)" if channel in CITING_CHANNELS or channel is None else answer
 
 
 _LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) by (\w+): (.+)$")
@@ -130,4 +170,111 @@ def followup_reply(topic: dict[str, Any], passages: list[dict[str, Any]], curren
             f"{opening} I still don't have an answer to that in our store information. Would you like me to "
             "connect you with a member of our team?"
         )
-    return f"{opening} Here is the latest: {knowledge_reply(topic['question'], passages)}"
+    return f"{opening} Here is the latest: {knowledge_reply(topic['question'], passages, current_channel)}"
+
+
+SHORT_CHANNELS = frozenset({"sms", "voice"})
+
+
+def _plural(word: str) -> str:
+    word = word.strip()
+    if word.endswith(("s", "x")):
+        return word
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def _listed(parts: list[str], joiner: str = "or") -> str:
+    return ", ".join(parts[:-1]) + f" {joiner} {parts[-1]}" if len(parts) > 1 else parts[0] if parts else ""
+
+
+def _option_words(name: str, value: str) -> str:
+    """One option as a shopper says it: "black", "leather", "size 10", "battery life 20 hours"."""
+    if "color" in name or "material" in name:
+        return value
+    return f"{name} {value}"
+
+
+def _described(choice: dict[str, Any], shown: list[str]) -> str:
+    """A variant in a shopper's words: the options that tell it apart, and the price."""
+    options = ", ".join(_option_words(name, choice["options"][name]) for name in shown if name in choice["options"])
+    return f"{options + ' ' if options else ''}for ${choice['price']}".strip()
+
+
+def _wanted_words(asked: list[str], name: str | None) -> str:
+    """ "red, waterproof Bluetooth Speakers", "Office Chairs with adjustable arms", "Running Shoes in size 10"."""
+    before = [a for a in asked if " " not in a and not a.startswith("$")]
+    after = [a for a in asked if a not in before]
+    noun = _plural(name) if name else "products"
+    text = f"{', '.join(before)} {noun}".strip()
+    for phrase in after:
+        if phrase.startswith(("under", "over", "between")):
+            text += f" {phrase}"
+        else:
+            text += f" in {phrase}" if phrase.startswith("size ") else f" with {phrase}"
+    return text
+
+
+def _range(result: dict[str, Any]) -> str:
+    options: dict[str, list[str]] = result.get("in_stock_options") or {}
+    low, high = result.get("price_from"), result.get("price_to")
+    parts = [f"from ${low} to ${high}" if low != high else f"at ${low}"] if low else []
+    parts += [f"{name}: {_listed(values[:5])}" for name, values in options.items() if len(values) > 1][:3]
+    return "; ".join(parts)
+
+
+def products_reply(result: dict[str, Any], channel: str | None = None) -> str:
+    """The product finder's result as a shopper would want it: no ids, a couple of matches on SMS and voice, a
+    short list elsewhere, a summary when many fit, and an honest answer when we do not sell it or nothing fits."""
+    if result["status"] == "not_carried":
+        wanted = result.get("wanted")
+        opening = f"Sorry, we don't carry {_plural(wanted)}." if wanted else "Sorry, we don't carry that."
+        closest = result.get("closest") or []
+        if closest:
+            nearest = f"The closest things we sell are the {_listed(closest)}."
+            return f"{opening} {nearest} Would you like to hear about any of them?"
+        return f"{opening} Is there anything else I can help you find?"
+    choices: list[dict[str, Any]] = result.get("choices") or []
+    limit = 2 if channel in SHORT_CHANNELS else 4
+    fitting = [c for c in choices if c.get("matches_all") and c.get("in_stock")]
+    products = result.get("products") or []
+    name = products[0] if len(products) == 1 else None
+    asked = result.get("asked_for") or []
+    what = _wanted_words(asked, name)
+    if fitting:
+        count = int(result.get("in_stock_count") or len(fitting))
+        if count > limit and not asked:
+            return (
+                f"We have {count} {what} in stock, {_range(result)}. Any preference, like a colour, size or "
+                "budget? I'll find the best match."
+            )
+        shown = fitting[:limit]
+        asked_values = " ".join(asked).lower()
+        differing = [
+            k
+            for k in shown[0]["options"]
+            if (len({c["options"].get(k) for c in shown}) > 1 or len(shown) == 1)
+            and shown[0]["options"][k].lower() not in asked_values
+        ]
+        described = [_described(c, differing) for c in shown]
+        if name is None:
+            described = [f"the {c['name']} {d}" for c, d in zip(shown, described, strict=True)]
+        if count == 1:
+            head = f"Yes, I found one match in stock for {what}"
+        else:
+            head = f"Yes, we have {count} {what} in stock"
+        more = " Want me to narrow it down further?" if count > len(shown) else " Would you like anything else?"
+        return f"{head}: {_listed(described)}.{more}"
+    near = [c for c in choices if c.get("in_stock")][:limit] or choices[:limit]
+    if not near:
+        return f"Sorry, I couldn't find any {what} right now."
+    out_of_stock = any(c.get("matches_all") and not c.get("in_stock") for c in choices)
+    opening = (
+        f"Sorry, the {what} {'is' if name else 'are'} out of stock right now."
+        if out_of_stock
+        else f"Sorry, we don't have {what} right now."
+    )
+    shown_names = [k for k in near[0]["options"]][:3]
+    closest = [(f"the {c['name']} " if name is None else "") + _described(c, shown_names) for c in near]
+    return f"{opening} The closest we have in stock: {_listed(closest)}. Would one of those work?"

@@ -6,7 +6,6 @@ cannot change whose data a tool reads.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,7 +19,7 @@ from threadline.core.ports import (
     MessageLog,
     OrderSystem,
 )
-from threadline.core.types import ArticleKind, Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
+from threadline.core.types import Audience, Channel, Customer, CustomerId, HandleType, Passage, VerificationLevel
 
 
 class KnowledgeSearch(Protocol):
@@ -33,9 +32,9 @@ class KnowledgeSearch(Protocol):
         *,
         channel: str | None = None,
         min_score: float = 0.0,
-        kinds: Collection[ArticleKind] | None = None,
+        audience: Audience | None = None,
     ) -> list[Passage]:
-        """The best passages for `query`, best first (only articles of `kinds`, when given)."""
+        """The best passages for `query`, best first (only articles written for `audience`, when given)."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Final, Literal
 ToolName = Literal[
     "lookup_order",
     "search_knowledge",
+    "find_products",
     "recall_context",
     "verify_customer",
     "change_speaker",
@@ -25,6 +26,7 @@ ToolName = Literal[
 
 LOOKUP_ORDER: Final = "lookup_order"
 SEARCH_KNOWLEDGE: Final = "search_knowledge"
+FIND_PRODUCTS: Final = "find_products"
 RECALL_CONTEXT: Final = "recall_context"
 VERIFY_CUSTOMER: Final = "verify_customer"
 CHANGE_SPEAKER: Final = "change_speaker"

@@ -123,9 +123,18 @@ class ArticleKind(StrEnum):
     PRODUCT = "product"
 
 
-CUSTOMER_FACING_KINDS = frozenset(ArticleKind) - {ArticleKind.PROCEDURE}
-"""Articles a customer may read. Procedures are the team's own playbooks (agent steps, internal tools): agents and
-admins read them, customers never hear them."""
+class Audience(StrEnum):
+    """Who an article is written for. Customers only ever read or hear `customer` articles; `agent` articles (the
+    team's procedures and internal policy, written as instructions to staff) are for agents and admins."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+def default_audience(kind: ArticleKind) -> Audience:
+    """The audience of an article that names none: procedures are the team's own playbooks, the rest is
+    written for customers."""
+    return Audience.AGENT if kind is ArticleKind.PROCEDURE else Audience.CUSTOMER
 
 
 NOTICE_KINDS = (ArticleKind.PROMOTION, ArticleKind.PRODUCT_NOTICE)
@@ -362,6 +371,7 @@ class Article(_Record):
     id: ArticleId
     version: int
     kind: ArticleKind
+    audience: Audience = Audience.CUSTOMER
     status: ArticleStatus
     title: str
     body: str
@@ -380,6 +390,8 @@ class ArticleDraft(BaseModel):
     kind: ArticleKind
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1)
+    audience: Audience | None = None
+    """Who it is written for; unset means by kind (`default_audience`)."""
     status: ArticleStatus = ArticleStatus.PUBLISHED
     tags: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
@@ -391,6 +403,8 @@ class ArticleDraft(BaseModel):
     def _window_in_order(self) -> ArticleDraft:
         if self.effective_from and self.effective_to and self.effective_to <= self.effective_from:
             raise ValueError("effective_to must be after effective_from")
+        if self.audience is None:
+            self.audience = default_audience(self.kind)
         return self
 
 
@@ -476,6 +490,7 @@ class Passage(_Record):
     text: str
     score: float
     chunk: int = 0
+    audience: Audience = Audience.CUSTOMER
 
 
 class InboundMessage(BaseModel):

@@ -1,11 +1,12 @@
-"""The default knowledge base: the store policy split by section, and one article per guideline subflow."""
+"""The default knowledge base: the customer help center (one article per `#` section, one question per `##`), the
+store's agent policy split by section, and one agent procedure per guideline subflow."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from threadline.core.types import ArticleDraft, ArticleId, ArticleKind
+from threadline.core.types import ArticleDraft, ArticleId, ArticleKind, Audience
 from threadline.memory.ingest import slug
 
 
@@ -29,13 +30,42 @@ def policy_articles(markdown: str) -> Iterator[ArticleDraft]:
 
 
 def _policy(title: str, lines: list[str]) -> ArticleDraft:
+    """The store policy is written to its agents ("you should check its status before taking the action"): agents
+    read it, customers hear the help center instead."""
     return ArticleDraft(
         id=ArticleId(f"policy-{slug(title)}"),
         kind=ArticleKind.POLICY,
+        audience=Audience.AGENT,
         title=title,
         body="\n".join(lines).strip() + "\n",
         tags=["store-policy"],
     )
+
+
+DEMO_NOTE = "> Demo content:"
+"""How a help-center article marks answers that are the demo store's own choice (where the store policy is silent);
+the line stays in the article for its readers and editors and is never part of an answer."""
+
+
+def help_center_articles(markdown: str) -> Iterator[ArticleDraft]:
+    """One customer-facing FAQ article per `# ` section of the help center; its `## ` headings are the questions."""
+    title: str | None = None
+    lines: list[str] = []
+    for line in [*markdown.splitlines(), "# "]:
+        if line.startswith("# "):
+            if title and any(s.strip() for s in lines):
+                demo = any(s.startswith(DEMO_NOTE) for s in lines)
+                yield ArticleDraft(
+                    id=ArticleId(f"help-{slug(title)}"),
+                    kind=ArticleKind.FAQ,
+                    audience=Audience.CUSTOMER,
+                    title=title,
+                    body="\n".join(lines).strip() + "\n",
+                    tags=["help-center", *(["demo-content"] if demo else [])],
+                )
+            title, lines = line[2:].strip(), []
+        else:
+            lines.append(line)
 
 
 def guideline_articles(guidelines: dict[str, Any]) -> Iterator[ArticleDraft]:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from threadline.core.types import ArticleDraft, CustomerId, HandleType, VerificationLevel
-from threadline.demo.knowledge import guideline_articles, policy_articles
+from threadline.demo.knowledge import guideline_articles, help_center_articles, policy_articles
 from threadline.memory.catalog_knowledge import sync_product_articles
 from threadline.memory.ids import stable_id
 from threadline.memory.knowledge_admin import apply_draft
@@ -81,7 +81,11 @@ def load_demo(stores: Stores, progress: Progress = _silent) -> LoadReport:
 def default_articles() -> list[ArticleDraft]:
     """The knowledge base the demo ships with."""
     policy = read_text("tau_retail", "wiki.md")
-    return [*policy_articles(policy), *guideline_articles(read_json("abcd", "guidelines.json"))]
+    return [
+        *help_center_articles(read_text("help_center.md")),
+        *policy_articles(policy),
+        *guideline_articles(read_json("abcd", "guidelines.json")),
+    ]
 
 
 def _load_catalog(stores: Stores, products: dict[str, Any], report: LoadReport, progress: Progress) -> None:

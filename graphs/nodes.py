@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +20,7 @@ from threadline.agents.summarizer import extend_summary, summary_line, turn_gist
 from threadline.core.context import TurnContext
 from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
+from threadline.core.ports import OrderSystem
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import (
     Channel,
@@ -90,6 +94,27 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     }
 
 
+_CATALOG_TTL_S = 60.0
+_catalogs: weakref.WeakKeyDictionary[OrderSystem, tuple[float, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+_catalogs_lock = threading.Lock()
+
+
+def product_types(orders: OrderSystem) -> tuple[str, ...]:
+    """The names of the product types the store sells, read at most once a minute per order system."""
+    now = time.monotonic()
+    with _catalogs_lock:
+        try:
+            cached = _catalogs.get(orders)
+        except TypeError:  # an order system that cannot be weakly referenced is read every time
+            return tuple(sorted({p.name for p in orders.list_products()}))
+    if cached is not None and now - cached[0] < _CATALOG_TTL_S:
+        return cached[1]
+    names = tuple(sorted({p.name for p in orders.list_products()}))
+    with _catalogs_lock:
+        _catalogs[orders] = (now, names)
+    return names
+
+
 def make_agent(model: BaseChatModel) -> Any:
     """The node that asks the (tool-bound) chat model for the next step."""
 
@@ -99,6 +124,7 @@ def make_agent(model: BaseChatModel) -> Any:
             brief=state.get("brief", ""),
             summary=state.get("summary"),
             focus_order_id=state.get("focus_order_id"),
+            products=product_types(runtime.context.services.orders),
         )
         reply = model.invoke([SystemMessage(prompt), *state["messages"]])
         update: dict[str, Any] = {"messages": [reply], "steps": state.get("steps", 0) + 1}

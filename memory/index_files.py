@@ -17,11 +17,11 @@ from typing import Any
 import faiss
 from langchain_core.embeddings import Embeddings
 
-from threadline.core.types import ArticleId, ArticleKind
+from threadline.core.types import ArticleId, ArticleKind, Audience
 
 logger = logging.getLogger("memory.knowledge_index")
 
-_FORMAT = 1
+_FORMAT = 2  # 2: entries record their audience
 _INDEX_FILE = "knowledge.faiss"
 _META_FILE = "knowledge.json"
 _HNSW_M = 32
@@ -35,6 +35,7 @@ class IndexEntry:
 
     version: int
     kind: ArticleKind
+    audience: Audience
     title: str
     channels: tuple[str, ...]
     effective_from: datetime | None
@@ -121,6 +122,7 @@ def save_index(directory: Path, state: IndexState, model: str) -> None:
             aid: {
                 "version": e.version,
                 "kind": e.kind.value,
+                "audience": e.audience.value,
                 "title": e.title,
                 "channels": list(e.channels),
                 "effective_from": e.effective_from.isoformat() if e.effective_from else None,
@@ -160,6 +162,7 @@ def load_index(directory: Path, model: str, dimension: int | None) -> IndexState
             articles[ArticleId(aid)] = IndexEntry(
                 version=int(item["version"]),
                 kind=ArticleKind(item["kind"]),
+                audience=Audience(item["audience"]),
                 title=str(item["title"]),
                 channels=tuple(item["channels"]),
                 effective_from=datetime.fromisoformat(item["effective_from"]) if item["effective_from"] else None,

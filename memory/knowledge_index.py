@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from threadline.core.types import Article, ArticleId, ArticleKind, ArticleStatus, Passage
+from threadline.core.types import Article, ArticleId, ArticleStatus, Audience, Passage
 from threadline.memory.chunking import chunk_article, split_request
 from threadline.memory.index_files import (
     IndexEntry,
@@ -175,10 +174,10 @@ class KnowledgeIndex:
         *,
         channel: str | None = None,
         min_score: float = 0.0,
-        kinds: Collection[ArticleKind] | None = None,
+        audience: Audience | None = None,
     ) -> list[Passage]:
         """The `k` best chunks for `query`, best first, at most two per article, only live articles (and only
-        articles of `kinds`, when given).
+        articles written for `audience`, when given).
 
         A one-clause question is ranked by cosine similarity; a longer request clause by clause, fused with
         BM25 (see the module docstring). Only chunks whose dense score reaches `min_score` are returned.
@@ -199,13 +198,13 @@ class KnowledgeIndex:
                 if len(clauses) == 1:
                     scores, ids = self._index.search(matrix, fetch)
                     ranked = [(vid, score) for vid, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True)]
-                    passages = self._collect(ranked, k, channel, min_score, now, kinds, by_score=True)
+                    passages = self._collect(ranked, k, channel, min_score, now, audience, by_score=True)
                     found = scores[0][ids[0] >= 0]  # HNSW may return fewer than asked, padded with -1
                     if len(found) and float(found[-1]) < min_score:
                         return passages
                 else:
                     ranked = self._rank_request(query, matrix, fetch)
-                    passages = self._collect(ranked, k, channel, min_score, now, kinds)
+                    passages = self._collect(ranked, k, channel, min_score, now, audience)
                 if len(passages) >= k or fetch >= total:
                     return passages
                 fetch = min(total, fetch * 4)
@@ -241,7 +240,7 @@ class KnowledgeIndex:
         channel: str | None,
         min_score: float,
         now: datetime,
-        kinds: Collection[ArticleKind] | None,
+        audience: Audience | None,
         *,
         by_score: bool = False,
     ) -> list[Passage]:
@@ -257,7 +256,7 @@ class KnowledgeIndex:
             entry = self._articles[article_id]
             if per_article.get(article_id, 0) >= 2 or not entry.live(now, channel):
                 continue
-            if kinds is not None and entry.kind not in kinds:
+            if audience is not None and entry.audience is not audience:
                 continue
             per_article[article_id] = per_article.get(article_id, 0) + 1
             passages.append(
@@ -269,6 +268,7 @@ class KnowledgeIndex:
                     text=text,
                     score=float(score),
                     chunk=number,
+                    audience=entry.audience,
                 )
             )
         return passages
@@ -311,6 +311,7 @@ class KnowledgeIndex:
             self._articles[article.id] = IndexEntry(
                 version=article.version,
                 kind=article.kind,
+                audience=article.audience,
                 title=article.title,
                 channels=tuple(article.channels),
                 effective_from=article.effective_from,

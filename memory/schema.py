@@ -290,6 +290,7 @@ class ArticleVersionRow(Base):
     article_id: Mapped[str] = mapped_column(ForeignKey("knowledge_articles.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
+    audience: Mapped[str] = mapped_column(String(16), default="customer", server_default="customer")
     status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)

@@ -8,7 +8,7 @@ from langchain_core.tools import tool
 from langgraph.types import Command
 
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
-from threadline.core.types import CUSTOMER_FACING_KINDS
+from threadline.core.types import Audience
 from threadline.tools.results import KnowledgePassage, KnowledgeResult
 from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
@@ -21,7 +21,7 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     return the most relevant passages, each with its article id, title and version to cite."""
     context = turn_context(runtime)
     passages = context.services.knowledge.search(
-        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, kinds=CUSTOMER_FACING_KINDS
+        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
     )
     found = [
         KnowledgePassage(

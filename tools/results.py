@@ -16,6 +16,7 @@ from threadline.core.tool_names import (
     CHANGE_SPEAKER,
     CONFIRM_ORDER_ACTION,
     ESCALATE_TO_HUMAN,
+    FIND_PRODUCTS,
     LOOKUP_ORDER,
     ORDER_OPTIONS,
     RECALL_CONTEXT,
@@ -122,6 +123,41 @@ class KnowledgeResult(Shape):
     status: Literal["ok", "no_answer"]
     query: str = ""
     passages: list[KnowledgePassage]
+
+
+class ProductChoice(Shape):
+    """One variant a shopper could buy, as they would hear it: no item or product ids."""
+
+    name: str
+    options: dict[str, str]
+    price: str
+    in_stock: bool
+    matches_all: bool
+    """Whether it has everything the shopper asked for (options and price range)."""
+    missing: list[str] | None = None
+    """What it lacks of what they asked for, in their words."""
+
+
+class ProductsFound(Shape):
+    """`find_products`: the catalogue's best matches (`ok`), or `not_carried` (we sell no such product; `closest`
+    names what comes nearest)."""
+
+    status: Literal["ok", "not_carried"]
+    query: str
+    asked_for: list[str]
+    """The criteria read from the query (option values and price range), in the shopper's words."""
+    products: list[str]
+    """The product types searched."""
+    choices: list[ProductChoice] = Field(default_factory=list)
+    in_stock_count: int = 0
+    """How many variants of these products fit everything asked for and are in stock."""
+    in_stock_options: dict[str, list[str]] | None = None
+    """The option values those in-stock variants come in (to describe a long list briefly)."""
+    price_from: str | None = None
+    price_to: str | None = None
+    wanted: str | None = None
+    """What the shopper asked for that we do not sell, in their words (`not_carried`)."""
+    closest: list[str] | None = None
 
 
 class RecalledProfile(Shape):
@@ -280,6 +316,7 @@ ToolResult = (
     | OrderNotFound
     | VerificationRequired
     | KnowledgeResult
+    | ProductsFound
     | RecallResult
     | VerificationPassed
     | VerificationFailed
@@ -301,6 +338,7 @@ _BY_STATUS = Field(discriminator="status")
 _READERS: Final[dict[str, TypeAdapter[Any]]] = {
     LOOKUP_ORDER: TypeAdapter(Annotated[OrdersFound | OrderNotFound | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
     SEARCH_KNOWLEDGE: TypeAdapter(Annotated[KnowledgeResult | _ANY_TOOL, _BY_STATUS]),
+    FIND_PRODUCTS: TypeAdapter(Annotated[ProductsFound | _ANY_TOOL, _BY_STATUS]),
     RECALL_CONTEXT: TypeAdapter(Annotated[RecallResult | VerificationRequired | _ANY_TOOL, _BY_STATUS]),
     VERIFY_CUSTOMER: TypeAdapter(Annotated[VerificationPassed | VerificationFailed | _ANY_TOOL, _BY_STATUS]),
     CHANGE_SPEAKER: TypeAdapter(Annotated[SpeakerChanged | SpeakerSignedIn | _ANY_TOOL, _BY_STATUS]),

@@ -1,6 +1,6 @@
 """`/v1/knowledge…`: articles (create, update → new version, retire, versions) and search.
 
-Without a key, reads and search see what a customer may read: published articles of customer-facing kinds.
+Without a key, reads and search see what a customer may read: published articles written for customers.
 Procedures (the team's playbooks) need an `agent`, `admin` or `qa` key; drafts and retired articles an `admin` key.
 A hidden article reads exactly like a missing one."""
 
@@ -19,12 +19,12 @@ from threadline.core.auth import Role
 from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from threadline.core.rate_limits import RateLimiter
 from threadline.core.types import (
-    CUSTOMER_FACING_KINDS,
     Article,
     ArticleDraft,
     ArticleId,
     ArticleKind,
     ArticleStatus,
+    Audience,
     Channel,
     Passage,
 )
@@ -40,6 +40,11 @@ class ArticleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ArticleKind
+    audience: Audience | None = Field(
+        None,
+        description="Who it is written for: customers read and hear only `customer` articles. Unset: `agent` for "
+        "procedures, `customer` otherwise.",
+    )
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=200_000, description="Markdown.")
     status: Literal["draft", "published"] = "published"
@@ -92,7 +97,7 @@ def _visible(article: Article, reader: Role | None) -> bool:
     if reader is Role.ADMIN:
         return True
     published = article.status is ArticleStatus.PUBLISHED
-    return published and (reader in STAFF or article.kind in CUSTOMER_FACING_KINDS)
+    return published and (reader in STAFF or article.audience is Audience.CUSTOMER)
 
 
 @router.get("/articles", response_model=list[Article])
@@ -173,5 +178,5 @@ def search(
             raise InvalidInputError(f"q: at most {ANONYMOUS_QUERY_CHARS} characters without a key")
         searchers: RateLimiter = request.app.state.anonymous_search
         searchers.check(request.client.host if request.client else "unknown", "client's searches")
-    kinds = None if reader in STAFF else CUSTOMER_FACING_KINDS
-    return services.index.search(q, k=k, channel=channel.value if channel else None, kinds=kinds)
+    audience = None if reader in STAFF else Audience.CUSTOMER
+    return services.index.search(q, k=k, channel=channel.value if channel else None, audience=audience)

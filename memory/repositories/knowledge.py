@@ -8,12 +8,22 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
-from threadline.core.types import NOTICE_KINDS, Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from threadline.core.types import (
+    NOTICE_KINDS,
+    Article,
+    ArticleDraft,
+    ArticleId,
+    ArticleKind,
+    ArticleStatus,
+    Audience,
+    default_audience,
+)
 from threadline.memory.db import Database
 from threadline.memory.schema import ArticleRow, ArticleVersionRow, KnowledgeRevisionRow, table, utcnow
 
 _CONTENT_FIELDS = (
     "kind",
+    "audience",
     "status",
     "title",
     "body",
@@ -30,6 +40,7 @@ def _article(row: ArticleVersionRow | Row[Any]) -> Article:
         id=ArticleId(row.article_id),
         version=row.version,
         kind=ArticleKind(row.kind),
+        audience=Audience(row.audience),
         status=ArticleStatus(row.status),
         title=row.title,
         body=row.body,
@@ -60,6 +71,7 @@ _NOTICES = (
 def _content(draft: ArticleDraft) -> dict[str, object]:
     data = draft.model_dump(include=set(_CONTENT_FIELDS))
     data["kind"], data["status"] = draft.kind.value, draft.status.value
+    data["audience"] = (draft.audience or default_audience(draft.kind)).value
     return data
 
 
