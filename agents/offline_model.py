@@ -29,6 +29,8 @@ def decision_message(decision: Decision, messages: Sequence[BaseMessage], bound:
     meta: dict[str, Any] = {"threadline": {"understood": decision.understood, "intent": decision.intent}}
     if decision.confidence is not None:
         meta["threadline"]["confidence"] = decision.confidence
+    if decision.ask:
+        meta["threadline"]["ask"] = decision.ask
     if decision.tool and (bound is None or decision.tool in bound):
         call = {
             "name": decision.tool,

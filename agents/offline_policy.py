@@ -12,6 +12,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
 from threadline.agents import replies
+from threadline.agents.asks import split_asks
 from threadline.agents.intents import Classification, Intent, IntentClassifier
 from threadline.agents.offline_actions import (
     cancel_reason,
@@ -78,6 +79,12 @@ _REFINE = re.compile(
     r"black|white|green|grey|gray|pink|purple|yellow|silver|brown|navy|beige|gold))\b",
     re.I,
 )
+_BOT_QUESTION = re.compile(
+    r"\b(?:are|r)\s+(?:you|u)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|a\.i\.|machine|computer|human|person|real)\b"
+    r"|\b(?:am\s+i|i'?m)\s+(?:talking|speaking|chatting)\s+(?:to|with)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|"
+    r"machine|computer|human|person)\b",
+    re.I,
+)
 _OWN_ORDER = re.compile(
     r"\b(?:i|we|my (?:wife|husband|partner|son|daughter|mom|dad))\s+(?:bought|ordered|got|purchased|received)"
     r"|\bmy (?:order|package|delivery)\b",
@@ -116,6 +123,8 @@ class Decision:
     understood: bool = True
     intent: str | None = None
     confidence: float | None = None
+    ask: int = 0
+    """Which question of a message holding several this step works on (0: the message as a whole)."""
 
 
 def _turn(messages: list[AnyMessage]) -> tuple[int, list[AnyMessage]]:
@@ -197,6 +206,8 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     acting = _action_step(messages, text, slots, focus)
     if acting is not None:
         return acting
+    if _BOT_QUESTION.search(text):
+        return Decision(text=replies.AI_DISCLOSURE, intent=Intent.SMALLTALK.value)
     shopping = _shopping_step(messages, text, intent, slots)
     if shopping is not None:
         return shopping
@@ -261,6 +272,24 @@ def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots:
     asked = intent in (Intent.KNOWLEDGE_QUESTION, Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.RETURN_OR_EXCHANGE)
     if _SHOPPING.search(text) or (named and asked):
         return Decision(tool=FIND_PRODUCTS, args={"query": text[:300]}, intent="product_question")
+    return None
+
+
+def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName, dict[str, Any]] | None:
+    """The latest tool call that was refused for want of verification, when no other request came after it (the
+    customer's messages since only verified them)."""
+    calls = {c["id"]: c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    for message in reversed(messages[:-1]):
+        if not isinstance(message, ToolMessage):
+            continue
+        if message.name == VERIFY_CUSTOMER:
+            continue
+        result = read_result(message)
+        if isinstance(result, VerificationRequired):
+            call = calls.get(message.tool_call_id)
+            if call is not None and call["name"] in (LOOKUP_ORDER, RECALL_CONTEXT, ORDER_OPTIONS):
+                return call["name"], dict(call["args"])
+        return None
     return None
 
 
@@ -431,6 +460,8 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         if isinstance(result, OrdersFound) and result.order is not None:
             return Decision(text=replies.order_reply(result.order.payload()))
         history = result.orders or [] if isinstance(result, OrdersFound) else []
+        if len(history) == 1 and history[0].order_id:  # their only order: its status and tracking, not a list
+            return Decision(tool=LOOKUP_ORDER, args={"order_id": history[0].order_id})
         return Decision(text=replies.history_reply([o.payload() for o in history]))
     if message.name == VERIFY_CUSTOMER:
         if not isinstance(result, VerificationPassed):
@@ -441,6 +472,9 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
             resumed = _action_step(messages, request, extract_slots(request), focus)
             if resumed is not None:
                 return resumed
+        waiting = _call_waiting_for_verification(messages)
+        if waiting is not None:  # the request that needed verification is answered now, without asking again
+            return Decision(tool=waiting[0], args=waiting[1])
         if focus:
             return Decision(tool=LOOKUP_ORDER, args={"order_id": focus})
         return Decision(text=f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?")
@@ -477,14 +511,118 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
 
 
 def decide(messages: list[AnyMessage], classifier: IntentClassifier) -> Decision:
-    """The next step of the turn the conversation is in."""
+    """The next step of the turn the conversation is in. A message holding several questions is answered in turn:
+    the message as a whole first, then each further question the store's information or catalogue answers."""
     last_human, after = _turn(messages)
     if last_human < 0:
         return Decision(text=CANNED[Intent.GREETING])
     question = messages[last_human].text
+    asks = split_asks(question)
+    if len(asks) < 2:
+        return _decide_one(messages, question, after, classifier)
+    return _decide_asks(messages, last_human, asks, classifier)
+
+
+def _decide_one(
+    messages: list[AnyMessage],
+    question: str,
+    after: list[AnyMessage],
+    classifier: IntentClassifier,
+    query: str | None = None,
+) -> Decision:
     results = [m for m in after if isinstance(m, ToolMessage)]
     if not results:
         classification = classifier.classify(question)
         decision = first_step(messages, question, classification)
+        if query is not None and decision.tool == SEARCH_KNOWLEDGE:
+            decision = replace(decision, args={"query": query[:300]})
         return replace(decision, confidence=round(float(classification.confidence), 3))
     return after_tool(messages, question, results[-1])
+
+
+_ASK_FOLLOWS = frozenset(
+    {LOOKUP_ORDER, SEARCH_KNOWLEDGE, FIND_PRODUCTS, RECALL_CONTEXT, VERIFY_CUSTOMER, ORDER_OPTIONS}
+)
+"""After these, the other questions of the message are answered too; after a hand-off, a speaker change or a
+proposal waiting for a yes, they are not."""
+_CLOSERS = re.compile(
+    r"\s*(?:Is there anything else I can help (?:you )?with\?|Would you like anything else\?|Anything else I can help "
+    r"(?:you )?with\?)\s*$"
+)
+
+
+def _ask_of(message: AnyMessage) -> int:
+    meta = message.additional_kwargs.get("threadline") if isinstance(message, AIMessage) else None
+    return int((meta or {}).get("ask", 0))
+
+
+def _decide_asks(
+    messages: list[AnyMessage], last_human: int, asks: list[str], classifier: IntentClassifier
+) -> Decision:
+    after = messages[last_human + 1 :]
+    starts = {_ask_of(m): i for i, m in reversed(list(enumerate(after))) if isinstance(m, AIMessage) and _ask_of(m)}
+    primary_end = min(starts.values(), default=len(after))
+    question = messages[last_human].text
+    base = messages[: last_human + 1]
+    primary = _decide_one(base + after[:primary_end], question, after[:primary_end], classifier, query=asks[0])
+    if primary.tool and not starts:
+        return primary
+    tools = {m.name for m in after[:primary_end] if isinstance(m, ToolMessage)}
+    proposed = any(isinstance(read_result(m), ActionProposed) for m in after if isinstance(m, ToolMessage))
+    if not tools <= _ASK_FOLLOWS or proposed or primary.tool:
+        return primary
+    answers: dict[int, str] = {}
+    for ask, start in sorted(starts.items()):
+        ends = [s for s in starts.values() if s > start]
+        segment = after[start : min(ends, default=len(after))]
+        results = [m for m in segment if isinstance(m, ToolMessage)]
+        if not results:
+            return replace(_decide_one(base + segment, asks[ask], segment, classifier), ask=ask)
+        answer = after_tool(base + segment, asks[ask], results[-1])
+        if answer.tool:
+            return replace(answer, ask=ask)
+        answers[ask] = answer.text
+    handled = primary.intent if primary.understood else None
+    first = 1 if primary.understood and _first_intent(after[:primary_end]) == SEARCH_KNOWLEDGE else 0
+    for ask in range(max(answers, default=first - 1) + 1, len(asks)):
+        step = _further_question(messages[:last_human], asks[ask], classifier, handled)
+        if step is not None:
+            return replace(step, ask=ask)
+    return _together(primary, [answers[a] for a in sorted(answers)], _current_channel(messages))
+
+
+def _first_intent(after: list[AnyMessage]) -> str | None:
+    call = next((c for m in after if isinstance(m, AIMessage) for c in m.tool_calls), None)
+    return str(call["name"]) if call else None
+
+
+def _further_question(
+    earlier: list[AnyMessage], ask: str, classifier: IntentClassifier, handled: str | None
+) -> Decision | None:
+    """The search that answers one more question of the message, when the store's information or catalogue can:
+    questions about the customer's own orders are left to the turn as a whole (it answered the first)."""
+    classification = classifier.classify(ask)
+    slots = extract_slots(ask)
+    if slots.order_ids or _OWN_ORDER.search(ask) or wanted_action(ask, slots, None):
+        return None
+    shopping = _shopping_step(earlier, ask, classification.intent, slots)
+    if shopping is not None:
+        return shopping
+    if classification.intent in KNOWLEDGE_INTENTS and classification.intent.value != handled:
+        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": ask[:300]}, intent=classification.intent.value)
+    if classification.intent is Intent.KNOWLEDGE_QUESTION:
+        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": ask[:300]}, intent=classification.intent.value)
+    return None
+
+
+def _together(primary: Decision, answers: list[str], channel: str | None) -> Decision:
+    """The turn's answer and the answers to the further questions, as one reply; a question back to the customer
+    (verify first, which order?) comes last."""
+    if not answers:
+        return primary
+    parts = [primary.text] if primary.understood and primary.text else []
+    asking = bool(parts) and parts[0].rstrip().endswith("?") and primary.tool is None
+    ordered = [*answers, *parts] if asking else [*parts, *answers]
+    ordered = [_CLOSERS.sub("", p).strip() if i < len(ordered) - 1 else p for i, p in enumerate(ordered)]
+    joiner = "\n\n" if channel in ("web", "email", None) else " "
+    return replace(primary, text=joiner.join(p for p in ordered if p), understood=True)

@@ -58,6 +58,10 @@ def proposal_question(summary: str, channel: str | None = None) -> str:
     return f"Just to confirm, I'll {summary}. Shall I go ahead? {answer} yes to confirm, or no to leave it as it is."
 
 
+AI_DISCLOSURE = (
+    "I'm an AI assistant for the store, not a person. I can check orders, start returns and exchanges, and answer "
+    "questions about our products and policies, and I can connect you with a member of our team whenever you like."
+)
 DECLINED = "No problem, I've left everything as it is. Is there anything else I can help you with?"
 VERIFICATION_FAILED = (
     "Sorry, I couldn't verify those details. Please try again with the email address on your account, or your "
@@ -260,10 +264,8 @@ def products_reply(result: dict[str, Any], channel: str | None = None) -> str:
         described = [_described(c, differing) for c in shown]
         if name is None:
             described = [f"the {c['name']} {d}" for c, d in zip(shown, described, strict=True)]
-        if count == 1:
-            head = f"Yes, I found one match in stock for {what}"
-        else:
-            head = f"Yes, we have {count} {what} in stock"
+        one = f"Yes, I found one match in stock for {what}"
+        head = one if count == 1 else f"Yes, we have {count} {what} in stock"
         more = " Want me to narrow it down further?" if count > len(shown) else " Would you like anything else?"
         return f"{head}: {_listed(described)}.{more}"
     near = [c for c in choices if c.get("in_stock")][:limit] or choices[:limit]

@@ -42,12 +42,31 @@ _NAME_FIRST_LAST = re.compile(
     re.IGNORECASE,
 )
 _NAME_ZIP_LINE = re.compile(
-    rf"^\s*({_NAME_TOKEN})\s+({_NAME_TOKEN})\s*[,;-]?\s*(?:zip(?:\s*code)?\s*(?:is)?\s*:?\s*)?(\d{{5}})\s*\.?\s*$",
-    re.IGNORECASE | re.MULTILINE,
+    rf"(?<![\w'’-])({_NAME_TOKEN})\s+({_NAME_TOKEN})\s*[,;-]?\s*(?:zip(?:\s*code)?\s*(?:is)?\s*:?\s*)?(\d{{5}})"
+    r"(?![\w-])",
+    re.IGNORECASE,
 )
+"""A name and a zip code side by side, anywhere ("sorry typo!! Noah Brown 80279"); both words must be names."""
+_SPOKEN_EMAIL = re.compile(
+    r"\b([a-z0-9]+(?:\s+(?:dot|underscore|dash)\s+[a-z0-9]+)*)\s+at\s+([a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)+)\b",
+    re.IGNORECASE,
+)
+_SPOKEN_SYMBOLS = {"dot": ".", "underscore": "_", "dash": "-"}
+
+
+def written_emails(text: str) -> str:
+    """Emails spelled out the way callers say them ("john dot smith at example dot com") written as addresses."""
+
+    def write(match: re.Match[str]) -> str:
+        words = re.split(r"\s+", f"{match.group(1)} at {match.group(2)}")
+        return "".join("@" if w.lower() == "at" else _SPOKEN_SYMBOLS.get(w.lower(), w) for w in words)
+
+    return _SPOKEN_EMAIL.sub(write, text) if " at " in text.lower() else text
+
+
 _Value: TypeAlias = Callable[[re.Match[str]], str]
 _Reject: TypeAlias = Callable[[str, re.Match[str]], bool]
-_NOT_NAME_WORDS = """a am an and are at back but by calling code email for from going happy here hi hello i im
+_NOT_NAME_WORDS = """a am an and are at back but by calling code email for from going happy here hi hello i im typo oops
     i'm in is it just live looking my no not number of on or order phone please postal really so sorry still sure
     thanks the this to trying under very with writing yes your zip"""
 _NOT_NAME = frozenset(_NOT_NAME_WORDS.split())
@@ -83,6 +102,7 @@ class Slots(BaseModel):
 
 def extract_slots(text: str) -> Slots:
     """All slots in `text`; order ids become `#W` + 7 digits, emails lower case, phones E.164."""
+    text = written_emails(text)
     buf = [text]
     emails = _take(buf, _EMAIL, lambda m: m.group(0).lower().rstrip("."))
     order_ids = _order_ids(buf)
@@ -157,8 +177,9 @@ def _person_name(text: str) -> str | None:
                 return name
     if first_last := _NAME_FIRST_LAST.search(text):
         return _clean_name([first_last.group(1), first_last.group(2)])
-    if line := _NAME_ZIP_LINE.search(text):
-        return _clean_name([line.group(1), line.group(2)], strict=True)
+    for line in _NAME_ZIP_LINE.finditer(text):
+        if name := _clean_name([line.group(1), line.group(2)], strict=True):
+            return name
     return None
 
 

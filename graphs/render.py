@@ -43,8 +43,13 @@ def fit_sms(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
     return kept
 
 
+_WRITE_BACK = re.compile(r"\b(please )?reply with\b", re.I)
+_CITED = re.compile(r"\s*\(Source: [^)]*\)")
+
+
 def speakable(text: str) -> str:
-    """Voice: no URLs, lists or markdown; one flowing paragraph."""
+    """Voice: no URLs, lists, markdown or citations, nothing to "reply with"; one flowing paragraph."""
+    text = _CITED.sub("", _WRITE_BACK.sub(lambda m: f"{m.group(1) or ''}tell me", text))
     text = _URL.sub("our website", _MD_LINK.sub(r"\1", text))
     text = _ORDER_ID.sub(lambda m: "W " + " ".join(m.group(1)), text)
     lines = [line.strip().rstrip(".") for line in plain(text).replace("#", " number ").splitlines() if line.strip()]
