@@ -52,6 +52,15 @@ class Intent(StrEnum):
     UNKNOWN = "unknown"
 
 
+BOT_QUESTION = re.compile(
+    r"\b(?:are|r)\s+(?:you|u)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|a\.i\.|machine|computer|human|person|real)\b"
+    r"|\b(?:am\s+i|i'?m)\s+(?:talking|speaking|chatting)\s+(?:to|with)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|"
+    r"machine|computer|human|person)\b",
+    re.I,
+)
+"""Asking whether the assistant is a bot is a question to answer honestly, not a request for a person."""
+
+
 RULE_ONLY = frozenset({Intent.SPEAKER_CHANGE})
 """Intents only a rule decides, never the nearest examples: ending a customer's verification on a near miss
 ("sms 5: thanks" once sat closest to "this is me now") would cost them their conversation."""

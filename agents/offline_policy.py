@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 
 from threadline.agents import replies
 from threadline.agents.asks import split_asks
-from threadline.agents.intents import Classification, Intent, IntentClassifier
+from threadline.agents.intents import BOT_QUESTION, Classification, Intent, IntentClassifier, explicit_answer
 from threadline.agents.offline_actions import (
     cancel_reason,
     parse_address,
@@ -79,12 +79,7 @@ _REFINE = re.compile(
     r"black|white|green|grey|gray|pink|purple|yellow|silver|brown|navy|beige|gold))\b",
     re.I,
 )
-_BOT_QUESTION = re.compile(
-    r"\b(?:are|r)\s+(?:you|u)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|a\.i\.|machine|computer|human|person|real)\b"
-    r"|\b(?:am\s+i|i'?m)\s+(?:talking|speaking|chatting)\s+(?:to|with)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|ai|"
-    r"machine|computer|human|person)\b",
-    re.I,
-)
+_OFFERED_PERSON = re.compile(r"connect you with (?:a member of )?our team\?|connect you with a person\?", re.I)
 _OWN_ORDER = re.compile(
     r"\b(?:i|we|my (?:wife|husband|partner|son|daughter|mom|dad))\s+(?:bought|ordered|got|purchased|received)"
     r"|\bmy (?:order|package|delivery)\b",
@@ -206,7 +201,12 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     acting = _action_step(messages, text, slots, focus)
     if acting is not None:
         return acting
-    if _BOT_QUESTION.search(text):
+    if (intent is Intent.AFFIRM or explicit_answer(text) == "yes") and _OFFERED_PERSON.search(
+        _last_ai_text(messages[:-1])
+    ):
+        args = {"reason": "The customer accepted the offer of a person.", "urgency": "normal"}
+        return Decision(tool=ESCALATE_TO_HUMAN, args=args, intent=Intent.HUMAN_REQUEST.value)
+    if BOT_QUESTION.search(text):
         return Decision(text=replies.AI_DISCLOSURE, intent=Intent.SMALLTALK.value)
     shopping = _shopping_step(messages, text, intent, slots)
     if shopping is not None:
@@ -254,7 +254,8 @@ NOT_SHOPPING = frozenset(
 )
 _SERVICE_WORDS = re.compile(
     r"\b(?:return|exchange|refund|cancel|order(?:ed|s)?|track(?:ing)?|deliver(?:y|ed)?|shipp(?:ed|ing)|package|"
-    r"account|password|warranty|policy|polic(?:ies)|broke|broken|burn(?:ed|t)?|hurt|injur\w*|person|human|agent)\b",
+    r"account|password|warranty|policy|polic(?:ies)|discount\w*|coupon\w*|promo\w*|price match\w*|sale|"
+    r"broke|broken|burn(?:ed|t)?|hurt|injur\w*|person|human|agent)\b",
     re.I,
 )
 
@@ -275,6 +276,9 @@ def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots:
     return None
 
 
+_RETRIED_AFTER_VERIFYING: dict[str, ToolName] = {LOOKUP_ORDER: LOOKUP_ORDER, RECALL_CONTEXT: RECALL_CONTEXT}
+
+
 def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName, dict[str, Any]] | None:
     """The latest tool call that was refused for want of verification, when no other request came after it (the
     customer's messages since only verified them)."""
@@ -287,8 +291,8 @@ def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName
         result = read_result(message)
         if isinstance(result, VerificationRequired):
             call = calls.get(message.tool_call_id)
-            if call is not None and call["name"] in (LOOKUP_ORDER, RECALL_CONTEXT, ORDER_OPTIONS):
-                return call["name"], dict(call["args"])
+            if call is not None and call["name"] in _RETRIED_AFTER_VERIFYING:
+                return _RETRIED_AFTER_VERIFYING[call["name"]], dict(call["args"])
         return None
     return None
 

@@ -280,3 +280,48 @@ def products_reply(result: dict[str, Any], channel: str | None = None) -> str:
     shown_names = [k for k in near[0]["options"]][:3]
     closest = [(f"the {c['name']} " if name is None else "") + _described(c, shown_names) for c in near]
     return f"{opening} The closest we have in stock: {_listed(closest)}. Would one of those work?"
+
+
+HANDOFF_OPENERS = {
+    "safety": "I'm so sorry, that sounds frightening. If anyone is hurt, please get medical help first, and stop "
+    "using the product. I've passed this to our team as urgent.",
+    "theft": "I'm sorry your package was taken, that's really frustrating. I've passed this to our team so they can "
+    "look into a replacement or a refund.",
+    "fraud_or_legal": "I understand, and I'm sorry it has come to this. I've passed this to our team as a priority "
+    "so a person can look into it properly.",
+    "harassment": "I'm really sorry you experienced that; nobody should have to. I've passed this to our team as a "
+    "priority.",
+    "customer_requested_human": "Of course. I've passed your conversation to a member of our team, with a summary "
+    "so you won't have to repeat yourself.",
+    "apology": "I'm sorry for the trouble. I've passed your conversation to a member of our team, with a summary so "
+    "you won't have to repeat yourself.",
+}
+HANDOFF_DEFAULT = (
+    "I've passed your conversation to a member of our team, with a summary so you won't have to repeat yourself."
+)
+APOLOGY_STALLS = frozenset({"negative_sentiment", "high_value_complaint", "repeated_failure", "no_knowledge_answer"})
+FOLLOW_UP = {
+    "voice": "they'll call you back on this number",
+    "sms": "they'll text you back here",
+    "email": "they'll reply to this email",
+}
+
+
+def handoff_notice(stall: str, topic: str | None, channel: str, wait: str, told: str | None = None) -> str:
+    """What the customer hears when a person takes over: fitting why (care and safety advice where it matters),
+    the expected wait, and how the team will get back to them on this channel."""
+    if told:
+        opener = f"{told} I've passed your request to a member of our team, who can look at an exception."
+    elif topic in HANDOFF_OPENERS:
+        opener = HANDOFF_OPENERS[topic]
+    elif stall in HANDOFF_OPENERS:
+        opener = HANDOFF_OPENERS[stall]
+    else:
+        opener = HANDOFF_OPENERS["apology"] if stall in APOLOGY_STALLS else HANDOFF_DEFAULT
+    return f"{opener} {wait}, and {FOLLOW_UP.get(channel, 'they will reply to you here')}."
+
+
+def queued_ack(channel: str, wait: str) -> str:
+    """The short note a customer gets when they write again while their case waits for a person."""
+    follow = FOLLOW_UP.get(channel, "they will reply to you here")
+    return f"Thanks, I've added this to your case for our team. {wait}, and {follow}."

@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from threadline.analytics.conversations import Conversation
-from threadline.analytics.hours import aware
 from threadline.analytics.journeys import PURCHASES
+from threadline.core.hours import aware
 from threadline.core.types import AnalyticsEvent, EventType
 
 UNKNOWN_INTENT = "unknown"

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from threadline.analytics.hours import aware
+from threadline.core.hours import aware
 from threadline.core.types import AnalyticsEvent, EventType
 
 CONVERSATION_EVENTS = frozenset(

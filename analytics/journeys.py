@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from threadline.analytics.conversations import Conversation
-from threadline.analytics.hours import aware
+from threadline.core.hours import aware
 from threadline.core.types import AnalyticsEvent, EventType
 
 PATH_STEPS = 5

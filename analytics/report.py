@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from threadline.analytics import conversations as conv
 from threadline.analytics.attribution import attribution
-from threadline.analytics.hours import BusinessHours, aware
 from threadline.analytics.journeys import ESCALATION, PURCHASES, journeys, paths_before, top_paths
 from threadline.analytics.metrics import Inputs, breakdown, metrics
+from threadline.core.hours import BusinessHours, aware
 from threadline.core.settings import Settings
 from threadline.core.types import AnalyticsEvent
 from threadline.memory.schema import ArticleRow, OrderActionRow

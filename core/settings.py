@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     retention_at_startup: bool = Field(
         False, description="Run the retention job once in the background when the API starts."
     )
+    queue_ack_minutes: float = Field(
+        30.0,
+        ge=0,
+        description="A customer who writes while their case waits for a person hears at most once per this many "
+        "minutes that their message reached the team.",
+    )
     business_timezone: str = Field("UTC", description="IANA time zone of the business hours (analytics).")
     business_hours: str = Field(
         "09:00-18:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="Opening hours, local time, HH:MM-HH:MM."

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -20,6 +21,7 @@ from threadline.agents.summarizer import extend_summary, summary_line, turn_gist
 from threadline.core.context import TurnContext
 from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
+from threadline.core.hours import BusinessHours
 from threadline.core.ports import OrderSystem
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import (
@@ -29,6 +31,7 @@ from threadline.core.types import (
     Episode,
     EpisodeStatus,
     EventType,
+    HandoffId,
     Order,
     OrderId,
     VerificationLevel,
@@ -44,9 +47,9 @@ from threadline.graphs.state import SupportState
 from threadline.tools.results import ActionProposed, ToolSkipped, read_result, result_status
 from threadline.tools.runtime import identity_from
 
-HANDOFF_NOTICE = "I've passed your conversation to a member of our team. They'll reply to you here."
-EXCEPTION_NOTICE = (
-    "I've passed your request to a member of our team, who can look at an exception. They'll reply to you here."
+QUEUE_ACK_INTERVAL = timedelta(minutes=30)
+_JUST_THANKS = re.compile(
+    r"^\W*(?:ok(?:ay)?|k|thanks?|thank you|ty|thx|cool|great|perfect|got it|sounds good)\W*$", re.I
 )
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
@@ -194,13 +197,57 @@ def make_guard(thresholds: Thresholds) -> Any:
         if found is None:
             return update
         escalation = {"stall": found.stall.value, "evidence": found.evidence, "urgency": found.urgency}
-        extra = {key: value for key, value in (("detail", found.detail), ("tell", found.tell)) if value}
+        extra = {
+            key: value
+            for key, value in (("detail", found.detail), ("tell", found.tell), ("topic", found.topic))
+            if value
+        }
         return {**update, "escalation": escalation | extra}
 
     return guard
 
 
-def make_handoff(thresholds: Thresholds) -> Any:
+def expected_wait(now: datetime, priority: str, due: datetime | None, hours: BusinessHours | None) -> str:
+    """The wait a customer can expect for a person, in words: the queue's target while the team is in, else when
+    it opens."""
+    if hours is not None and not hours.is_open(now):
+        opening = hours.next_opening(now)
+        local = hours.local(now)
+        days = (opening.date() - local.date()).days
+        day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {opening.strftime('%A')}"
+        return f"Our team is away right now and will pick this up when we open {day} at {opening.strftime('%-H:%M')}"
+    left = (due - now).total_seconds() / 60 if due is not None else None
+    if left is None or left <= 0:
+        return "They'll be with you as soon as they can"
+    if left <= 50:
+        return f"They usually reply within {max(5, round(left / 5) * 5):.0f} minutes"
+    if left <= 70:
+        return "They usually reply within the hour"
+    return f"They usually reply within {round(left / 60):.0f} hours"
+
+
+def make_acknowledge(hours: BusinessHours | None, signature: str, interval: timedelta = QUEUE_ACK_INTERVAL) -> Any:
+    """The node for a message that arrives while the case waits for a person: the AI does not answer the case, but
+    the customer hears once per `interval` that their message reached the team (a plain "thanks" needs no note)."""
+
+    def acknowledge(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        texts = policy.turn_texts(state["messages"])
+        last = state.get("queue_acked_at")
+        recent = last is not None and ctx.now - datetime.fromisoformat(last) < interval
+        if state.get("owner") != "queue" or recent or all(_JUST_THANKS.match(t) for t in texts):
+            return {}
+        handoff_id = state.get("handoff_id")
+        handoff = ctx.services.handoffs.get(HandoffId(handoff_id)) if handoff_id else None
+        priority = handoff.priority if handoff is not None else "normal"
+        wait = expected_wait(ctx.now, priority, handoff.sla_due_at if handoff else None, hours)
+        text = replies.queued_ack(ctx.channel.value, wait)
+        return {"reply": render(text, ctx.channel, signature=signature), "queue_acked_at": ctx.now.isoformat()}
+
+    return acknowledge
+
+
+def make_handoff(thresholds: Thresholds, hours: BusinessHours | None = None) -> Any:
     """The node that builds the packet, queues the case and steps back: from now on a human owns it."""
 
     def handoff(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -245,7 +292,10 @@ def make_handoff(thresholds: Thresholds) -> Any:
             payload={"handoff_id": created.id, "stall": packet.stall.type.value, "intent": last_intent(messages)},
             occurred_at=ctx.now,
         )
-        told = f"{request['tell']} {EXCEPTION_NOTICE}" if request.get("tell") else HANDOFF_NOTICE
+        wait = expected_wait(ctx.now, packet.priority, packet.sla_due_at, hours)
+        told = replies.handoff_notice(
+            packet.stall.type.value, request.get("topic"), ctx.channel.value, wait, request.get("tell")
+        )
         notice = AIMessage(content=told, additional_kwargs={"threadline": {"handoff": created.id}})
         return {
             "messages": [*pending, notice],

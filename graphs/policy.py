@@ -8,6 +8,7 @@ from itertools import pairwise
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from threadline.agents.intents import BOT_QUESTION
 from threadline.core.handoff import StallPoint
 from threadline.core.order_actions import status_refusal
 from threadline.core.settings import Settings
@@ -21,11 +22,56 @@ _HUMAN = re.compile(
     r"a supervisor|your supervisor|the manager|a real)|supervisor|live agent|operator)\b",
     re.I,
 )
-_SENSITIVE = re.compile(
-    r"\b(fraud\w*|chargeback\w*|lawyer|attorney|lawsuit|legal action|injur\w*|hurt me|harass\w*|"
-    r"stolen card|identity theft)\b|\b(?:sue|suing)\s+(?:you|your|the|this|them|for)\b|\b(?:will|going to|gonna) sue\b",
-    re.I,
-)
+SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
+    "safety": (
+        re.compile(
+            r"\b(burn(?:ed|t|s|ing)?|injur\w*|hurt (?:me|him|her|them|my|his|our|their)\w*|"
+            r"(?:got|was|is|were) hurt|"
+            r"bleed\w*|blood|cut (?:my|his|her|their|our)|(?:caught|catch(?:es|ing)?) (?:on )?fire|on fire|burst into "
+            r"flames|smok(?:e|ed|ing) (?:came|coming|poured)|started smoking|sparks?|sparked|electric(?:al)? shock|"
+            r"shocked (?:me|him|her)|explod\w*|exploded|melted|chok\w*|allergic reaction|rash|hospital|emergency room|"
+            r"poison\w*|swallowed|unsafe|dangerous|safety hazard|fire hazard)\b",
+            re.I,
+        ),
+        "urgent",
+    ),
+    "theft": (
+        re.compile(
+            r"\b(stolen|stole|porch pirate\w*|someone (?:took|stole|swiped|nicked)|theft|thie(?:f|ves)|"
+            r"(?:package|parcel|box|delivery) (?:was |got |has been )?(?:taken|swiped|nicked)|"
+            r"(?:says|said|shows|showed|marked(?: as)?) delivered but (?:i |we )?"
+            r"(?:never|didn'?t|did not|haven'?t|have not)\b)",
+            re.I,
+        ),
+        "high",
+    ),
+    "fraud_or_legal": (
+        re.compile(
+            r"\b(fraud\w*|chargeback\w*|charge ?back|lawyer|attorney|lawsuit|legal action|small claims|"
+            r"dispute (?:the |this |that |a |my )?(?:charge|payment|transaction)|"
+            r"(?:call|calling|contact|contacting|tell|telling) my "
+            r"(?:bank|credit card company|card company|card issuer)|"
+            r"report (?:you|this|your company) to|"
+            r"better business bureau|\bbbb\b|unauthori[sz]ed (?:charge|purchase|transaction|payment)|"
+            r"stolen card|identity theft)\b|\b(?:sue|suing)\s+(?:you|your|the|this|them|for)\b|"
+            r"\b(?:will|going to|gonna) sue\b",
+            re.I,
+        ),
+        "high",
+    ),
+    "harassment": (
+        re.compile(
+            r"\b(harass\w*|threaten\w*|abusive|abused|stalk\w*|creepy|inappropriate (?:message|comment|"
+            r"behaviou?r|remark)s?|made me feel unsafe|sexual\w*)\b",
+            re.I,
+        ),
+        "high",
+    ),
+}
+"""Topics a person must handle, recognised by what the customer describes (a burn, a package taken from the porch,
+a charge disputed with the bank), each with its priority; the first that matches wins (safety first)."""
+_SENSITIVE = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in SENSITIVE_TOPICS.values()), re.I)
+
 _COMPLAINT = re.compile(
     r"\b(complain\w*|unacceptable|disappoint\w*|terrible|awful|worst|ridiculous|outrageous|furious|"
     r"not happy|unhappy|fed up|poor service|bad service|broken|damaged|defective)\b",
@@ -48,6 +94,8 @@ class Escalation:
     detail: str | None = None
     tell: str | None = None
     """What the customer is told before the hand-off notice (why the request goes to a person), if anything."""
+    topic: str | None = None
+    """The sensitive topic (`SENSITIVE_TOPICS`), when that is why: the hand-off notice fits it."""
 
 
 @dataclass(frozen=True)
@@ -265,15 +313,16 @@ def evaluate(
     unusable answers (no knowledge answer, the same question again), turns not understood, repeated
     out-of-scope requests, and a tool error as the last step."""
     texts = turn_texts(messages)
-    asked = [t for t in texts if _HUMAN.search(t)]
+    asked = [t for t in texts if _HUMAN.search(BOT_QUESTION.sub(" ", t))]
     if requested is not None:
         stall = StallPoint.CUSTOMER_REQUESTED_HUMAN if asked else StallPoint.MODEL_REQUESTED
         return Escalation(stall, asked or [requested.get("reason", "")], requested.get("urgency"))
     if asked:
         return Escalation(StallPoint.CUSTOMER_REQUESTED_HUMAN, asked)
-    sensitive = [t for t in texts if _SENSITIVE.search(t)]
-    if sensitive:
-        return Escalation(StallPoint.SENSITIVE_TOPIC, sensitive, "high")
+    for topic, (pattern, urgency) in SENSITIVE_TOPICS.items():
+        sensitive = [t for t in texts if pattern.search(t)]
+        if sensitive:
+            return Escalation(StallPoint.SENSITIVE_TOPIC, sensitive, urgency, detail=topic, topic=topic)
     complaint = complaint_texts(messages)
     if complaint and lifetime_spend is not None and lifetime_spend >= thresholds.high_value_spend:
         return Escalation(StallPoint.HIGH_VALUE_COMPLAINT, complaint, "high")

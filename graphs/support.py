@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -12,8 +13,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from threadline.core.context import TurnContext
+from threadline.core.hours import BusinessHours
 from threadline.graphs.nodes import (
+    QUEUE_ACK_INTERVAL,
     load_context,
+    make_acknowledge,
     make_agent,
     make_guard,
     make_handoff,
@@ -31,8 +35,9 @@ MAX_STEPS = 6
 WINDOW = 16
 
 
-def _after_load(state: SupportState) -> Literal["agent", "__end__"]:
-    return "agent" if state.get("owner", "ai") == "ai" else "__end__"
+def _after_load(state: SupportState) -> Literal["agent", "acknowledge", "__end__"]:
+    owner = state.get("owner", "ai")
+    return "agent" if owner == "ai" else "acknowledge" if owner == "queue" else "__end__"
 
 
 def _after_guard(state: SupportState) -> Literal["handoff", "tools", "agent", "respond"]:
@@ -54,10 +59,14 @@ def build_support_graph(
     window: int = WINDOW,
     thresholds: Thresholds | None = None,
     signature: str = DEFAULT_SIGNATURE,
+    hours: BusinessHours | None = None,
+    queue_ack_interval: timedelta = QUEUE_ACK_INTERVAL,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
     """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
     `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
-    `thresholds` tune the escalation policy (defaults otherwise)."""
+    `thresholds` tune the escalation policy (defaults otherwise); `hours` are the team's opening hours (the wait a
+    customer is told; always open when None); a customer waiting for a person hears at most once per
+    `queue_ack_interval` that their message reached the team."""
     limits = thresholds or Thresholds()
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
@@ -65,7 +74,8 @@ def build_support_graph(
     graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
     graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
     graph.add_node("guard", make_guard(limits))
-    graph.add_node("handoff", make_handoff(limits))
+    graph.add_node("handoff", make_handoff(limits, hours))
+    graph.add_node("acknowledge", make_acknowledge(hours, signature, queue_ack_interval))
     graph.add_node("respond", make_respond(signature))
     graph.add_node("remember", make_remember(window))
     graph.add_edge(START, "load_context")
@@ -76,6 +86,7 @@ def build_support_graph(
     graph.add_edge("handoff", "respond")
     graph.add_edge("respond", "remember")
     graph.add_edge("remember", END)
+    graph.add_edge("acknowledge", END)
     return graph.compile(checkpointer=checkpointer, store=store, name="support")
 
 

@@ -25,6 +25,7 @@ from threadline.conversations.threads import Threads
 from threadline.conversations.turns import TurnService
 from threadline.core.context import TurnServices
 from threadline.core.handoff import redact_packet
+from threadline.core.hours import BusinessHours
 from threadline.core.rate_limits import RateLimiter
 from threadline.core.settings import Settings
 from threadline.core.types import CustomerId, Handoff, InboundMessage
@@ -174,6 +175,8 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         store=memories,
         thresholds=Thresholds.from_settings(settings),
         signature=settings.store_name,
+        hours=BusinessHours.from_settings(settings),
+        queue_ack_interval=timedelta(minutes=settings.queue_ack_minutes),
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
     turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)

@@ -23,7 +23,6 @@ import pytest
 
 from threadline.analytics import conversations as conv
 from threadline.analytics.attribution import attribution
-from threadline.analytics.hours import BusinessHours
 from threadline.analytics.journeys import ESCALATION, journeys, paths_before
 from threadline.analytics.metrics import Inputs, breakdown, metrics
 from threadline.analytics.report import (
@@ -35,6 +34,7 @@ from threadline.analytics.report import (
     metrics_report,
     summary_report,
 )
+from threadline.core.hours import BusinessHours
 from threadline.core.types import (
     AnalyticsEvent,
     ArticleDraft,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from threadline.core.settings import Settings
@@ -43,6 +43,18 @@ class BusinessHours:
     def day(self, moment: datetime) -> date:
         """The local calendar day of `moment`."""
         return self.local(moment).date()
+
+    def next_opening(self, moment: datetime) -> datetime:
+        """When the store next opens after `moment` (local time); `moment` itself when it is open."""
+        local = self.local(moment)
+        if self.is_open(local):
+            return local
+        for ahead in range(8):
+            day = local.date() + timedelta(days=ahead)
+            opening = datetime.combine(day, self.opens, tzinfo=self.zone)
+            if day.weekday() in self.days and opening > local:
+                return opening
+        return local  # no opening day configured: treat as always reachable
 
     def is_open(self, moment: datetime) -> bool:
         """Whether `moment` is within business hours (else it is after hours)."""
