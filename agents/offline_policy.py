@@ -254,7 +254,8 @@ NOT_SHOPPING = frozenset(
 )
 _SERVICE_WORDS = re.compile(
     r"\b(?:return|exchange|refund|cancel|order(?:ed|s)?|track(?:ing)?|deliver(?:y|ed)?|shipp(?:ed|ing)|package|"
-    r"account|password|warranty|policy|polic(?:ies)|discount\w*|coupon\w*|promo\w*|price match\w*|sale|"
+    r"account|password|warranty|policy|polic(?:ies)|discount\w*|coupon\w*|promo\w*|price match\w*|sale|program\w*|"
+    r"membership|rewards?|points|loyalty|subscription|app|gift ?cards?|gift wrap\w*|student|military|store hours|"
     r"broke|broken|burn(?:ed|t)?|hurt|injur\w*|person|human|agent)\b",
     re.I,
 )

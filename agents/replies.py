@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from threadline.core.types import EDITOR_NOTES
+
 CHANNEL_NAMES = {
     "sms": "text message",
     "voice": "phone",
@@ -92,7 +94,7 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
 
 CITING_CHANNELS = frozenset({"web", "email", "social", "store"})
 """Channels whose replies name the article they answer from; an SMS has no room for it and a voice never reads it."""
-_DEMO_NOTE = re.compile(r"^>\s*Demo content:.*$\n?", re.M)
+_EDITOR_NOTE = re.compile("^(?:" + "|".join(re.escape(n) for n in EDITOR_NOTES) + ").*$\n?", re.M)
 DONT_KNOW = (
     "I'm sorry, I don't have an answer to that in our store information, and I'd rather not guess. Would you like "
     "me to connect you with a member of our team?"
@@ -102,7 +104,7 @@ DONT_KNOW = (
 def passage_answer(passage: dict[str, Any]) -> tuple[str | None, str]:
     """A passage as (the question its section answers, when it is one, and the text under it), without the
     article title and without the article's notes to its editors."""
-    text = _DEMO_NOTE.sub("", passage["text"]).strip()
+    text = _EDITOR_NOTE.sub("", passage["text"]).strip()
     title = str(passage.get("title") or "")
     if title and text.startswith(title):
         text = text[len(title) :].strip()

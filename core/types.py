@@ -123,6 +123,11 @@ class ArticleKind(StrEnum):
     PRODUCT = "product"
 
 
+EDITOR_NOTES = ("> Demo content:", "> Editor note:")
+"""Lines of an article body written for its editors (why an answer is what it is): kept with the article, never
+indexed, quoted or read to a customer."""
+
+
 class Audience(StrEnum):
     """Who an article is written for. Customers only ever read or hear `customer` articles; `agent` articles (the
     team's procedures and internal policy, written as instructions to staff) are for agents and admins."""

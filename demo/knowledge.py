@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from threadline.core.types import ArticleDraft, ArticleId, ArticleKind, Audience
+from threadline.core.types import EDITOR_NOTES, ArticleDraft, ArticleId, ArticleKind, Audience
 from threadline.memory.ingest import slug
 
 
@@ -42,9 +42,9 @@ def _policy(title: str, lines: list[str]) -> ArticleDraft:
     )
 
 
-DEMO_NOTE = "> Demo content:"
-"""How a help-center article marks answers that are the demo store's own choice (where the store policy is silent);
-the line stays in the article for its readers and editors and is never part of an answer."""
+DEMO_NOTE = EDITOR_NOTES[0]
+"""How a help-center article marks answers that are the demo store's own choice (where the store policy is silent):
+a note to its editors, never indexed or part of an answer."""
 
 
 def help_center_articles(markdown: str) -> Iterator[ArticleDraft]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from threadline.core.types import Article
+from threadline.core.types import EDITOR_NOTES, Article
 
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
@@ -70,7 +70,10 @@ def chunk_article(article: Article, max_chars: int = 800) -> list[tuple[int, str
     """
     title = article.title.strip()
     chunks: list[str] = []
-    for heading, blocks in _sections(article.body):
+    for heading, all_blocks in _sections(article.body):
+        blocks = [b for b in all_blocks if not b.startswith(EDITOR_NOTES)]
+        if all_blocks and not blocks and not heading:
+            continue  # only notes to the article's editors
         prefix = f"{title}\n\n{heading}\n" if heading and heading != title else f"{title}\n\n"
         current: list[str] = []
         size = 0

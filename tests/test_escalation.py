@@ -48,7 +48,7 @@ def handed_off(services: Services, outcome: TurnOutcome, stall: StallPoint) -> d
     """The queued handoff's packet, after checking what every escalation promises."""
     assert outcome.owner == "queue"
     assert outcome.handoff_id is not None
-    assert outcome.reply is not None and "member of our team" in outcome.reply
+    assert outcome.reply is not None and "to our team" in outcome.reply
     handoff = services.stores.handoffs.get(outcome.handoff_id)
     assert handoff is not None
     assert handoff.status is HandoffStatus.QUEUED
@@ -122,7 +122,7 @@ def test_negative_sentiment_over_two_turns_escalates(services: Services) -> None
 
 @SQLITE
 def test_no_knowledge_answer_twice_escalates(services: Services) -> None:
-    first, second = "Can I pay with bitcoin?", "do you have a loyalty program?"
+    first, second = "do you offer gift wrapping?", "do you have a loyalty program?"
     one = say(services, Channel.WEB, "visitor-kb", first)
     assert one.owner == "ai" and one.tools and one.tools[0]["name"] == "search_knowledge"
     outcome = say(services, Channel.WEB, "visitor-kb", second)
@@ -139,7 +139,7 @@ def test_no_knowledge_answer_twice_escalates(services: Services) -> None:
 def test_the_same_question_twice_is_a_repeated_failure(services: Services) -> None:
     question = "What is your policy on returning delivered items?"
     first = say(services, Channel.WEB, "visitor-again", question)
-    assert first.owner == "ai" and first.reply and "Return delivered order" in first.reply
+    assert first.owner == "ai" and first.reply and "(Source: Returns.)" in first.reply
     outcome = say(services, Channel.WEB, "visitor-again", "what is your policy on returning delivered items")
     packet = handed_off(services, outcome, StallPoint.REPEATED_FAILURE)
     assert packet["stall"]["evidence"][0] == question
@@ -173,7 +173,8 @@ def test_sensitive_topic_escalates_at_once_with_high_priority(services: Services
     outcome = say(services, Channel.WEB, JAMES["email"], text, vouched=True)
     packet = handed_off(services, outcome, StallPoint.SENSITIVE_TOPIC)
     assert packet["stall"]["evidence"] == [text]
-    assert packet["priority"] == "high"
+    assert packet["priority"] == "urgent"  # someone was hurt: the most urgent of the sensitive topics
+    assert "get medical help first" in (outcome.reply or "")
     assert "wording: sensitive topic" in packet["intent_signals"]
     assert any("supervisor" in step for step in packet["next_steps"])
 

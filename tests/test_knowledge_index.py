@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus
+from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Audience
 from threadline.demo.loader import default_articles
 from threadline.memory.chunking import chunk_article, split_request
 from threadline.memory.knowledge_index import KnowledgeIndex
@@ -53,6 +53,10 @@ def memo() -> dict[str, list[float]]:
 @pytest.fixture
 def counting(embeddings: Embeddings, memo: dict[str, list[float]]) -> CountingEmbeddings:
     return CountingEmbeddings(embeddings, memo)
+
+
+AGENT = Audience.AGENT
+"""The store's agent policy is searched as staff would."""
 
 
 def _article(body: str, title: str = "Gift cards", **fields: object) -> Article:
@@ -138,9 +142,13 @@ def test_demo_kb_answers_support_questions(demo_stores: Stores, counting: Counti
     assert index.size == len(counting.documents) > 61
     assert index.sync(demo_stores.knowledge) is False
 
-    returns = index.search("how do I return a delivered item", k=3)
+    returns = index.search("how do I return a delivered item", k=3, audience=AGENT)
     assert any(p.article_id.startswith("policy-return") for p in returns)
-    cancel = index.search("cancel a pending order")
+    # customers are answered from the help center; the agent policy never reaches them
+    told = index.search("how do I return a delivered item", k=5, audience=Audience.CUSTOMER)
+    assert told[0].article_id == "help-returns"
+    assert all(p.audience is Audience.CUSTOMER and not p.article_id.startswith("policy-") for p in told)
+    cancel = index.search("cancel a pending order", audience=AGENT)
     assert cancel[0].article_id == "policy-cancel-pending-order"
     assert cancel[0].version == 1
     assert cancel[0].kind is ArticleKind.POLICY
@@ -168,7 +176,7 @@ def test_update_reembeds_only_that_article(demo_stores: Stores, counting: Counti
 
     assert counting.documents == [text for _, text in chunk_article(updated)]
     assert index.size == size - len(chunk_article(old)) + len(chunk_article(updated))
-    top = index.search("how many days do I have to return a delivered order", k=3)
+    top = index.search("how many days do I have to return a delivered order", k=3, audience=AGENT)
     hit = next(p for p in top if p.article_id == "policy-return-delivered-order")
     assert hit.version == 2
     assert "45 days" in hit.text
@@ -185,7 +193,7 @@ def test_retired_article_leaves_the_results(demo_stores: Stores, counting: Count
     assert index.sync(demo_stores.knowledge) is True
     assert counting.documents == []
     assert index.size < size
-    results = index.search("cancel a pending order", k=10)
+    results = index.search("cancel a pending order", k=10, audience=AGENT)
     assert results
     assert all(p.article_id != "policy-cancel-pending-order" for p in results)
 
@@ -236,7 +244,7 @@ def test_damaged_files_are_ignored_and_rebuilt(
 
     assert index.sync(demo_stores.knowledge) is True
     assert len(counting.documents) == index.size > 61
-    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"
+    assert index.search("cancel a pending order", audience=AGENT)[0].article_id == "policy-cancel-pending-order"
     assert KnowledgeIndex(counting, tmp_path).ready
 
 
@@ -332,7 +340,8 @@ Sam"""
 def test_a_long_request_finds_the_article_behind_it(demo_stores: Stores, counting: CountingEmbeddings) -> None:
     index = KnowledgeIndex(counting)
     index.sync(demo_stores.knowledge)
-    top = index.search(LONG_REQUEST, k=3)
+    top = index.search(LONG_REQUEST, k=3, audience=AGENT)
+    assert index.search(LONG_REQUEST, k=1, audience=Audience.CUSTOMER)[0].article_id == "help-returns"
     assert "policy-return-delivered-order" in [p.article_id for p in top]
     assert counting.queries >= 3  # one embedding per clause
     assert max(sum(p.article_id == a for p in top) for a in {p.article_id for p in top}) <= 2
@@ -348,8 +357,8 @@ def test_hnsw_past_the_threshold_keeps_answers_updates_and_retires(
     index = KnowledgeIndex(counting, tmp_path, hnsw_threshold=50)
     index.sync(demo_stores.knowledge)
     assert index.approximate and index.size > 50
-    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"
-    returns = index.search("how do I return a delivered item", k=3)
+    assert index.search("cancel a pending order", audience=AGENT)[0].article_id == "policy-cancel-pending-order"
+    returns = index.search("how do I return a delivered item", k=3, audience=AGENT)
     assert any(p.article_id == "policy-return-delivered-order" for p in returns)
 
     new_body = "Delivered orders can be returned within 45 days for a refund to the original payment method.\n"
@@ -360,11 +369,14 @@ def test_hnsw_past_the_threshold_keeps_answers_updates_and_retires(
     assert counting.documents == ["Return delivered order\n\n" + new_body.strip()]
     hit = next(
         p
-        for p in index.search("how many days do I have to return a delivered order", k=3)
+        for p in index.search("how many days do I have to return a delivered order", k=3, audience=AGENT)
         if p.article_id == "policy-return-delivered-order"
     )
     assert (hit.version, "45 days" in hit.text) == (2, True)
-    assert all(p.article_id != "policy-cancel-pending-order" for p in index.search("cancel a pending order", k=10))
+    assert all(
+        p.article_id != "policy-cancel-pending-order"
+        for p in index.search("cancel a pending order", k=10, audience=AGENT)
+    )
     assert len(index.search("refund to my gift card", k=12)) == 12
 
     reloaded = KnowledgeIndex(counting, tmp_path, hnsw_threshold=50)
@@ -387,4 +399,4 @@ def test_hnsw_goes_back_to_exact_search_when_the_knowledge_base_shrinks(
             demo_stores.knowledge.upsert(retired, author="test")
     index.sync(demo_stores.knowledge)
     assert not index.approximate and index.size < 40
-    assert index.search("cancel a pending order")[0].article_id == "policy-cancel-pending-order"
+    assert index.search("cancel a pending order", audience=AGENT)[0].article_id == "policy-cancel-pending-order"

@@ -104,12 +104,12 @@ def test_policy_question_is_answered_from_the_knowledge_base_with_a_citation(ser
     outcome = say(services, Channel.WEB, "visitor-42", "What is your policy on returning delivered items?")
     assert outcome.reply is not None
     assert tool_names(outcome) == ["search_knowledge"]
-    assert "Return delivered order" in outcome.reply
-    assert "version 1" in outcome.reply
+    assert "(Source: Returns.)" in outcome.reply  # the help center written for customers
     assert "delivered" in outcome.reply
+    assert "the user" not in outcome.reply.lower()  # never the store's instructions to its agents
 
 
-def test_asking_for_a_person_hands_off_and_the_ai_stays_silent(services: Services) -> None:
+def test_asking_for_a_person_hands_off_and_only_a_note_says_the_message_reached_the_team(services: Services) -> None:
     outcome = say(services, Channel.WEB, JAMES["email"], "I want to talk to a person", vouched=True)
     assert outcome.owner == "queue"
     assert outcome.handoff_id is not None
@@ -118,13 +118,16 @@ def test_asking_for_a_person_hands_off_and_the_ai_stays_silent(services: Service
     assert handoff.status is HandoffStatus.QUEUED
     assert handoff.packet["stall"]["type"] == "customer_requested_human"
     assert handoff.packet["customer"]["id"] == demo_customer_id("james_li_5688")
+    assert (outcome.reply or "").startswith("Of course. I've passed your conversation to a member of our team")
     before = services.stores.messages.count(CustomerId(outcome.customer_id))
-    silent = say(services, Channel.WEB, JAMES["email"], "hello? are you there?", vouched=True)
-    assert silent.reply is None
-    assert silent.owner == "queue"
+    noted = say(services, Channel.WEB, JAMES["email"], "hello? are you there?", vouched=True)
+    assert noted.owner == "queue" and noted.tools == []  # the AI does not answer the case
+    assert (noted.reply or "").startswith("Thanks, I've added this to your case for our team.")
+    silent = say(services, Channel.WEB, JAMES["email"], "my order number is #W2611340 btw", vouched=True)
+    assert silent.reply is None and silent.owner == "queue"  # one note per THREADLINE_QUEUE_ACK_MINUTES
     log = services.stores.messages.for_customer(CustomerId(outcome.customer_id), limit=5)
-    assert services.stores.messages.count(CustomerId(outcome.customer_id)) == before + 1
-    assert log[-1].direction is Direction.INBOUND
+    assert services.stores.messages.count(CustomerId(outcome.customer_id)) == before + 3
+    assert [m.direction for m in log[-3:]] == [Direction.INBOUND, Direction.OUTBOUND, Direction.INBOUND]
 
 
 def test_off_topic_questions_never_look_up_orders(services: Services) -> None:
@@ -201,6 +204,7 @@ def test_the_llm_path_speaks_the_chat_completions_protocol_over_http(
     assert {t["function"]["name"] for t in requests[0]["tools"]} == {
         "recall_context",
         "search_knowledge",
+        "find_products",
         "lookup_order",
         "verify_customer",
         "change_speaker",

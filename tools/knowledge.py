@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langchain_core.tools import tool
@@ -12,7 +13,41 @@ from threadline.core.types import Audience
 from threadline.tools.results import KnowledgePassage, KnowledgeResult
 from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
-MIN_SCORE = 0.25
+MIN_SCORE = 0.3
+"""Passages below this dense similarity are never used."""
+SURE_SCORE = 0.5
+"""From this dense similarity a passage answers on its own; below it, it must also share most of the question's
+content words ("do you offer gift wrapping?" is not answered by the gift-card article)."""
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    """a about am an and any anything are as at be been but by can could did do does doing for from get got had has
+    have how i i'd i'm if in into is it it's its just know let like me might more my need no not of on or our please
+    really so some tell than that thats the their them then there theres these they this to too u um uh ur us very
+    want was we were what whats when where which who why will with would you your youre yall hey hi hello thanks
+    thank okay ok yes guys""".split()  # noqa: SIM905
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def coverage(query: str, text: str) -> float:
+    """The share of the question's content words (lightly stemmed) that the passage uses; 1.0 for a question with
+    none."""
+    wanted = {_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOP}
+    if not wanted:
+        return 1.0
+    have = {_stem(w) for w in _WORD.findall(text.lower())}
+    return len(wanted & have) / len(wanted)
+
+
+def relevant(query: str, score: float, text: str) -> bool:
+    """Whether a passage is relevant enough to answer from."""
+    return score >= SURE_SCORE or (score >= MIN_SCORE and coverage(query, text) > 0.5)
 
 
 @tool(SEARCH_KNOWLEDGE)
@@ -20,9 +55,11 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
     return the most relevant passages, each with its article id, title and version to cite."""
     context = turn_context(runtime)
-    passages = context.services.knowledge.search(
-        query[:500], k=3, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
+    searched = context.services.knowledge.search(
+        query[:500], k=5, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
     )
+    ranked = sorted(searched, key=lambda p: -(p.score + 0.2 * coverage(query, p.text)))
+    passages = [p for p in ranked if relevant(query, p.score, p.text)][:3]
     found = [
         KnowledgePassage(
             article_id=p.article_id, title=p.title, version=p.version, kind=p.kind, text=p.text, score=round(p.score, 3)
