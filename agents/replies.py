@@ -320,10 +320,11 @@ def handoff_notice(stall: str, topic: str | None, channel: str, wait: str, told:
         opener = HANDOFF_OPENERS[stall]
     else:
         opener = HANDOFF_OPENERS["apology"] if stall in APOLOGY_STALLS else HANDOFF_DEFAULT
-    return f"{opener} {wait}, and {FOLLOW_UP.get(channel, 'they will reply to you here')}."
+    follow = FOLLOW_UP.get(channel, "they'll reply to you here")
+    return f"{opener} {wait}, and {follow}."
 
 
 def queued_ack(channel: str, wait: str) -> str:
     """The short note a customer gets when they write again while their case waits for a person."""
-    follow = FOLLOW_UP.get(channel, "they will reply to you here")
+    follow = FOLLOW_UP.get(channel, "they'll reply to you here")
     return f"Thanks, I've added this to your case for our team. {wait}, and {follow}."

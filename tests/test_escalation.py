@@ -48,7 +48,7 @@ def handed_off(services: Services, outcome: TurnOutcome, stall: StallPoint) -> d
     """The queued handoff's packet, after checking what every escalation promises."""
     assert outcome.owner == "queue"
     assert outcome.handoff_id is not None
-    assert outcome.reply is not None and "to our team" in outcome.reply
+    assert outcome.reply is not None and "our team" in outcome.reply
     handoff = services.stores.handoffs.get(outcome.handoff_id)
     assert handoff is not None
     assert handoff.status is HandoffStatus.QUEUED
