@@ -25,7 +25,6 @@ from sqlalchemy import select
 from threadline.core.errors import ConflictError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, Handoff, HandoffStatus, InboundMessage, TurnOutcome
-from threadline.graphs.nodes import HANDOFF_NOTICE
 from threadline.memory.schema import HandoffEventRow, HandoffRow, MessageRow
 from threadline.product.services import Services, open_services
 
@@ -142,9 +141,12 @@ class Conversation(RuleBasedStateMachine):
 
     @staticmethod
     def _replies(log: list[MessageRow]) -> list[MessageRow]:
-        """The AI's replies (turn outcomes), apart from the notice that the case was handed over."""
+        """The AI's replies (turn outcomes), apart from the notices of the desk while a case waits for a person (the
+        hand-off notice, the note that a message reached the team)."""
         return [
-            r for r in log if r.direction == "outbound" and "outcome" in (r.meta or {}) and r.text != HANDOFF_NOTICE
+            r
+            for r in log
+            if r.direction == "outbound" and "outcome" in (r.meta or {}) and r.meta["outcome"].get("owner") == "ai"
         ]
 
     @invariant()
@@ -186,8 +188,10 @@ class Conversation(RuleBasedStateMachine):
             for claimed, ended in [*owned, *([(start, None)] if start is not None else [])]:
                 inside = seconds(claimed) <= turn["started"] and (ended is None or turn["finished"] < seconds(ended))
                 assert not inside, f"AI reply {reply.text!r} in a turn run while an agent owned the case"
-        assert all(
-            o.reply is None or o.owner == "ai" or o.reply == HANDOFF_NOTICE for o in self.outcomes if not o.duplicate
+        assert all(  # a person's case: no reply at all; a waiting case: only the desk's notices
+            o.reply is None or o.owner == "ai" or (o.owner == "queue" and "our team" in o.reply)
+            for o in self.outcomes
+            if not o.duplicate
         )
 
 
