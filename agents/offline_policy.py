@@ -79,10 +79,20 @@ _REFINE = re.compile(
     r"black|white|green|grey|gray|pink|purple|yellow|silver|brown|navy|beige|gold))\b",
     re.I,
 )
-_OFFERED_PERSON = re.compile(r"connect you with (?:a member of )?our team\?|connect you with a person\?", re.I)
+_OFFERED_PERSON = re.compile(
+    r"\b(?:connect|pass|transfer|put|hand)\w*\b[^.?!]{0,40}\b(?:team member|member of our team|our team|a person|"
+    r"someone)\b|\ba team member (?:can|will) help\b",
+    re.I,
+)
+"""An offer of a person in the assistant's last reply: a plain yes to it hands the case over."""
+_ONE_OF_THOSE = re.compile(
+    r"\b(?:the|a|an|that|this|those|these|one|ones|it|them|any(?:thing)?|same)\b[^.?!]{0,30}\b(?:one|ones|in|with|size|"
+    r"colou?r|cheaper|available|stock|version)\b|\b(?:cheaper|bigger|smaller|lighter|longer|shorter)\b",
+    re.I,
+)
 _OWN_ORDER = re.compile(
     r"\b(?:i|we|my (?:wife|husband|partner|son|daughter|mom|dad))\s+(?:bought|ordered|got|purchased|received)"
-    r"|\bmy (?:order|package|delivery)\b",
+    r"|\bmy (?:order|package|delivery)\b|\bwhere(?:'s|s| is| are|'re)? (?:my|our)\b",
     re.I,
 )
 _CHANNEL_LINE = re.compile(r"^Channel: (\w+)", re.M)
@@ -206,11 +216,20 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     ):
         args = {"reason": "The customer accepted the offer of a person.", "urgency": "normal"}
         return Decision(tool=ESCALATE_TO_HUMAN, args=args, intent=Intent.HUMAN_REQUEST.value)
+    if _HELLO.match(text):
+        return Decision(text=CANNED[Intent.GREETING], intent=Intent.GREETING.value)
+    if intent is Intent.AFFIRM and _UNSURE.search(text):
+        return Decision(text=replies.TAKE_YOUR_TIME, intent=Intent.AFFIRM.value)
     if BOT_QUESTION.search(text):
         return Decision(text=replies.AI_DISCLOSURE, intent=Intent.SMALLTALK.value)
     shopping = _shopping_step(messages, text, intent, slots)
     if shopping is not None:
         return shopping
+    if _WHERE_IS_MINE.search(text) and intent not in (Intent.HUMAN_REQUEST, Intent.RECALL, Intent.CANCEL_ORDER):
+        return Decision(tool=LOOKUP_ORDER, args={"order_id": focus} if focus else {}, intent=Intent.ORDER_STATUS.value)
+    follow_up = _knowledge_follow_up(messages, text, intent, slots)
+    if follow_up is not None:
+        return follow_up
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
@@ -261,6 +280,44 @@ _SERVICE_WORDS = re.compile(
 )
 
 
+_HELLO = re.compile(r"^\W*(?:h+e+l+o+|h+i+|he+y+|hiya|yo+|good (?:morning|afternoon|evening))\W*$", re.I)
+_UNSURE = re.compile(r"\b(?:maybe|not sure|let me think|i'?ll think|hmm+|dunno|don'?t know)\b", re.I)
+_WHERE_IS_MINE = re.compile(
+    r"\bwhere(?:'s|s| is| are|'re)? (?:my|our)\b|\bmy [\w -]{0,30}\b(?:order|package|parcel|delivery|shipment)\b"
+    r"(?! number)",
+    re.I,
+)
+_ELLIPTIC = re.compile(
+    r"^\W*(?:and|also|what if|what about|how about|if|but|so|ok so|okay so|then|plus|even)\b|\b(?:then|tho|though)\W*$",
+    re.I,
+)
+
+
+def _previous_knowledge_query(messages: list[AnyMessage]) -> str | None:
+    """The question the assistant answered from the knowledge base last turn, when that was the last thing it did."""
+    last_human, _ = _turn(messages)
+    for message in reversed(messages[:last_human]):
+        if isinstance(message, HumanMessage):
+            continue
+        if isinstance(message, ToolMessage):
+            result = read_result(message)
+            if isinstance(result, KnowledgeResult) and result.status == "ok":
+                return result.query
+            return None
+    return None
+
+
+def _knowledge_follow_up(messages: list[AnyMessage], text: str, intent: Intent, slots: Slots) -> Decision | None:
+    """A short follow-up to a knowledge answer ("and is it free?", "what if it already shipped tho") is searched
+    together with the question it follows."""
+    previous = _previous_knowledge_query(messages)
+    if previous is None or slots.order_ids or intent in (Intent.THANKS, Intent.GOODBYE, Intent.HUMAN_REQUEST):
+        return None
+    if not (_ELLIPTIC.search(text) or len(text.split()) <= 5) or intent in (Intent.AFFIRM, Intent.DENY):
+        return None
+    return Decision(tool=SEARCH_KNOWLEDGE, args={"query": f"{previous} {text}"[:300]}, intent=intent.value)
+
+
 def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots: Slots) -> Decision | None:
     """A question about what we sell goes to the product finder; a follow-up to its last answer ("what about one
     with adjustable arms?") carries the earlier criteria. The classifier learnt service requests, not shopping
@@ -269,7 +326,7 @@ def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots:
         return None
     previous = _previous_product_query(messages)
     named = named_types(text, _catalog(messages))
-    if previous is not None and not named and _REFINE.search(text):
+    if previous is not None and not named and (_REFINE.search(text) or _ONE_OF_THOSE.search(text)):
         return Decision(tool=FIND_PRODUCTS, args={"query": f"{previous} | {text}"[:300]}, intent="product_question")
     asked = intent in (Intent.KNOWLEDGE_QUESTION, Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.RETURN_OR_EXCHANGE)
     if _SHOPPING.search(text) or (named and asked):
@@ -606,18 +663,16 @@ def _further_question(
 ) -> Decision | None:
     """The search that answers one more question of the message, when the store's information or catalogue can:
     questions about the customer's own orders are left to the turn as a whole (it answered the first)."""
-    classification = classifier.classify(ask)
     slots = extract_slots(ask)
-    if slots.order_ids or _OWN_ORDER.search(ask) or wanted_action(ask, slots, None):
+    if slots.order_ids or _OWN_ORDER.search(ask):
+        return None
+    classification = classifier.classify(ask)
+    if classification.intent in (Intent.GREETING, Intent.THANKS, Intent.GOODBYE, Intent.HUMAN_REQUEST):
         return None
     shopping = _shopping_step(earlier, ask, classification.intent, slots)
     if shopping is not None:
         return shopping
-    if classification.intent in KNOWLEDGE_INTENTS and classification.intent.value != handled:
-        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": ask[:300]}, intent=classification.intent.value)
-    if classification.intent is Intent.KNOWLEDGE_QUESTION:
-        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": ask[:300]}, intent=classification.intent.value)
-    return None
+    return Decision(tool=SEARCH_KNOWLEDGE, args={"query": ask[:300]}, intent=classification.intent.value)
 
 
 def _together(primary: Decision, answers: list[str], channel: str | None) -> Decision:

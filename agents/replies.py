@@ -64,6 +64,9 @@ AI_DISCLOSURE = (
     "I'm an AI assistant for the store, not a person. I can check orders, start returns and exchanges, and answer "
     "questions about our products and policies, and I can connect you with a member of our team whenever you like."
 )
+TAKE_YOUR_TIME = (
+    "No problem, take your time: nothing changes until you tell me. Is there anything else I can help with?"
+)
 DECLINED = "No problem, I've left everything as it is. Is there anything else I can help you with?"
 VERIFICATION_FAILED = (
     "Sorry, I couldn't verify those details. Please try again with the email address on your account, or your "

@@ -48,10 +48,14 @@ _NAME_ZIP_LINE = re.compile(
 )
 """A name and a zip code side by side, anywhere ("sorry typo!! Noah Brown 80279"); both words must be names."""
 _SPOKEN_EMAIL = re.compile(
-    r"\b([a-z0-9]+(?:\s+(?:dot|underscore|dash)\s+[a-z0-9]+)*)\s+at\s+([a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)+)\b",
+    r"\b([a-z0-9]+(?:\s+(?:dot|underscore|dash)\s+[a-z0-9]+|\s+(?:zero|one|two|three|four|five|six|seven|eight|nine))*)"
+    r"\s+at\s+([a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)+)\b",
     re.IGNORECASE,
 )
 _SPOKEN_SYMBOLS = {"dot": ".", "underscore": "_", "dash": "-"}
+_DIGITS = {
+    w: str(n) for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+}
 
 
 def written_emails(text: str) -> str:
@@ -59,9 +63,12 @@ def written_emails(text: str) -> str:
 
     def write(match: re.Match[str]) -> str:
         words = re.split(r"\s+", f"{match.group(1)} at {match.group(2)}")
+        words = [_DIGITS.get(w.lower(), w) for w in words]
         return "".join("@" if w.lower() == "at" else _SPOKEN_SYMBOLS.get(w.lower(), w) for w in words)
 
-    return _SPOKEN_EMAIL.sub(write, text) if " at " in text.lower() else text
+    if " at " not in text.lower() or " dot " not in text.lower():
+        return text
+    return _SPOKEN_EMAIL.sub(write, text)
 
 
 _Value: TypeAlias = Callable[[re.Match[str]], str]

@@ -139,8 +139,20 @@ class Match:
         return not self.missed
 
 
+_UNITS = (
+    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:litres?|liters?|l)\b"), r"\1l"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:millilit(?:re|er)s?|ml)\b"), r"\1ml"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:inch(?:es)?|in\.|\")(?=\W|$)"), r"\1 inch"),
+    (re.compile(r"(\d+)\s*(?:gb|gigs?)\b"), r"\1gb"),
+)
+
+
 def _norm(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower().replace("_", " ")))
+    """Lower case words; quantities written one way whatever the shopper typed ("2 litre" and "2L" are "2l")."""
+    text = text.lower().replace("_", " ")
+    for pattern, written in _UNITS:
+        text = pattern.sub(written, text)
+    return " ".join(_WORD.findall(text))
 
 
 def _contains(text: str, phrase: str) -> int:

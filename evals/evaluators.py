@@ -36,6 +36,9 @@ from threadline.evals.suite import (
     Turn,
 )
 
+QUEUE_WAIT = re.compile(r"They usually reply within [^.]*\.")
+"""The desk's statement of the expected wait for a person (`graphs.nodes.expected_wait`)."""
+
 EVALUATORS = (
     "task_success",
     "trajectory",
@@ -230,9 +233,11 @@ def turn_checks(
         found.append(Check("ownership", record.owner == expect.owner, f"owner {record.owner!r}", index))
     found += handoff_checks(expect.handoff, record, index)
     if expect.grounded and record.reply:
-        # A hand-off the policy decided from the order system quotes what the code read there (the stall detail).
+        # A hand-off the policy decided from the order system quotes what the code read there (the stall detail);
+        # the wait a waiting customer is told is the queue's target, not a claim about the store.
         decided = [str(_dig(record.packet, "stall.detail") or "")] if record.packet else []
-        bad = grounding.unsupported(record.reply, [*(r.content for r in record.results), *decided], record.text)
+        said = QUEUE_WAIT.sub("", record.reply) if record.owner == "queue" else record.reply
+        bad = grounding.unsupported(said, [*(r.content for r in record.results), *decided], record.text)
         detail = "; ".join(f"{c.kind}: {c.text}" for c in bad) if bad else "every claim supported"
         found.append(Check("grounding", not bad, detail, index))
     if expect.no_foreign_data and record.reply:

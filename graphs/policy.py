@@ -26,7 +26,10 @@ SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
     "safety": (
         re.compile(
             r"\b(burn(?:ed|t|s|ing)?|injur\w*|hurt (?:me|him|her|them|my|his|our|their)\w*|"
-            r"(?:got|was|is|were) hurt|"
+            r"(?:got|was|is|were|been|get) (?:hurt|cut|burned|burnt|injured|bruised|scratched)|cut (?:myself|himself|"
+            r"herself|themselves)|(?:fell|falls|fallen|tipped|toppled|collapsed) (?:on|onto|over on) (?:me|my|him|her|"
+            r"them|us|our|the (?:kid|child|baby|dog))|(?:kid|child|son|daughter|baby|toddler)\w* (?:got |was |is )?"
+            r"(?:hurt|cut|burn\w*|bleeding|bruised|injured|crying)|"
             r"bleed\w*|blood|cut (?:my|his|her|their|our)|(?:caught|catch(?:es|ing)?) (?:on )?fire|on fire|burst into "
             r"flames|smok(?:e|ed|ing) (?:came|coming|poured)|started smoking|sparks?|sparked|electric(?:al)? shock|"
             r"shocked (?:me|him|her)|explod\w*|exploded|melted|chok\w*|allergic reaction|rash|hospital|emergency room|"
@@ -61,8 +64,9 @@ SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
     ),
     "harassment": (
         re.compile(
-            r"\b(harass\w*|threaten\w*|abusive|abused|stalk\w*|creepy|inappropriate (?:message|comment|"
-            r"behaviou?r|remark)s?|made me feel unsafe|sexual\w*)\b",
+            r"\b(harass\w*|threaten\w*|abusive|abused|stalk\w*|creep(?:y|ed)|inappropriate (?:message|comment|"
+            r"behaviou?r|remark|text)s?|made me (?:feel )?(?:unsafe|uncomfortable|scared)|sexual\w*|kept (?:texting|"
+            r"calling|messaging|showing up)|(?:yelled|screamed|swore) at me|slur\w*)\b",
             re.I,
         ),
         "high",

@@ -1,0 +1,150 @@
+"""The customer's language, detected offline (the `lingua` detector over the store's likely languages), and the
+core replies of the embedded model in Spanish and French."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+LANGUAGES = {
+    Language.ENGLISH: "en",
+    Language.SPANISH: "es",
+    Language.FRENCH: "fr",
+    Language.GERMAN: "de",
+    Language.PORTUGUESE: "pt",
+    Language.ITALIAN: "it",
+}
+NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese", "it": "Italian"}
+SUPPORTED = frozenset({"en", "es", "fr"})
+"""Languages the embedded model holds the core flows in (verification, order status, a person); in the others it
+hands the case to a person, with the language in the packet."""
+_detector: LanguageDetector | None = None
+_lock = threading.Lock()
+_NOT_WORDS = re.compile(r"\S+@\S+|#?W?\d[\d\s-]*|[^\w\s]", re.I)
+
+
+def _get() -> LanguageDetector:
+    global _detector
+    with _lock:
+        if _detector is None:
+            _detector = (
+                LanguageDetectorBuilder.from_languages(*LANGUAGES)
+                .with_minimum_relative_distance(0.2)
+                .with_preloaded_language_models()
+                .build()
+            )
+        return _detector
+
+
+def detect(text: str) -> str | None:
+    """The language of `text` (`en`, `es`, …), or None when it says too little to tell (an email, "ok", a zip)."""
+    words = _NOT_WORDS.sub(" ", text).split()
+    if len(words) < 2 and not (words and len(words[0]) >= 6):
+        return None
+    found = _get().detect_language_of(" ".join(words))
+    return LANGUAGES.get(found) if found is not None else None
+
+
+def conversation_language(texts: Sequence[str]) -> str:
+    """The language the customer writes in: the latest message that says, else English."""
+    for text in reversed(texts):
+        if (found := detect(text)) is not None:
+            return found
+    return "en"
+
+
+STATUS_WORDS = {
+    "es": {
+        "pending": "pendiente",
+        "processed": "en preparación",
+        "delivered": "entregado",
+        "cancelled": "cancelado",
+        "return requested": "con devolución solicitada",
+        "exchange requested": "con cambio solicitado",
+    },
+    "fr": {
+        "pending": "en attente",
+        "processed": "en préparation",
+        "delivered": "livrée",
+        "cancelled": "annulée",
+        "return requested": "avec un retour demandé",
+        "exchange requested": "avec un échange demandé",
+    },
+}
+TEXTS: dict[str, dict[str, str]] = {
+    "es": {
+        "ask_verification": "Con gusto le ayudo. Primero necesito verificar su identidad: escríbame el correo "
+        "electrónico de su cuenta, o su nombre completo y código postal.",
+        "verification_failed": "Lo siento, no pude verificar esos datos. Inténtelo de nuevo con el correo de su "
+        "cuenta, o su nombre completo y código postal.",
+        "greeting": "¡Hola! ¿En qué puedo ayudarle? Puedo consultar sus pedidos y ponerle en contacto con una persona "
+        "de nuestro equipo.",
+        "thanks": "¡De nada! ¿Hay algo más en lo que pueda ayudarle?",
+        "no_orders": "No veo pedidos en su cuenta.",
+        "not_found": "No encuentro el pedido {order_id} en su cuenta. ¿Podría revisar el número?",
+        "handoff": "He pasado su conversación a una persona de nuestro equipo, con un resumen para que no tenga que "
+        "repetir nada. Le responderán por este mismo medio lo antes posible.",
+        "handoff_language": "Por ahora solo puedo ayudar en español con sus pedidos. He pasado su consulta a una "
+        "persona de nuestro equipo, que le responderá por este mismo medio lo antes posible.",
+        "queued": "Gracias, he añadido su mensaje a su caso. Una persona de nuestro equipo le responderá pronto.",
+    },
+    "fr": {
+        "ask_verification": "Avec plaisir. Je dois d'abord vérifier votre identité : indiquez-moi l'adresse e-mail "
+        "de votre compte, ou vos nom, prénom et code postal.",
+        "verification_failed": "Désolé, je n'ai pas pu vérifier ces informations. Réessayez avec l'e-mail de votre "
+        "compte, ou vos nom, prénom et code postal.",
+        "greeting": "Bonjour ! Comment puis-je vous aider ? Je peux consulter vos commandes et vous mettre en "
+        "relation avec une personne de notre équipe.",
+        "thanks": "Je vous en prie ! Puis-je vous aider pour autre chose ?",
+        "no_orders": "Je ne vois aucune commande sur votre compte.",
+        "not_found": "Je ne trouve pas la commande {order_id} sur votre compte. Pouvez-vous vérifier le numéro ?",
+        "handoff": "J'ai transmis votre conversation à une personne de notre équipe, avec un résumé pour que vous "
+        "n'ayez rien à répéter. Elle vous répondra ici dès que possible.",
+        "handoff_language": "Pour l'instant, je ne peux vous aider en français que pour vos commandes. J'ai transmis "
+        "votre demande à une personne de notre équipe, qui vous répondra ici dès que possible.",
+        "queued": "Merci, j'ai ajouté votre message à votre dossier. Une personne de notre équipe vous répondra "
+        "bientôt.",
+    },
+}
+
+
+def text(language: str, key: str, **values: str) -> str | None:
+    """A core reply in `language`, or None when the embedded model does not hold it in that language."""
+    found = TEXTS.get(language, {}).get(key)
+    return found.format(**values) if found is not None else None
+
+
+def order_reply(language: str, order: dict[str, Any]) -> str:
+    """Status, items and tracking of one order, in Spanish or French."""
+    status = STATUS_WORDS[language].get(order["status"], order["status"])
+    items = ", ".join(item["name"] for item in order["items"])
+    tracking = [t for shipment in order["shipments"] for t in shipment["tracking_ids"]]
+    if language == "es":
+        reply = f"Su pedido {order['order_id']} está {status}. Artículos: {items}."
+        return reply + (f" Número de seguimiento: {', '.join(tracking)}." if tracking else "")
+    reply = f"Votre commande {order['order_id']} est {status}. Articles : {items}."
+    return reply + (f" Numéro de suivi : {', '.join(tracking)}." if tracking else "")
+
+
+def history_reply(language: str, orders: list[dict[str, Any]]) -> str:
+    """The customer's recent orders, in Spanish or French."""
+    if not orders:
+        return TEXTS[language]["no_orders"]
+    lines = [f"{o['order_id']} ({STATUS_WORDS[language].get(o['status'], o['status'])})" for o in orders[:5]]
+    opening = "Estos son sus pedidos más recientes: " if language == "es" else "Voici vos commandes récentes : "
+    return opening + "; ".join(lines) + "."
+
+
+ORDER_WORDS = re.compile(
+    r"\b(pedido|pedidos|orden|paquete|env[ií]o|entrega|rastreo|seguimiento|commande|commandes|colis|livraison|suivi)\b",
+    re.I,
+)
+PERSON_WORDS = re.compile(
+    r"\b(persona|agente|humano|alguien|asesor|personne|conseill[eè]re?|humain|quelqu'un|agent)\b", re.I
+)
+GREETING_WORDS = re.compile(r"^\W*(hola|buen[oa]s (?:d[ií]as|tardes|noches)|bonjour|bonsoir|salut)\W*$", re.I)
+THANKS_WORDS = re.compile(r"^\W*(gracias|muchas gracias|merci|merci beaucoup)\W*$", re.I)
