@@ -10,6 +10,8 @@ from typing import Any
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 
+from threadline.agents.intents import match_rule
+
 LANGUAGES = {
     Language.ENGLISH: "en",
     Language.SPANISH: "es",
@@ -31,22 +33,52 @@ def _get() -> LanguageDetector:
     global _detector
     with _lock:
         if _detector is None:
-            _detector = (
+            _detector = (  # the low-accuracy models: about 20 MB per worker instead of 200
                 LanguageDetectorBuilder.from_languages(*LANGUAGES)
-                .with_minimum_relative_distance(0.2)
+                .with_low_accuracy_mode()
                 .with_preloaded_language_models()
                 .build()
             )
         return _detector
 
 
+SHORT_WORDS = {
+    "hola": "es",
+    "gracias": "es",
+    "sí": "es",
+    "vale": "es",
+    "adiós": "es",
+    "bonjour": "fr",
+    "bonsoir": "fr",
+    "salut": "fr",
+    "merci": "fr",
+    "oui": "fr",
+    "d'accord": "fr",
+}
+"""Words that settle the language of a message of one or two words, which the detector cannot."""
+ENGLISH_FLOOR = 0.15
+OTHER_FLOOR = 0.6
+
+
 def detect(text: str) -> str | None:
-    """The language of `text` (`en`, `es`, …), or None when it says too little to tell (an email, "ok", a zip)."""
-    words = _NOT_WORDS.sub(" ", text).split()
+    """The language of `text` (`en`, `es`, …), or None when it says too little to tell (an email, "ok", a zip).
+
+    The store writes English first: another language wins only when the detector is sure of it and English is
+    unlikely ("where is my order" sits close to German in the small models)."""
+    words = _NOT_WORDS.sub(" ", text.lower()).split()
+    if len(words) <= 2:
+        settled = {SHORT_WORDS[w] for w in words if w in SHORT_WORDS}
+        if len(settled) == 1:
+            return settled.pop()
     if len(words) < 2 and not (words and len(words[0]) >= 6):
         return None
-    found = _get().detect_language_of(" ".join(words))
-    return LANGUAGES.get(found) if found is not None else None
+    values = {LANGUAGES[c.language]: c.value for c in _get().compute_language_confidence_values(" ".join(words))}
+    if not values:
+        return None
+    best = max(values, key=lambda k: values[k])
+    if best != "en" and values[best] >= OTHER_FLOOR and values.get("en", 0.0) < ENGLISH_FLOOR:
+        return best
+    return "en" if values.get("en", 0.0) >= ENGLISH_FLOOR or best == "en" else None
 
 
 def conversation_language(texts: Sequence[str]) -> str:
@@ -55,6 +87,12 @@ def conversation_language(texts: Sequence[str]) -> str:
         if (found := detect(text)) is not None:
             return found
     return "en"
+
+
+def customer_language(texts: Sequence[str]) -> str:
+    """The language of a customer's recent messages (oldest first); a name and zip or an email say nothing."""
+    said = [t for t in texts[-4:] if (ruled := match_rule(t)) is None or ruled[1] != "identity"]
+    return conversation_language(said)
 
 
 STATUS_WORDS = {
@@ -140,9 +178,12 @@ def history_reply(language: str, orders: list[dict[str, Any]]) -> str:
 
 
 ORDER_WORDS = re.compile(
-    r"\b(pedido|pedidos|orden|paquete|env[ií]o|entrega|rastreo|seguimiento|commande|commandes|colis|livraison|suivi)\b",
+    r"\b(?:mis?|nuestros?|ma|mon|mes|notre|nos)\s+(?:pedidos?|[oó]rden(?:es)?|paquetes?|env[ií]os?|"
+    r"compras?|commandes?|colis|livraisons?|achats?)\b|\b(?:rastreo|seguimiento|suivi)\b|\bn[uú]mero de "
+    r"(?:pedido|seguimiento)\b",
     re.I,
 )
+"""A customer's own order, in Spanish or French ("mi pedido", "ma commande", "el número de seguimiento")."""
 PERSON_WORDS = re.compile(
     r"\b(persona|agente|humano|alguien|asesor|personne|conseill[eè]re?|humain|quelqu'un|agent)\b", re.I
 )

@@ -11,9 +11,15 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
-from threadline.agents import replies
+from threadline.agents import language, replies
 from threadline.agents.asks import split_asks
-from threadline.agents.intents import BOT_QUESTION, Classification, Intent, IntentClassifier, explicit_answer
+from threadline.agents.intents import (
+    BOT_QUESTION,
+    Classification,
+    Intent,
+    IntentClassifier,
+    explicit_answer,
+)
 from threadline.agents.offline_actions import (
     cancel_reason,
     parse_address,
@@ -579,10 +585,64 @@ def decide(messages: list[AnyMessage], classifier: IntentClassifier) -> Decision
     if last_human < 0:
         return Decision(text=CANNED[Intent.GREETING])
     question = messages[last_human].text
+    lang = language.customer_language([m.text for m in messages if isinstance(m, HumanMessage)])
+    if lang != "en":
+        return _decide_in(lang, messages, question, after)
     asks = split_asks(question)
     if len(asks) < 2:
         return _decide_one(messages, question, after, classifier)
     return _decide_asks(messages, last_human, asks, classifier)
+
+
+def _decide_in(lang: str, messages: list[AnyMessage], question: str, after: list[AnyMessage]) -> Decision:
+    """The core flows in Spanish and French (verification, order status, a person); anything else, and any other
+    language, goes to a person, with the language in the packet."""
+    name = language.NAMES.get(lang, lang)
+    to_person = {
+        "reason": f"The customer writes in {name}; a team member who reads {name} should answer.",
+        "urgency": "normal",
+    }
+    results = [m for m in after if isinstance(m, ToolMessage)]
+    if not results:
+        slots = extract_slots(question)
+        focus = slots.order_ids[0] if slots.order_ids else focus_order(messages[:-1])
+        verify = _verify_args(slots, focus)
+        if verify and awaiting_verification(messages):
+            return Decision(tool=VERIFY_CUSTOMER, args=verify, intent=Intent.VERIFICATION.value)
+        if lang not in language.SUPPORTED or language.PERSON_WORDS.search(question):
+            return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.HUMAN_REQUEST.value)
+        if language.GREETING_WORDS.match(question):
+            return Decision(text=language.text(lang, "greeting") or "", intent=Intent.GREETING.value)
+        if language.THANKS_WORDS.match(question):
+            return Decision(text=language.text(lang, "thanks") or "", intent=Intent.THANKS.value)
+        if language.ORDER_WORDS.search(question) or slots.order_ids:
+            args = {"order_id": focus} if focus else {}
+            return Decision(tool=LOOKUP_ORDER, args=args, intent=Intent.ORDER_STATUS.value)
+        return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.UNKNOWN.value)
+    message = results[-1]
+    result = read_result(message)
+    if isinstance(result, VerificationRequired):
+        return Decision(text=language.text(lang, "ask_verification") or replies.ASK_VERIFICATION)
+    if message.name == VERIFY_CUSTOMER:
+        if not isinstance(result, VerificationPassed):
+            return Decision(text=language.text(lang, "verification_failed") or replies.VERIFICATION_FAILED)
+        waiting = _call_waiting_for_verification(messages)
+        if waiting is not None:
+            return Decision(tool=waiting[0], args=waiting[1])
+        focus = focus_order(messages)
+        return Decision(tool=LOOKUP_ORDER, args={"order_id": focus} if focus else {})
+    if message.name == LOOKUP_ORDER:
+        if isinstance(result, OrderNotFound):
+            return Decision(text=language.text(lang, "not_found", order_id=result.order_id) or "")
+        if isinstance(result, OrdersFound) and result.order is not None:
+            return Decision(text=language.order_reply(lang, result.order.payload()))
+        history = result.orders or [] if isinstance(result, OrdersFound) else []
+        if len(history) == 1 and history[0].order_id:
+            return Decision(tool=LOOKUP_ORDER, args={"order_id": history[0].order_id})
+        return Decision(text=language.history_reply(lang, [o.payload() for o in history]))
+    if message.name == ESCALATE_TO_HUMAN:
+        return Decision(text=language.text(lang, "handoff") or "")
+    return Decision(tool=ESCALATE_TO_HUMAN, args=to_person)
 
 
 def _decide_one(

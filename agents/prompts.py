@@ -33,10 +33,18 @@ RULES = f"""You are the customer-support assistant of an online retail store.
 
 
 def system_prompt(
-    *, channel: str, brief: str, summary: str | None, focus_order_id: str | None, products: Sequence[str] = ()
+    *,
+    channel: str,
+    brief: str,
+    summary: str | None,
+    focus_order_id: str | None,
+    products: Sequence[str] = (),
+    language: str | None = None,
 ) -> str:
-    """The system message for one model step."""
+    """The system message for one model step; `language` is the customer's (by name), when not English."""
     parts = [RULES, f"Channel: {channel}", CHANNEL_STYLE.get(channel, "")]
+    if language and language != "English":
+        parts.append(f"The customer writes in {language}: reply in {language}.")
     if products:
         parts.append(f"{PRODUCTS_LINE}{', '.join(products)}.")
     if brief:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from threadline.core.redaction import ALL_KINDS, redact, redact_value
 
-PACKET_VERSION = "1.2"
+PACKET_VERSION = "1.3"
 """1.1 added, all with defaults: the customer's lifetime value, order count and tier; intent confidence and
 signals; sentiment over the turns."""
 
@@ -110,6 +110,7 @@ class HandoffPacket(BaseModel):
     sentiment: list[float] = Field(
         default_factory=list, description="Compound sentiment (-1…1) of the recent customer turns, oldest first (1.1)."
     )
+    language: str | None = Field(None, description="The language the customer writes in, e.g. `es` (1.3).")
     transcript_ref: str
 
 

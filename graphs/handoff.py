@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from threadline.agents.language import customer_language
 from threadline.core.handoff import (
     HandoffPacket,
     PacketAction,
@@ -252,6 +253,7 @@ def build_packet(
         articles_cited=cited,
         order_actions=list(order_actions),
         sentiment=[round(float(s), 3) for s in sentiment],
+        language=customer_language(asked),
         transcript_ref=TRANSCRIPT_REF.format(customer_id=customer.id),
     )
 

@@ -13,7 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 
-from threadline.agents import replies
+from threadline.agents import language, replies
 from threadline.agents.prompts import system_prompt
 from threadline.agents.sentiment import sentiment
 from threadline.agents.slots import extract_slots
@@ -128,6 +128,7 @@ def make_agent(model: BaseChatModel) -> Any:
             summary=state.get("summary"),
             focus_order_id=state.get("focus_order_id"),
             products=product_types(runtime.context.services.orders),
+            language=language.NAMES.get(language.customer_language(policy.customer_turns(state["messages"]))),
         )
         reply = model.invoke([SystemMessage(prompt), *state["messages"]])
         update: dict[str, Any] = {"messages": [reply], "steps": state.get("steps", 0) + 1}
@@ -241,7 +242,8 @@ def make_acknowledge(hours: BusinessHours | None, signature: str, interval: time
         handoff = ctx.services.handoffs.get(HandoffId(handoff_id)) if handoff_id else None
         priority = handoff.priority if handoff is not None else "normal"
         wait = expected_wait(ctx.now, priority, handoff.sla_due_at if handoff else None, hours)
-        text = replies.queued_ack(ctx.channel.value, wait)
+        lang = language.customer_language(policy.customer_turns(state["messages"]))
+        text = language.text(lang, "queued") or replies.queued_ack(ctx.channel.value, wait)
         return {"reply": render(text, ctx.channel, signature=signature), "queue_acked_at": ctx.now.isoformat()}
 
     return acknowledge
@@ -293,7 +295,9 @@ def make_handoff(thresholds: Thresholds, hours: BusinessHours | None = None) -> 
             occurred_at=ctx.now,
         )
         wait = expected_wait(ctx.now, packet.priority, packet.sla_due_at, hours)
-        told = replies.handoff_notice(
+        unheld = any("a team member who reads" in str(e) for e in request.get("evidence") or [])
+        key = "handoff_language" if unheld else "handoff"
+        told = language.text(packet.language or "en", key) or replies.handoff_notice(
             packet.stall.type.value, request.get("topic"), ctx.channel.value, wait, request.get("tell")
         )
         notice = AIMessage(content=told, additional_kwargs={"threadline": {"handoff": created.id}})

@@ -54,7 +54,7 @@ def handed_off(services: Services, outcome: TurnOutcome, stall: StallPoint) -> d
     assert handoff.status is HandoffStatus.QUEUED
     packet: dict[str, Any] = handoff.packet
     HandoffPacket.model_validate(packet)
-    assert packet["version"] == PACKET_VERSION == handoff.packet_version == "1.2"
+    assert packet["version"] == PACKET_VERSION == handoff.packet_version == "1.3"
     assert packet["stall"]["type"] == stall.value
     assert packet["stall"]["evidence"]
     assert packet["customer"]["id"] == outcome.customer_id
