@@ -681,6 +681,7 @@ def _ask_of(message: AnyMessage) -> int:
 def _decide_asks(
     messages: list[AnyMessage], last_human: int, asks: list[str], classifier: IntentClassifier
 ) -> Decision:
+    """Steps tagged `ask` = n + 1 work on `asks[n]`; untagged steps work on the message as a whole."""
     after = messages[last_human + 1 :]
     starts = {_ask_of(m): i for i, m in reversed(list(enumerate(after))) if isinstance(m, AIMessage) and _ask_of(m)}
     primary_end = min(starts.values(), default=len(after))
@@ -694,22 +695,24 @@ def _decide_asks(
     if not tools <= _ASK_FOLLOWS or proposed or primary.tool:
         return primary
     answers: dict[int, str] = {}
-    for ask, start in sorted(starts.items()):
+    for tag, start in sorted(starts.items()):
         ends = [s for s in starts.values() if s > start]
         segment = after[start : min(ends, default=len(after))]
         results = [m for m in segment if isinstance(m, ToolMessage)]
         if not results:
-            return replace(_decide_one(base + segment, asks[ask], segment, classifier), ask=ask)
-        answer = after_tool(base + segment, asks[ask], results[-1])
+            return replace(_decide_one(base + segment, asks[tag - 1], segment, classifier), ask=tag)
+        answer = after_tool(base + segment, asks[tag - 1], results[-1])
         if answer.tool:
-            return replace(answer, ask=ask)
-        answers[ask] = answer.text
-    handled = primary.intent if primary.understood else None
+            return replace(answer, ask=tag)
+        answers[tag] = answer.text
     first = 1 if primary.understood and _first_intent(after[:primary_end]) == SEARCH_KNOWLEDGE else 0
-    for ask in range(max(answers, default=first - 1) + 1, len(asks)):
-        step = _further_question(messages[:last_human], asks[ask], classifier, handled)
+    shopping = _first_intent(after[:primary_end]) == FIND_PRODUCTS
+    for index in range(max(max(answers, default=0), first), len(asks)):
+        if shopping and not _SERVICE_WORDS.search(asks[index]):
+            continue  # "is there one in stock, and how much is it?" was the product search itself
+        step = _further_question(messages[:last_human], asks[index], classifier, None)
         if step is not None:
-            return replace(step, ask=ask)
+            return replace(step, ask=index + 1)
     return _together(primary, [answers[a] for a in sorted(answers)], _current_channel(messages))
 
 

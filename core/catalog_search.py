@@ -249,6 +249,7 @@ def criteria(text: str, products: Sequence[Product], within: Sequence[Product] |
         matching = tuple(sorted(values.get(value, set())))
         if matching:
             hits.append((size.start(), f"size {matching[0]}", matching))
+    hits = [(at, f"size {values_[0]}" if w.startswith("size ") else w, values_) for at, w, values_ in hits]
     hits = _without_overlaps(hits)
     latest: dict[str, tuple[int, str, tuple[str, ...]]] = {}
     for at, word, stands_for in sorted(hits):
