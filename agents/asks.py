@@ -10,9 +10,14 @@ _QUESTION_START = (
     r"any\s+chance|tell\s+me|i(?:'d| would)\s+(?:like|love)\s+to\s+know|i(?:'m| am)\s+wondering|wondering)"
 )
 _SENTENCES = re.compile(r"(?<=[?!.])\s+|\n+")
-_JOINED = re.compile(rf"\s*(?:,|;)?\s+(?:and\s+also|and|also|plus|oh\s+and|btw)\s*,?\s+(?={_QUESTION_START}\b)", re.I)
+_JOINED = re.compile(
+    rf"\s*(?:,|;)?\s+(?:and\s+also|and|also|plus|oh\s+and|btw)\s*,?\s+(?={_QUESTION_START}\b)|\s*[,;]\s+(?={_QUESTION_START}\b)",
+    re.I,
+)
 _ASKS = re.compile(
-    rf"^\s*(?:(?:hi|hey|hello|ok|okay|so|um+|uh+|also|and|oh|btw|one more thing)[,!.]?\s+)*{_QUESTION_START}\b", re.I
+    rf"^\s*(?:(?:hi|hey|hello|ok|okay|so|um+|uh+|also|and|oh|btw|one more thing|(?:\d+|two|three|a few|few|a couple"
+    rf"(?: of)?) (?:things|questions|qs)|quick question)\s*[,!.:-]?\s+)*{_QUESTION_START}\b",
+    re.I,
 )
 _NOT_AN_ASK = re.compile(r"^(?:thanks?|thank you|cheers|regards|best|kind regards|sent from)\b", re.I)
 MAX_ASKS = 4

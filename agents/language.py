@@ -56,6 +56,11 @@ SHORT_WORDS = {
     "d'accord": "fr",
 }
 """Words that settle the language of a message of one or two words, which the detector cannot."""
+ENGLISH_WORDS = frozenset(
+    {"the", "you", "your", "my", "is", "are", "do", "does", "what", "how", "can", "i", "it", "to", "and", "of"}
+    | {"for", "with", "this", "that", "where", "when", "why", "have", "please", "thanks", "order", "ship"}
+)
+"""Common English words no Spanish or French sentence uses: two of them settle it."""
 ENGLISH_FLOOR = 0.15
 OTHER_FLOOR = 0.6
 
@@ -72,6 +77,8 @@ def detect(text: str) -> str | None:
             return settled.pop()
     if len(words) < 2 and not (words and len(words[0]) >= 6):
         return None
+    if len(ENGLISH_WORDS.intersection(words)) >= 2:
+        return "en"  # "do you ship to mexico?" is English whatever the place name
     values = {LANGUAGES[c.language]: c.value for c in _get().compute_language_confidence_values(" ".join(words))}
     if not values:
         return None
@@ -115,8 +122,8 @@ STATUS_WORDS = {
 }
 TEXTS: dict[str, dict[str, str]] = {
     "es": {
-        "ask_verification": "Con gusto le ayudo. Primero necesito verificar su identidad: escríbame el correo "
-        "electrónico de su cuenta, o su nombre completo y código postal.",
+        "ask_verification": "Primero verifico su identidad: envíeme el correo de su cuenta, o su nombre completo y "
+        "código postal.",
         "verification_failed": "Lo siento, no pude verificar esos datos. Inténtelo de nuevo con el correo de su "
         "cuenta, o su nombre completo y código postal.",
         "greeting": "¡Hola! ¿En qué puedo ayudarle? Puedo consultar sus pedidos y ponerle en contacto con una persona "
@@ -131,8 +138,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued": "Gracias, he añadido su mensaje a su caso. Una persona de nuestro equipo le responderá pronto.",
     },
     "fr": {
-        "ask_verification": "Avec plaisir. Je dois d'abord vérifier votre identité : indiquez-moi l'adresse e-mail "
-        "de votre compte, ou vos nom, prénom et code postal.",
+        "ask_verification": "Je dois d'abord vérifier votre identité : envoyez-moi l'e-mail de votre compte, ou vos "
+        "nom, prénom et code postal.",
         "verification_failed": "Désolé, je n'ai pas pu vérifier ces informations. Réessayez avec l'e-mail de votre "
         "compte, ou vos nom, prénom et code postal.",
         "greeting": "Bonjour ! Comment puis-je vous aider ? Je peux consulter vos commandes et vous mettre en "
@@ -148,6 +155,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "bientôt.",
     },
 }
+
+
+GREETINGS = {
+    "es": ("Hola {name},", "Hola,", "Saludos cordiales,"),
+    "fr": ("Bonjour {name},", "Bonjour,", "Cordialement,"),
+}
+"""An email's greeting (with and without a name) and sign-off in the customer's language."""
 
 
 def text(language: str, key: str, **values: str) -> str | None:

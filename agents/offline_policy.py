@@ -249,7 +249,7 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
         return Decision(tool=RECALL_CONTEXT, args={"query": text[:300]}, intent=intent.value)
     if intent is Intent.VERIFICATION:
         return Decision(text=replies.ASK_VERIFICATION, intent=intent.value)
-    if intent in KNOWLEDGE_INTENTS:
+    if intent in KNOWLEDGE_INTENTS or (intent is Intent.UNKNOWN and len(text.split()) >= 4):
         return Decision(tool=SEARCH_KNOWLEDGE, args={"query": text[:300]}, intent=intent.value)
     return Decision(text=NOT_UNDERSTOOD, understood=False, intent=Intent.UNKNOWN.value)
 
@@ -268,8 +268,8 @@ def _previous_product_query(messages: list[AnyMessage]) -> str | None:
             continue
         if isinstance(message, ToolMessage):
             result = read_result(message)
-            if isinstance(result, ProductsFound) and result.status == "ok":
-                return result.query
+            if isinstance(result, ProductsFound):
+                return result.query if result.status == "ok" else ""
             return None
     return None
 
@@ -333,7 +333,10 @@ def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots:
     previous = _previous_product_query(messages)
     named = named_types(text, _catalog(messages))
     if previous is not None and not named and (_REFINE.search(text) or _ONE_OF_THOSE.search(text)):
-        return Decision(tool=FIND_PRODUCTS, args={"query": f"{previous} | {text}"[:300]}, intent="product_question")
+        query = f"{previous} | {text}" if previous else text  # after "we don't carry that", a fresh search
+        return Decision(tool=FIND_PRODUCTS, args={"query": query[:300]}, intent="product_question")
+    if previous is not None and named:
+        return Decision(tool=FIND_PRODUCTS, args={"query": text[:300]}, intent="product_question")
     asked = intent in (Intent.KNOWLEDGE_QUESTION, Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.RETURN_OR_EXCHANGE)
     if _SHOPPING.search(text) or (named and asked):
         return Decision(tool=FIND_PRODUCTS, args={"query": text[:300]}, intent="product_question")
@@ -730,7 +733,15 @@ def _further_question(
     if slots.order_ids or _OWN_ORDER.search(ask):
         return None
     classification = classifier.classify(ask)
-    if classification.intent in (Intent.GREETING, Intent.THANKS, Intent.GOODBYE, Intent.HUMAN_REQUEST):
+    if classification.intent in (
+        Intent.GREETING,
+        Intent.THANKS,
+        Intent.GOODBYE,
+        Intent.HUMAN_REQUEST,
+        Intent.SMALLTALK,
+        Intent.AFFIRM,
+        Intent.DENY,
+    ):
         return None
     shopping = _shopping_step(earlier, ask, classification.intent, slots)
     if shopping is not None:

@@ -244,7 +244,9 @@ def make_acknowledge(hours: BusinessHours | None, signature: str, interval: time
         wait = expected_wait(ctx.now, priority, handoff.sla_due_at if handoff else None, hours)
         lang = language.customer_language(policy.customer_turns(state["messages"]))
         text = language.text(lang, "queued") or replies.queued_ack(ctx.channel.value, wait)
-        return {"reply": render(text, ctx.channel, signature=signature), "queue_acked_at": ctx.now.isoformat()}
+        words = language.GREETINGS.get(lang)
+        reply = render(text, ctx.channel, signature=signature, email_words=words)
+        return {"reply": reply, "queue_acked_at": ctx.now.isoformat()}
 
     return acknowledge
 
@@ -354,7 +356,9 @@ def _respond(state: SupportState, runtime: Runtime[TurnContext], signature: str)
         {"name": c["name"], "args": dict(c["args"])} for m in turn if isinstance(m, AIMessage) for c in m.tool_calls
     ]
     notice = (state.get("notice") or {}).get("text") if state.get("owner", "ai") == "ai" else None
-    return {"reply": render(text, ctx.channel, name=name, notice=notice, signature=signature), "turn_tools": tools}
+    words = language.GREETINGS.get(language.customer_language(policy.customer_turns(state["messages"])))
+    reply = render(text, ctx.channel, name=name, notice=notice, signature=signature, email_words=words)
+    return {"reply": reply, "turn_tools": tools}
 
 
 def _proposed_in(turn: list[AnyMessage]) -> bool:

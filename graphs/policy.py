@@ -26,6 +26,7 @@ SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
     "safety": (
         re.compile(
             r"\b(burn(?:ed|t|s|ing)?|injur\w*|hurt (?:me|him|her|them|my|his|our|their)\w*|"
+            r"slic(?:ed|es|ing) (?:my|his|her|their|our|a) \w+|gash\w*|stitches|sharp (?:edge|bit|piece|metal|point)|"
             r"(?:got|was|is|were|been|get) (?:hurt|cut|burned|burnt|injured|bruised|scratched)|cut (?:myself|himself|"
             r"herself|themselves)|(?:fell|falls|fallen|tipped|toppled|collapsed) (?:on|onto|over on) (?:me|my|him|her|"
             r"them|us|our|the (?:kid|child|baby|dog))|(?:kid|child|son|daughter|baby|toddler)\w* (?:got |was |is )?"
@@ -66,7 +67,9 @@ SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(
             r"\b(harass\w*|threaten\w*|abusive|abused|stalk\w*|creep(?:y|ed)|inappropriate (?:message|comment|"
             r"behaviou?r|remark|text)s?|made me (?:feel )?(?:unsafe|uncomfortable|scared)|sexual\w*|kept (?:texting|"
-            r"calling|messaging|showing up)|(?:yelled|screamed|swore) at me|slur\w*)\b",
+            r"calling|messaging|showing up)|keeps? (?:texting|calling|messaging|asking me out)|asking me out|"
+            r"making me (?:really |so |very )?(?:uncomfortable|scared|unsafe)|(?:yelled|screamed|swore) at me|"
+            r"slur\w*)\b",
             re.I,
         ),
         "high",

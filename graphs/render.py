@@ -61,10 +61,17 @@ DEFAULT_SIGNATURE = "Customer Care"
 """Who signs emails when no store name is configured."""
 
 
-def email_body(text: str, name: str | None, signature: str = DEFAULT_SIGNATURE) -> str:
-    """Email: greeting, the answer, a sign-off by `signature` (the store's name)."""
-    greeting = f"Hi {name}," if name else "Hello,"
-    return f"{greeting}\n\n{text.strip()}\n\nBest regards,\n{signature.strip() or DEFAULT_SIGNATURE}"
+EMAIL_WORDS = {"en": ("Hi {name},", "Hello,", "Best regards,")}
+
+
+def email_body(
+    text: str, name: str | None, signature: str = DEFAULT_SIGNATURE, words: tuple[str, str, str] | None = None
+) -> str:
+    """Email: greeting, the answer, a sign-off by `signature` (the store's name); `words` are the greeting with a
+    name, without one, and the sign-off, in the customer's language (English by default)."""
+    named, plain_greeting, sign_off = words or EMAIL_WORDS["en"]
+    greeting = named.format(name=name) if name else plain_greeting
+    return f"{greeting}\n\n{text.strip()}\n\n{sign_off}\n{signature.strip() or DEFAULT_SIGNATURE}"
 
 
 def _sms_with_notice(text: str, notice: str) -> str:
@@ -85,6 +92,7 @@ def render(
     name: str | None = None,
     notice: str | None = None,
     signature: str = DEFAULT_SIGNATURE,
+    email_words: tuple[str, str, str] | None = None,
 ) -> str:
     """The reply as `channel` should carry it, with a proactive notice after the answer when there is one; emails
     are signed by `signature`."""
@@ -97,7 +105,7 @@ def render(
     if channel is Channel.VOICE:
         return speakable(text)
     if channel is Channel.EMAIL:
-        return email_body(text, name, signature)
+        return email_body(text, name, signature, email_words)
     if channel is Channel.SOCIAL:
         return plain(text)[:2000]
     return text.strip()

@@ -45,9 +45,16 @@ def coverage(query: str, text: str) -> float:
     return len(wanted & have) / len(wanted)
 
 
+_CLAUSES = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
 def relevant(query: str, score: float, text: str) -> bool:
-    """Whether a passage is relevant enough to answer from."""
-    return score >= SURE_SCORE or (score >= MIN_SCORE and coverage(query, text) > 0.5)
+    """Whether a passage is relevant enough to answer from: sure on its own, or sharing most of the content words
+    of the question or of one of its sentences ("do u price match? saw it cheaper somewhere else")."""
+    if score >= SURE_SCORE:
+        return True
+    clauses = [query, *(c for c in _CLAUSES.split(query) if len(c.split()) >= 3)]
+    return score >= MIN_SCORE and max(coverage(c, text) for c in clauses) > 0.5
 
 
 @tool(SEARCH_KNOWLEDGE)

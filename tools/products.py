@@ -17,7 +17,8 @@ from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 MAX_CHOICES = 6
 _ASKED = re.compile(
     r"\b(?:looking for|look for|shopping for|want to buy|wanna buy|need|want|sell|carry|stock|have|got|get|"
-    r"buy|find|recommend)\s+(?:a |an |some |any |the |one of those |u )?([a-z][a-z -]{1,40}?)(?=[?.!,]|\s+(?:for|that|"
+    r"buy|find|recommend|what about|how about)\s+(?:a |an |some |any |the |one of those |u )?"
+    r"([a-z][a-z -]{1,40}?)(?=[?.!,]|\s+(?:for|that|"
     r"which|with|in|under|do|does|pls|please|at|on|those|them|anymore)\b|$)",
     re.I,
 )
