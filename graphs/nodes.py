@@ -23,7 +23,6 @@ from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
 from threadline.core.hours import BusinessHours
 from threadline.core.ports import OrderSystem
-from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import (
     Channel,
     Customer,
@@ -397,13 +396,18 @@ def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, tu
     calls = [c for m in turn if isinstance(m, AIMessage) for c in m.tool_calls]
     results = {m.tool_call_id: result_status(m) for m in turn if isinstance(m, ToolMessage)}
     cited = [{"article_id": a, "version": int(v)} for a, _, v in (c.rpartition("@v") for c in cited_articles(turn))]
-    missed = policy.knowledge_missed(messages)
+    gaps = policy.missed_questions(messages)
+    missed = bool(gaps)
     last = messages[-1] if messages else None
     replied = isinstance(last, AIMessage) and not last.tool_calls and bool(last.text.strip())
-    answered = owner == "ai" and replied and not policy.turn_signals(messages).unusable
+    understood = not isinstance(last, AIMessage) or (last.additional_kwargs.get("threadline") or {}).get(
+        "understood", True
+    )
+    # Answered: a reply that was understood and rests on a relevant answer or a tool that worked; "I didn't
+    # understand" and "I don't know" are not answers.
+    answered = owner == "ai" and replied and bool(understood) and not policy.turn_signals(messages).unusable
     events, channel = ctx.services.events, ctx.channel.value
-    if missed:
-        query = next((str(c["args"].get("query", "")) for c in reversed(calls) if c["name"] == SEARCH_KNOWLEDGE), "")
+    for query in gaps:
         gap = {"query": query[:200], "intent": intent}
         events.append(
             EventType.KNOWLEDGE_GAP, customer_id=customer_id, channel=channel, payload=gap, occurred_at=ctx.now

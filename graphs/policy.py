@@ -188,12 +188,20 @@ def complaint_texts(messages: list[AnyMessage]) -> list[str]:
 
 
 def knowledge_missed(messages: list[AnyMessage]) -> bool:
-    """Whether the current turn searched the knowledge base and found nothing usable."""
-    searches = [m for m in turn_messages(messages) if isinstance(m, ToolMessage) and m.name == SEARCH_KNOWLEDGE]
-    if not searches:
-        return False
-    found = read_result(searches[-1])
-    return not (isinstance(found, KnowledgeResult) and found.status == "ok")
+    """Whether the current turn searched the knowledge base and found nothing relevant enough (for any of the
+    questions it searched)."""
+    return bool(missed_questions(messages))
+
+
+def missed_questions(messages: list[AnyMessage]) -> list[str]:
+    """What the current turn searched the knowledge base for and found no relevant answer to (knowledge gaps)."""
+    missed = []
+    for message in turn_messages(messages):
+        if isinstance(message, ToolMessage) and message.name == SEARCH_KNOWLEDGE:
+            found = read_result(message)
+            if not (isinstance(found, KnowledgeResult) and found.status == "ok"):
+                missed.append(found.query if isinstance(found, KnowledgeResult) else "")
+    return missed
 
 
 def repeated_question(messages: list[AnyMessage]) -> bool:
