@@ -164,9 +164,26 @@ def recall_reply(episodes: list[dict[str, Any]], current_channel: str | None = N
     ]
     if not lines:
         return "I don't see an earlier conversation with you on record. How can I help?"
-    elsewhere = [line for line in lines if line[1] != current_channel]
-    date, channel, gist = (elsewhere or lines)[0]
-    return f"Yes, I can see that: on {date} by {CHANNEL_NAMES.get(channel, channel)}, you {gist}."
+    elsewhere = [line for line in lines if line[1] != current_channel] or lines
+    telling = [line for line in elsewhere if "#W" in line[2] or 'asked "' in line[2]]  # what it was about
+    date, channel, gist = (telling or elsewhere)[0]
+    return f"Yes, I can see that: on {date} by {CHANNEL_NAMES.get(channel, channel)}, you {_second_person(gist)}."
+
+
+_THIRD_PERSON = (
+    (re.compile(r"\bwas asked\b"), "were asked"),
+    (re.compile(r"\btheir\b"), "your"),
+    (re.compile(r"\bthey are\b"), "you are"),
+    (re.compile(r"\bwas handed\b"), "were handed"),
+    (re.compile(r"\bcould not be verified\b"), "could not be verified then"),
+)
+
+
+def _second_person(gist: str) -> str:
+    """A summary line (written about the customer, for the model and agents) as said to the customer."""
+    for pattern, said in _THIRD_PERSON:
+        gist = pattern.sub(said, gist)
+    return gist
 
 
 def followup_reply(topic: dict[str, Any], passages: list[dict[str, Any]], current_channel: str | None = None) -> str:
