@@ -210,10 +210,16 @@ def test_without_a_key_only_published_customer_facing_articles_are_readable(clie
             hidden = client.get(f"/v1/knowledge/articles/{path}", headers=reader)
             assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"  # reads as missing
         hits = client.get("/v1/knowledge/search", params=question, headers=reader).json()
-        assert hits and all(h["kind"] != "procedure" for h in hits)
+        assert hits and all(h["kind"] != "procedure" and h["audience"] == "customer" for h in hits)
+        # the store's own policy is written to its agents: customers read the help center instead
+        agent_policy = client.get("/v1/knowledge/articles/policy-return-delivered-order", headers=reader)
+        assert agent_policy.status_code == 404
+        assert client.get("/v1/knowledge/articles/help-returns", headers=reader).json()["audience"] == "customer"
     staff = {a["id"] for a in client.get("/v1/knowledge/articles", headers=agent).json()}
     assert "proc-2fa-reset" in staff and "faq-gift-wrap-draft" not in staff  # drafts stay with admins
     assert client.get("/v1/knowledge/articles/proc-2fa-reset", headers=agent).status_code == 200
+    policy = client.get("/v1/knowledge/articles/policy-return-delivered-order", headers=agent).json()
+    assert policy["audience"] == "agent" and policy["kind"] == "policy"
     assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft", headers=agent).status_code == 404
     assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft").status_code == 200  # the admin key
     found = client.get("/v1/knowledge/search", params=question, headers=agent).json()
