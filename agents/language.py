@@ -61,6 +61,27 @@ ENGLISH_WORDS = frozenset(
     | {"for", "with", "this", "that", "where", "when", "why", "have", "please", "thanks", "order", "ship"}
 )
 """Common English words no Spanish or French sentence uses: two of them settle it."""
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+KNOWN_WORDS = {
+    "es": _words(
+        "de la que el en y los del las por un para con no una su al lo como más pero sus le ya este sí porque esta "
+        "cuando muy sin sobre también me hasta hay donde dónde quien desde todo nos mi mis tu usted hola gracias "
+        "pedido pedidos quiero puedo cómo cuánto envío envio devolver tiene tienen es está son"
+    ),
+    "fr": _words(
+        "le la les de des du un une et est en que qui dans pour pas ne sur au aux avec ce ces se sa son ses mon ma "
+        "mes nous vous je il elle où quand comment combien bonjour merci commande livraison veux voudrais livrez puis"
+    ),
+    "de": _words("der die das und ist nicht ich mit wo meine mein bestellung ein eine zu den von"),
+    "pt": _words("o a os as de do da em um uma que não com meu minha pedido onde está para por"),
+    "it": _words("il lo la gli le di che è non un una per con mio mia ordine dove sono"),
+}
+"""Everyday words of each language other than English: a message must use one to be read as that language."""
 ENGLISH_FLOOR = 0.15
 OTHER_FLOOR = 0.6
 
@@ -80,6 +101,9 @@ def detect(text: str) -> str | None:
     if len(ENGLISH_WORDS.intersection(words)) >= 2:
         return "en"  # "do you ship to mexico?" is English whatever the place name
     values = {LANGUAGES[c.language]: c.value for c in _get().compute_language_confidence_values(" ".join(words))}
+    for lang, known in KNOWN_WORDS.items():
+        if not known.intersection(words):
+            values.pop(lang, None)  # typos and gibberish read as some language: one of its everyday words must be there
     if not values:
         return None
     best = max(values, key=lambda k: values[k])
@@ -131,10 +155,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "thanks": "¡De nada! ¿Hay algo más en lo que pueda ayudarle?",
         "no_orders": "No veo pedidos en su cuenta.",
         "not_found": "No encuentro el pedido {order_id} en su cuenta. ¿Podría revisar el número?",
-        "handoff": "He pasado su conversación a una persona de nuestro equipo, con un resumen para que no tenga que "
-        "repetir nada. Le responderán por este mismo medio lo antes posible.",
-        "handoff_language": "Por ahora solo puedo ayudar en español con sus pedidos. He pasado su consulta a una "
-        "persona de nuestro equipo, que le responderá por este mismo medio lo antes posible.",
+        "handoff": "He pasado su conversación a nuestro equipo, con un resumen para que no repita nada. Le "
+        "responderán aquí pronto.",
+        "handoff_language": "Por ahora en español solo atiendo pedidos. He pasado su consulta a nuestro equipo, que "
+        "le responderá aquí pronto.",
         "queued": "Gracias, he añadido su mensaje a su caso. Una persona de nuestro equipo le responderá pronto.",
     },
     "fr": {

@@ -31,6 +31,7 @@ from threadline.agents.offline_actions import (
 )
 from threadline.agents.prompts import PRODUCTS_LINE
 from threadline.agents.slots import Slots, extract_slots
+from threadline.agents.typos import spelled
 from threadline.core.catalog_search import named_types
 from threadline.core.tool_names import (
     ACTION_TOOLS,
@@ -346,6 +347,13 @@ def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots:
 _RETRIED_AFTER_VERIFYING: dict[str, ToolName] = {LOOKUP_ORDER: LOOKUP_ORDER, RECALL_CONTEXT: RECALL_CONTEXT}
 
 
+def _orders_by_product(request: str, history: list[Any]) -> list[Any]:
+    """The customer's own orders holding a product the request names ("the grill I ordered"), newest first."""
+    names = sorted({item for order in history for item in order.items})
+    wanted = set(named_types(request, names))
+    return [order for order in history if wanted & set(order.items)] if wanted else []
+
+
 def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName, dict[str, Any]] | None:
     """The latest tool call that was refused for want of verification, when no other request came after it (the
     customer's messages since only verified them)."""
@@ -395,6 +403,10 @@ def _action_step(messages: list[AnyMessage], text: str, slots: Slots, focus: str
             return Decision(tool=RETURN_ITEMS, args=args, intent="return_or_exchange")
     kind = wanted_action(text, slots, focus)
     order_id = slots.order_ids[0] if slots.order_ids else focus
+    if order_id is None and _OWN_ORDER.search(text):
+        by_product = wanted_action(text, slots, "the order they name by its product")
+        if by_product in ("return", "exchange", "cancel"):  # "the thermostat I got": find it among their orders
+            return Decision(tool=LOOKUP_ORDER, args={}, intent="return_or_exchange")
     if kind == "default_address":
         address = parse_address(text) or {}
         return Decision(tool=CHANGE_DEFAULT_ADDRESS, args=address, intent="change_address")
@@ -533,6 +545,11 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         history = result.orders or [] if isinstance(result, OrdersFound) else []
         if len(history) == 1 and history[0].order_id:  # their only order: its status and tracking, not a list
             return Decision(tool=LOOKUP_ORDER, args={"order_id": history[0].order_id})
+        named = _orders_by_product(_request_text(messages, question), history)
+        if len(named) == 1:  # "the thermostat I got": their own order that holds it
+            return Decision(tool=LOOKUP_ORDER, args={"order_id": named[0].order_id})
+        if len(named) > 1:
+            return Decision(text=replies.which_order([o.payload() for o in named]))
         return Decision(text=replies.history_reply([o.payload() for o in history]))
     if message.name == VERIFY_CUSTOMER:
         if not isinstance(result, VerificationPassed):
@@ -567,6 +584,10 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         earlier = _recalled_topic(messages)
         if earlier is not None:  # picking up an earlier question: say so, then give today's answer
             return Decision(text=replies.followup_reply(earlier, passages, _current_channel(messages)))
+        last_human, _ = _turn(messages)
+        said_before = _last_ai_text(messages[:last_human])
+        fresh = [p for p in passages if not (said_before and replies.passage_answer(p)[1] in said_before)]
+        passages = fresh or passages  # a follow-up ("and is it free?") wants more than the answer just given
         if found is None or found.status != "ok" or replies.knowledge_answer(question, passages) is None:
             return Decision(text=replies.DONT_KNOW, understood=False)
         return Decision(text=replies.knowledge_reply(question, passages, _current_channel(messages)))
@@ -587,7 +608,7 @@ def decide(messages: list[AnyMessage], classifier: IntentClassifier) -> Decision
     last_human, after = _turn(messages)
     if last_human < 0:
         return Decision(text=CANNED[Intent.GREETING])
-    question = messages[last_human].text
+    question = spelled(messages[last_human].text)
     lang = language.customer_language([m.text for m in messages if isinstance(m, HumanMessage)])
     if lang != "en":
         return _decide_in(lang, messages, question, after)
@@ -612,8 +633,11 @@ def _decide_in(lang: str, messages: list[AnyMessage], question: str, after: list
         verify = _verify_args(slots, focus)
         if verify and awaiting_verification(messages):
             return Decision(tool=VERIFY_CUSTOMER, args=verify, intent=Intent.VERIFICATION.value)
-        if lang not in language.SUPPORTED or language.PERSON_WORDS.search(question):
-            return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.HUMAN_REQUEST.value)
+        if language.PERSON_WORDS.search(question):
+            asked = {"reason": f"The customer asked for a person, in {name}.", "urgency": "normal"}
+            return Decision(tool=ESCALATE_TO_HUMAN, args=asked, intent=Intent.HUMAN_REQUEST.value)
+        if lang not in language.SUPPORTED:
+            return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.UNKNOWN.value)
         if language.GREETING_WORDS.match(question):
             return Decision(text=language.text(lang, "greeting") or "", intent=Intent.GREETING.value)
         if language.THANKS_WORDS.match(question):
@@ -688,7 +712,7 @@ def _decide_asks(
     after = messages[last_human + 1 :]
     starts = {_ask_of(m): i for i, m in reversed(list(enumerate(after))) if isinstance(m, AIMessage) and _ask_of(m)}
     primary_end = min(starts.values(), default=len(after))
-    question = messages[last_human].text
+    question = spelled(messages[last_human].text)
     base = messages[: last_human + 1]
     primary = _decide_one(base + after[:primary_end], question, after[:primary_end], classifier, query=asks[0])
     if primary.tool and not starts:

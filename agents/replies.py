@@ -126,6 +126,12 @@ def _best_sentences(query: str, body: str, max_sentences: int) -> str:
     return " ".join(sentences[i] for i in sorted(ranked)) or body.strip()
 
 
+def which_order(orders: list[dict[str, Any]]) -> str:
+    """The question when the product the customer names is in more than one of their orders."""
+    listed = [f"{o['order_id']} ({o['status']}: {', '.join(o['items'])})" for o in orders[:4]]
+    return f"I see that in more than one of your orders: {'; '.join(listed)}. Which order do you mean?"
+
+
 def knowledge_answer(query: str, passages: list[dict[str, Any]], max_sentences: int = 2) -> tuple[str, str] | None:
     """(answer, article title) from the best passage that has one: a help-center answer whole, or else the
     sentences of the article that share most words with the question."""

@@ -48,7 +48,7 @@ _NAME_ZIP_LINE = re.compile(
 )
 """A name and a zip code side by side, anywhere ("sorry typo!! Noah Brown 80279"); both words must be names."""
 _SPOKEN_EMAIL = re.compile(
-    r"\b([a-z0-9]+(?:\s+(?:dot|underscore|dash)\s+[a-z0-9]+|\s+(?:zero|one|two|three|four|five|six|seven|eight|nine))*)"
+    r"\b([a-z0-9]+(?:\s+(?:dot|underscore|dash)\s+[a-z0-9]+|\s+(?:zero|one|two|three|four|five|six|seven|eight|nine|\d+))*)"
     r"\s+at\s+([a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)+)\b",
     re.IGNORECASE,
 )
