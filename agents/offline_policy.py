@@ -309,20 +309,30 @@ def _previous_knowledge_query(messages: list[AnyMessage]) -> str | None:
         if isinstance(message, ToolMessage):
             result = read_result(message)
             if isinstance(result, KnowledgeResult) and result.status == "ok":
-                return result.query
+                return _subject(result.query, result.passages[0].title if result.passages else "")
             return None
     return None
 
 
+def _subject(question: str, title: str) -> str:
+    """What an answered question was about, in a word or two: its words that the answering article's title uses
+    ("how long does delivery take", "Shipping and delivery" → "delivery"), else the title's last word."""
+    words = [w for w in re.findall(r"[a-z]+", title.lower()) if w not in ("and", "or", "the", "a", "an", "your")]
+    said = set(re.findall(r"[a-z]+", question.lower()))
+    shared = [w for w in words if w in said or w.rstrip("s") in said]
+    return " ".join(shared) or (words[-1] if words else question)
+
+
 def _knowledge_follow_up(messages: list[AnyMessage], text: str, intent: Intent, slots: Slots) -> Decision | None:
     """A short follow-up to a knowledge answer ("and is it free?", "what if it already shipped tho") is searched
-    together with the question it follows."""
+    with the subject (the article's title) of the answer it follows."""
     previous = _previous_knowledge_query(messages)
     if previous is None or slots.order_ids or intent in (Intent.THANKS, Intent.GOODBYE, Intent.HUMAN_REQUEST):
         return None
     if not (_ELLIPTIC.search(text) or len(text.split()) <= 5) or intent in (Intent.AFFIRM, Intent.DENY):
         return None
-    return Decision(tool=SEARCH_KNOWLEDGE, args={"query": f"{previous} {text}"[:300]}, intent=intent.value)
+    joined = f"{text} {previous}"  # "and is it free? delivery"
+    return Decision(tool=SEARCH_KNOWLEDGE, args={"query": joined[:300]}, intent=intent.value)
 
 
 def _shopping_step(messages: list[AnyMessage], text: str, intent: Intent, slots: Slots) -> Decision | None:
@@ -447,6 +457,9 @@ def _after_lookup_for_action(messages: list[AnyMessage], question: str, found: O
     request = _request_text(messages, question)
     order = found.order
     kind = wanted_action(request, extract_slots(request), order.order_id if order else None)
+    if order is not None and kind == "cancel" and request != question:  # found by its product after verifying
+        cancel = {"order_id": order.order_id, "reason": cancel_reason(request) or ""}
+        return Decision(tool=CANCEL_ORDER, args=cancel, intent="cancel_order")
     if order is None or kind not in ("return", "exchange"):
         return None
     items = [i.payload() for i in order.items]
@@ -700,6 +713,9 @@ _CLOSERS = re.compile(
 )
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
 def _ask_of(message: AnyMessage) -> int:
     meta = message.additional_kwargs.get("threadline") if isinstance(message, AIMessage) else None
     return int((meta or {}).get("ask", 0))
@@ -782,5 +798,7 @@ def _together(primary: Decision, answers: list[str], channel: str | None) -> Dec
     asking = bool(parts) and parts[0].rstrip().endswith("?") and primary.tool is None
     ordered = [*answers, *parts] if asking else [*parts, *answers]
     ordered = [_CLOSERS.sub("", p).strip() if i < len(ordered) - 1 else p for i, p in enumerate(ordered)]
+    if channel in ("sms", "voice"):  # two SMS segments or a breath each: the first sentence of every answer
+        ordered = [_SENTENCE.split(replies.CITATION.sub("", p).strip())[0] for p in ordered]
     joiner = "\n\n" if channel in ("web", "email", None) else " "
     return replace(primary, text=joiner.join(p for p in ordered if p), understood=True)

@@ -81,6 +81,12 @@ def order_reply(order: dict[str, Any]) -> str:
     tracking = [t for shipment in order["shipments"] for t in shipment["tracking_ids"]]
     if tracking:
         text += f" Tracking number: {', '.join(tracking)}."
+    elif order["status"] in ("pending", "processed"):
+        text += (
+            " It hasn't been processed yet, so there's no tracking number yet; you'll get one when it ships."
+            if order["status"] == "pending"
+            else " It's being processed and hasn't shipped yet, so there's no tracking number yet."
+        )
     if order.get("refunded") not in (None, "0", "0.00"):
         text += f" Refunded so far: ${order['refunded']}."
     return text
@@ -95,6 +101,7 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
     return "Here are your most recent orders: " + "; ".join(lines) + "." + more
 
 
+CITATION = re.compile(r"\s*\(Source: [^)]*\)")
 CITING_CHANNELS = frozenset({"web", "email", "social", "store"})
 """Channels whose replies name the article they answer from; an SMS has no room for it and a voice never reads it."""
 _EDITOR_NOTE = re.compile("^(?:" + "|".join(re.escape(n) for n in EDITOR_NOTES) + ").*$\n?", re.M)

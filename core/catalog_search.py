@@ -264,6 +264,10 @@ def criteria(text: str, products: Sequence[Product], within: Sequence[Product] |
     for match in _OVER.finditer(said):
         if not _BETWEEN.search(said[max(0, match.start() - 40) : match.end()]):
             low = _price(match.group(1))
+    latest_part = _norm(text.rsplit("|", 1)[-1])
+    cheapest = re.search(r"\b(?:cheapest|lowest price|any price|forget the budget|whatever price)\b", latest_part)
+    if cheapest and not (_UNDER.search(latest_part) or _BETWEEN.search(latest_part)):
+        low = high = None  # "the cheapest one then": the earlier budget no longer holds
     return Wanted(
         product_ids=tuple(p.id for p, _ in named),
         options=options,

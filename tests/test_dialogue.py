@@ -168,9 +168,17 @@ def test_several_questions_are_each_searched_and_answered_together(model: Any) -
 
 def test_a_short_follow_up_is_searched_with_the_question_it_follows(model: Any) -> None:
     asked = [PROMPT, HumanMessage("how long does shipping take"), _call("search_knowledge", {"query": "q"}, "c1")]
-    asked += [_tool("search_knowledge", {"status": "ok", "query": "how long does shipping take", "passages": []}, "c1")]
+    passage = {
+        "article_id": "help-shipping",
+        "title": "Shipping and delivery",
+        "version": 1,
+        "kind": "faq",
+        "score": 0.8,
+        "text": "Shipping and delivery\n\nHow long does delivery take?\nThree to seven days.",
+    }
+    asked += [_tool("search_knowledge", {"status": "ok", "query": "how long", "passages": [passage]}, "c1")]
     asked += [AIMessage("Three to seven business days."), HumanMessage("and is it free?")]
-    assert _step(model.invoke(asked)) == ("search_knowledge", {"query": "how long does shipping take and is it free?"})
+    assert _step(model.invoke(asked)) == ("search_knowledge", {"query": "and is it free? delivery"})
 
 
 def test_are_you_a_bot_is_answered_honestly_and_a_yes_to_a_person_hands_over(model: Any) -> None:

@@ -9,7 +9,7 @@ from langchain_core.tools import tool
 from langgraph.types import Command
 
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
-from threadline.core.types import Audience
+from threadline.core.types import ArticleKind, Audience
 from threadline.tools.results import KnowledgePassage, KnowledgeResult
 from threadline.tools.runtime import SupportRuntime, tool_result, turn_context
 
@@ -57,16 +57,22 @@ def relevant(query: str, score: float, text: str) -> bool:
     return score >= MIN_SCORE and max(coverage(c, text) for c in clauses) > 0.5
 
 
+def _body(text: str) -> str:
+    """A passage without the article title every chunk starts with (it would match every question of the article)."""
+    return text.split("\n\n", 1)[-1]
+
+
 @tool(SEARCH_KNOWLEDGE)
 def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
     return the most relevant passages, each with its article id, title and version to cite."""
     context = turn_context(runtime)
     searched = context.services.knowledge.search(
-        query[:500], k=5, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
+        query[:500], k=16, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
     )
-    ranked = sorted(searched, key=lambda p: -(p.score + 0.2 * coverage(query, p.text)))
-    passages = [p for p in ranked if relevant(query, p.score, p.text)][:3]
+    searched = [p for p in searched if p.kind is not ArticleKind.PRODUCT]  # the catalogue is find_products' job
+    ranked = sorted(searched, key=lambda p: -(p.score + 0.2 * coverage(query, _body(p.text))))
+    passages = [p for p in ranked if relevant(query, p.score, _body(p.text))][:3]
     found = [
         KnowledgePassage(
             article_id=p.article_id, title=p.title, version=p.version, kind=p.kind, text=p.text, score=round(p.score, 3)
