@@ -69,12 +69,18 @@ class HandoffDesk:
         self._signature = signature
 
     def while_handed_off(
-        self, outcome: TurnOutcome, taken: list[LoggedMessage], current: LoggedMessage, channel: Channel
+        self,
+        outcome: TurnOutcome,
+        taken: list[LoggedMessage],
+        current: LoggedMessage,
+        channel: Channel,
+        *,
+        desk_turn: bool,
     ) -> TurnOutcome:
-        """A turn the AI stayed silent in because people own the case: its messages go to the agent (as
-        `customer_message` events), and a case queued past the timeout tells the customer so, once. The caller
-        holds the customer's turn lock."""
-        if outcome.owner == "ai" or outcome.handoff_id is None or outcome.reply is not None:
+        """A turn the AI did not run in because people own the case (`desk_turn`; the customer may have had the
+        desk's short note): its messages go to the agent (as `customer_message` events), and a case queued past the
+        timeout tells the customer so, once, instead. The caller holds the customer's turn lock."""
+        if outcome.owner == "ai" or outcome.handoff_id is None or not desk_turn:
             return outcome
         handoff_id = HandoffId(outcome.handoff_id)
         for m in taken:

@@ -134,7 +134,9 @@ class TurnService:
             else:  # still fenced off: the turns that hold the lock now answer it, or the pending sweep does
                 raise StoreUnavailableError("the customer's conversation is busy; retry shortly")
             outcome, state = ran
-            outcome = self._desk.while_handed_off(outcome, taken, current, message.channel)
+            outcome = self._desk.while_handed_off(
+                outcome, taken, current, message.channel, desk_turn=bool(state.get("desk_turn"))
+            )
         if not self._part_ways(message, who, state, thread, first=taken[0]):
             self._join_proven_customer(message, who, outcome, state, thread)
         faults.reached("before_reply")  # the reply is logged (the outbox), not yet sent

@@ -93,6 +93,7 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
         "steps": 0,
         "reply": None,
         "turn_tools": [],
+        "desk_turn": False,
     }
 
 
@@ -227,8 +228,9 @@ def expected_wait(now: datetime, priority: str, due: datetime | None, hours: Bus
 
 
 def make_acknowledge(hours: BusinessHours | None, signature: str, interval: timedelta = QUEUE_ACK_INTERVAL) -> Any:
-    """The node for a message that arrives while the case waits for a person: the AI does not answer the case, but
-    the customer hears once per `interval` that their message reached the team (a plain "thanks" needs no note)."""
+    """The node for a message that arrives while people own the case: the AI does not answer it; while it waits in
+    the queue the customer hears once per `interval` that their message reached the team (a plain "thanks" needs no
+    note). It marks the turn as the desk's (`desk_turn`): its messages go to the agent."""
 
     def acknowledge(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         ctx = runtime.context
@@ -236,7 +238,7 @@ def make_acknowledge(hours: BusinessHours | None, signature: str, interval: time
         last = state.get("queue_acked_at")
         recent = last is not None and ctx.now - datetime.fromisoformat(last) < interval
         if state.get("owner") != "queue" or recent or all(_JUST_THANKS.match(t) for t in texts):
-            return {}
+            return {"desk_turn": True}
         handoff_id = state.get("handoff_id")
         handoff = ctx.services.handoffs.get(HandoffId(handoff_id)) if handoff_id else None
         priority = handoff.priority if handoff is not None else "normal"
@@ -245,7 +247,7 @@ def make_acknowledge(hours: BusinessHours | None, signature: str, interval: time
         text = language.text(lang, "queued") or replies.queued_ack(ctx.channel.value, wait)
         words = language.GREETINGS.get(lang)
         reply = render(text, ctx.channel, signature=signature, email_words=words)
-        return {"reply": reply, "queue_acked_at": ctx.now.isoformat()}
+        return {"reply": reply, "queue_acked_at": ctx.now.isoformat(), "desk_turn": True}
 
     return acknowledge
 

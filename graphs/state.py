@@ -53,6 +53,8 @@ class SupportState(TypedDict):
     notice: NotRequired[dict[str, str] | None]
     """A proactive notice to mention in this turn's reply (`citation`, `text`)."""
     reply: NotRequired[str | None]
+    desk_turn: NotRequired[bool]
+    """This turn arrived while people own the case: the AI did not run."""
     queue_acked_at: NotRequired[str | None]
     """When a customer waiting for a person was last told their message reached the team (ISO time)."""
     """The rendered reply of the last turn, or None when the AI stayed silent."""

@@ -35,9 +35,9 @@ MAX_STEPS = 6
 WINDOW = 16
 
 
-def _after_load(state: SupportState) -> Literal["agent", "acknowledge", "__end__"]:
+def _after_load(state: SupportState) -> Literal["agent", "acknowledge"]:
     owner = state.get("owner", "ai")
-    return "agent" if owner == "ai" else "acknowledge" if owner == "queue" else "__end__"
+    return "agent" if owner == "ai" else "acknowledge"
 
 
 def _after_guard(state: SupportState) -> Literal["handoff", "tools", "agent", "respond"]:

@@ -74,7 +74,7 @@ def test_chat_one_turn_prints_the_outcome_as_json(demo_db_url: str, tmp_path: Pa
         {"name": "search_knowledge", "args": {"query": "What is your policy on returning delivered items?"}}
     ]
     assert outcome["owner"] == "ai"
-    assert "Return delivered order" in outcome["reply"]
+    assert "(Source: Returns.)" in outcome["reply"]
 
 
 def test_chat_json_without_a_message_is_a_usage_error(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_demo_load_twice_through_the_cli_gives_the_same_store(db_factory: Databa
         stores = Stores.over(db)
         assert stores.customers.count() == 500
         assert stores.orders.count_orders() == 1000
-        assert len(stores.knowledge.list()) == 61 + 50  # policy and guideline articles, one per product
+        assert len(stores.knowledge.list()) == 13 + 61 + 50  # help center, policy, guidelines, one per product
         db.dispose()
 
 
@@ -43,7 +43,7 @@ def test_second_load_changes_nothing(db_factory: DatabaseFactory) -> None:
         "customers": 500,
         "identities": 500,
         "orders": 1000,
-        "articles": 61,
+        "articles": 13 + 61,
         "product articles": 50,
     }
     revision = stores.knowledge.revision()
@@ -93,7 +93,7 @@ def test_two_workers_starting_on_an_empty_database_load_the_demo_once(
         assert sum(s.demo_report is not None for s in opened) == 1  # one loaded; the other found it loaded
         stores = opened[0].stores
         assert (stores.customers.count(), stores.orders.count_orders()) == (500, 1000)
-        assert len(stores.knowledge.list()) == 61 + 50
+        assert len(stores.knowledge.list()) == 13 + 61 + 50
     finally:
         for services in opened:
             services.close()

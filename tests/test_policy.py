@@ -63,11 +63,10 @@ def test_other_explicit_human_requests_escalate_as_customer_requested(text: str)
     assert found.stall is StallPoint.CUSTOMER_REQUESTED_HUMAN
 
 
-def test_are_you_a_real_person_question_also_escalates_as_customer_requested() -> None:
-    # The policy regex matches "real person" anywhere, so the question counts as a request (conservative, accepted).
-    found = _evaluate(_after_model("are you a real person?"))
-    assert found is not None
-    assert found.stall is StallPoint.CUSTOMER_REQUESTED_HUMAN
+def test_are_you_a_real_person_is_a_question_to_answer_not_a_request() -> None:
+    assert _evaluate(_after_model("are you a real person?")) is None  # the assistant says honestly what it is
+    found = _evaluate(_after_model("are you a real person? I want to talk to a real person"))
+    assert found is not None and found.stall is StallPoint.CUSTOMER_REQUESTED_HUMAN
 
 
 @pytest.mark.parametrize("text", ["is this a bot?", "where is my order #W2611340?", "humane treatment of animals"])
@@ -83,7 +82,6 @@ def test_questions_without_a_human_request_do_not_escalate(text: str) -> None:
         "I'm going to sue you",
         "I'll file a chargeback",
         "someone used my stolen card",
-        "the chair broke and I got injured",
     ],
 )
 def test_sensitive_topic_escalates_with_high_urgency(text: str) -> None:
@@ -92,6 +90,12 @@ def test_sensitive_topic_escalates_with_high_urgency(text: str) -> None:
     assert found.stall is StallPoint.SENSITIVE_TOPIC
     assert found.urgency == "high"
     assert found.evidence == [text]
+
+
+def test_someone_hurt_is_the_most_urgent() -> None:
+    found = _evaluate(_after_model("the chair broke and I got injured"))
+    assert found is not None and found.stall is StallPoint.SENSITIVE_TOPIC
+    assert (found.urgency, found.topic) == ("urgent", "safety")
 
 
 def test_a_customer_named_sue_is_not_a_sensitive_topic() -> None:
