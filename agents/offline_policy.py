@@ -314,6 +314,20 @@ def _previous_knowledge_query(messages: list[AnyMessage]) -> str | None:
     return None
 
 
+def _previous_knowledge_title(messages: list[AnyMessage]) -> str | None:
+    """The title of the article the assistant answered from in the previous turn, if it did."""
+    last_human, _ = _turn(messages)
+    for message in reversed(messages[:last_human]):
+        if isinstance(message, ToolMessage) and message.name == SEARCH_KNOWLEDGE:
+            result = read_result(message)
+            if isinstance(result, KnowledgeResult) and result.passages:
+                return result.passages[0].title
+            return None
+        if isinstance(message, ToolMessage):
+            return None
+    return None
+
+
 def _subject(question: str, title: str) -> str:
     """What an answered question was about, in a word or two: its words that the answering article's title uses
     ("how long does delivery take", "Shipping and delivery" → "delivery"), else the title's last word."""
@@ -601,6 +615,10 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
         said_before = _last_ai_text(messages[:last_human])
         fresh = [p for p in passages if not (said_before and replies.passage_answer(p)[1] in said_before)]
         passages = fresh or passages  # a follow-up ("and is it free?") wants more than the answer just given
+        subject = _previous_knowledge_title(messages)
+        if subject and (_ELLIPTIC.search(question) or len(question.split()) <= 8):
+            same = [p for p in passages if p["title"] == subject]
+            passages = same + [p for p in passages if p["title"] != subject]  # the subject it follows first
         if found is None or found.status != "ok" or replies.knowledge_answer(question, passages) is None:
             return Decision(text=replies.DONT_KNOW, understood=False)
         return Decision(text=replies.knowledge_reply(question, passages, _current_channel(messages)))
@@ -798,7 +816,7 @@ def _together(primary: Decision, answers: list[str], channel: str | None) -> Dec
     asking = bool(parts) and parts[0].rstrip().endswith("?") and primary.tool is None
     ordered = [*answers, *parts] if asking else [*parts, *answers]
     ordered = [_CLOSERS.sub("", p).strip() if i < len(ordered) - 1 else p for i, p in enumerate(ordered)]
-    if channel in ("sms", "voice"):  # two SMS segments or a breath each: the first sentence of every answer
+    if channel == "sms":  # two segments for everything: the first sentence of every answer
         ordered = [_SENTENCE.split(replies.CITATION.sub("", p).strip())[0] for p in ordered]
     joiner = "\n\n" if channel in ("web", "email", None) else " "
     return replace(primary, text=joiner.join(p for p in ordered if p), understood=True)

@@ -83,7 +83,7 @@ def order_reply(order: dict[str, Any]) -> str:
         text += f" Tracking number: {', '.join(tracking)}."
     elif order["status"] in ("pending", "processed"):
         text += (
-            " It hasn't been processed yet, so there's no tracking number yet; you'll get one when it ships."
+            " It hasn't shipped yet, so there's no tracking number yet; you'll get one when it ships."
             if order["status"] == "pending"
             else " It's being processed and hasn't shipped yet, so there's no tracking number yet."
         )
