@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
-
-from threadline.agents.intents import match_rule
 
 LANGUAGES = {
     Language.ENGLISH: "en",
@@ -86,6 +85,7 @@ ENGLISH_FLOOR = 0.15
 OTHER_FLOOR = 0.6
 
 
+@lru_cache(maxsize=8192)
 def detect(text: str) -> str | None:
     """The language of `text` (`en`, `es`, …), or None when it says too little to tell (an email, "ok", a zip).
 
@@ -96,8 +96,8 @@ def detect(text: str) -> str | None:
         settled = {SHORT_WORDS[w] for w in words if w in SHORT_WORDS}
         if len(settled) == 1:
             return settled.pop()
-    if len(words) < 2 and not (words and len(words[0]) >= 6):
-        return None
+    if len(words) <= 2:
+        return None  # a name, "ok thanks", an email: too little to tell, and identity details are in any language
     if len(ENGLISH_WORDS.intersection(words)) >= 2:
         return "en"  # "do you ship to mexico?" is English whatever the place name
     values = {LANGUAGES[c.language]: c.value for c in _get().compute_language_confidence_values(" ".join(words))}
@@ -122,8 +122,7 @@ def conversation_language(texts: Sequence[str]) -> str:
 
 def customer_language(texts: Sequence[str]) -> str:
     """The language of a customer's recent messages (oldest first); a name and zip or an email say nothing."""
-    said = [t for t in texts[-4:] if (ruled := match_rule(t)) is None or ruled[1] != "identity"]
-    return conversation_language(said)
+    return conversation_language(texts[-4:])
 
 
 STATUS_WORDS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.tools import tool
@@ -35,14 +36,23 @@ def _stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=4096)
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()))
+
+
+@lru_cache(maxsize=1024)
+def _wanted(query: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOP)
+
+
 def coverage(query: str, text: str) -> float:
     """The share of the question's content words (lightly stemmed) that the passage uses; 1.0 for a question with
     none."""
-    wanted = {_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOP}
+    wanted = _wanted(query)
     if not wanted:
         return 1.0
-    have = {_stem(w) for w in _WORD.findall(text.lower())}
-    return len(wanted & have) / len(wanted)
+    return len(wanted & _stems(text)) / len(wanted)
 
 
 _CLAUSES = re.compile(r"(?<=[.!?])\s+|\n+")
