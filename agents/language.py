@@ -3,10 +3,11 @@ core replies of the embedded model in Spanish and French."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
@@ -25,12 +26,13 @@ SUPPORTED = frozenset({"en", "es", "fr"})
 hands the case to a person, with the language in the packet."""
 _detector: LanguageDetector | None = None
 _lock = threading.Lock()
+_build_lock = threading.Lock()
 _NOT_WORDS = re.compile(r"\S+@\S+|#?W?\d[\d\s-]*|[^\w\s]", re.I)
 
 
 def _get() -> LanguageDetector:
     global _detector
-    with _lock:
+    with _build_lock:
         if _detector is None:
             _detector = (  # the low-accuracy models: about 20 MB per worker instead of 200
                 LanguageDetectorBuilder.from_languages(*LANGUAGES)
@@ -85,8 +87,26 @@ ENGLISH_FLOOR = 0.15
 OTHER_FLOOR = 0.6
 
 
-@lru_cache(maxsize=8192)
+_seen: OrderedDict[bytes, str | None] = OrderedDict()
+_SEEN_MAX = 4096
+
+
 def detect(text: str) -> str | None:
+    """The language of `text`, remembered by a digest of the text (the text itself is never kept)."""
+    key = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
+    with _lock:
+        if key in _seen:
+            _seen.move_to_end(key)
+            return _seen[key]
+    found = _detect(text)
+    with _lock:
+        _seen[key] = found
+        while len(_seen) > _SEEN_MAX:
+            _seen.popitem(last=False)
+    return found
+
+
+def _detect(text: str) -> str | None:
     """The language of `text` (`en`, `es`, …), or None when it says too little to tell (an email, "ok", a zip).
 
     The store writes English first: another language wins only when the detector is sure of it and English is
@@ -195,7 +215,7 @@ def text(language: str, key: str, **values: str) -> str | None:
 
 def order_reply(language: str, order: dict[str, Any]) -> str:
     """Status, items and tracking of one order, in Spanish or French."""
-    status = STATUS_WORDS[language].get(order["status"], order["status"])
+    status = STATUS_WORDS.get(language, {}).get(order["status"], order["status"])
     items = ", ".join(item["name"] for item in order["items"])
     tracking = [t for shipment in order["shipments"] for t in shipment["tracking_ids"]]
     if language == "es":
@@ -208,8 +228,8 @@ def order_reply(language: str, order: dict[str, Any]) -> str:
 def history_reply(language: str, orders: list[dict[str, Any]]) -> str:
     """The customer's recent orders, in Spanish or French."""
     if not orders:
-        return TEXTS[language]["no_orders"]
-    lines = [f"{o['order_id']} ({STATUS_WORDS[language].get(o['status'], o['status'])})" for o in orders[:5]]
+        return TEXTS.get(language, TEXTS["es"])["no_orders"] if language in TEXTS else "I don't see any orders."
+    lines = [f"{o['order_id']} ({STATUS_WORDS.get(language, {}).get(o['status'], o['status'])})" for o in orders[:5]]
     opening = "Estos son sus pedidos más recientes: " if language == "es" else "Voici vos commandes récentes : "
     return opening + "; ".join(lines) + "."
 
@@ -224,5 +244,11 @@ ORDER_WORDS = re.compile(
 PERSON_WORDS = re.compile(
     r"\b(persona|agente|humano|alguien|asesor|personne|conseill[eè]re?|humain|quelqu'un|agent)\b", re.I
 )
+NOT_ME = re.compile(
+    r"\bno soy (?:yo|[a-záéíóúñ]+)\b|\bsoy su (?:esposo|esposa|marido|mujer|hijo|hija|pareja|madre|padre|herman[oa])\b|"
+    r"\bce n'est pas moi\b|\bje ne suis pas\b|\bc'est (?:son|sa) (?:mari|femme|fils|fille|conjoint|m[eè]re|p[eè]re)\b",
+    re.I,
+)
+"""Another person writing on the customer's phone or inbox, in Spanish or French (a speaker change)."""
 GREETING_WORDS = re.compile(r"^\W*(hola|buen[oa]s (?:d[ií]as|tardes|noches)|bonjour|bonsoir|salut)\W*$", re.I)
 THANKS_WORDS = re.compile(r"^\W*(gracias|muchas gracias|merci|merci beaucoup)\W*$", re.I)

@@ -218,9 +218,7 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     acting = _action_step(messages, text, slots, focus)
     if acting is not None:
         return acting
-    if (intent is Intent.AFFIRM or explicit_answer(text) == "yes") and _OFFERED_PERSON.search(
-        _last_ai_text(messages[:-1])
-    ):
+    if (intent is Intent.AFFIRM or explicit_answer(text) == "yes") and _offered_person(_last_ai_text(messages[:-1])):
         args = {"reason": "The customer accepted the offer of a person.", "urgency": "normal"}
         return Decision(tool=ESCALATE_TO_HUMAN, args=args, intent=Intent.HUMAN_REQUEST.value)
     if _HELLO.match(text):
@@ -376,6 +374,12 @@ def _orders_by_product(request: str, history: list[Any]) -> list[Any]:
     names = sorted({item for order in history for item in order.items})
     wanted = set(named_types(request, names))
     return [order for order in history if wanted & set(order.items)] if wanted else []
+
+
+def _offered_person(said: str) -> bool:
+    """Whether the assistant's last reply asked if the customer wants a person ("Would you like me to connect you
+    with a member of our team?"); saying it can ("whenever you like") is not a question to say yes to."""
+    return any(s.endswith("?") and _OFFERED_PERSON.search(s) for s in _SENTENCE.split(said.strip()))
 
 
 def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName, dict[str, Any]] | None:
@@ -658,6 +662,12 @@ def _decide_in(lang: str, messages: list[AnyMessage], question: str, after: list
         "urgency": "normal",
     }
     results = [m for m in after if isinstance(m, ToolMessage)]
+    if lang not in language.SUPPORTED:  # no replies held in that language: a person answers, whatever it was
+        if results and results[-1].name == ESCALATE_TO_HUMAN:
+            return Decision(text=replies.HANDOFF_DEFAULT)
+        return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.UNKNOWN.value)
+    if not results and language.NOT_ME.search(question):  # "no soy Ana, soy su esposo": nothing of hers is theirs
+        return Decision(tool=CHANGE_SPEAKER, intent=Intent.SPEAKER_CHANGE.value)
     if not results:
         slots = extract_slots(question)
         focus = slots.order_ids[0] if slots.order_ids else focus_order(messages[:-1])
@@ -679,6 +689,10 @@ def _decide_in(lang: str, messages: list[AnyMessage], question: str, after: list
         return Decision(tool=ESCALATE_TO_HUMAN, args=to_person, intent=Intent.UNKNOWN.value)
     message = results[-1]
     result = read_result(message)
+    if message.name == CHANGE_SPEAKER:
+        if not isinstance(result, SpeakerChanged):
+            return Decision(tool=ESCALATE_TO_HUMAN, args=to_person)
+        return Decision(text=language.text(lang, "ask_verification") or replies.ASK_VERIFICATION)
     if isinstance(result, VerificationRequired):
         return Decision(text=language.text(lang, "ask_verification") or replies.ASK_VERIFICATION)
     if message.name == VERIFY_CUSTOMER:
@@ -691,7 +705,7 @@ def _decide_in(lang: str, messages: list[AnyMessage], question: str, after: list
         return Decision(tool=LOOKUP_ORDER, args={"order_id": focus} if focus else {})
     if message.name == LOOKUP_ORDER:
         if isinstance(result, OrderNotFound):
-            return Decision(text=language.text(lang, "not_found", order_id=result.order_id) or "")
+            return Decision(text=language.text(lang, "not_found", order_id=result.order_id) or replies.HANDOFF_DEFAULT)
         if isinstance(result, OrdersFound) and result.order is not None:
             return Decision(text=language.order_reply(lang, result.order.payload()))
         history = result.orders or [] if isinstance(result, OrdersFound) else []
@@ -732,6 +746,9 @@ _CLOSERS = re.compile(
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+MAX_TURN_CALLS = 5
+"""Tool calls a turn may make before further questions are left unanswered: the graph stops a turn after six
+model steps (`graphs.support.MAX_STEPS`), and the last step must be the reply."""
 
 
 def _ask_of(message: AnyMessage) -> int:
@@ -766,9 +783,12 @@ def _decide_asks(
         if answer.tool:
             return replace(answer, ask=tag)
         answers[tag] = answer.text
-    first = 1 if primary.understood and _first_intent(after[:primary_end]) == SEARCH_KNOWLEDGE else 0
+    first = 1 if _first_intent(after[:primary_end]) == SEARCH_KNOWLEDGE else 0
     shopping = _first_intent(after[:primary_end]) == FIND_PRODUCTS
+    calls = sum(len(m.tool_calls) for m in after if isinstance(m, AIMessage))
     for index in range(max(max(answers, default=0), first), len(asks)):
+        if calls >= MAX_TURN_CALLS:
+            break  # answer what is there rather than run out of steps and answer nothing
         if shopping and not _SERVICE_WORDS.search(asks[index]):
             continue  # "is there one in stock, and how much is it?" was the product search itself
         step = _further_question(messages[:last_human], asks[index], classifier, None)

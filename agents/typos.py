@@ -14,8 +14,6 @@ MISSPELLINGS = {
     "lnog": "long",
     "ur": "your",
     "u": "you",
-    "r": "are",
-    "n": "and",
     "pls": "please",
     "plz": "please",
     "thx": "thanks",
@@ -31,7 +29,6 @@ MISSPELLINGS = {
     "shiping": "shipping",
     "shippin": "shipping",
     "shpping": "shipping",
-    "tak": "take",
     "arive": "arrive",
     "arrivee": "arrive",
     "refnd": "refund",
@@ -60,12 +57,12 @@ MISSPELLINGS = {
     "exchage": "exchange",
     "paymnet": "payment",
     "payement": "payment",
-    "tracking#": "tracking number",
     "trackin": "tracking",
     "tmrw": "tomorrow",
     "howlong": "how long",
 }
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z'#]*")
+_TOKEN = re.compile(r"(?<![\w@.#/-])[A-Za-z][A-Za-z']*(?![\w@#/-]|\.\w)")
+"""A whole word: never part of an email, a web address, a number or an id ("u.lee@u.edu" stays)."""
 
 
 def spelled(text: str) -> str:

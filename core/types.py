@@ -396,7 +396,8 @@ class ArticleDraft(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1)
     audience: Audience | None = None
-    """Who it is written for; unset means by kind (`default_audience`)."""
+    """Who it is written for; unset keeps the article's current audience, or for a new article goes by kind
+    (`default_audience`)."""
     status: ArticleStatus = ArticleStatus.PUBLISHED
     tags: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
@@ -408,8 +409,6 @@ class ArticleDraft(BaseModel):
     def _window_in_order(self) -> ArticleDraft:
         if self.effective_from and self.effective_to and self.effective_to <= self.effective_from:
             raise ValueError("effective_to must be after effective_from")
-        if self.audience is None:
-            self.audience = default_audience(self.kind)
         return self
 
 

@@ -98,6 +98,8 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
 
 
 _CATALOG_TTL_S = 60.0
+PROMPT_PRODUCT_TYPES = 200
+"""At most this many product types are listed in the system prompt (a catalogue of thousands stays searchable)."""
 _catalogs: weakref.WeakKeyDictionary[OrderSystem, tuple[float, tuple[str, ...]]] = weakref.WeakKeyDictionary()
 _catalogs_lock = threading.Lock()
 
@@ -112,7 +114,7 @@ def product_types(orders: OrderSystem) -> tuple[str, ...]:
             return tuple(sorted({p.name for p in orders.list_products()}))
     if cached is not None and now - cached[0] < _CATALOG_TTL_S:
         return cached[1]
-    names = tuple(sorted({p.name for p in orders.list_products()}))
+    names = tuple(sorted({p.name for p in orders.list_products()}))[:PROMPT_PRODUCT_TYPES]
     with _catalogs_lock:
         _catalogs[orders] = (now, names)
     return names
@@ -216,7 +218,8 @@ def expected_wait(now: datetime, priority: str, due: datetime | None, hours: Bus
         local = hours.local(now)
         days = (opening.date() - local.date()).days
         day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {opening.strftime('%A')}"
-        return f"Our team is away right now and will pick this up when we open {day} at {opening.strftime('%-H:%M')}"
+        at = f"{opening.hour}:{opening.minute:02d}"
+        return f"Our team is away right now and will pick this up when we open {day} at {at}"
     left = (due - now).total_seconds() / 60 if due is not None else None
     if left is None or left <= 0:
         return "They'll be with you as soon as they can"
@@ -399,7 +402,7 @@ def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, tu
     results = {m.tool_call_id: result_status(m) for m in turn if isinstance(m, ToolMessage)}
     cited = [{"article_id": a, "version": int(v)} for a, _, v in (c.rpartition("@v") for c in cited_articles(turn))]
     gaps = policy.missed_questions(messages)
-    missed = bool(gaps)
+    missed = policy.knowledge_missed(messages)
     last = messages[-1] if messages else None
     replied = isinstance(last, AIMessage) and not last.tool_calls and bool(last.text.strip())
     understood = not isinstance(last, AIMessage) or (last.additional_kwargs.get("threadline") or {}).get(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from threadline.core.context import TurnContext
-from threadline.core.types import Article, ProductId
+from threadline.core.types import EDITOR_NOTES, Article, Audience, ProductId
 
 MAX_NOTICE_CHARS = 150
 
@@ -21,7 +21,8 @@ def _live(article: Article, now: datetime, channel: str) -> bool:
 
 def notice_text(article: Article) -> str:
     """The one line every channel shows: the title, plus the body's first sentence when short enough."""
-    first = article.body.strip().split("\n", 1)[0].split(". ", 1)[0].strip().rstrip(".")
+    said = [line for line in article.body.strip().splitlines() if line.strip() and not line.startswith(EDITOR_NOTES)]
+    first = (said[0] if said else "").split(". ", 1)[0].strip().rstrip(".")
     text = f"{article.title.rstrip('.')}. {first}." if first and first != article.title else f"{article.title}."
     return text if len(text) <= MAX_NOTICE_CHARS else f"{article.title.rstrip('.')}."
 
@@ -36,7 +37,11 @@ def pick_notice(ctx: TurnContext, question: str, bought: set[ProductId]) -> Arti
     already see, i.e. of a verified customer's orders) or named in the question, not yet shown in the
     customer's current episode (read only when some notice is live)."""
     services = ctx.services
-    notices = [a for a in services.articles.notices() if a.product_ids and _live(a, ctx.now, ctx.channel.value)]
+    notices = [
+        a
+        for a in services.articles.notices()
+        if a.product_ids and a.audience is Audience.CUSTOMER and _live(a, ctx.now, ctx.channel.value)
+    ]
     if not notices:
         return None
     episode = services.episodes.current(ctx.customer_id)

@@ -25,23 +25,28 @@ _HUMAN = re.compile(
 SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
     "safety": (
         re.compile(
-            r"\b(burn(?:ed|t|s|ing)?|injur\w*|hurt (?:me|him|her|them|my|his|our|their)\w*|"
-            r"slic(?:ed|es|ing) (?:my|his|her|their|our|a) \w+|gash\w*|stitches|sharp (?:edge|bit|piece|metal|point)|"
-            r"(?:got|was|is|were|been|get) (?:hurt|cut|burned|burnt|injured|bruised|scratched)|cut (?:myself|himself|"
-            r"herself|themselves)|(?:fell|falls|fallen|tipped|toppled|collapsed) (?:on|onto|over on) (?:me|my|him|her|"
-            r"them|us|our|the (?:kid|child|baby|dog))|(?:kid|child|son|daughter|baby|toddler)\w* (?:got |was |is )?"
-            r"(?:hurt|cut|burn\w*|bleeding|bruised|injured|crying)|"
-            r"bleed\w*|blood|cut (?:my|his|her|their|our)|(?:caught|catch(?:es|ing)?) (?:on )?fire|on fire|burst into "
-            r"flames|smok(?:e|ed|ing) (?:came|coming|poured)|started smoking|sparks?|sparked|electric(?:al)? shock|"
-            r"shocked (?:me|him|her)|explod\w*|exploded|melted|chok\w*|allergic reaction|rash|hospital|emergency room|"
-            r"poison\w*|swallowed|unsafe|dangerous|safety hazard|fire hazard)\b",
+            r"\b(burn(?:ed|t|s)? (?:me|my|him|her|them|us|our|his|their|myself|himself|herself)\b|(?:got|get|was|were|"
+            r"is|been) (?:hurt|cut|burned|burnt|injured|bruised|electrocuted|shocked)|injur(?:ed|y|ies|ing)|"
+            r"hurt (?:me|him|her|them|us|myself|himself|herself)|(?:me|him|her|them|myself|himself|herself) hurt|"
+            r"bleed(?:ing|s)?|blood (?:everywhere|all over)|cut (?:myself|himself|herself|themselves)|"
+            r"cut (?:my|his|her|their|our) (?:hand|finger|thumb|foot|arm|leg|face|head|lip)\w*|"
+            r"slic(?:ed|es|ing) (?:my|his|her|their|our) (?:hand|finger|thumb|foot|arm|leg|face)\w*|gash(?:ed|es)?|"
+            r"stitches|(?:caught|catch(?:es|ing)?) (?:on )?fire|on fire|burst into flames|"
+            r"smok(?:e|ed|ing) (?:came|coming|poured)|started smoking|(?:threw|throwing|shooting|shot|gave off) sparks|"
+            r"sparked|electric(?:al)? shock|shocked (?:me|him|her)|exploded|explod(?:es|ing) |chok(?:ed|ing) on|"
+            r"allergic reaction|(?:got|gave (?:me|him|her)|broke out in) a rash|hospital|emergency room|"
+            r"poison(?:ed|ing)|"
+            r"swallowed|fire hazard|safety hazard|sharp (?:edge|bit|piece|metal|point) (?:sticking|poking)|"
+            r"(?:fell|tipped|toppled|collapsed) (?:on|onto|over on) "
+            r"(?:me|my|him|her|them|us|our|the (?:kid|child|baby))|"
+            r"(?:kid|child|son|daughter|baby|toddler)\w* (?:got |was |is )?(?:hurt|cut|burn\w*|bleeding|injured))\b",
             re.I,
         ),
         "urgent",
     ),
     "theft": (
         re.compile(
-            r"\b(stolen|stole|porch pirate\w*|someone (?:took|stole|swiped|nicked)|theft|thie(?:f|ves)|"
+            r"\b(stolen|stole|porch pirate\w*|someone (?:took|stole|swiped|nicked)|theft|"
             r"(?:package|parcel|box|delivery) (?:was |got |has been )?(?:taken|swiped|nicked)|"
             r"(?:says|said|shows|showed|marked(?: as)?) delivered but (?:i |we )?"
             r"(?:never|didn'?t|did not|haven'?t|have not)\b)",
@@ -67,7 +72,7 @@ SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(
             r"\b(harass\w*|threaten\w*|abusive|abused|stalk\w*|creep(?:y|ed)|inappropriate (?:message|comment|"
             r"behaviou?r|remark|text)s?|made me (?:feel )?(?:unsafe|uncomfortable|scared)|sexual\w*|kept (?:texting|"
-            r"calling|messaging|showing up)|keeps? (?:texting|calling|messaging|asking me out)|asking me out|"
+            r"calling|messaging|showing up) (?:me )?(?:at (?:home|night|work)|after)|asking me out|"
             r"making me (?:really |so |very )?(?:uncomfortable|scared|unsafe)|(?:yelled|screamed|swore) at me|"
             r"slur\w*)\b",
             re.I,
@@ -188,9 +193,10 @@ def complaint_texts(messages: list[AnyMessage]) -> list[str]:
 
 
 def knowledge_missed(messages: list[AnyMessage]) -> bool:
-    """Whether the current turn searched the knowledge base and found nothing relevant enough (for any of the
-    questions it searched)."""
-    return bool(missed_questions(messages))
+    """Whether the current turn searched the knowledge base and found nothing relevant enough for any question it
+    searched (one question of several left unanswered is a gap, not a failed turn)."""
+    searches = [m for m in turn_messages(messages) if isinstance(m, ToolMessage) and m.name == SEARCH_KNOWLEDGE]
+    return bool(searches) and len(missed_questions(messages)) == len(searches)
 
 
 def missed_questions(messages: list[AnyMessage]) -> list[str]:

@@ -62,7 +62,7 @@ def _draft(record: dict[str, Any], kind: ArticleKind, where: str) -> ArticleDraf
     body = record.get("content") or record.get("body") or ""
     if not str(body).strip():
         raise InvalidInputError(f"{where}: the article has no content")
-    fields = {k: v for k, v in record.items() if k in ("tags", "channels", "product_ids", "status")}
+    fields = {k: v for k, v in record.items() if k in ("tags", "channels", "product_ids", "status", "audience")}
     try:
         return ArticleDraft(
             id=str(record.get("id") or slug(str(record.get("title", "")))),

@@ -243,3 +243,54 @@ def test_the_wait_a_customer_is_told() -> None:
 )
 def test_the_relevance_bar(query: str, score: float, text: str, ok: bool) -> None:
     assert relevant(query, score, text) is ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sofa in burnt orange?",
+        "does it come in blood red",
+        "spark plugs?",
+        "rash guard in size M",
+        "I have a burning question about returns",
+        "it got scratched in transit",
+        "can I return a melted candle",
+        "the store keeps texting me promos",
+    ],
+)
+def test_colours_products_and_damaged_items_are_not_sensitive(text: str) -> None:
+    assert policy.evaluate([HumanMessage(text)], requested=None, not_understood=0, verification_failures=0) is None
+
+
+def test_another_person_in_spanish_or_french_is_a_speaker_change(model: Any) -> None:
+    for text in [
+        "no soy Ana, soy su esposo. ¿dónde está mi pedido?",
+        "ce n'est pas moi, c'est son mari. où est ma commande ?",
+    ]:
+        assert _step(model.invoke([PROMPT, HumanMessage(text)])) == ("change_speaker", {})
+
+
+def test_a_language_without_replies_goes_to_a_person_at_every_step(model: Any) -> None:
+    start = [PROMPT, HumanMessage("Meine E-Mail ist anna@example.de, wo ist meine Bestellung bitte?")]
+    assert _step(model.invoke(start))[0] == "escalate_to_human"
+    looked = [*start, _call("lookup_order", {}, "c1"), _tool("lookup_order", {"status": "ok", "orders": []}, "c1")]
+    assert _step(model.invoke(looked))[0] == "escalate_to_human"  # never a reply the model does not hold
+
+
+def test_typos_never_touch_emails_names_or_addresses() -> None:
+    from threadline.agents.typos import spelled
+
+    assert spelled("n.smith@example.com, u.lee@u.washington.edu") == "n.smith@example.com, u.lee@u.washington.edu"
+    assert spelled("Tak Yamamoto 90210, 45 N Main St") == "Tak Yamamoto 90210, 45 N Main St"
+    assert spelled("waht is ur retrun polcy") == "what is your return policy"
+
+
+def test_ok_after_the_ai_disclosure_is_not_a_request_for_a_person(model: Any) -> None:
+    said = [PROMPT, HumanMessage("are you a bot?"), AIMessage(replies.AI_DISCLOSURE), HumanMessage("ok")]
+    assert _step(model.invoke(said)) != ("escalate_to_human", {})
+    assert not isinstance(_step(model.invoke(said)), tuple)
+
+
+def test_a_filler_sentence_does_not_lower_the_relevance_bar() -> None:
+    gift_card = "Can I use a gift card?\nA gift card pays for an order."
+    assert not relevant("Hello? Are you there? Do you offer gift wrapping?", 0.35, gift_card)

@@ -220,6 +220,10 @@ def test_without_a_key_only_published_customer_facing_articles_are_readable(clie
     assert client.get("/v1/knowledge/articles/proc-2fa-reset", headers=agent).status_code == 200
     policy = client.get("/v1/knowledge/articles/policy-return-delivered-order", headers=agent).json()
     assert policy["audience"] == "agent" and policy["kind"] == "policy"
+    # an edit that does not name the audience keeps it: the agent policy never turns into customer text
+    edit = {k: policy[k] for k in ("kind", "title", "tags", "product_ids")} | {"body": policy["body"] + "\nEdited.\n"}
+    assert client.put("/v1/knowledge/articles/policy-return-delivered-order", json=edit).status_code == 200
+    assert client.get("/v1/knowledge/articles/policy-return-delivered-order", headers=anonymous).status_code == 404
     assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft", headers=agent).status_code == 404
     assert client.get("/v1/knowledge/articles/faq-gift-wrap-draft").status_code == 200  # the admin key
     found = client.get("/v1/knowledge/search", params=question, headers=agent).json()

@@ -63,8 +63,8 @@ def relevant(query: str, score: float, text: str) -> bool:
     of the question or of one of its sentences ("do u price match? saw it cheaper somewhere else")."""
     if score >= SURE_SCORE:
         return True
-    clauses = [query, *(c for c in _CLAUSES.split(query) if len(c.split()) >= 3)]
-    return score >= MIN_SCORE and max(coverage(c, text) for c in clauses) > 0.5
+    clauses = [c for c in [query, *_CLAUSES.split(query)] if _wanted(c)]  # "Hello? Are you there?" asks nothing
+    return score >= MIN_SCORE and bool(clauses) and max(coverage(c, text) for c in clauses) > 0.5
 
 
 def _body(text: str) -> str:

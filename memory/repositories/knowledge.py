@@ -68,10 +68,11 @@ _NOTICES = (
 )
 
 
-def _content(draft: ArticleDraft) -> dict[str, object]:
+def _content(draft: ArticleDraft, current: Audience | None = None) -> dict[str, object]:
+    """The stored fields of a draft; an audience left unset keeps `current` (the article's), else goes by kind."""
     data = draft.model_dump(include=set(_CONTENT_FIELDS))
     data["kind"], data["status"] = draft.kind.value, draft.status.value
-    data["audience"] = (draft.audience or default_audience(draft.kind)).value
+    data["audience"] = (draft.audience or current or default_audience(draft.kind)).value
     return data
 
 
@@ -84,9 +85,10 @@ class SqlKnowledgeRepository:
     def upsert(self, draft: ArticleDraft, *, author: str) -> Article:
         with self._db.session() as s:
             head = s.get(ArticleRow, draft.id, with_for_update=True)
-            content = _content(draft)
+            current = self._version(s, draft.id, head.current_version) if head is not None else None
+            kept = Audience(current.audience) if current is not None else None
+            content = _content(draft, kept)
             if head is not None:
-                current = self._version(s, draft.id, head.current_version)
                 assert current is not None, f"article {draft.id} lost its current version"
                 if all(getattr(current, f) == content[f] for f in _CONTENT_FIELDS):
                     return _article(current)

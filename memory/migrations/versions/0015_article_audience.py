@@ -21,6 +21,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("audience", sa.String(length=16), server_default="customer", nullable=False))
     # Procedures were the articles customers never read: they keep that, now as their audience.
     op.execute("UPDATE knowledge_article_versions SET audience = 'agent' WHERE kind = 'procedure'")
+    # The demo store's policy is written to its agents ("you should check its status before the action").
+    op.execute(
+        "UPDATE knowledge_article_versions SET audience = 'agent' "
+        "WHERE article_id LIKE 'policy-%' AND author = 'demo-import'"
+    )
 
 
 def downgrade() -> None:
