@@ -218,7 +218,7 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     acting = _action_step(messages, text, slots, focus)
     if acting is not None:
         return acting
-    if (intent is Intent.AFFIRM or explicit_answer(text) == "yes") and _offered_person(_last_ai_text(messages[:-1])):
+    if explicit_answer(text) == "yes" and _offered_person(_last_ai_text(messages[:-1])):
         args = {"reason": "The customer accepted the offer of a person.", "urgency": "normal"}
         return Decision(tool=ESCALATE_TO_HUMAN, args=args, intent=Intent.HUMAN_REQUEST.value)
     if _HELLO.match(text):
@@ -312,6 +312,10 @@ def _previous_knowledge_query(messages: list[AnyMessage]) -> str | None:
     return None
 
 
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def _previous_knowledge_title(messages: list[AnyMessage]) -> str | None:
     """The title of the article the assistant answered from in the previous turn, if it did."""
     last_human, _ = _turn(messages)
@@ -377,9 +381,12 @@ def _orders_by_product(request: str, history: list[Any]) -> list[Any]:
 
 
 def _offered_person(said: str) -> bool:
-    """Whether the assistant's last reply asked if the customer wants a person ("Would you like me to connect you
-    with a member of our team?"); saying it can ("whenever you like") is not a question to say yes to."""
-    return any(s.endswith("?") and _OFFERED_PERSON.search(s) for s in _SENTENCE.split(said.strip()))
+    """Whether the assistant's last reply offered a person: asked ("Would you like me to connect you with a member
+    of our team?") or said a team member can take this request ("a team member can help with price drops").
+    Saying it always can ("whenever you like", after "are you a bot?") is not an offer to say yes to."""
+    return any(
+        _OFFERED_PERSON.search(s) and (s.endswith("?") or "whenever" not in s) for s in _SENTENCE.split(said.strip())
+    )
 
 
 def _call_waiting_for_verification(messages: list[AnyMessage]) -> tuple[ToolName, dict[str, Any]] | None:
@@ -617,8 +624,10 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
             return Decision(text=replies.followup_reply(earlier, passages, _current_channel(messages)))
         last_human, _ = _turn(messages)
         said_before = _last_ai_text(messages[:last_human])
-        fresh = [p for p in passages if not (said_before and replies.passage_answer(p)[1] in said_before)]
-        passages = fresh or passages  # a follow-up ("and is it free?") wants more than the answer just given
+        asked_before = next((m.text for m in reversed(messages[:last_human]) if isinstance(m, HumanMessage)), "")
+        if _plain(asked_before) != _plain(question):  # the same question again gets the same answer (and a person)
+            fresh = [p for p in passages if not (said_before and replies.passage_answer(p)[1] in said_before)]
+            passages = fresh or passages  # a follow-up ("and is it free?") wants more than the answer just given
         subject = _previous_knowledge_title(messages)
         if subject and (_ELLIPTIC.search(question) or len(question.split()) <= 8):
             same = [p for p in passages if p["title"] == subject]
