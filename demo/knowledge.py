@@ -81,6 +81,7 @@ def guideline_articles(guidelines: dict[str, Any]) -> Iterator[ArticleDraft]:
             yield ArticleDraft(
                 id=ArticleId(f"guide-{slug(flow)}-{slug(subflow)}"),
                 kind=ArticleKind.PROCEDURE,
+                audience=Audience.AGENT,
                 title=f"{flow}: {subflow}",
                 body="\n".join(body).strip() + "\n",
                 tags=["service-guidelines", slug(flow)],
