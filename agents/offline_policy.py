@@ -65,6 +65,7 @@ from threadline.tools.results import (
     ProductsFound,
     RecallResult,
     SpeakerChanged,
+    ToolResult,
     VerificationPassed,
     VerificationRequired,
     read_result,
@@ -259,17 +260,19 @@ def _catalog(messages: list[AnyMessage]) -> list[str]:
     return [name.strip() for name in match.group(1).split(",")] if match else []
 
 
-def _previous_product_query(messages: list[AnyMessage]) -> str | None:
-    """The product search the assistant answered last turn, when that was the last thing it did."""
+def _previous_result(messages: list[AnyMessage]) -> ToolResult | None:
+    """The result of the last tool the assistant called before the customer's current message, if any."""
     last_human, _ = _turn(messages)
-    for message in reversed(messages[:last_human]):
-        if isinstance(message, HumanMessage):
-            continue
-        if isinstance(message, ToolMessage):
-            result = read_result(message)
-            if isinstance(result, ProductsFound):
-                return result.query if result.status == "ok" else ""
-            return None
+    tool = next((m for m in reversed(messages[:last_human]) if isinstance(m, ToolMessage)), None)
+    return read_result(tool) if tool is not None else None
+
+
+def _previous_product_query(messages: list[AnyMessage]) -> str | None:
+    """The product search the assistant answered last turn, when that was the last thing it did ("" when it found
+    we do not carry it)."""
+    result = _previous_result(messages)
+    if isinstance(result, ProductsFound):
+        return result.query if result.status == "ok" else ""
     return None
 
 
@@ -299,16 +302,11 @@ _ELLIPTIC = re.compile(
 
 
 def _previous_knowledge_query(messages: list[AnyMessage]) -> str | None:
-    """The question the assistant answered from the knowledge base last turn, when that was the last thing it did."""
-    last_human, _ = _turn(messages)
-    for message in reversed(messages[:last_human]):
-        if isinstance(message, HumanMessage):
-            continue
-        if isinstance(message, ToolMessage):
-            result = read_result(message)
-            if isinstance(result, KnowledgeResult) and result.status == "ok":
-                return _subject(result.query, result.passages[0].title if result.passages else "")
-            return None
+    """The subject of the question the assistant answered from the knowledge base last turn, when that was the last
+    thing it did."""
+    result = _previous_result(messages)
+    if isinstance(result, KnowledgeResult) and result.status == "ok":
+        return _subject(result.query, result.passages[0].title if result.passages else "")
     return None
 
 
@@ -318,16 +316,8 @@ def _plain(text: str) -> str:
 
 def _previous_knowledge_title(messages: list[AnyMessage]) -> str | None:
     """The title of the article the assistant answered from in the previous turn, if it did."""
-    last_human, _ = _turn(messages)
-    for message in reversed(messages[:last_human]):
-        if isinstance(message, ToolMessage) and message.name == SEARCH_KNOWLEDGE:
-            result = read_result(message)
-            if isinstance(result, KnowledgeResult) and result.passages:
-                return result.passages[0].title
-            return None
-        if isinstance(message, ToolMessage):
-            return None
-    return None
+    result = _previous_result(messages)
+    return result.passages[0].title if isinstance(result, KnowledgeResult) and result.passages else None
 
 
 def _subject(question: str, title: str) -> str:
