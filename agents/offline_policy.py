@@ -765,6 +765,8 @@ def _decide_asks(
     question = spelled(messages[last_human].text)
     base = messages[: last_human + 1]
     primary = _decide_one(base + after[:primary_end], question, after[:primary_end], classifier, query=asks[0])
+    if primary.tool == SEARCH_KNOWLEDGE and not after:  # the first question picks its own tool (a product search,
+        primary = _further_question(messages[:last_human], asks[0], classifier, None) or primary  # say)
     if primary.tool and not starts:
         return primary
     tools = {m.name for m in after[:primary_end] if isinstance(m, ToolMessage)}

@@ -14,6 +14,8 @@ MISSPELLINGS = {
     "lnog": "long",
     "ur": "your",
     "u": "you",
+    "w": "with",
+    "lookin": "looking",
     "pls": "please",
     "plz": "please",
     "thx": "thanks",
