@@ -42,7 +42,9 @@ def serve_workers(env: dict[str, str], cwd: Path, workers: int = 2) -> Iterator[
     answered 200 six times in a row (so every worker is up), and stops it afterwards."""
     port = free_port()
     command = [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = cwd / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline, ready = time.monotonic() + 180, 0
@@ -52,8 +54,16 @@ def serve_workers(env: dict[str, str], cwd: Path, workers: int = 2) -> Iterator[
             except httpx.TransportError:
                 ready = 0
             time.sleep(0.3)
-        assert ready >= 6, f"the {workers} workers did not become ready"
-        yield base
+        assert ready >= 6, f"the {workers} workers did not become ready:\n{_tail(log)}"
+        try:
+            yield base
+        except Exception as exc:
+            exc.add_note(f"the server's log ends:\n{_tail(log)}")
+            raise
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"

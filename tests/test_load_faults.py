@@ -42,7 +42,9 @@ def _bodies(run: str) -> list[dict[str, Any]]:
 
 
 async def _send(base: str, bodies: list[dict[str, Any]], terminate: bool) -> list[dict[str, Any]]:
-    limits = httpx.Limits(max_connections=len(bodies))
+    # A connection per delivery, as providers' webhooks arrive: a pooled keep-alive connection that the server
+    # closes for idleness just as a retry reuses it fails with a read error that says nothing about the server.
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
 
         async def send(n: int, body: dict[str, Any]) -> dict[str, Any]:
