@@ -4,6 +4,13 @@ A **conversation** is a maximal run of one customer's events on one channel (mes
 gaps, handoffs created) with no silence longer than the conversation gap; a change of channel
 starts a new one. A **case** chains a customer's conversations: a conversation that starts within the first-contact
 window after the previous one ended (on any channel) belongs to the same case.
+
+An AI conversation ends in exactly one **outcome** (`Outcome`): handed to a person; left with no useful answer; a
+useful answer but the customer came back within the reopen window (reopened); or resolved by the AI, *confirmed*
+when the customer's own words after the answer said it helped and *assumed* when they simply did not come back.
+A turn is **useful** when it was answered (understood, relevant) and rests on a tool that found something: an
+order, a relevant article, matching products (or an honest "we don't carry that"), a past conversation, an order
+action done or refused by policy. A greeting answered, a "you're verified" or "I don't know" is not useful.
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from threadline.core.hours import aware
+from threadline.core.tool_names import CHANGE_SPEAKER, ESCALATE_TO_HUMAN, VERIFY_CUSTOMER
 from threadline.core.types import AnalyticsEvent, EventType
 
 CONVERSATION_EVENTS = frozenset(
@@ -25,6 +35,27 @@ CONVERSATION_EVENTS = frozenset(
     }
 )
 """Event types that belong to a conversation (the others are a handoff's later life or commerce)."""
+USEFUL_STATUSES = frozenset({"ok", "not_carried", "done", "refused"})
+"""Tool results that answer the customer: found, honestly not carried, an order action done or refused by policy."""
+NOT_ANSWERS = frozenset({VERIFY_CUSTOMER, CHANGE_SPEAKER, ESCALATE_TO_HUMAN})
+"""Tools whose success answers nothing the customer asked."""
+
+
+class Outcome(StrEnum):
+    """How an AI conversation ended (README "Analytics")."""
+
+    HANDED_OFF = "handed_off"
+    NO_USEFUL_ANSWER = "no_useful_answer"
+    REOPENED = "reopened"
+    CONFIRMED = "confirmed"
+    ASSUMED = "assumed"
+
+
+def useful_turn(payload: dict[str, Any]) -> bool:
+    """An answered turn resting on a tool that found something (module docstring)."""
+    results = payload.get("tool_results") or []
+    grounded = any(r.get("name") not in NOT_ANSWERS and r.get("status") in USEFUL_STATUSES for r in results)
+    return bool(payload.get("answered")) and grounded
 
 
 @dataclass
@@ -58,6 +89,8 @@ class Conversation:
     started_at: datetime
     ended_at: datetime
     events: list[AnalyticsEvent] = field(default_factory=list)
+    next_started_at: datetime | None = None
+    """When the customer's next conversation (any channel) started, if there is one."""
 
     def of(self, kind: EventType) -> list[AnalyticsEvent]:
         return [e for e in self.events if e.type == kind]
@@ -76,10 +109,16 @@ class Conversation:
         return bool(self.of(EventType.HANDOFF_CREATED))
 
     @property
-    def answered(self) -> bool:
-        """The AI's last turn in it gave a usable answer."""
-        turns = self.of(EventType.TURN)
-        return bool(turns) and bool(turns[-1].payload.get("answered"))
+    def useful(self) -> bool:
+        """At least one of the AI's turns in it was useful."""
+        return any(useful_turn(e.payload) for e in self.of(EventType.TURN))
+
+    @property
+    def confirmed(self) -> bool:
+        """The customer said the answer helped: a turn marked `confirmed` after the first useful one."""
+        turns = [e.payload for e in self.of(EventType.TURN)]
+        first = next((i for i, t in enumerate(turns) if useful_turn(t)), None)
+        return first is not None and any(t.get("confirmed") for t in turns[first + 1 :])
 
     @property
     def intent(self) -> str | None:
@@ -89,12 +128,30 @@ class Conversation:
 
     @property
     def contained(self) -> bool:
-        """Resolved with no human: the AI took part, nothing was handed off, and its last answer was usable."""
-        return self.ai_involved and not self.escalated and self.answered
+        """Handled by the AI alone: it took part, nothing was handed off, and at least one answer was useful."""
+        return self.ai_involved and not self.escalated and self.useful
 
-    def resolved(self, handoffs: dict[str, HandoffView]) -> bool:
-        """Contained, or a person resolved a case handed off in it."""
-        return self.contained or any(h in handoffs and handoffs[h].resolved for h in self.handoff_ids)
+    def reopened(self, window: timedelta) -> bool:
+        """The customer started another conversation (any channel) within `window` after this one ended."""
+        return self.next_started_at is not None and self.next_started_at - self.ended_at <= window
+
+    def outcome(self, window: timedelta) -> Outcome | None:
+        """How an AI conversation ended (None when the AI took no part)."""
+        if not self.ai_involved:
+            return None
+        if self.escalated:
+            return Outcome.HANDED_OFF
+        if not self.useful:
+            return Outcome.NO_USEFUL_ANSWER
+        if self.reopened(window):
+            return Outcome.REOPENED
+        return Outcome.CONFIRMED if self.confirmed else Outcome.ASSUMED
+
+    def resolved(self, handoffs: dict[str, HandoffView], window: timedelta) -> bool:
+        """Resolved by the AI (contained, not reopened), or by a person who resolved a case handed off in it and
+        the customer did not come back within `window`."""
+        by_person = any(h in handoffs and handoffs[h].resolved for h in self.handoff_ids)
+        return (self.contained or by_person) and not self.reopened(window)
 
 
 @dataclass
@@ -107,9 +164,9 @@ class Case:
     def first(self) -> Conversation:
         return self.conversations[0]
 
-    def first_contact_resolved(self, handoffs: dict[str, HandoffView]) -> bool:
+    def first_contact_resolved(self, handoffs: dict[str, HandoffView], window: timedelta) -> bool:
         """One conversation, resolved, and no contact again on any channel within the window."""
-        return len(self.conversations) == 1 and self.first.resolved(handoffs)
+        return len(self.conversations) == 1 and self.first.resolved(handoffs, window)
 
 
 def _sorted(events: Iterable[AnalyticsEvent]) -> list[AnalyticsEvent]:
@@ -130,6 +187,11 @@ def conversations(events: Iterable[AnalyticsEvent], gap: timedelta) -> list[Conv
             found.append(current)
         current.ended_at = at
         current.events.append(event)
+    following: dict[str, Conversation] = {}
+    for conversation in sorted(found, key=lambda c: c.started_at, reverse=True):
+        later = following.get(conversation.customer_id)
+        conversation.next_started_at = later.started_at if later else None
+        following[conversation.customer_id] = conversation
     return sorted(found, key=lambda c: c.started_at)
 
 

@@ -2,9 +2,14 @@
 denominator is zero); README's "Analytics" section defines each one.
 
 - involvement: conversations the AI took part in / conversations
-- containment: AI conversations resolved with no human (nothing handed off, last answer usable) / AI conversations
-- conversation resolution: conversations resolved (contained, or resolved by a person) / conversations — the
-  per-conversation figure most tools call first-contact resolution
+- outcomes: each AI conversation's one outcome (`conversations.Outcome`): handed off, no useful answer, reopened,
+  confirmed or assumed resolution
+- containment: AI conversations handled by the AI alone (nothing handed off, at least one useful answer) / AI
+  conversations
+- AI resolution: contained AI conversations the customer did not reopen within the reopen window (confirmed +
+  assumed) / AI conversations
+- conversation resolution: conversations resolved (by the AI, or by a person who resolved its handoff) and not
+  reopened within the reopen window / conversations
 - first-contact resolution: cases (conversations chained across channels by the first-contact window) made of a
   single resolved conversation / cases starting in the selection
 - escalation rate: AI conversations handed off / AI conversations; reasons: handoffs by stall type
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from threadline.analytics.conversations import Case, Conversation, HandoffView
+from threadline.analytics.conversations import Case, Conversation, HandoffView, Outcome
 from threadline.core.tool_names import SEARCH_KNOWLEDGE
 from threadline.core.types import EventType
 
@@ -47,6 +52,7 @@ class Inputs:
     current_versions: dict[str, int]
     as_of: datetime
     queue_timeout: timedelta
+    reopen_window: timedelta
 
 
 def metrics(selected: list[Conversation], cases: list[Case], inputs: Inputs) -> dict[str, Any]:
@@ -54,14 +60,21 @@ def metrics(selected: list[Conversation], cases: list[Case], inputs: Inputs) -> 
     ai = [c for c in selected if c.ai_involved]
     contained = [c for c in ai if c.contained]
     escalated = [c for c in ai if c.escalated]
-    resolved = [c for c in selected if c.resolved(inputs.handoffs)]
-    fcr = [k for k in cases if k.first_contact_resolved(inputs.handoffs)]
+    resolved = [c for c in selected if c.resolved(inputs.handoffs, inputs.reopen_window)]
+    fcr = [k for k in cases if k.first_contact_resolved(inputs.handoffs, inputs.reopen_window)]
+    outcomes = Counter(c.outcome(inputs.reopen_window) for c in ai)
+    ai_resolved = outcomes[Outcome.CONFIRMED] + outcomes[Outcome.ASSUMED]
     return {
         "conversations": len(selected),
         "ai_conversations": len(ai),
         "involvement": rate(len(ai), len(selected)),
         "contained": len(contained),
         "containment": rate(len(contained), len(ai)),
+        "outcomes": {str(o): outcomes[o] for o in Outcome},
+        "ai_resolved": ai_resolved,
+        "confirmed_resolutions": outcomes[Outcome.CONFIRMED],
+        "assumed_resolutions": outcomes[Outcome.ASSUMED],
+        "ai_resolution": rate(ai_resolved, len(ai)),
         "resolved_conversations": len(resolved),
         "conversation_resolution": rate(len(resolved), len(selected)),
         "cases": len(cases),

@@ -41,6 +41,7 @@ class Config:
     fcr_window: timedelta
     attribution_window: timedelta
     queue_timeout: timedelta
+    reopen_window: timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -50,6 +51,7 @@ class Config:
             timedelta(days=settings.fcr_window_days),
             timedelta(days=settings.attribution_window_days),
             timedelta(minutes=settings.queue_timeout_minutes),
+            timedelta(hours=settings.reopen_window_hours),
         )
 
 
@@ -132,7 +134,8 @@ def load(stores: Stores, config: Config, filters: Filters, now: datetime | None 
     events = stores.events.between(since=_local_midnight(config, filters.start) - lookback)
     found = conv.conversations(events, config.gap)
     handoffs = conv.handoffs(events)
-    inputs = Inputs(handoffs, current_versions(stores), aware(now or datetime.now(UTC)), config.queue_timeout)
+    as_of = aware(now or datetime.now(UTC))
+    inputs = Inputs(handoffs, current_versions(stores), as_of, config.queue_timeout, config.reopen_window)
     cases = conv.cases(found, config.fcr_window)
     return Dataset(config, filters, events, found, cases, handoffs, inputs, stores)
 
@@ -251,6 +254,9 @@ SUMMARY_FIELDS = (
     "conversations",
     "involvement",
     "containment",
+    "ai_resolution",
+    "confirmed_resolutions",
+    "assumed_resolutions",
     "conversation_resolution",
     "first_contact_resolution",
     "escalation_rate",
@@ -264,14 +270,61 @@ SUMMARY_FIELDS = (
 """The headline figures `summary` repeats from the metrics."""
 
 
+def _of(part: int, whole: int, what: str) -> str:
+    return f"{part} of {whole} {what}"
+
+
+def explanations(m: dict[str, Any], config: Config) -> dict[str, str]:
+    """Each headline figure in a sentence, with the counts behind it: what a support lead reads next to the number."""
+    ai, hours = m["ai_conversations"], f"{config.reopen_window.total_seconds() / 3600:g} hours"
+    outcomes = m["outcomes"]
+    days, minutes = f"{config.fcr_window.days} days", f"{config.gap.total_seconds() / 60:g} minutes"
+    queue = f"{config.queue_timeout.total_seconds() / 60:g} minutes"
+    return {
+        "conversations": f"{m['conversations']} started in the range: one customer on one channel until {minutes} "
+        "of silence.",
+        "involvement": f"The AI took part in {_of(ai, m['conversations'], 'conversations')}; the others were only "
+        "with people.",
+        "containment": f"{_of(m['contained'], ai, 'AI conversations')} ended with no person and at least one useful "
+        f"answer; {outcomes['no_useful_answer']} got no useful answer and {outcomes['handed_off']} went to a person.",
+        "ai_resolution": f"{m['confirmed_resolutions']} confirmed (the customer said it helped) and "
+        f"{m['assumed_resolutions']} assumed (a useful answer and no return within {hours}) of {ai} AI "
+        f"conversations; {outcomes['reopened']} more came back within {hours}, so they are not resolved.",
+        "confirmed_resolutions": "The customer's own words after a useful answer said it helped.",
+        "assumed_resolutions": f"A useful answer, no handoff, and the customer did not come back within {hours}.",
+        "conversation_resolution": f"{_of(m['resolved_conversations'], m['conversations'], 'conversations')} were "
+        f"resolved by the AI or by a person and not reopened within {hours}.",
+        "first_contact_resolution": f"{_of(m['first_contact_resolved'], m['cases'], 'cases')} were resolved in a "
+        f"single conversation. A case is a customer's conversations on any channel until {days} pass without "
+        "contact, so a customer who comes back within that time was not resolved at first contact.",
+        "escalation_rate": f"{_of(m['escalated'], ai, 'AI conversations')} were handed to a person.",
+        "median_time_to_human_s": f"From handoff to an agent's claim, over {m['claimed_handoffs']} claimed handoffs.",
+        "handoff_abandonment": f"{_of(m['abandoned_handoffs'], m['handoffs'], 'handoffs')} were never claimed "
+        f"within the queue timeout ({queue}).",
+        "mean_usefulness": f"Agents' rating of {m['rated_handoffs']} handoff packets, 1 (useless) to 5 (all they "
+        "needed).",
+        "mean_facts_reasked": "Packet facts agents marked missing or wrong, per rated handoff: what they had to ask "
+        "again.",
+        "knowledge_gaps": f"{_of(m['knowledge_gaps'], m['knowledge_searches'], 'knowledge searches')} found no "
+        "article relevant enough to answer; the questions are listed below.",
+        "stale_answers": f"{_of(m['stale_answers'], m['citations'], 'cited answers')} came from an article version "
+        "that has changed since.",
+    }
+
+
 def summary_report(data: Dataset) -> dict[str, Any]:
-    """The dashboard's headline: key figures, volumes by channel, business vs after hours, attribution totals."""
+    """The dashboard's headline: key figures with an explanation of each, how AI conversations ended, the
+    knowledge-gap questions, volumes by channel, business vs after hours, attribution totals."""
     report = metrics_report(data)
     credit = attribution_report(data)
-    pick = {k: report["overall"][k] for k in SUMMARY_FIELDS}
+    overall = report["overall"]
+    pick = {k: overall[k] for k in SUMMARY_FIELDS}
     return {
         "filters": report["filters"],
         "headline": pick,
+        "explanations": explanations(overall, data.config),
+        "outcomes": overall["outcomes"],
+        "top_gap_queries": overall["top_gap_queries"],
         "volumes_by_channel": {ch: m["conversations"] for ch, m in report["by_channel"].items()},
         "after_hours_parity": {
             s: {k: report["by_hours"].get(s, {}).get(k) for k in ("conversations", "containment", "escalation_rate")}

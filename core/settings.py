@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     fcr_window_days: float = Field(
         7, ge=0, le=90, description="A case that comes back on any channel within this many days is not first-contact."
     )
+    reopen_window_hours: float = Field(
+        48,
+        ge=0,
+        le=24 * 90,
+        description="A conversation the customer comes back after (any channel) within this many hours is reopened.",
+    )
     attribution_window_days: float = Field(
         7, ge=0, le=90, description="How long before a purchase an AI conversation counts towards it."
     )

@@ -420,6 +420,7 @@ def _log_turn(state: SupportState, ctx: TurnContext, customer_id: CustomerId, tu
     payload: dict[str, Any] = {"tools": [c["name"] for c in calls], "owner": owner, "intent": intent}
     payload["tool_results"] = [{"name": c["name"], "status": results.get(c["id"] or "")} for c in calls]
     payload |= {"answered": answered, "knowledge_missed": missed, "citations": cited}
+    payload["confirmed"] = policy.customer_confirmed(messages)
     payload["handoff_id"] = state.get("handoff_id")
     events.append(EventType.TURN, customer_id=customer_id, channel=channel, payload=payload, occurred_at=ctx.now)
 

@@ -154,6 +154,24 @@ def turn_texts(messages: list[AnyMessage]) -> list[str]:
     return [str(m.text) for m in turn_messages(messages) if isinstance(m, HumanMessage)]
 
 
+_CONFIRMS = re.compile(
+    r"\b(thanks?|thank (you|u)|thx|ty|cheers|(that|this|it) (helped|helps|works|worked)|perfect|great|awesome|"
+    r"got it|brilliant|appreciate (it|that)|gracias|merci)\b",
+    re.IGNORECASE,
+)
+_DOUBTS = re.compile(
+    r"\?|\b(not?|n't|nt|but|still|useless|wrong|however|again|just (great|perfect)|ridiculous|seriously)\b",
+    re.IGNORECASE,
+)
+
+
+def customer_confirmed(messages: list[AnyMessage]) -> bool:
+    """The customer's message this turn says the answer helped ("thanks, that's perfect"), with no new question
+    and no doubt in it ("thanks but it still hasn't come" is not a confirmation)."""
+    text = " ".join(turn_texts(messages))
+    return bool(_CONFIRMS.search(text)) and not _DOUBTS.search(text.replace("’", "'"))
+
+
 def customer_turns(messages: list[AnyMessage]) -> list[str]:
     """What the customer said in each turn of the window (consecutive messages joined), oldest first."""
     turns: list[str] = []
@@ -203,10 +221,11 @@ def missed_questions(messages: list[AnyMessage]) -> list[str]:
     """What the current turn searched the knowledge base for and found no relevant answer to (knowledge gaps)."""
     missed = []
     for message in turn_messages(messages):
-        if isinstance(message, ToolMessage) and message.name == SEARCH_KNOWLEDGE:
-            found = read_result(message)
-            if not (isinstance(found, KnowledgeResult) and found.status == "ok"):
-                missed.append(found.query if isinstance(found, KnowledgeResult) else "")
+        found = read_result(message) if isinstance(message, ToolMessage) and message.name == SEARCH_KNOWLEDGE else None
+        # Only a search that ran and found nothing relevant: a call skipped because a person took over, or one
+        # that failed, says nothing about the help center.
+        if isinstance(found, KnowledgeResult) and found.status != "ok":
+            missed.append(found.query.strip() or " ".join(turn_texts(messages)).strip())
     return missed
 
 

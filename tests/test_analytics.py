@@ -12,6 +12,16 @@ attribution windows; 30-minute queue timeout). 2 March 2026 is a Monday.
 - C, web, Sat 7 Mar 14:00 (after hours): asked for a person (h2), never claimed; wrote again at 14:10.
 - D, voice, Tue 3 Mar 10:00: a message with no AI turn (the AI did not take part).
 - E, web, 20 Feb: an AI conversation outside the range; E bought online (30) on 6 Mar, 14 days later.
+
+For the resolution outcomes (48-hour reopen window):
+- F, web, Thu 5 Mar 15:00: a useful knowledge answer, then "thanks, that's perfect" at 15:02: a confirmed
+  resolution.
+- G, SMS, Fri 6 Mar 10:00: a greeting answered and nothing else: the AI took part but answered nothing useful.
+- H, web, Tue 3 Mar 16:00: a useful product answer, but H came back by phone on Wed 4 Mar 09:30 (17.5 h later, same
+  case) with an order question answered from the order: the web conversation was reopened, the call is an assumed
+  resolution.
+- A's and B's email conversations are assumed resolutions (useful, never came back); B's SMS, resolved by Sam, was
+  reopened by B's email 38 h 50 min later, so it is not resolved either.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import pytest
 
 from threadline.analytics import conversations as conv
 from threadline.analytics.attribution import attribution
+from threadline.analytics.conversations import Outcome
 from threadline.analytics.journeys import ESCALATION, journeys, paths_before
 from threadline.analytics.metrics import Inputs, breakdown, metrics
 from threadline.analytics.report import (
@@ -53,12 +64,21 @@ def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
 
 
 def turn(
-    intent: str, answered: bool, owner: str = "ai", search: str | None = None, cited: tuple[str, int] | None = None
+    intent: str,
+    answered: bool,
+    owner: str = "ai",
+    search: str | None = None,
+    cited: tuple[str, int] | None = None,
+    tool: tuple[str, str] | None = None,
+    confirmed: bool = False,
 ) -> dict[str, Any]:
-    """A turn event's payload: `search` is the status of its knowledge search, `cited` the article it cited."""
+    """A turn event's payload: `search` is the status of its knowledge search, `cited` the article it cited, `tool`
+    another tool's (name, status), `confirmed` whether the customer said the answer helped."""
     results = [{"name": "search_knowledge", "status": search}] if search else []
+    results += [{"name": tool[0], "status": tool[1]}] if tool else []
     citations = [{"article_id": cited[0], "version": cited[1]}] if cited else []
-    return {"intent": intent, "answered": answered, "owner": owner, "tool_results": results, "citations": citations}
+    payload = {"intent": intent, "answered": answered, "owner": owner, "tool_results": results, "citations": citations}
+    return payload | {"confirmed": confirmed}
 
 
 LOG: list[tuple[EventType, str, str, datetime, dict[str, Any]]] = [
@@ -66,7 +86,7 @@ LOG: list[tuple[EventType, str, str, datetime, dict[str, Any]]] = [
     (E.MESSAGE_RECEIVED, "A", "web", at(2, 10), {}),
     (E.TURN, "A", "web", at(2, 10), turn("order_status", True, search="ok", cited=("kb-1", 1))),
     (E.MESSAGE_RECEIVED, "A", "web", at(2, 10, 5), {}),
-    (E.TURN, "A", "web", at(2, 10, 5), turn("order_status", True)),
+    (E.TURN, "A", "web", at(2, 10, 5), turn("order_status", True, tool=("lookup_order", "ok"))),
     (E.PURCHASE_ONLINE, "A", "web", at(3, 12), {"order_id": "o-1", "amount": 100}),
     (E.MESSAGE_RECEIVED, "B", "sms", at(2, 20), {}),
     (E.KNOWLEDGE_GAP, "B", "sms", at(2, 20), {"query": "Gift  wrap?", "intent": "product_question"}),
@@ -86,10 +106,20 @@ LOG: list[tuple[EventType, str, str, datetime, dict[str, Any]]] = [
     (E.MESSAGE_RECEIVED, "C", "web", at(7, 14, 10), {}),
     (E.MESSAGE_RECEIVED, "D", "voice", at(3, 10), {}),
     (E.MESSAGE_RECEIVED, "E", "web", at(20, 10, month=2), {}),
-    (E.TURN, "E", "web", at(20, 10, month=2), turn("order_status", True)),
+    (E.TURN, "E", "web", at(20, 10, month=2), turn("order_status", True, tool=("lookup_order", "ok"))),
     (E.PURCHASE_ONLINE, "E", "web", at(6, 12), {"order_id": "o-3", "amount": 30}),
+    (E.MESSAGE_RECEIVED, "F", "web", at(5, 15), {}),
+    (E.TURN, "F", "web", at(5, 15), turn("knowledge_question", True, search="ok")),
+    (E.MESSAGE_RECEIVED, "F", "web", at(5, 15, 2), {}),
+    (E.TURN, "F", "web", at(5, 15, 2), turn("thanks", True, confirmed=True)),
+    (E.MESSAGE_RECEIVED, "G", "sms", at(6, 10), {}),
+    (E.TURN, "G", "sms", at(6, 10), turn("greeting", True)),
+    (E.MESSAGE_RECEIVED, "H", "web", at(3, 16), {}),
+    (E.TURN, "H", "web", at(3, 16), turn("product_question", True, tool=("find_products", "ok"))),
+    (E.MESSAGE_RECEIVED, "H", "voice", at(4, 9, 30), {}),
+    (E.TURN, "H", "voice", at(4, 9, 30), turn("order_status", True, tool=("lookup_order", "ok"))),
 ]
-GAP, WINDOW, TIMEOUT = timedelta(minutes=30), timedelta(days=7), timedelta(minutes=30)
+GAP, WINDOW, TIMEOUT, REOPEN = timedelta(minutes=30), timedelta(days=7), timedelta(minutes=30), timedelta(hours=48)
 AS_OF = at(10, 12)
 CURRENT = {"kb-1": 2, "kb-2": 3}
 HOURS = BusinessHours.parse("UTC", "09:00-18:00", "mon,tue,wed,thu,fri")
@@ -117,7 +147,7 @@ def built() -> tuple[list[conv.Conversation], list[conv.Case], Inputs]:
     selected = [c for c in found if IN_RANGE[0] <= c.started_at.date() <= IN_RANGE[1]]
     ids = {id(c) for c in selected}
     cases = [k for k in conv.cases(found, WINDOW) if id(k.first) in ids]
-    return selected, cases, Inputs(conv.handoffs(log), CURRENT, AS_OF, TIMEOUT)
+    return selected, cases, Inputs(conv.handoffs(log), CURRENT, AS_OF, TIMEOUT, REOPEN)
 
 
 def test_conversations_and_cases_are_rebuilt_by_channel_gap_and_window() -> None:
@@ -127,41 +157,78 @@ def test_conversations_and_cases_are_rebuilt_by_channel_gap_and_window() -> None
         ("A", "web", at(2, 10)),
         ("B", "sms", at(2, 20)),
         ("D", "voice", at(3, 10)),
+        ("H", "web", at(3, 16)),
+        ("H", "voice", at(4, 9, 30)),
         ("B", "email", at(4, 11)),
+        ("F", "web", at(5, 15)),
+        ("G", "sms", at(6, 10)),
         ("C", "web", at(7, 14)),
     ]
-    assert found[5].ended_at == at(7, 14, 10)  # C's second message, 10 minutes later, is the same conversation
+    assert found[9].ended_at == at(7, 14, 10)  # C's second message, 10 minutes later, is the same conversation
     cases = conv.cases(found, WINDOW)
     assert [[c.channel for c in k.conversations] for k in cases] == [
         ["web"],
         ["web"],
         ["sms", "email"],
         ["voice"],
+        ["web", "voice"],
+        ["web"],
+        ["sms"],
         ["web"],
     ]
     assert found[2].intent == "product_question" and found[1].contained and not found[2].contained
+    # G's greeting was answered but rested on nothing: the AI took part, was not handed off, and is not contained.
+    assert found[8].ai_involved and not found[8].escalated and not found[8].contained
+    outcomes = [c.outcome(REOPEN) for c in found]
+    assert outcomes == [
+        Outcome.ASSUMED,  # E: useful, and E never came back
+        Outcome.ASSUMED,  # A
+        Outcome.HANDED_OFF,  # B sms
+        None,  # D: no AI turn
+        Outcome.REOPENED,  # H web: H called 17.5 h later
+        Outcome.ASSUMED,  # H voice
+        Outcome.ASSUMED,  # B email
+        Outcome.CONFIRMED,  # F: "thanks, that's perfect" after a useful answer
+        Outcome.NO_USEFUL_ANSWER,  # G
+        Outcome.HANDED_OFF,  # C
+    ]
+    handoffs = conv.handoffs(events())
+    # Sam resolved B's SMS handoff, but B wrote again by email 38 h 50 min later: within 48 h, so not resolved;
+    # with a 24-hour window it would be.
+    assert not found[2].resolved(handoffs, REOPEN) and found[2].resolved(handoffs, timedelta(hours=24))
 
 
 def test_every_metric_overall(built: tuple[list[conv.Conversation], list[conv.Case], Inputs]) -> None:
     selected, cases, inputs = built
     m = metrics(selected, cases, inputs)
-    # 5 conversations in range (A web, B sms, D voice, B email, C web); the AI took part in 4 (not D's).
-    assert (m["conversations"], m["ai_conversations"], m["involvement"]) == (5, 4, 0.8)
-    # Contained: A and B's email (usable last answer, no handoff) = 2 of 4 AI conversations.
-    assert (m["contained"], m["containment"]) == (2, 0.5)
-    # Resolved: A, B email (contained) and B sms (h1 resolved by Sam) = 3 of 5; per conversation that is 0.6 ...
-    assert (m["resolved_conversations"], m["conversation_resolution"]) == (3, 0.6)
-    # ... but per case: A | B sms+email | C | D; only A is one resolved conversation: 1 of 4.
-    assert (m["cases"], m["first_contact_resolved"], m["first_contact_resolution"]) == (4, 1, 0.25)
-    # Escalated: B sms and C = 2 of 4 AI conversations, one reason each.
-    assert (m["escalated"], m["escalation_rate"]) == (2, 0.5)
+    # 9 conversations in range (A web, B sms, D voice, H web, H voice, B email, F web, G sms, C web); the AI took
+    # part in all but D's.
+    assert (m["conversations"], m["ai_conversations"], m["involvement"]) == (9, 8, 0.8889)
+    # Contained (no handoff, at least one useful answer): A, H web, H voice, B email, F = 5 of 8. G's answered
+    # greeting is not useful, so G is not contained.
+    assert (m["contained"], m["containment"]) == (5, 0.625)
+    # Outcomes of the 8: handed off B sms and C; no useful answer G; reopened H web; confirmed F; assumed A, H voice
+    # and B email. AI resolution: confirmed + assumed = 4 of 8.
+    assert m["outcomes"] == {"handed_off": 2, "no_useful_answer": 1, "reopened": 1, "confirmed": 1, "assumed": 3}
+    assert (m["ai_resolved"], m["confirmed_resolutions"], m["assumed_resolutions"], m["ai_resolution"]) == (
+        4,
+        1,
+        3,
+        0.5,
+    )
+    # Resolved conversations: the AI's 4; B's SMS was resolved by Sam but reopened within 48 h: 4 of 9.
+    assert (m["resolved_conversations"], m["conversation_resolution"]) == (4, 0.4444)
+    # Per case: A | B sms+email | D | H web+voice | F | G | C; one resolved conversation: A and F, 2 of 7.
+    assert (m["cases"], m["first_contact_resolved"], m["first_contact_resolution"]) == (7, 2, 0.2857)
+    # Escalated: B sms and C = 2 of 8 AI conversations, one reason each.
+    assert (m["escalated"], m["escalation_rate"]) == (2, 0.25)
     assert m["escalation_reasons"] == {"no_knowledge_answer": 1, "customer_requested_human": 1}
     # Quality: h1 rated 4 with one field missing; time to human: h1's 120 s; h2 never claimed, 3 days past timeout.
     assert (m["handoffs"], m["rated_handoffs"], m["mean_usefulness"], m["mean_facts_reasked"]) == (2, 1, 4.0, 1.0)
     assert (m["claimed_handoffs"], m["median_time_to_human_s"], m["mean_time_to_human_s"]) == (1, 120.0, 120.0)
     assert (m["abandoned_handoffs"], m["handoff_abandonment"]) == (1, 0.5)
-    # Knowledge: 3 searches, 1 gap; 2 citations, kb-1 v1 is stale (kb-1 is at v2 now).
-    assert (m["knowledge_searches"], m["knowledge_gaps"], m["knowledge_gap_rate"]) == (3, 1, 0.3333)
+    # Knowledge: 4 searches (A, B sms, B email, F), 1 gap; 2 citations, kb-1 v1 is stale (kb-1 is at v2 now).
+    assert (m["knowledge_searches"], m["knowledge_gaps"], m["knowledge_gap_rate"]) == (4, 1, 0.25)
     assert m["top_gap_queries"] == [{"query": "gift wrap?", "count": 1}]
     assert (m["citations"], m["stale_answers"], m["stale_answer_rate"]) == (2, 1, 0.5)
     assert m["stale_articles"] == [{"article": "kb-1@v1", "count": 1}]
@@ -173,26 +240,34 @@ def test_metrics_per_channel_per_day_and_by_business_hours(
     selected, cases, inputs = built
     by_channel = breakdown(selected, cases, inputs, lambda c: c.channel)
     assert list(by_channel) == ["email", "sms", "voice", "web"]
-    # web: A (contained) and C (escalated); cases starting on web: A (FCR) and C (not).
-    assert (by_channel["web"]["containment"], by_channel["web"]["first_contact_resolution"]) == (0.5, 0.5)
+    # web: A, H and F contained, C escalated; cases starting on web: A and F (FCR), H (came back by phone) and C.
+    assert (by_channel["web"]["containment"], by_channel["web"]["first_contact_resolution"]) == (0.75, 0.5)
     # email: B's return is contained but starts no case of its own.
     assert (by_channel["email"]["containment"], by_channel["email"]["first_contact_resolution"]) == (1.0, None)
+    # sms: B escalated, G answered nothing useful; neither case is a first-contact resolution.
     assert (by_channel["sms"]["containment"], by_channel["sms"]["first_contact_resolution"]) == (0.0, 0.0)
-    assert (by_channel["voice"]["involvement"], by_channel["voice"]["containment"]) == (0.0, None)
+    # voice: D had no AI turn; H's call was contained (its case started on web).
+    assert (by_channel["voice"]["involvement"], by_channel["voice"]["containment"]) == (0.5, 1.0)
+    assert by_channel["voice"]["outcomes"]["assumed"] == 1 and by_channel["web"]["outcomes"]["reopened"] == 1
     by_day = breakdown(selected, cases, inputs, lambda c: HOURS.day(c.started_at).isoformat())
     assert {d: m["conversations"] for d, m in by_day.items()} == {
         "2026-03-02": 2,
-        "2026-03-03": 1,
-        "2026-03-04": 1,
+        "2026-03-03": 2,
+        "2026-03-04": 2,
+        "2026-03-05": 1,
+        "2026-03-06": 1,
         "2026-03-07": 1,
     }
     assert by_day["2026-03-02"]["containment"] == 0.5  # A contained, B's SMS escalated
     side = breakdown(selected, cases, inputs, lambda c: "business" if HOURS.is_open(c.started_at) else "after_hours")
-    # Business: A (Mon 10:00), D (Tue 10:00), B email (Wed 11:00). After hours: B sms (Mon 20:00), C (Saturday).
-    assert (side["business"]["conversations"], side["after_hours"]["conversations"]) == (3, 2)
-    assert (side["business"]["containment"], side["after_hours"]["containment"]) == (1.0, 0.0)
+    # Business: A (Mon 10:00), D (Tue 10:00), H web (Tue 16:00), H voice (Wed 09:30), B email (Wed 11:00), F (Thu
+    # 15:00), G (Fri 10:00). After hours: B sms (Mon 20:00), C (Saturday).
+    assert (side["business"]["conversations"], side["after_hours"]["conversations"]) == (7, 2)
+    # Business AI conversations: all but D (6); contained: all but G (5).
+    assert (side["business"]["containment"], side["after_hours"]["containment"]) == (0.8333, 0.0)
     assert (side["business"]["escalation_rate"], side["after_hours"]["escalation_rate"]) == (0.0, 1.0)
-    assert (side["business"]["first_contact_resolution"], side["after_hours"]["first_contact_resolution"]) == (0.5, 0.0)
+    # Business cases: A, D, H, F, G; first-contact: A and F.
+    assert (side["business"]["first_contact_resolution"], side["after_hours"]["first_contact_resolution"]) == (0.4, 0.0)
 
 
 def test_business_hours_follow_the_time_zone() -> None:
@@ -256,7 +331,7 @@ def test_journeys_order_touchpoints_and_count_paths() -> None:
 
 def test_the_reports_read_the_log_from_the_database(stores: Any) -> None:
     ids = {}
-    for who in "ABCDE":
+    for who in "ABCDEFGH":
         customer, _identity, _ = stores.customers.create_for_handle(
             HandleType.VISITOR, f"visitor-{who}", VerificationLevel.ANONYMOUS, actor="test"
         )
@@ -272,26 +347,37 @@ def test_the_reports_read_the_log_from_the_database(stores: Any) -> None:
     draft = ArticleDraft(id=ArticleId("kb-1"), kind=ArticleKind.POLICY, title="Returns", body="30 days.")
     stores.knowledge.upsert(draft, author="test")
     stores.knowledge.upsert(draft.model_copy(update={"body": "60 days."}), author="test")  # kb-1 is at v2
-    config = Config(HOURS, GAP, WINDOW, WINDOW, TIMEOUT)
+    config = Config(HOURS, GAP, WINDOW, WINDOW, TIMEOUT, REOPEN)
     data = load(stores, config, Filters(*IN_RANGE), now=AS_OF)
     overall = metrics_report(data)["overall"]
-    assert (overall["conversations"], overall["containment"], overall["first_contact_resolution"]) == (5, 0.5, 0.25)
+    assert (overall["conversations"], overall["containment"], overall["first_contact_resolution"]) == (9, 0.625, 0.2857)
+    assert (overall["confirmed_resolutions"], overall["assumed_resolutions"], overall["ai_resolution"]) == (1, 3, 0.5)
     assert (overall["stale_answers"], overall["median_time_to_human_s"]) == (1, 120.0)
     credit = attribution_report(data)
     assert (credit["purchases"], credit["attributed_purchases"]) == (3, 2)
     summary = summary_report(data)
-    assert summary["volumes_by_channel"] == {"email": 1, "sms": 1, "voice": 1, "web": 2}
+    assert summary["volumes_by_channel"] == {"email": 1, "sms": 2, "voice": 2, "web": 4}
+    assert summary["outcomes"] == {"handed_off": 2, "no_useful_answer": 1, "reopened": 1, "confirmed": 1, "assumed": 3}
+    assert summary["top_gap_queries"] == [{"query": "gift wrap?", "count": 1}]
+    why = summary["explanations"]
+    assert why["first_contact_resolution"].startswith("2 of 7 cases were resolved in a single conversation")
+    assert why["containment"].startswith("5 of 8 AI conversations ended with no person")
+    assert "1 got no useful answer and 2 went to a person" in why["containment"]
+    assert why["ai_resolution"].startswith("1 confirmed") and "3 assumed" in why["ai_resolution"]
+    assert "1 more came back within 48 hours" in why["ai_resolution"]
+    assert set(why) == set(summary["headline"])  # every headline figure is explained
     assert summary["after_hours_parity"]["after_hours"] == {
         "conversations": 2,
         "containment": 0.0,
         "escalation_rate": 1.0,
     }
     sms_only = metrics_report(load(stores, config, Filters(*IN_RANGE, channel="sms"), now=AS_OF))["overall"]
-    assert (sms_only["conversations"], sms_only["escalation_rate"], sms_only["cases"]) == (1, 1.0, 1)
+    assert (sms_only["conversations"], sms_only["escalation_rate"], sms_only["cases"]) == (2, 0.5, 2)
     after = metrics_report(load(stores, config, Filters(*IN_RANGE, hours="after_hours"), now=AS_OF))["overall"]
     assert (after["conversations"], after["contained"]) == (2, 0)
     trips = journeys_report(data)
-    assert trips["customers_with_journeys"] == 5  # A, B, C, D, and E (whose only step in range is the purchase)
+    # A, B, C, D, F, G, H, and E (whose only step in range is the purchase)
+    assert trips["customers_with_journeys"] == 8
     assert {"path": ["visit (google)", "AI chat (web)", "purchase online"], "count": 1} in trips[
         "top_paths_to_purchase"
     ]

@@ -102,6 +102,28 @@ def test_the_dashboard_draws_the_api_numbers_after_demo_traffic(live_server: tup
             expect(page.get_by_test_id("kpi-containment")).to_have_text(f"{headline['containment'] * 100:.1f}%")
             fcr = headline["first_contact_resolution"]
             expect(page.get_by_test_id("kpi-first_contact_resolution")).to_have_text(f"{fcr * 100:.1f}%")
+            ai_resolution = headline["ai_resolution"]
+            expect(page.get_by_test_id("kpi-ai_resolution")).to_have_text(f"{ai_resolution * 100:.1f}%")
+            # Every figure carries its explanation, with the counts behind it.
+            for key, why in summary["explanations"].items():
+                if page.get_by_test_id(f"why-{key}").count():
+                    expect(page.get_by_test_id(f"why-{key}")).to_have_text(why)
+            m = metrics["overall"]
+            expect(page.get_by_test_id("why-first_contact_resolution")).to_contain_text(
+                f"{m['first_contact_resolved']} of {m['cases']} cases"
+            )
+            expect(page.get_by_test_id("why-ai_resolution")).to_contain_text(
+                f"{m['confirmed_resolutions']} confirmed (the customer said it helped) and "
+                f"{m['assumed_resolutions']} assumed"
+            )
+            # How the AI conversations ended: the five outcomes add up to the AI conversations.
+            assert sum(summary["outcomes"].values()) == m["ai_conversations"]
+            for outcome, count in summary["outcomes"].items():
+                expect(page.get_by_test_id(f"outcome-{outcome}")).to_have_text(str(count))
+            gaps = page.get_by_test_id("gap-queries").get_by_test_id("gap-query")
+            expect(gaps).to_have_count(len(summary["top_gap_queries"]))
+            if summary["top_gap_queries"]:
+                expect(gaps.first).to_contain_text(summary["top_gap_queries"][0]["query"])
             credited = f"{attribution['attributed_purchases']} / {attribution['purchases']}"
             expect(page.get_by_test_id("kpi-attributed_purchases")).to_have_text(credited)
 

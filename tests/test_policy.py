@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 
 from threadline.core.handoff import StallPoint
-from threadline.graphs.policy import Escalation, Thresholds, evaluate
+from threadline.graphs.policy import Escalation, Thresholds, customer_confirmed, evaluate, missed_questions
 
 
 def _after_model(*said: str) -> list[AnyMessage]:
@@ -221,3 +221,39 @@ def test_model_request_takes_precedence_over_thresholds() -> None:
 )
 def test_nothing_to_escalate_returns_none(messages: list[AnyMessage]) -> None:
     assert _evaluate(messages) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "confirmed"),
+    [
+        ("thanks, thats perfect", True),
+        ("ok got it thx", True),
+        ("Thank you so much, that helped!", True),
+        ("great, appreciate it", True),
+        ("gracias!", True),
+        ("thanks but it still hasnt arrived", False),
+        ("thanks, and can I return it in store?", False),
+        ("that's not what I asked, thanks", False),
+        ("no thanks", False),
+        ("where is my order", False),
+        ("great, just great. third time I ask", False),  # sarcasm
+    ],
+)
+def test_a_customer_saying_the_answer_helped_is_a_confirmation(text: str, confirmed: bool) -> None:
+    assert customer_confirmed(_after_model(text)) is confirmed
+
+
+def test_only_a_search_that_ran_and_found_nothing_is_a_knowledge_gap() -> None:
+    call = {"name": "search_knowledge", "args": {"query": "gift wrapping"}, "id": "call_9", "type": "tool_call"}
+    asked: list[AnyMessage] = [HumanMessage("do u do gift wrap"), AIMessage("", tool_calls=[call])]
+
+    def result(content: str) -> list[AnyMessage]:
+        return [*asked, ToolMessage(content, tool_call_id="call_9", name="search_knowledge")]
+
+    assert missed_questions(result('{"status": "no_answer", "query": "gift wrapping", "passages": []}')) == [
+        "gift wrapping"
+    ]
+    assert missed_questions(result('{"status": "no_answer", "query": " ", "passages": []}')) == ["do u do gift wrap"]
+    # Skipped because a person took over, or failed: nothing to say about the help center.
+    assert missed_questions(result('{"status": "skipped"}')) == []
+    assert missed_questions(result('{"status": "error", "message": "boom"}')) == []

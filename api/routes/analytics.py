@@ -68,7 +68,9 @@ async def summary(
 ) -> dict[str, Any]:
     """Headline figures (involvement, containment, conversation resolution, first-contact resolution per case,
     escalation rate, median time to human, handoff abandonment, packet usefulness, facts re-asked, knowledge gaps,
-    stale answers), conversations per channel, business vs after hours, and attributed purchases."""
+    stale answers, AI resolution confirmed and assumed) each with a sentence explaining it from its counts, the AI
+    conversations' outcomes, the knowledge-gap questions, conversations per channel, business vs after hours, and
+    attributed purchases."""
     return await run_in_threadpool(lambda: summary_report(_dataset(services, start, end, channel, hours)))
 
 
@@ -77,9 +79,12 @@ async def metrics(
     services: ServicesDep, start: FromQ = None, end: ToQ = None, channel: ChannelQ = None, hours: HoursQ = "all"
 ) -> dict[str, Any]:
     """Every metric `overall`, `by_channel`, `by_day` and `by_hours` (business / after_hours). Rates are shares
-    (0 to 1; null when nothing to divide by). Involvement: AI conversations / conversations. Containment: AI
-    conversations with no handoff whose last answer was usable / AI conversations. Conversation resolution:
-    resolved (contained or resolved by an agent) / conversations. First-contact resolution: cases (a customer's
+    (0 to 1; null when nothing to divide by). Involvement: AI conversations / conversations. Outcomes: each AI
+    conversation once, as handed_off, no_useful_answer, reopened (the customer came back within
+    THREADLINE_REOPEN_WINDOW_HOURS), confirmed or assumed resolution. Containment: AI conversations with no handoff
+    and at least one useful answer (answered from a tool that found something) / AI conversations. AI resolution:
+    (confirmed + assumed) / AI conversations. Conversation resolution: resolved (contained or resolved by an agent)
+    and not reopened / conversations. First-contact resolution: cases (a customer's
     conversations, on any channel, each starting within THREADLINE_FCR_WINDOW_DAYS of the previous one's end) of
     one resolved conversation / cases. Escalation rate: AI conversations handed off / AI conversations, with
     reasons by stall type. Escalation quality: mean usefulness (1-5) and facts re-asked (packet fields rated

@@ -23,6 +23,7 @@
   }
   const FORMAT = {
     involvement: percent, containment: percent, first_contact_resolution: percent, conversation_resolution: percent,
+    ai_resolution: percent,
     escalation_rate: percent, handoff_abandonment: percent, median_time_to_human_s: duration,
     mean_usefulness: (v) => (v === null ? "–" : v.toFixed(2) + " / 5"),
     mean_facts_reasked: (v) => (v === null ? "–" : v.toFixed(2)),
@@ -71,6 +72,8 @@
       if (!node) continue;
       node.textContent = (FORMAT[key] || ((v) => (v === null ? "–" : String(v))))(value);
       node.dataset.value = JSON.stringify(value);
+      const why = document.querySelector(`[data-testid="why-${key}"]`);
+      if (why) why.textContent = summary.explanations[key] || "";
     }
     const credited = document.querySelector('[data-testid="kpi-attributed_purchases"]');
     credited.textContent = `${attribution.attributed_purchases} / ${attribution.purchases}`;
@@ -151,6 +154,25 @@
     $("actions-refused").textContent = `${actions.refused} refused by the store policy.`;
   }
 
+  const OUTCOMES = [["confirmed", "Resolved, confirmed by the customer"], ["assumed", "Resolved, assumed (did not come back)"],
+    ["reopened", "Came back within the reopen window"], ["no_useful_answer", "No useful answer"],
+    ["handed_off", "Handed to a person"]];
+
+  function renderOutcomes(outcomes) {
+    const total = Object.values(outcomes).reduce((a, b) => a + b, 0);
+    $("outcomes-body").replaceChildren(...OUTCOMES.map(([key, name]) => el("tr", { "data-outcome": key },
+      el("th", { scope: "row", text: name }),
+      el("td", { "data-testid": `outcome-${key}`, text: String(outcomes[key] || 0) }),
+      el("td", { text: total ? percent((outcomes[key] || 0) / total) : "–" }))));
+  }
+
+  function renderGaps(queries) {
+    $("gap-queries").replaceChildren(...(queries.length ? queries.map((q) => el("li", { class: "path", "data-testid": "gap-query",
+      "data-count": String(q.count) },
+      el("span", { class: "path-count", text: `${q.count}×` }),
+      el("span", { class: "path-steps", text: q.query }))) : [el("li", { class: "muted", text: "None in this range." })]));
+  }
+
   function renderPaths(list, paths) {
     list.replaceChildren(...(paths.length ? paths.map((p) => el("li", { class: "path", "data-testid": "path",
       "data-count": String(p.count) },
@@ -176,6 +198,8 @@
       renderHours(metrics);
       renderAttribution(attribution);
       renderActions(summary.order_actions);
+      renderOutcomes(summary.outcomes);
+      renderGaps(summary.top_gap_queries);
       renderPaths($("paths-purchase"), journeys.top_paths_to_purchase);
       renderPaths($("paths-escalation"), journeys.top_paths_to_escalation);
       status.textContent = `${summary.filters.from} to ${summary.filters.to}`;
