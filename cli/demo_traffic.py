@@ -39,6 +39,7 @@ QUESTIONS = (
 GAP_QUESTION = "do you offer engraving on the watches?"
 UPSET = ("this is terrible, I am furious with your awful service", "this is ridiculous and awful, I hate this")
 FOLLOW_UPS = ("thanks, and can I return it in a store?", "what about exchanges, how do they work?")
+THANKS = ("thanks, that helped!", "perfect, thank you", "ok great thx")
 PACKET_FIELDS = ("goal", "facts", "open_questions", "next_steps", "intent", "tools_called")
 AGENT_LINES = ("Hi, this is Sam from the support team - I'm looking into it now.", "Thanks for waiting, I can help.")
 TIMEOUT_S = 120.0
@@ -149,6 +150,9 @@ class Driver:
             if self._rng.random() < 0.4:
                 at += timedelta(minutes=3)
                 outcome = self.say(shopper, channel, self._rng.choice(FOLLOW_UPS), at)
+            if outcome.get("owner") != "queue" and self._rng.random() < 0.35:  # some say it helped
+                at += timedelta(minutes=1)
+                outcome = self.say(shopper, channel, self._rng.choice(THANKS), at)
         elif roll < 0.72:
             outcome = self.say(shopper, channel, GAP_QUESTION, at)
             at += timedelta(minutes=2)
