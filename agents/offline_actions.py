@@ -1,5 +1,5 @@
 """What the offline model reads from a customer who wants an order changed: which action, the cancellation
-reason, which items, which option instead, where a refund goes. Pure text functions; `offline_policy` turns them
+reason, which items, which option instead, where a refund goes. Pure text functions; `order_flow` turns them
 into tool calls and questions."""
 
 from __future__ import annotations

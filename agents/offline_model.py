@@ -15,8 +15,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
+from threadline.agents.decision import Decision
 from threadline.agents.intents import IntentClassifier
-from threadline.agents.offline_policy import Decision, decide
+from threadline.agents.offline_policy import decide
 
 
 def _call_id(messages: Sequence[BaseMessage], name: str) -> str:

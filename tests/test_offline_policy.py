@@ -15,10 +15,10 @@ from langchain_core.tools import BaseTool
 
 import threadline.tools
 from threadline.agents import replies
+from threadline.agents.decision import CANNED, NOT_UNDERSTOOD
 from threadline.agents.intents import Intent, IntentClassifier
 from threadline.agents.models import shared_classifier
 from threadline.agents.offline_model import OfflineChatModel
-from threadline.agents.offline_policy import CANNED, NOT_UNDERSTOOD
 from threadline.agents.prompts import system_prompt
 from threadline.core.types import (
     CustomerId,
