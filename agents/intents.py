@@ -6,10 +6,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -371,7 +371,7 @@ class IntentClassifier:
         self._k, self._per_intent, self._temperature = min(k, len(self._examples)), per_intent, temperature
         self._threshold, self._min_similarity = threshold, min_similarity
         self._matrix = self._example_matrix(cache_dir)
-        self._embed_one = lru_cache(maxsize=4096)(self._embed_uncached)
+        self._embed_one = partial(shared_query_vector, embeddings)
 
     def classify(self, text: str) -> Classification:
         """Classify one customer turn."""
@@ -411,35 +411,52 @@ class IntentClassifier:
             return Classification(Intent.UNKNOWN, confidence, scores)
         return Classification(Intent(top), confidence, scores)
 
-    def _embed_uncached(self, text: str) -> Matrix:
-        """One normalized query vector."""
-        return _normalized([self._embeddings.embed_query(text)]).reshape(-1)
-
     def _example_matrix(self, cache_dir: Path | None) -> Matrix:
         """The normalized example embeddings, read from or written to `cache_dir` when given."""
-        texts = [canonical(ex.text) for ex in self._examples]
-        if cache_dir is None:
-            return _normalized(self._embeddings.embed_documents(texts))
-        path = cache_dir / f"intent-examples-{self._cache_key(texts)}.npy"
-        cached = _load_matrix(path, len(texts))
-        if cached is not None and float(cached[0] @ self._embed_uncached(texts[0])) > 0.99:
-            return cached
-        matrix = _normalized(self._embeddings.embed_documents(texts))
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, matrix)
-        tmp.replace(path)
-        return matrix
+        return example_matrix(self._embeddings, [canonical(ex.text) for ex in self._examples], cache_dir, "intent")
 
-    def _cache_key(self, texts: list[str]) -> str:
-        """A digest of the embedding model's identity and the example texts."""
-        model = type(self._embeddings)
-        digest = hashlib.sha256(
-            f"{model.__module__}.{model.__qualname__}:{getattr(self._embeddings, 'model', '')}".encode()
-        )
-        for text in texts:
-            digest.update(text.encode("utf-8") + b"\0")
-        return digest.hexdigest()[:16]
+
+def query_vector(embeddings: Embeddings, text: str) -> Matrix:
+    """One normalized query vector."""
+    return _normalized([embeddings.embed_query(text)]).reshape(-1)
+
+
+_SHARED: dict[int, tuple[Embeddings, Callable[[str], Matrix]]] = {}
+
+
+def shared_query_vector(embeddings: Embeddings, text: str) -> Matrix:
+    """`query_vector` through one cache per embedding model for the whole process: the intent classifier and the
+    concern detector (`agents.concerns`) read the same turn, so it is embedded once."""
+    entry = _SHARED.get(id(embeddings))
+    if entry is None or entry[0] is not embeddings:
+        entry = _SHARED[id(embeddings)] = (embeddings, lru_cache(maxsize=4096)(partial(query_vector, embeddings)))
+    return entry[1](text)
+
+
+def example_matrix(embeddings: Embeddings, texts: list[str], cache_dir: Path | None, name: str) -> Matrix:
+    """Normalized embeddings of labelled examples, read from or written to `cache_dir` (as `{name}-examples-…`,
+    keyed by the model and the texts) when given."""
+    if cache_dir is None:
+        return _normalized(embeddings.embed_documents(texts))
+    path = cache_dir / f"{name}-examples-{_cache_key(embeddings, texts)}.npy"
+    cached = _load_matrix(path, len(texts))
+    if cached is not None and float(cached[0] @ query_vector(embeddings, texts[0])) > 0.99:
+        return cached
+    matrix = _normalized(embeddings.embed_documents(texts))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, matrix)
+    tmp.replace(path)
+    return matrix
+
+
+def _cache_key(embeddings: Embeddings, texts: list[str]) -> str:
+    """A digest of the embedding model's identity and the example texts."""
+    model = type(embeddings)
+    digest = hashlib.sha256(f"{model.__module__}.{model.__qualname__}:{getattr(embeddings, 'model', '')}".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def _load_matrix(path: Path, rows: int) -> Matrix | None:

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveM
 from langgraph.runtime import Runtime
 
 from threadline.agents import language, replies
+from threadline.agents.concerns import ConcernDetector
 from threadline.agents.prompts import system_prompt
 from threadline.agents.sentiment import sentiment
 from threadline.agents.slots import extract_slots
@@ -167,8 +168,9 @@ def customer_standing(state: SupportState, ctx: TurnContext, thresholds: Thresho
     return standing(orders, thresholds.high_value_spend)
 
 
-def make_guard(thresholds: Thresholds) -> Any:
-    """The node that evaluates the escalation policy after a model or tool step."""
+def make_guard(thresholds: Thresholds, concerns: ConcernDetector | None = None) -> Any:
+    """The node that evaluates the escalation policy after a model or tool step; `concerns` recognises sensitive
+    topics by meaning in the customer's words this turn."""
 
     def guard(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         messages = state["messages"]
@@ -196,6 +198,7 @@ def make_guard(thresholds: Thresholds) -> Any:
             out_of_scope=out_of_scope,
             lifetime_spend=spend,
             order_statuses=_own_order_statuses(state, runtime.context),
+            sensed=_sensed(concerns, messages),
         )
         if found is None:
             return update
@@ -208,6 +211,13 @@ def make_guard(thresholds: Thresholds) -> Any:
         return {**update, "escalation": escalation | extra}
 
     return guard
+
+
+def _sensed(concerns: ConcernDetector | None, messages: list[AnyMessage]) -> tuple[str, str] | None:
+    """The sensitive topic the customer's words this turn mean, and the sentence that says it."""
+    texts = policy.turn_texts(messages)
+    found = concerns.detect("\n".join(texts)) if concerns is not None and texts else None
+    return (found.topic, found.sentence) if found else None
 
 
 def expected_wait(now: datetime, priority: str, due: datetime | None, hours: BusinessHours | None) -> str:

@@ -345,12 +345,14 @@ def evaluate(
     out_of_scope: int = 0,
     lifetime_spend: float | None = None,
     order_statuses: dict[str, str] | None = None,
+    sensed: tuple[str, str] | None = None,
 ) -> Escalation | None:
     """The escalation this step calls for, if any, with the customer messages that triggered it as evidence.
 
     In order: a request (the model's `escalate_to_human`, or the customer asking for a person), a sensitive
-    topic, a complaint from a high-value customer, repeated verification failure, negative sentiment, repeated
-    unusable answers (no knowledge answer, the same question again), turns not understood, repeated
+    topic (by the rules, then `sensed`: a topic and the sentence meaning it, from `agents.concerns`), a complaint
+    from a high-value customer, repeated verification failure, negative sentiment, repeated unusable answers (no
+    knowledge answer, the same question again), turns not understood, repeated
     out-of-scope requests, and a tool error as the last step."""
     texts = turn_texts(messages)
     asked = [t for t in texts if _HUMAN.search(BOT_QUESTION.sub(" ", t))]
@@ -363,6 +365,9 @@ def evaluate(
         sensitive = [t for t in texts if pattern.search(t)]
         if sensitive:
             return Escalation(StallPoint.SENSITIVE_TOPIC, sensitive, urgency, detail=topic, topic=topic)
+    if sensed is not None and sensed[0] in SENSITIVE_TOPICS:
+        topic, urgency = sensed[0], SENSITIVE_TOPICS[sensed[0]][1]
+        return Escalation(StallPoint.SENSITIVE_TOPIC, [sensed[1]], urgency, detail=topic, topic=topic)
     complaint = complaint_texts(messages)
     if complaint and lifetime_spend is not None and lifetime_spend >= thresholds.high_value_spend:
         return Escalation(StallPoint.HIGH_VALUE_COMPLAINT, complaint, "high")

@@ -12,6 +12,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
+from threadline.agents.concerns import ConcernDetector
 from threadline.core.context import TurnContext
 from threadline.core.hours import BusinessHours
 from threadline.graphs.nodes import (
@@ -61,19 +62,21 @@ def build_support_graph(
     signature: str = DEFAULT_SIGNATURE,
     hours: BusinessHours | None = None,
     queue_ack_interval: timedelta = QUEUE_ACK_INTERVAL,
+    concerns: ConcernDetector | None = None,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
     """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
     `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
     `thresholds` tune the escalation policy (defaults otherwise); `hours` are the team's opening hours (the wait a
     customer is told; always open when None); a customer waiting for a person hears at most once per
-    `queue_ack_interval` that their message reached the team."""
+    `queue_ack_interval` that their message reached the team; with `concerns`, sensitive topics are also recognised
+    by meaning, beside the policy's rules."""
     limits = thresholds or Thresholds()
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
     graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
     graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
-    graph.add_node("guard", make_guard(limits))
+    graph.add_node("guard", make_guard(limits, concerns))
     graph.add_node("handoff", make_handoff(limits, hours))
     graph.add_node("acknowledge", make_acknowledge(hours, signature, queue_ack_interval))
     graph.add_node("respond", make_respond(signature))

@@ -17,6 +17,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
+from threadline.agents.concerns import ConcernDetector
 from threadline.agents.models import make_chat_model
 from threadline.conversations.desk import HandoffDesk
 from threadline.conversations.merging import CustomerMerging
@@ -177,6 +178,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         signature=settings.store_name,
         hours=BusinessHours.from_settings(settings),
         queue_ack_interval=timedelta(minutes=settings.queue_ack_minutes),
+        concerns=ConcernDetector(embeddings, cache_dir=settings.cache_path),
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
     turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)
