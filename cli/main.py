@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from typing import Annotated
 
@@ -82,9 +83,14 @@ def serve(
 @app.command()
 def chat(
     channel: Annotated[Channel, typer.Option(help="The channel you write on.")] = Channel.WEB,
-    sender: Annotated[str, typer.Option("--from", help="Your handle on that channel: phone, email, visitor id.")] = (
-        "visitor-cli"
-    ),
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Your handle on that channel: phone, email, visitor id. Without it (web, store, social), each run "
+            "is a new visitor, whose id is printed so you can continue as them.",
+        ),
+    ] = None,
     verified: Annotated[bool, typer.Option(help="The channel vouches for you (signed-in web, store check).")] = False,
     message: Annotated[str | None, typer.Option(help="Send one message and exit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --message: print the outcome as JSON.")] = False,
@@ -96,9 +102,14 @@ def chat(
 
     if as_json and message is None:
         raise UsageError("--json needs --message")
+    new_visitor = sender is None
+    if sender is None:
+        sender = _new_visitor(channel)
     services = open_services(settings_from(data_dir, database_url))
     try:
         if message is not None:
+            if new_visitor:  # on stderr, so --json stays one JSON document on stdout
+                err_console.print(f"[dim]as new visitor {sender}; continue with --from {sender}[/]", highlight=False)
             outcome = services.turns.handle(
                 InboundMessage(channel=channel, sender=sender, text=message, vouched=verified)
             )
@@ -107,7 +118,8 @@ def chat(
             else:
                 _print_outcome(outcome)
             return
-        console.print(f"Chatting on [bold]{channel.value}[/] as {sender}. Ctrl-D or 'quit' to leave.")
+        who = f"new visitor {sender} (continue later with --from {sender})" if new_visitor else sender
+        console.print(f"Chatting on [bold]{channel.value}[/] as {who}. Ctrl-D or 'quit' to leave.", soft_wrap=True)
         while (text := _read_line()) is not None:
             if text.strip():
                 _print_outcome(
@@ -115,6 +127,16 @@ def chat(
                 )
     finally:
         services.close()
+
+
+HANDLE_NEEDED = {Channel.SMS: "a phone number", Channel.VOICE: "a phone number", Channel.EMAIL: "an email address"}
+
+
+def _new_visitor(channel: Channel) -> str:
+    """A visitor id of its own for a chat without `--from`: one person's escalation never silences the next run."""
+    if channel in HANDLE_NEEDED:
+        raise UsageError(f"--channel {channel.value} needs --from ({HANDLE_NEEDED[channel]})")
+    return f"cli-visitor-{secrets.token_hex(6)}"
 
 
 def _read_line() -> str | None:

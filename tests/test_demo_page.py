@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from threadline.api.app import create_app
+from threadline.conversations.desk import QUEUE_TIMEOUT_TEXT
 from threadline.core.settings import Settings
 from threadline.core.types import Channel, CustomerId, HandleType, InboundMessage
 from threadline.demo.loader import DATA_DIR
@@ -129,6 +131,107 @@ def test_one_browser_is_rate_limited_like_any_sender(demo_db_url: str, tmp_path:
         assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
 
 
+# --- what reaches the customer between turns ----------------------------------------------------------------
+
+AGENT_KEY = "demo-page-agent-key-0001"
+AGENT = {"Authorization": f"Bearer {AGENT_KEY}"}
+ASK_FOR_A_PERSON = "I'd like to speak to a person, please"
+AGENT_TEXT = "Hi, this is Sam from the support team. Your parcel left our warehouse this morning."
+
+
+@pytest.fixture
+def desk_client(demo_db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The demo page, and an agent key for the handoff API."""
+    settings = Settings(
+        data_dir=tmp_path, database_url=demo_db_url, demo_page=True, bootstrap_keys=f"agent:{AGENT_KEY}"
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _updates(client: TestClient, visitor_id: str, after: int, *speakers: dict[str, str]) -> Any:
+    body = {
+        "visitor_id": visitor_id,
+        "after": after,
+        "speakers": list(speakers or [{"channel": "web", "identity": "visitor"}]),
+    }
+    response = client.post("/demo/updates", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_an_agents_reply_reaches_the_visitor_it_was_written_to_and_no_one_else(desk_client: TestClient) -> None:
+    asked = _post(desk_client, text=ASK_FOR_A_PERSON, visitor_id="visitor-aaaaaaaaaaaa").json()
+    assert asked["owner"] == "queue" and asked["handoff_id"] and asked["reply"]  # the queue's acknowledgement
+    other = _post(desk_client, text="what is your return policy?", visitor_id="visitor-bbbbbbbbbbbb").json()
+    assert other["owner"] == "ai"
+    # Nothing between turns yet: the acknowledgement came with the turn, so polling does not repeat it.
+    assert _updates(desk_client, "visitor-aaaaaaaaaaaa", 0)["messages"] == []
+
+    handoff = asked["handoff_id"]
+    assert desk_client.post(f"/v1/handoffs/{handoff}/claim", headers=AGENT).status_code == 200
+    assert _updates(desk_client, "visitor-aaaaaaaaaaaa", asked["cursor"])["owner"] == "human"
+    sent = desk_client.post(f"/v1/handoffs/{handoff}/reply", json={"text": AGENT_TEXT}, headers=AGENT)
+    assert sent.status_code == 200, sent.text
+
+    news = _updates(desk_client, "visitor-aaaaaaaaaaaa", asked["cursor"])
+    assert [(m["author"], m["channel"], m["text"]) for m in news["messages"]] == [("agent", "web", AGENT_TEXT)]
+    assert news["owner"] == "human" and news["cursor"] == sent.json()["message_id"]
+    assert _updates(desk_client, "visitor-aaaaaaaaaaaa", news["cursor"])["messages"] == []  # shown once
+    # Another browser, even polling from the very beginning, sees none of it.
+    elsewhere = _updates(desk_client, "visitor-bbbbbbbbbbbb", 0)
+    assert elsewhere == {"messages": [], "owner": "ai", "cursor": 0}
+
+    # The case goes back to the AI: the page learns it, and the AI answers the visitor again.
+    released = desk_client.post(f"/v1/handoffs/{handoff}/release", json={"note": "told them"}, headers=AGENT)
+    assert released.status_code == 200
+    assert _updates(desk_client, "visitor-aaaaaaaaaaaa", news["cursor"]) == {
+        "messages": [],
+        "owner": "ai",
+        "cursor": news["cursor"],
+    }
+    again = _post(desk_client, text="what is your return policy?", visitor_id="visitor-aaaaaaaaaaaa").json()
+    assert again["owner"] == "ai" and "(Source: Returns.)" in again["reply"]
+
+
+def test_a_quiet_visitor_whose_case_waited_too_long_gets_the_desks_notice(demo_db_url: str, tmp_path: Path) -> None:
+    keys = f"agent:{AGENT_KEY}"
+    settings = Settings(
+        data_dir=tmp_path, database_url=demo_db_url, demo_page=True, bootstrap_keys=keys, queue_timeout_minutes=0.0001
+    )
+    with TestClient(create_app(settings)) as client:
+        asked = _post(client, text=ASK_FOR_A_PERSON, visitor_id="visitor-cccccccccccc").json()
+        assert asked["owner"] == "queue"
+        assert client.get("/v1/handoffs", headers=AGENT).status_code == 200  # the queue is looked at: too late
+        news = _updates(client, "visitor-cccccccccccc", asked["cursor"])
+        assert [(m["author"], m["text"]) for m in news["messages"]] == [("notice", QUEUE_TIMEOUT_TEXT)]
+        assert news["owner"] == "queue"
+
+
+def test_polling_reads_only_conversations_the_page_could_speak_in(desk_client: TestClient) -> None:
+    services = desk_client.app.state.services  # type: ignore[attr-defined]
+    # A real site's visitor, whose id a browser happens to know, is handed off and gets an agent's reply.
+    real = services.turns.handle(
+        InboundMessage(channel=Channel.WEB, sender="visitor-0123456789ab", text=ASK_FOR_A_PERSON)
+    )
+    assert real.handoff_id is not None
+    services.desk.claim(real.handoff_id, "agent:ana")
+    services.desk.agent_reply(real.handoff_id, "agent:ana", "Ana here, about your private order.")
+    # The page speaks as `demo-page-<id>`, never as the real visitor: nothing of theirs comes back.
+    assert _updates(desk_client, "visitor-0123456789ab", 0) == {"messages": [], "owner": "ai", "cursor": 0}
+    # Speakers are presets checked as when sending: no real numbers, no unknown presets, no smuggled handles.
+    body = {"visitor_id": "visitor-0123456789ab", "after": 0}
+    for speakers, expected in [
+        ([{"channel": "sms", "identity": "phone", "phone": "+1 415 555 2671"}], "fictional numbers"),
+        ([{"channel": "web", "identity": "nobody"}], "nobody"),
+        ([{"channel": "web", "identity": "visitor", "sender": "visitor-0123456789ab"}], "sender"),
+        ([], "speakers"),
+        ([{"channel": "web", "identity": "visitor"}] * 9, "speakers"),
+    ]:
+        refused = desk_client.post("/demo/updates", json={**body, "speakers": speakers})
+        assert refused.status_code == 422 and expected in refused.json()["error"]["message"], refused.text
+
+
 # --- the browser ----------------------------------------------------------------------------------------------
 
 
@@ -220,3 +323,88 @@ def test_a_web_conversation_continues_over_sms_in_the_browser(live_server: str) 
             assert not problems, problems
         finally:
             browser.close()
+
+
+@pytest.fixture
+def live_desk(demo_db_url: str, tmp_path: Path) -> Iterator[str]:
+    """The app with the demo page and an agent key, served on a free local port."""
+    settings = Settings(
+        data_dir=tmp_path, database_url=demo_db_url, demo_page=True, bootstrap_keys=f"agent:{AGENT_KEY}"
+    )
+    with serve(create_app(settings), "demo-desk-server") as base:
+        yield base
+
+
+@pytest.mark.slow
+def test_an_agents_reply_appears_in_the_customers_conversation_in_the_browser(live_desk: str) -> None:
+    require_chromium()
+    REPORTS.mkdir(exist_ok=True)
+    agent = httpx.Client(base_url=live_desk, headers=AGENT, timeout=30)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.goto(f"{live_desk}/demo")
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            replies, banner = page.get_by_test_id("reply"), page.get_by_test_id("handoff-banner")
+
+            def send(text: str) -> None:
+                page.get_by_test_id("composer-input").fill(text)
+                page.get_by_test_id("composer-input").press("Enter")
+
+            # An anonymous visitor asks for a person: the assistant says so and goes quiet; the case waits.
+            send(ASK_FOR_A_PERSON)
+            expect(replies).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
+            expect(replies.nth(0)).to_contain_text("passed your conversation to a member of our team")
+            expect(banner).to_contain_text("Waiting for a person from our team")
+
+            # An agent takes the case from the queue and writes through the agent API.
+            queued = agent.get("/v1/handoffs", params={"status": "queued"}).json()
+            assert len(queued) == 1 and queued[0]["channel"] == "web", queued
+            handoff = queued[0]["id"]
+            assert agent.post(f"/v1/handoffs/{handoff}/claim").status_code == 200
+            expect(page.get_by_test_id("note").last).to_have_text(
+                "A person from our team joined the conversation.", timeout=REPLY_TIMEOUT_MS
+            )
+            expect(banner).to_contain_text("A person from our team has the case")
+            assert agent.post(f"/v1/handoffs/{handoff}/reply", json={"text": AGENT_TEXT}).status_code == 200
+
+            # It appears in the visitor's conversation without a reload, from the support team, not the assistant.
+            said = page.locator('[data-role="agent"]')
+            expect(said).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
+            expect(said.get_by_test_id("agent-reply")).to_have_text(AGENT_TEXT)
+            expect(said.get_by_test_id("who")).to_have_text("Support team")
+            expect(said).to_have_attribute("data-channel", "web")
+            expect(replies).to_have_count(1)  # the assistant said nothing more
+
+            # The visitor answers the person; the agent sees it on the case, then resolves it.
+            send("Thanks Sam! Can you tell me the tracking number?")
+            expect(page.get_by_test_id("note").last).to_contain_text("a person will answer", timeout=REPLY_TIMEOUT_MS)
+            events = agent.get(f"/v1/handoffs/{handoff}").json()["events"]
+            heard = [e["payload"]["text"] for e in events if e["kind"] == "customer_message"]
+            assert heard == ["Thanks Sam! Can you tell me the tracking number?"], events
+            page.screenshot(path=str(REPORTS / "demo-agent-reply.png"))
+            assert agent.post(f"/v1/handoffs/{handoff}/resolve").status_code == 200
+            expect(page.get_by_test_id("note").last).to_contain_text(
+                "handed the conversation back to the assistant", timeout=REPLY_TIMEOUT_MS
+            )
+            expect(banner).to_be_hidden()
+
+            # The assistant answers again.
+            send("What is your return policy?")
+            expect(replies).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
+            expect(replies.nth(1)).to_contain_text("Returns")
+            expect(page.locator('[data-role="agent"]')).to_have_count(1)  # shown once, not again on every poll
+
+            # A reload keeps the conversation, the agent's reply once.
+            page.reload()
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            expect(page.get_by_test_id("agent-reply")).to_have_count(1)
+            assert not problems, problems
+        finally:
+            browser.close()
+            agent.close()

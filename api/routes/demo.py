@@ -6,12 +6,18 @@ posts to `POST /demo/messages`, which turns a preset identity into an `InboundMe
 presets vouch for demo customers without a signature, so the page speaks only as what is fiction: the demo
 personas, fictional phone numbers (+1 555 010 0100 to 0199) and visitor ids in its own `demo-page-` namespace, so it
 never merges a visitor it did not create. Each browser and each handle is rate-limited like any sender.
+
+What reaches the customer outside a turn — an agent's reply from the console, the desk's notice that the queue is
+slow — is read back by `POST /demo/updates`, which the page polls: it names the same presets (and the browser's
+own visitor id) as the messages it sent, so it reads only the conversations the page could speak as, never by a
+customer id.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -21,11 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.api.deps import ServicesDep
 from threadline.api.pages import mount_static, render_page
+from threadline.api.routes import MAX_ID
 from threadline.core.errors import InvalidInputError
 from threadline.core.rate_limits import RateLimiter
-from threadline.core.types import Channel, CustomerId, InboundMessage
+from threadline.core.types import Channel, Customer, CustomerId, Direction, InboundMessage
 from threadline.demo.loader import read_json
-from threadline.memory.identity import normalize_phone
+from threadline.memory.identity import classify_handle, normalize_phone
+from threadline.product.services import Services
 
 MAX_DEMO_TEXT_CHARS = 1000
 DEMO_PHONE = "+1 555 010 0199"  # 555-0100…0199 numbers are reserved for fiction
@@ -42,6 +50,12 @@ SUGGESTIONS = {
     "voice": ["Any update on what I asked?", "I'd like to speak to a person, please"],
 }
 _SUBJECT_WORDS = 8
+MAX_SPEAKERS = 8
+"""The most identities one poll may ask about (the page sends those it spoke as, the current one first)."""
+POLL_MS = 2000
+"""How often the page asks for what reached the customer between turns."""
+_RECENT_MESSAGES = 50
+_MERGE_HOPS = 5
 
 DemoChannel = Literal["web", "sms", "email", "voice"]
 
@@ -133,20 +147,66 @@ class DemoReplyOut(BaseModel):
     sender: str = Field(description="The handle the message came from.")
     customer_name: str | None = Field(description="Whom the conversation is filed under, when a known customer.")
     subject: str | None = Field(description="Email only: the subject line of the exchange.")
+    cursor: int = Field(description="The latest message id of the conversation: poll `/demo/updates` after it.")
 
 
-def _sender(body: DemoMessageIn, preset: Preset) -> tuple[str, bool, str | None]:
-    """(sender, vouched, previous sender) for the preset on the body's channel."""
-    if body.channel not in preset.channels:
-        raise InvalidInputError(f"the identity {preset.label!r} cannot send on {CHANNEL_LABELS[body.channel]}")
-    visitor = VISITOR_NAMESPACE + body.visitor_id
+class DemoSpeaker(BaseModel):
+    """An identity the page spoke as: a preset on a channel (and the number, for the phone preset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: DemoChannel
+    identity: str = Field(min_length=1, max_length=64, description="An identity preset id.")
+    phone: str | None = Field(None, max_length=32)
+
+
+class DemoUpdatesIn(BaseModel):
+    """What the page asks for while it waits: messages to the identities it spoke as, after the last it showed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visitor_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="The id this browser generated.")
+    after: int = Field(ge=0, le=MAX_ID, description="The last message id the page has shown or skipped.")
+    speakers: list[DemoSpeaker] = Field(min_length=1, max_length=MAX_SPEAKERS, description="The current one first.")
+
+
+class DemoUpdate(BaseModel):
+    """A message the customer received outside a turn of theirs."""
+
+    id: int
+    channel: str
+    text: str
+    author: Literal["agent", "notice"] = Field(description="A person on the support team, or the desk's notice.")
+    at: datetime
+
+
+class DemoUpdatesOut(BaseModel):
+    """New messages for the page, and who answers the current identity now."""
+
+    messages: list[DemoUpdate]
+    owner: str = Field(description="ai, queue or human: who answers the first speaker's next message.")
+    cursor: int = Field(description="Pass as `after` next time.")
+
+
+def _preset(identity: str) -> Preset:
+    preset = presets().get(identity)
+    if preset is None:
+        raise InvalidInputError(f"unknown identity preset {identity!r}")
+    return preset
+
+
+def _sender(channel: DemoChannel, preset: Preset, visitor_id: str, phone: str | None) -> tuple[str, bool, str | None]:
+    """(sender, vouched, previous sender) for the preset on `channel`."""
+    if channel not in preset.channels:
+        raise InvalidInputError(f"the identity {preset.label!r} cannot send on {CHANNEL_LABELS[channel]}")
+    visitor = VISITOR_NAMESPACE + visitor_id
     if preset.kind == "visitor":
         return visitor, False, None
     if preset.kind == "signed_in":
         assert preset.email is not None
         return preset.email, True, visitor
     if preset.kind == "phone":
-        phone = normalize_phone(body.phone or DEMO_PHONE)
+        phone = normalize_phone(phone or DEMO_PHONE)
         if not FICTIONAL_PHONE.match(phone):
             raise InvalidInputError("the demo page speaks only from fictional numbers, +1 555 010 0100 to 0199")
         return phone, False, None
@@ -172,6 +232,9 @@ def page(request: Request) -> HTMLResponse:
         "maxChars": MAX_DEMO_TEXT_CHARS,
         "suggestions": SUGGESTIONS,
         "endpoint": request.url_for("demo_message").path,
+        "updates": request.url_for("demo_updates").path,
+        "pollMs": POLL_MS,
+        "maxSpeakers": MAX_SPEAKERS,
     }
     context = {"store_name": settings.store_name, "config": config, "channels": CHANNEL_LABELS}
     return render_page(request, "demo.html", context, no_store=False)
@@ -180,10 +243,8 @@ def page(request: Request) -> HTMLResponse:
 @router.post("/messages", response_model=DemoReplyOut, name="demo_message")
 def demo_message(body: DemoMessageIn, request: Request, services: ServicesDep) -> DemoReplyOut:
     """Run one turn as the chosen identity, server-side, and return the outcome for the timeline."""
-    preset = presets().get(body.identity)
-    if preset is None:
-        raise InvalidInputError(f"unknown identity preset {body.identity!r}")
-    sender, vouched, previous = _sender(body, preset)
+    preset = _preset(body.identity)
+    sender, vouched, previous = _sender(body.channel, preset, body.visitor_id, body.phone)
     browsers: RateLimiter = request.app.state.demo_browsers
     browsers.check(request.client.host if request.client else "unknown", "browser")
     message = InboundMessage(
@@ -207,6 +268,63 @@ def demo_message(body: DemoMessageIn, request: Request, services: ServicesDep) -
         sender=sender,
         customer_name=customer.display_name if customer and not customer.provisional else None,
         subject=_subject(body.text) if body.channel == "email" else None,
+        cursor=_latest_message_id(services, CustomerId(outcome.customer_id)),
+    )
+
+
+def _latest_message_id(services: Services, customer_id: CustomerId) -> int:
+    return max((m.id for m in services.stores.messages.for_customer(customer_id, 1)), default=0)
+
+
+def _spoken_as(services: Services, channel: DemoChannel, sender: str) -> Customer | None:
+    """The customer whose conversation a handle is in now (following merges), without creating one."""
+    handle_type, handle = classify_handle(Channel(channel), sender)
+    identity = services.stores.customers.find_by_handle(handle_type, handle)
+    customer = services.stores.customers.get(identity.customer_id) if identity else None
+    for _ in range(_MERGE_HOPS):
+        if customer is None or customer.merged_into is None:
+            break
+        customer = services.stores.customers.get(customer.merged_into)
+    return customer
+
+
+@router.post("/updates", response_model=DemoUpdatesOut, name="demo_updates")
+def demo_updates(body: DemoUpdatesIn, services: ServicesDep) -> DemoUpdatesOut:
+    """Messages the customers the page spoke as received outside their own turns (agent replies, the desk's
+    notices) after `after`, and who answers the current speaker now. The speakers are presets, as when sending, so
+    a browser reads only conversations it could write in; nothing is created. A turn's own replies are not here:
+    the page has them from `POST /demo/messages`."""
+    spoken: list[Customer | None] = []
+    for speaker in body.speakers:
+        sender, _vouched, _previous = _sender(
+            speaker.channel, _preset(speaker.identity), body.visitor_id, speaker.phone
+        )
+        spoken.append(_spoken_as(services, speaker.channel, sender))
+    customers = {c.id: c for c in spoken if c is not None}
+    found = sorted(
+        (
+            m
+            for customer_id in customers
+            for m in services.stores.messages.for_customer(customer_id, _RECENT_MESSAGES)
+            if m.id > body.after and m.direction is Direction.OUTBOUND and m.reply_to_id is None
+        ),
+        key=lambda m: m.id,
+    )
+    current = spoken[0]
+    handoff = services.stores.handoffs.open_for_customer(current.id) if current else None
+    return DemoUpdatesOut(
+        messages=[
+            DemoUpdate(
+                id=m.id,
+                channel=m.channel.value,
+                text=m.text,
+                author="agent" if m.metadata.get("agent") else "notice",
+                at=m.created_at,
+            )
+            for m in found
+        ],
+        owner=handoff.owner if handoff else "ai",
+        cursor=max([body.after, *(m.id for m in found)]),
     )
 
 

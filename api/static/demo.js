@@ -1,5 +1,7 @@
 // The /demo chat page: channel tabs, identity presets, one timeline across channels. No dependencies.
 // Everything customer- or model-written goes into the page through textContent, never as HTML.
+// Once the page has spoken, it polls for what reaches the customer outside its own turns: a support agent's replies
+// from the console, the desk's notices, and who answers now (the AI, the queue or a person).
 "use strict";
 
 (function () {
@@ -14,6 +16,7 @@
     timeline: $("timeline"),
     welcome: $("welcome"),
     banner: $("handoff-banner"),
+    bannerText: $("handoff-banner-text"),
     form: $("composer"),
     text: $("text"),
     send: $("send"),
@@ -58,10 +61,17 @@
       phone: config.defaultPhone,
       owner: "ai",
       entries: [],
+      speakers: [], // {channel, identity, phone}: whom the page spoke as, the latest first (what it polls for)
+      cursor: null, // the last message id of the conversations polled so far
     },
     load() || {},
   );
   let busy = false;
+  let sends = 0; // counts sends, so a poll that overlapped one does not overrule the owner the send reported
+  const BANNER = {
+    queue: "Waiting for a person from our team — the assistant is silent",
+    human: "A person from our team has the case — the assistant is silent",
+  };
 
   function save() {
     try {
@@ -110,8 +120,13 @@
         el("button", { type: "button", class: "suggestion", "data-testid": "suggestion", text: s }),
       ),
     );
-    els.banner.hidden = state.owner === "ai";
+    showOwner();
     updateCounter();
+  }
+
+  function showOwner() {
+    els.banner.hidden = state.owner === "ai";
+    els.bannerText.textContent = BANNER[state.owner] || BANNER.human;
   }
 
   function contextLabel(preset) {
@@ -141,31 +156,35 @@
 
   // --- the timeline ---------------------------------------------------------------------------------------
 
-  function meta(entry, who) {
+  function meta(entry, who, person) {
     return el(
       "div",
       { class: "entry-meta" },
       icon(entry.channel),
       el("span", { class: "channel-name", text: CHANNEL_LABEL[entry.channel] }),
-      el("span", { text: `· ${who} · ${clock(entry.at)}` }),
+      el("span", { text: "·" }),
+      person && icon("person"),
+      el("span", { class: "entry-who", "data-testid": "who", text: who }),
+      el("span", { text: `· ${clock(entry.at)}` }),
     );
   }
 
+  const TEXT_ID = { assistant: "reply", agent: "agent-reply", notice: "notice", customer: "said" };
+  const SPEAKER = { assistant: "Assistant", agent: "Support team", notice: "Notice", customer: "Caller" };
+
   function body(entry, role) {
-    const text = el("div", { class: "text", "data-testid": role === "assistant" ? "reply" : "said", text: entry.text });
+    const text = el("div", { class: "text", "data-testid": TEXT_ID[role], text: entry.text });
+    const ours = role !== "customer";
     if (entry.channel === "email") {
-      const from = role === "assistant" ? `Customer Care, ${config.storeName}` : entry.sender;
-      const to = role === "assistant" ? entry.sender : "Customer Care";
-      const subject = entry.subject || "";
+      const from = role === "agent" ? `Support team, ${config.storeName}` : `Customer Care, ${config.storeName}`;
       const head = el("dl", { class: "email-head" });
-      for (const [k, v, cls] of [["From", from], ["To", to], ["Subject", subject, "subject"]]) {
-        head.append(el("dt", { text: k }), el("dd", { class: cls, text: v }));
-      }
+      const rows = ours ? [["From", from], ["To", entry.sender || "You"]] : [["From", entry.sender], ["To", "Customer Care"]];
+      if (entry.subject || role === "assistant" || role === "customer") rows.push(["Subject", entry.subject || "", "subject"]);
+      for (const [k, v, cls] of rows) head.append(el("dt", { text: k }), el("dd", { class: cls, text: v }));
       return el("article", { class: "email-card" }, head, text);
     }
     if (entry.channel === "voice") {
-      const speaker = role === "assistant" ? "Assistant" : "Caller";
-      return el("div", { class: "transcript" }, el("span", { class: "speaker", text: speaker }), text);
+      return el("div", { class: "transcript" }, el("span", { class: "speaker", text: SPEAKER[role] }), text);
     }
     return el("div", { class: "bubble" }, text);
   }
@@ -242,6 +261,21 @@
           body(entry, "assistant"),
           chips(entry.tools),
           foot,
+        ),
+      );
+    } else if (entry.role === "agent" || entry.role === "notice") {
+      // Written outside the customer's turns: a person on the support team, or the desk's automatic notice.
+      nodes.push(
+        el(
+          "div",
+          {
+            class: `entry entry--${entry.role} entry--${entry.channel}`,
+            "data-testid": "message",
+            "data-role": entry.role,
+            "data-channel": entry.channel,
+          },
+          meta(entry, entry.role === "agent" ? "Support team" : "Automatic notice", entry.role === "agent"),
+          body(entry, entry.role),
         ),
       );
     } else {
@@ -324,8 +358,11 @@
         append({ role: "note", error: true, text: message, at: new Date().toISOString() });
         return;
       }
+      sends += 1;
+      remember({ channel, identity: preset.id, phone: payload.phone || null });
+      if (state.cursor === null) state.cursor = data.cursor;
       state.owner = data.owner;
-      els.banner.hidden = data.owner === "ai";
+      showOwner();
       if (data.reply !== null) {
         append({
           role: "assistant",
@@ -350,6 +387,64 @@
       els.send.disabled = false;
       save();
       els.text.focus();
+      schedulePoll(0);
+    }
+  }
+
+  // --- what arrives between turns -------------------------------------------------------------------------
+
+  function remember(speaker) {
+    const same = (s) => s.channel === speaker.channel && s.identity === speaker.identity && s.phone === speaker.phone;
+    state.speakers = [speaker, ...state.speakers.filter((s) => !same(s))].slice(0, config.maxSpeakers);
+  }
+
+  const OWNER_NOTE = {
+    human: "A person from our team joined the conversation.",
+    ai: "Our team handed the conversation back to the assistant: it answers your next message.",
+  };
+  let pollTimer = null;
+  let polling = false;
+
+  function schedulePoll(delay) {
+    if (pollTimer !== null) clearTimeout(pollTimer);
+    pollTimer = state.speakers.length ? setTimeout(poll, delay) : null;
+  }
+
+  async function poll() {
+    pollTimer = null;
+    if (polling || state.cursor === null || !state.speakers.length) return;
+    if (document.hidden) return schedulePoll(config.pollMs);
+    polling = true;
+    const startedAt = sends;
+    const payload = { visitor_id: state.visitorId, after: state.cursor, speakers: state.speakers };
+    try {
+      const response = await fetch(config.updates, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(payload),
+      });
+      if (response.ok && payload.visitor_id === state.visitorId) {
+        const data = await response.json();
+        for (const message of data.messages) {
+          if (message.id <= state.cursor) continue;
+          append({ role: message.author, channel: message.channel, text: message.text, at: message.at });
+        }
+        state.cursor = Math.max(state.cursor, data.cursor);
+        if (startedAt === sends && data.owner !== state.owner) {
+          const note = OWNER_NOTE[data.owner];
+          if (note) {
+            append({ role: "note", text: note, at: new Date().toISOString() });
+          }
+          state.owner = data.owner;
+          showOwner();
+        }
+        save();
+      }
+    } catch (_) {
+      /* the server is away for a moment: try again later */
+    } finally {
+      polling = false;
+      schedulePoll(config.pollMs);
     }
   }
 
@@ -402,6 +497,9 @@
     state.visitorId = randomId();
     state.entries = [];
     state.owner = "ai";
+    state.speakers = [];
+    state.cursor = null;
+    schedulePoll(0);
     save();
     renderControls();
     renderTimeline();
@@ -409,7 +507,12 @@
   });
   if (window.matchMedia("(max-width: 899px)").matches) els.guide.open = false;
 
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) schedulePoll(0);
+  });
+
   renderControls();
   renderTimeline();
+  schedulePoll(0);
   document.body.dataset.ready = "true";
 })();
