@@ -43,9 +43,9 @@ class PacketCustomer(BaseModel):
     verification_level: str
     identities: list[str] = Field(default_factory=list)
     provisional: bool = False
-    lifetime_value: float | None = Field(None, description="Sum of the customer's order totals (1.1).")
+    lifetime_value: float | None = Field(None, description="Paid and kept: orders not cancelled, less returns (1.1).")
     order_count: int = Field(0, description="Orders on record (1.1).")
-    tier: Tier | None = Field(None, description="`vip` from the high-value spend, `regular` with orders (1.1).")
+    tier: Tier | None = Field(None, description="`vip` from the high-value spend, `regular` with a kept order (1.1).")
 
 
 class QuotedData(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,12 +17,12 @@ from threadline.core.handoff import (
     QuotedData,
     Stall,
     StallPoint,
-    Tier,
     ToolTrail,
 )
 from threadline.core.order_actions import ActionRecord
+from threadline.core.standing import Standing
 from threadline.core.tool_names import ACTION_KIND_OF_TOOL, CONFIRM_ORDER_ACTION, LOOKUP_ORDER
-from threadline.core.types import ChannelIdentity, Customer, Episode, Order
+from threadline.core.types import ChannelIdentity, Customer, Episode
 from threadline.graphs import policy
 from threadline.tools.results import (
     ActionDeclined,
@@ -85,22 +84,6 @@ CLOSING_STEP = "Reply on the customer's current channel, then resolve or release
 TRANSCRIPT_REF = "/v1/customers/{customer_id}/timeline"
 QUOTE_CHARS = 600
 """How much of a tool's result the packet quotes."""
-
-
-@dataclass(frozen=True)
-class Standing:
-    """The customer's value to the store, from their orders."""
-
-    lifetime_value: float
-    order_count: int
-    tier: Tier
-
-
-def standing(orders: Sequence[Order], high_value_spend: float) -> Standing:
-    """Lifetime value (sum of order totals) and tier: `vip` from `high_value_spend`, `regular` with orders."""
-    value = round(float(sum((o.total for o in orders), 0)), 2)
-    tier: Tier = "vip" if orders and value >= high_value_spend else "regular" if orders else "new"
-    return Standing(value, len(orders), tier)
 
 
 def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
