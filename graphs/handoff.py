@@ -84,7 +84,7 @@ NEXT_STEPS: dict[StallPoint, list[str]] = {
 CLOSING_STEP = "Reply on the customer's current channel, then resolve or release the case."
 UNNAMED = "the customer (no name on file yet: ask for it only if you need it)"
 """Who a next step addresses when the customer's name is not known (a new contact)."""
-PENDING_STEP = "Ask whether they still want this, not yet done: {text} If so, run it from Order actions."
+PENDING_STEP = "Ask whether they still want this, not done yet: {text}. If so, run it from Order actions."
 TRANSCRIPT_REF = "/v1/customers/{customer_id}/timeline"
 QUOTE_CHARS = 600
 """How much of a tool's result the packet quotes."""
@@ -253,7 +253,7 @@ def next_steps(stall: StallPoint, name: str | None, pending: PacketAction | None
     action the customer never confirmed is asked about again."""
     steps = [step.format(name=name or UNNAMED) for step in NEXT_STEPS.get(stall, [])]
     if pending is not None:
-        steps.append(PENDING_STEP.format(text=pending.text.strip()))
+        steps.append(PENDING_STEP.format(text=pending.text.strip().rstrip(".")))
     return [*steps, CLOSING_STEP]
 
 
