@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from threadline.core.redaction import ALL_KINDS, redact, redact_value
 
-PACKET_VERSION = "1.3"
+PACKET_VERSION = "1.4"
 """1.1 added, all with defaults: the customer's lifetime value, order count and tier; intent confidence and
-signals; sentiment over the turns."""
+signals; sentiment over the turns. 1.2 the case's order actions, 1.3 the customer's language, 1.4 the order action
+still pending."""
 
 
 class StallPoint(StrEnum):
@@ -43,9 +44,9 @@ class PacketCustomer(BaseModel):
     verification_level: str
     identities: list[str] = Field(default_factory=list)
     provisional: bool = False
-    lifetime_value: float | None = Field(None, description="Sum of the customer's order totals (1.1).")
+    lifetime_value: float | None = Field(None, description="Paid and kept: orders not cancelled, less returns (1.1).")
     order_count: int = Field(0, description="Orders on record (1.1).")
-    tier: Tier | None = Field(None, description="`vip` from the high-value spend, `regular` with orders (1.1).")
+    tier: Tier | None = Field(None, description="`vip` from the high-value spend, `regular` with a kept order (1.1).")
 
 
 class QuotedData(BaseModel):
@@ -67,7 +68,8 @@ class ToolTrail(BaseModel):
 
 
 class PacketAction(BaseModel):
-    """An order action in the case: proposed and waiting for the customer's yes, done, declined or refused."""
+    """An order action in the case: proposed (the customer has not said yes, so nothing ran), done, declined or
+    refused."""
 
     status: Literal["proposed", "done", "declined", "refused"]
     kind: str
@@ -111,6 +113,11 @@ class HandoffPacket(BaseModel):
         default_factory=list, description="Compound sentiment (-1…1) of the recent customer turns, oldest first (1.1)."
     )
     language: str | None = Field(None, description="The language the customer writes in, e.g. `es` (1.3).")
+    pending_action: PacketAction | None = Field(
+        None,
+        description="The order action the AI proposed that the customer has not confirmed: nothing ran, and nothing "
+        "runs on its own now that a person has the case (1.4).",
+    )
     transcript_ref: str
 
 

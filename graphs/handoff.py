@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,15 +17,16 @@ from threadline.core.handoff import (
     QuotedData,
     Stall,
     StallPoint,
-    Tier,
     ToolTrail,
 )
 from threadline.core.order_actions import ActionRecord
+from threadline.core.standing import Standing
 from threadline.core.tool_names import ACTION_KIND_OF_TOOL, CONFIRM_ORDER_ACTION, LOOKUP_ORDER
-from threadline.core.types import ChannelIdentity, Customer, Episode, Order
+from threadline.core.types import ChannelIdentity, Customer, Episode
 from threadline.graphs import policy
 from threadline.tools.results import (
     ActionDeclined,
+    ActionProposed,
     ActionRefused,
     KnowledgePassage,
     KnowledgeResult,
@@ -51,7 +51,7 @@ PRIORITY_FOR_STALL: dict[StallPoint, Priority] = {
     StallPoint.TOOL_ERROR: "high",
 }
 NEXT_STEPS: dict[StallPoint, list[str]] = {
-    StallPoint.CUSTOMER_REQUESTED_HUMAN: ["Greet the customer by name and take over: they asked for a person."],
+    StallPoint.CUSTOMER_REQUESTED_HUMAN: ["Greet {name} and take over: they asked for a person."],
     StallPoint.MODEL_REQUESTED: ["Read the AI's reason in the evidence and take over the request."],
     StallPoint.NEGATIVE_SENTIMENT: [
         "Acknowledge the frustration before anything else.",
@@ -82,25 +82,12 @@ NEXT_STEPS: dict[StallPoint, list[str]] = {
     StallPoint.OUT_OF_SCOPE: ["Find out what the customer needs, or point them to the right place."],
 }
 CLOSING_STEP = "Reply on the customer's current channel, then resolve or release the case."
+UNNAMED = "the customer (no name on file yet: ask for it only if you need it)"
+"""Who a next step addresses when the customer's name is not known (a new contact)."""
+PENDING_STEP = "Ask whether they still want this, not done yet: {text}. If so, run it from Order actions."
 TRANSCRIPT_REF = "/v1/customers/{customer_id}/timeline"
 QUOTE_CHARS = 600
 """How much of a tool's result the packet quotes."""
-
-
-@dataclass(frozen=True)
-class Standing:
-    """The customer's value to the store, from their orders."""
-
-    lifetime_value: float
-    order_count: int
-    tier: Tier
-
-
-def standing(orders: Sequence[Order], high_value_spend: float) -> Standing:
-    """Lifetime value (sum of order totals) and tier: `vip` from `high_value_spend`, `regular` with orders."""
-    value = round(float(sum((o.total for o in orders), 0)), 2)
-    tier: Tier = "vip" if orders and value >= high_value_spend else "regular" if orders else "new"
-    return Standing(value, len(orders), tier)
 
 
 def tool_trail(messages: list[AnyMessage]) -> list[ToolTrail]:
@@ -226,10 +213,12 @@ def build_packet(
     cited = sorted(set(cited_articles(messages)))
     verified = level in ("verified", "strong")
     channels = list(dict.fromkeys([*(episode.channels if episode else []), channel]))
+    name = None if customer.provisional else customer.display_name.strip() or None
+    pending = next((a for a in reversed(order_actions) if a.status == "proposed"), None)
     return HandoffPacket(
         customer=PacketCustomer(
             id=customer.id,
-            name=None if customer.provisional else customer.display_name,
+            name=name,
             verification_level=level,
             identities=[f"{i.handle_type.value}:{i.handle_value}" for i in identities],
             provisional=customer.provisional,
@@ -247,22 +236,33 @@ def build_packet(
         stall=Stall(type=stall, evidence=evidence[-3:], detail=detail),
         facts=_facts(messages, customer, level),
         open_questions=_open_questions(messages, verified, stall),
-        next_steps=[*NEXT_STEPS.get(stall, []), CLOSING_STEP],
+        next_steps=next_steps(stall, name, pending),
         priority=priority,
         sla_due_at=now + SLA[priority],
         articles_cited=cited,
         order_actions=list(order_actions),
         sentiment=[round(float(s), 3) for s in sentiment],
         language=customer_language(asked),
+        pending_action=pending,
         transcript_ref=TRANSCRIPT_REF.format(customer_id=customer.id),
     )
+
+
+def next_steps(stall: StallPoint, name: str | None, pending: PacketAction | None) -> list[str]:
+    """What the agent should do for `stall`, addressing the customer by `name` when it is known; a proposed order
+    action the customer never confirmed is asked about again."""
+    steps = [step.format(name=name or UNNAMED) for step in NEXT_STEPS.get(stall, [])]
+    if pending is not None:
+        steps.append(PENDING_STEP.format(text=pending.text.strip().rstrip(".")))
+    return [*steps, CLOSING_STEP]
 
 
 def packet_actions(
     messages: list[AnyMessage], proposal: dict[str, Any] | None, audited: Sequence[ActionRecord]
 ) -> list[PacketAction]:
     """The case's order actions for the agent: those run or refused when run (the audit, oldest first), those
-    refused or declined in the conversation, and the one still waiting for the customer's yes."""
+    refused or declined in the conversation, and the one proposed that the customer has not confirmed (still
+    waiting for their yes, or left when they moved on)."""
     found = [
         PacketAction(
             status="done" if record.outcome == "done" else "refused",
@@ -290,7 +290,25 @@ def packet_actions(
         action = proposal.get("action") or {}
         kind, wanted = str(action.get("kind")), action.get("order_id")
         found.append(PacketAction(status="proposed", kind=kind, order_id=wanted, text=proposal["summary"]))
+    elif (unconfirmed := _unconfirmed_proposal(messages, calls)) is not None:
+        found.append(unconfirmed)
     return found
+
+
+def _unconfirmed_proposal(messages: list[AnyMessage], calls: Mapping[str | None, Any]) -> PacketAction | None:
+    """The last order action proposed in the window that no answer settled: the customer moved on without a yes
+    or a no, so the proposal was dropped unrun (`graphs/confirm.py`), yet it is what they asked for."""
+    pending = None
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        if message.name == CONFIRM_ORDER_ACTION:
+            pending = None  # ran, declined or expired: the conversation says so
+        elif message.name in ACTION_KIND_OF_TOOL and isinstance(result := read_result(message), ActionProposed):
+            order_id = ((calls.get(message.tool_call_id) or {}).get("args") or {}).get("order_id")
+            kind = ACTION_KIND_OF_TOOL[message.name]
+            pending = PacketAction(status="proposed", kind=kind, order_id=order_id, text=result.summary)
+    return pending
 
 
 def _status_change(record: ActionRecord) -> str:

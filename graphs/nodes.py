@@ -24,6 +24,7 @@ from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
 from threadline.core.hours import BusinessHours
 from threadline.core.ports import OrderSystem
+from threadline.core.standing import LIFETIME_ORDERS, Standing, standing
 from threadline.core.types import (
     Channel,
     Customer,
@@ -38,7 +39,7 @@ from threadline.core.types import (
 )
 from threadline.graphs import policy
 from threadline.graphs.confirm import confirm_proposal
-from threadline.graphs.handoff import Standing, build_packet, cited_articles, last_intent, packet_actions, standing
+from threadline.graphs.handoff import build_packet, cited_articles, last_intent, packet_actions
 from threadline.graphs.memories import remember_turn
 from threadline.graphs.notices import citation, notice_text, pick_notice
 from threadline.graphs.policy import SENTIMENT_HISTORY, Thresholds, turn_messages
@@ -53,8 +54,6 @@ _JUST_THANKS = re.compile(
 )
 FALLBACK = "Sorry, I couldn't finish that. Could you rephrase, or ask for a person and I'll connect you?"
 EPISODE_IDLE = timedelta(days=3)
-LIFETIME_ORDERS = 1000
-"""Orders read to compute a customer's lifetime value."""
 
 
 def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:

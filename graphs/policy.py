@@ -19,7 +19,8 @@ from threadline.tools.results import KnowledgeResult, read_result
 _HUMAN = re.compile(
     r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"
     r"customer service rep\w*|(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a manager|your manager|"
-    r"a supervisor|your supervisor|the manager|a real)|supervisor|live agent|operator)\b",
+    r"a supervisor|your supervisor|the manager|a real)|supervisor|live agent|operator|"
+    r"(?:get|give|find) me (?:a|your|the|ur) manager|(?:want|need) (?:a|your|the|ur) manager(?!'))\b",
     re.I,
 )
 SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {

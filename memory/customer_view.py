@@ -4,7 +4,6 @@ and admins (never for the customer's own conversation, which goes through the di
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -12,7 +11,8 @@ from sqlalchemy import select
 
 from threadline.core.errors import NotFoundError
 from threadline.core.ports import OrderSystem
-from threadline.core.types import ChannelIdentity, Customer, CustomerId, Episode, HandleType, OrderStatus
+from threadline.core.standing import LIFETIME_ORDERS, lifetime_value
+from threadline.core.types import ChannelIdentity, Customer, CustomerId, Episode, HandleType
 from threadline.memory.db import Database
 from threadline.memory.schema import (
     AnalyticsEventRow,
@@ -126,7 +126,7 @@ def profile(db: Database, orders: OrderSystem, customer_id: CustomerId, *, episo
         row = s.get(CustomerRow, customer_id)
         if row is None:
             raise NotFoundError(f"no customer {customer_id}")
-        orders_on_file = orders.orders_for_customer(customer_id, limit=1000)
+        orders_on_file = orders.orders_for_customer(customer_id, limit=LIFETIME_ORDERS)
         identities = s.scalars(
             select(ChannelIdentityRow)
             .where(ChannelIdentityRow.customer_id == customer_id, ChannelIdentityRow.active.is_(True))
@@ -142,7 +142,6 @@ def profile(db: Database, orders: OrderSystem, customer_id: CustomerId, *, episo
             select(HandoffRow).where(HandoffRow.customer_id == customer_id).order_by(HandoffRow.created_at.desc())
         )
         merged_from = s.scalars(select(CustomerRow.id).where(CustomerRow.merged_into == customer_id))
-        total = sum((o.total for o in orders_on_file if o.status is not OrderStatus.CANCELLED), Decimal("0"))
         return CustomerProfile(
             customer=Customer.model_validate(row),
             identities=[ChannelIdentity.model_validate(i) for i in identities],
@@ -162,7 +161,7 @@ def profile(db: Database, orders: OrderSystem, customer_id: CustomerId, *, episo
                 for o in orders_on_file
             ],
             payment_methods={key: _method_words(m) for key, m in orders.payment_methods(customer_id).items()},
-            lifetime_value=str(total.quantize(Decimal("0.01"))),
+            lifetime_value=str(lifetime_value(orders_on_file)),
             episodes=[Episode.model_validate(e) for e in episode_rows],
             handoffs=[
                 HandoffGlance(id=h.id, status=h.status, priority=h.priority, created_at=h.created_at) for h in handoffs

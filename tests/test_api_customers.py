@@ -137,3 +137,31 @@ def test_customer_endpoints_need_an_agent_admin_or_qa_key(client: TestClient) ->
     channel = client.get(f"/v1/customers/{JAMES_ID}", headers={"Authorization": f"Bearer {CHANNEL_KEY}"})
     assert channel.status_code == 403 and channel.json()["error"]["code"] == "forbidden"
     assert client.get("/v1/customers/cus_missing").status_code == 404
+
+
+def test_lifetime_value_is_the_same_in_the_packet_and_on_the_customer_page(client: TestClient) -> None:
+    """Isabella has a pending order ($519.07), a delivered one ($1,391.92) and a cancelled one ($271.89); she is
+    returning the delivered order's Smart Watch ($382.41). She has paid for and keeps $519.07 + $1,391.92 -
+    $382.41 = $1,528.58: the cancelled order and the returned watch are refunded. The handoff packet and the
+    customer page (which the console's "LTV" reads) say so alike."""
+    from threadline.core.order_actions import ReturnItems
+
+    isabella = USERS["isabella_sanchez_2068"]
+    customer_id = demo_customer_id("isabella_sanchez_2068")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    watch = ReturnItems(order_id="#W1713682", item_ids=["1007724142"], payment_method_id="paypal_8516781")
+    returned = services.stores.orders.apply(watch, customer_id=customer_id, idempotency_key="r1", actor="agent:t")
+    assert returned.outcome == "done"
+    signed = {
+        "channel": "web",
+        "from": isabella["email"],
+        "identity_signature": sign_identity(SECRET, isabella["email"]),
+    }
+    handed = client.post("/v1/messages", json=signed | {"text": "I want to talk to a person"}).json()
+    assert handed["owner"] == "queue"
+    packet = client.get(f"/v1/handoffs/{handed['handoff_id']}").json()["packet"]
+    view = client.get(f"/v1/customers/{customer_id}").json()
+    assert view["lifetime_value"] == "1528.58"
+    assert packet["customer"]["lifetime_value"] == 1528.58
+    assert packet["customer"]["order_count"] == len(view["orders"]) == 3
+    assert packet["customer"]["tier"] == "vip"

@@ -218,3 +218,77 @@ def test_an_agent_runs_a_return_from_the_console_for_a_claimed_case(live_server:
     assert actions[0]["actor"].startswith("agent:") and actions[0]["confirming_message_id"] is None
     assert actions[0]["before"]["status"] == "delivered" and actions[0]["after"]["status"] == "return requested"
     assert actions[0]["action"]["payment_method_id"].startswith("credit_card")
+
+
+LONG_QUESTION = (
+    "does the warranty on a refurbished espresso machine bought as a gift for my sister also cover descaling damage "
+    "from hard water"
+)
+
+
+def _fact_boxes(page: Any, label: str) -> dict[str, float]:
+    """The rendered sizes of the known fact whose label contains `label`: its label's box, its value's text (the
+    box its lines fill) and the list."""
+    sizes: dict[str, float] = page.get_by_test_id("packet-facts").evaluate(
+        """(card, label) => {
+          const dt = [...card.querySelectorAll("dt")].find((d) => d.textContent.includes(label));
+          const dd = dt.nextElementSibling, list = dt.parentElement, text = document.createRange();
+          text.selectNodeContents(dd);
+          const [t, d, l] = [dt, text, list].map((e) => e.getBoundingClientRect());
+          return { labelWidth: t.width, valueWidth: d.width, valueHeight: d.height, listWidth: l.width,
+                   em: parseFloat(getComputedStyle(dd).fontSize) };
+        }""",
+        label,
+    )
+    return sizes
+
+
+@pytest.mark.slow
+def test_the_packet_keeps_long_facts_readable_and_shows_language_and_the_pending_action(live_server: str) -> None:
+    """A verified customer asks a long question the knowledge base cannot answer (a fact with a long label), asks
+    for a cancellation and then for a person instead of saying yes. At 1,400 and 1,920 px the fact's value keeps
+    a readable width and a line or two (never a letter per line), and the packet shows the
+    conversation's language and the cancellation still pending."""
+    require_chromium()
+    phone = "+15550100144"
+    for text in ("sofia.rossi2645@example.com", LONG_QUESTION, "cancel #W5918442 please, ordered by mistake"):
+        assert httpx.post(
+            f"{live_server}/v1/messages",
+            json={"channel": "sms", "from": phone, "text": text},
+            headers=CHANNEL,
+            timeout=60,
+        ).is_success
+    body = {"channel": "sms", "from": phone, "text": "actually can i talk to a real person please"}
+    escalated = httpx.post(f"{live_server}/v1/messages", json=body, headers=CHANNEL, timeout=60).json()
+    assert escalated["owner"] == "queue"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(f"{live_server}/console")
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            page.get_by_test_id("agent-key").fill(AGENT_KEY)
+            page.get_by_test_id("signin-submit").click()
+            page.locator(f'[data-testid="queue-item"][data-handoff="{escalated["handoff_id"]}"]').click()
+
+            expect(page.get_by_test_id("packet-language")).to_have_text("Language: English")
+            pending = page.get_by_test_id("packet-pending-action")
+            expect(pending).to_contain_text("#W5918442")
+            expect(pending).to_contain_text("ordered by mistake")
+            expect(pending).to_contain_text("Not done")
+            expect(page.get_by_test_id("next-steps")).to_contain_text("Greet Sofia Rossi")
+            expect(page.get_by_test_id("case-sub")).to_contain_text("LTV $")
+            expect(page.get_by_test_id("packet-facts")).to_contain_text("no answer in the knowledge base")
+            for width in (1400, 1920):
+                page.set_viewport_size({"width": width, "height": 900})
+                sizes = _fact_boxes(page, "espresso machine")
+                assert sizes["valueWidth"] >= 8 * sizes["em"], (width, sizes)  # a dozen characters or more
+                assert sizes["valueHeight"] <= 3.5 * sizes["em"], (width, sizes)  # a line or two
+                assert sizes["labelWidth"] <= 0.5 * sizes["listWidth"], (width, sizes)
+                page.get_by_test_id("packet-facts").screenshot(path=str(REPORTS / f"console-facts-{width}.png"))
+            page.get_by_test_id("packet").screenshot(path=str(REPORTS / "console-packet.png"))
+            assert problems == []
+        finally:
+            browser.close()

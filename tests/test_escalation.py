@@ -36,9 +36,15 @@ OFFLINE = pytest.mark.parametrize("settings", ["offline"], indirect=True)
 
 
 def lifetime_spend(user_id: str) -> float:
-    """The customer's lifetime spend from the demo order data: the sum of every item price of every order."""
+    """The customer's lifetime spend from the demo order data: the sum of every item price of every order not
+    cancelled (the demo data has no returns)."""
     total = sum(
-        (Decimal(str(i["price"])) for o in ORDERS.values() if o["user_id"] == user_id for i in o["items"]),
+        (
+            Decimal(str(i["price"]))
+            for o in ORDERS.values()
+            if o["user_id"] == user_id and o["status"] != "cancelled"
+            for i in o["items"]
+        ),
         Decimal("0"),
     )
     return float(round(total, 2))
@@ -54,7 +60,7 @@ def handed_off(services: Services, outcome: TurnOutcome, stall: StallPoint) -> d
     assert handoff.status is HandoffStatus.QUEUED
     packet: dict[str, Any] = handoff.packet
     HandoffPacket.model_validate(packet)
-    assert packet["version"] == PACKET_VERSION == handoff.packet_version == "1.3"
+    assert packet["version"] == PACKET_VERSION == handoff.packet_version == "1.4"
     assert packet["stall"]["type"] == stall.value
     assert packet["stall"]["evidence"]
     assert packet["customer"]["id"] == outcome.customer_id
@@ -97,10 +103,26 @@ def test_customer_requested_human_packet_carries_customer_orders_and_tool_trail(
     assert lookup["args"] == {"order_id": "#W2611340"}
     assert packet["facts"]["order #W2611340 status"] == ORDERS["#W2611340"]["status"]
     assert packet["facts"]["customer_name"] == "James Li"
+    assert packet["next_steps"][0] == "Greet James Li and take over: they asked for a person."
     assert len(packet["sentiment"]) == 2
     assert "order asked about: #W2611340" in packet["intent_signals"]
     assert "wording: asked for a person" in packet["intent_signals"]
     assert "about order #W2611340" in packet["goal"]
+
+
+@SQLITE
+@OFFLINE
+def test_an_angry_new_contact_wanting_a_manager_is_handed_over_as_angry_and_not_greeted_by_name(
+    services: Services,
+) -> None:
+    text = "this is ridiculous… I've been waiting two weeks, get me a manager"
+    outcome = say(services, Channel.WEB, "visitor-no-name", text)
+    packet = handed_off(services, outcome, StallPoint.CUSTOMER_REQUESTED_HUMAN)
+    assert packet["stall"]["evidence"] == [text]
+    assert packet["sentiment"] and packet["sentiment"][-1] < -0.3  # the customer's words, read as a desk reads them
+    assert packet["customer"]["name"] is None and "customer_name" not in packet["facts"]
+    assert packet["next_steps"][0].startswith("Greet the customer (no name on file yet")
+    assert not any("by name" in step for step in packet["next_steps"])
 
 
 @SQLITE

@@ -259,6 +259,40 @@ def test_the_handoff_packet_lists_the_cases_order_actions(services: Services) ->
 
 
 @pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_proposal_the_customer_never_confirmed_is_the_packets_pending_action(services: Services) -> None:
+    """The customer asks for a person instead of answering the proposal: it is dropped unrun, and the agent sees it
+    as pending (nothing ran; it will not run on a later "ok"), with a step to ask about it."""
+    phone = "+15550107015"
+    sms(services, phone, SOFIA["email"])
+    proposed = sms(services, phone, "cancel #W5918442 please, ordered by mistake")
+    assert "Just to confirm" in (proposed.reply or "")
+    handed = sms(services, phone, "actually can i talk to a real person please")
+    assert handed.owner == "queue" and handed.handoff_id
+    handoff = services.stores.handoffs.get(handed.handoff_id)
+    assert handoff is not None
+    pending = handoff.packet["pending_action"]
+    assert {"status": "proposed", "kind": "cancel", "order_id": SOFIAS_PENDING}.items() <= pending.items()
+    assert "by mistake" in pending["text"]
+    assert handoff.packet["order_actions"][-1] == pending
+    assert any(step.startswith("Ask whether they still want this") for step in handoff.packet["next_steps"])
+    assert services.stores.orders.get_order(SOFIAS_PENDING).status is OrderStatus.PENDING
+    assert audit(services, "sofia_rossi_8776") == []
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
+def test_a_case_with_every_action_settled_has_no_pending_action(services: Services) -> None:
+    phone = "+15550107016"
+    sms(services, phone, SOFIA["email"])
+    sms(services, phone, "cancel #W5918442 please, ordered by mistake")
+    sms(services, phone, "yes")
+    handed = sms(services, phone, "can i talk to a real person please")
+    handoff = services.stores.handoffs.get(handed.handoff_id or "")
+    assert handoff is not None
+    assert handoff.packet["pending_action"] is None
+    assert [a["status"] for a in handoff.packet["order_actions"]] == ["done"]
+
+
+@pytest.mark.parametrize("settings", ["offline"], indirect=True)
 def test_the_dashboard_counts_actions_by_kind_and_by_who_performed_them(services: Services) -> None:
     from threadline.analytics.report import Config, Filters, actions_report, load
     from threadline.core.order_actions import ReturnItems

@@ -29,6 +29,8 @@ PACKET_FIELDS = (
     "sla_due_at",
     "sentiment",
     "articles_cited",
+    "pending_action",
+    "language",
 )
 """The packet fields an agent can mark as missing or wrong when rating a packet."""
 CHANNEL_LABELS = {"web": "Web chat", "sms": "SMS", "email": "Email", "voice": "Voice", "social": "Social"}

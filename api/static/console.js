@@ -99,6 +99,18 @@
     return String(value || "").replace(/_/g, " ");
   }
 
+  function languageName(code) {
+    try {
+      return new Intl.DisplayNames(["en"], { type: "language" }).of(code) || code;
+    } catch (error) {
+      return code; // not a language code the browser knows: show it as given
+    }
+  }
+
+  function money(value) {
+    return "$" + Number(value).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+
   function clock(iso) {
     return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
@@ -414,7 +426,9 @@
     const profile = state.profile;
     const orders = profile ? profile.orders.length : customer.order_count;
     if (orders) bits.push(orders + (orders === 1 ? " order" : " orders"));
-    if (profile && Number(profile.lifetime_value) > 0) bits.push("LTV $" + profile.lifetime_value);
+    // The customer page's figure, live; the packet's is the same rule at handoff time (core/standing.py).
+    const value = profile ? profile.lifetime_value : customer.lifetime_value;
+    if (Number(value) > 0) bits.push("LTV " + money(value));
     if (profile) {
       const handles = profile.identities.filter((i) => i.active).map((i) => i.handle_value);
       if (handles.length) bits.push(handles.join(" · "));
@@ -511,6 +525,8 @@
         el("p", { class: "goal-meta" },
           el("span", { class: "tag", text: "Intent: " + humanize(p.intent || "unknown") +
             (typeof p.intent_confidence === "number" ? " (" + Math.round(p.intent_confidence * 100) + "%)" : "") }),
+          p.language ? el("span", { class: "tag", "data-testid": "packet-language", lang: p.language,
+            title: "The language the customer writes in: reply in it", text: "Language: " + languageName(p.language) }) : null,
           ...(p.channels_in_episode || []).map((ch) =>
             el("span", { class: "tag tag--" + ch }, icon(ch), el("span", { text: channelLabel(ch) })))),
       ),
@@ -524,6 +540,17 @@
         ...(stall.evidence || []).map((quote) => el("blockquote", { class: "evidence", text: quote })),
       ),
     );
+    const pending = p.pending_action;
+    if (pending) {
+      cards.push(
+        el("section", { class: "card card--pending", "data-testid": "packet-pending-action" },
+          el("h3", { class: "panel-title" }, icon("clock"), el("span", { text: "Pending order action" })),
+          el("p", { class: "pending-what", text: humanize(pending.kind) + (pending.order_id ? " · " + pending.order_id : "") }),
+          el("p", { class: "pending-text", text: pending.text }),
+          el("p", { class: "pending-note", text: "Not done: the customer has not said yes, and it will not run on its own. " +
+            "If they still want it, run it from Order actions." })),
+      );
+    }
     const facts = Object.entries(p.facts || {});
     cards.push(
       section("Known facts — don't re-ask", "packet-facts",
