@@ -29,6 +29,10 @@ TOPICS = ("safety", "theft", "fraud_or_legal", "harassment")
 MAX_SENTENCES = 6
 """A long email's sentences compared at most (its longest ones)."""
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+|;\s*")
+_QUESTION = re.compile(
+    r"^\W*(?:is|are|can|could|does|do|did|will|would|should|how|what|which|when|where|why|any)\b[^?]*\?\W*$", re.I
+)
+"""A question ("is the heater safe around kids?") asks about a topic; an incident is told."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ def load_examples(path: Path = DATA) -> list[tuple[str, str]]:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences worth comparing: three words or more, the longest `MAX_SENTENCES` in their order."""
-    found = [s.strip() for s in _SENTENCES.split(text) if len(s.split()) >= 3]
+    """The sentences worth comparing: statements of three words or more (not questions), the longest
+    `MAX_SENTENCES` in their order."""
+    found = [s.strip() for s in _SENTENCES.split(text) if len(s.split()) >= 3 and not _QUESTION.match(s.strip())]
     if len(found) > MAX_SENTENCES:
         keep = set(sorted(range(len(found)), key=lambda i: -len(found[i]))[:MAX_SENTENCES])
         found = [s for i, s in enumerate(found) if i in keep]
