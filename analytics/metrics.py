@@ -18,7 +18,8 @@ denominator is zero); README's "Analytics" section defines each one.
 - time to human: median and mean seconds from handoff to claim, over claimed handoffs
 - handoff abandonment: handoffs that never reached a person (not claimed; timed out or past the queue timeout) /
   handoffs
-- knowledge gaps: knowledge searches with no usable article, their share of searches, and the top queries
+- knowledge gaps: knowledge searches that ran and found no usable article, their share of the searches that ran,
+  and the top queries
 - stale answers: citations of an article version that has since changed / citations
 """
 
@@ -116,7 +117,13 @@ def knowledge_metrics(selected: Iterable[Conversation], current_versions: dict[s
     """Knowledge gaps and answers given from a version that has since changed."""
     chosen = list(selected)
     turns = [e.payload for c in chosen for e in c.of(EventType.TURN)]
-    searches = [r for t in turns for r in t.get("tool_results") or [] if r.get("name") == SEARCH_KNOWLEDGE]
+    # Searches that ran: one skipped because a person took over, or that failed, asked the help center nothing.
+    searches = [
+        r
+        for t in turns
+        for r in t.get("tool_results") or []
+        if r.get("name") == SEARCH_KNOWLEDGE and r.get("status") in ("ok", "no_answer")
+    ]
     gaps = [e.payload for c in chosen for e in c.of(EventType.KNOWLEDGE_GAP)]
     citations: list[dict[str, Any]] = [cited for t in turns for cited in t.get("citations") or []]
     stale = [e for e in citations if current_versions.get(str(e.get("article_id")), 0) > int(e.get("version") or 0)]

@@ -278,7 +278,10 @@ def explanations(m: dict[str, Any], config: Config) -> dict[str, str]:
     """Each headline figure in a sentence, with the counts behind it: what a support lead reads next to the number."""
     ai, hours = m["ai_conversations"], f"{config.reopen_window.total_seconds() / 3600:g} hours"
     outcomes = m["outcomes"]
-    days, minutes = f"{config.fcr_window.days} days", f"{config.gap.total_seconds() / 60:g} minutes"
+    days, minutes = (
+        f"{config.fcr_window.total_seconds() / 86400:g} days",
+        f"{config.gap.total_seconds() / 60:g} minutes",
+    )
     queue = f"{config.queue_timeout.total_seconds() / 60:g} minutes"
     return {
         "conversations": f"{m['conversations']} started in the range: one customer on one channel until {minutes} "
@@ -291,7 +294,8 @@ def explanations(m: dict[str, Any], config: Config) -> dict[str, str]:
         f"{m['assumed_resolutions']} assumed (a useful answer and no return within {hours}) of {ai} AI "
         f"conversations; {outcomes['reopened']} more came back within {hours}, so they are not resolved.",
         "confirmed_resolutions": "The customer's own words after a useful answer said it helped.",
-        "assumed_resolutions": f"A useful answer, no handoff, and the customer did not come back within {hours}.",
+        "assumed_resolutions": f"A useful answer, no handoff, and the customer did not come back within {hours} "
+        "(provisional until that time has passed).",
         "conversation_resolution": f"{_of(m['resolved_conversations'], m['conversations'], 'conversations')} were "
         f"resolved by the AI or by a person and not reopened within {hours}.",
         "first_contact_resolution": f"{_of(m['first_contact_resolved'], m['cases'], 'cases')} were resolved in a "
@@ -299,8 +303,8 @@ def explanations(m: dict[str, Any], config: Config) -> dict[str, str]:
         "contact, so a customer who comes back within that time was not resolved at first contact.",
         "escalation_rate": f"{_of(m['escalated'], ai, 'AI conversations')} were handed to a person.",
         "median_time_to_human_s": f"From handoff to an agent's claim, over {m['claimed_handoffs']} claimed handoffs.",
-        "handoff_abandonment": f"{_of(m['abandoned_handoffs'], m['handoffs'], 'handoffs')} were never claimed "
-        f"within the queue timeout ({queue}).",
+        "handoff_abandonment": f"{_of(m['abandoned_handoffs'], m['handoffs'], 'handoffs')} never reached a person: "
+        f"not claimed, and timed out or waiting longer than the queue timeout ({queue}).",
         "mean_usefulness": f"Agents' rating of {m['rated_handoffs']} handoff packets, 1 (useless) to 5 (all they "
         "needed).",
         "mean_facts_reasked": "Packet facts agents marked missing or wrong, per rated handoff: what they had to ask "

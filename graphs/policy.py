@@ -20,7 +20,8 @@ _HUMAN = re.compile(
     r"\b(human|real person|a person|someone real|an? (?:agent|representative|rep)|representative|"
     r"customer service rep\w*|(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a manager|your manager|"
     r"a supervisor|your supervisor|the manager|a real)|supervisor|live agent|operator|"
-    r"(?:get|give|find) me (?:a|your|the|ur) manager|(?:want|need) (?:a|your|the|ur) manager(?!'))\b",
+    r"(?:get|give|find) me (?:a|your|the|ur) manager|(?<!n't )(?<!nt )(?<!not )(?:want|need) (?:a|your|the|ur) "
+    r"manager(?!'| approv))\b",
     re.I,
 )
 SENSITIVE_TOPICS: dict[str, tuple[re.Pattern[str], str]] = {
@@ -161,7 +162,8 @@ _CONFIRMS = re.compile(
     re.IGNORECASE,
 )
 _DOUBTS = re.compile(
-    r"\?|\b(not?|n't|nt|but|still|useless|wrong|however|again|just (great|perfect)|ridiculous|seriously)\b",
+    r"\?|\b(?:not|no(?! (?:worries|problem)\b)|\w+n'?t|but|still|useless|wrong|however|just (?:great|perfect)|"
+    r"ridiculous|seriously|for nothing|third time|now i want)\b",
     re.IGNORECASE,
 )
 

@@ -90,7 +90,7 @@ LOG: list[tuple[EventType, str, str, datetime, dict[str, Any]]] = [
     (E.PURCHASE_ONLINE, "A", "web", at(3, 12), {"order_id": "o-1", "amount": 100}),
     (E.MESSAGE_RECEIVED, "B", "sms", at(2, 20), {}),
     (E.KNOWLEDGE_GAP, "B", "sms", at(2, 20), {"query": "Gift  wrap?", "intent": "product_question"}),
-    (E.TURN, "B", "sms", at(2, 20), turn("product_question", False, search="no_match")),
+    (E.TURN, "B", "sms", at(2, 20), turn("product_question", False, search="no_answer")),
     (E.MESSAGE_RECEIVED, "B", "sms", at(2, 20, 10), {}),
     (E.HANDOFF_CREATED, "B", "sms", at(2, 20, 10), {"handoff_id": "h1", "stall": "no_knowledge_answer"}),
     (E.TURN, "B", "sms", at(2, 20, 10), turn("product_question", False, "queue")),
@@ -102,7 +102,7 @@ LOG: list[tuple[EventType, str, str, datetime, dict[str, Any]]] = [
     (E.PURCHASE_IN_STORE, "B", "store", at(5, 15), {"order_id": "o-2", "amount": 50}),
     (E.MESSAGE_RECEIVED, "C", "web", at(7, 14), {}),
     (E.HANDOFF_CREATED, "C", "web", at(7, 14), {"handoff_id": "h2", "stall": "customer_requested_human"}),
-    (E.TURN, "C", "web", at(7, 14), turn("human", False, "queue")),
+    (E.TURN, "C", "web", at(7, 14), turn("human", False, "queue", search="skipped")),  # cut short by the handoff
     (E.MESSAGE_RECEIVED, "C", "web", at(7, 14, 10), {}),
     (E.MESSAGE_RECEIVED, "D", "voice", at(3, 10), {}),
     (E.MESSAGE_RECEIVED, "E", "web", at(20, 10, month=2), {}),
@@ -223,11 +223,12 @@ def test_every_metric_overall(built: tuple[list[conv.Conversation], list[conv.Ca
     # Escalated: B sms and C = 2 of 8 AI conversations, one reason each.
     assert (m["escalated"], m["escalation_rate"]) == (2, 0.25)
     assert m["escalation_reasons"] == {"no_knowledge_answer": 1, "customer_requested_human": 1}
-    # Quality: h1 rated 4 with one field missing; time to human: h1's 120 s; h2 never claimed, 3 days past timeout.
+    # Quality: h1 rated 4 with one field missing; time to human: h1's 120 s; h2 never claimed, days past the timeout.
     assert (m["handoffs"], m["rated_handoffs"], m["mean_usefulness"], m["mean_facts_reasked"]) == (2, 1, 4.0, 1.0)
     assert (m["claimed_handoffs"], m["median_time_to_human_s"], m["mean_time_to_human_s"]) == (1, 120.0, 120.0)
     assert (m["abandoned_handoffs"], m["handoff_abandonment"]) == (1, 0.5)
-    # Knowledge: 4 searches (A, B sms, B email, F), 1 gap; 2 citations, kb-1 v1 is stale (kb-1 is at v2 now).
+    # Knowledge: 4 searches ran (A, B sms, B email, F; C's was skipped by the handoff), 1 gap; 2 citations, kb-1
+    # v1 is stale (kb-1 is at v2 now).
     assert (m["knowledge_searches"], m["knowledge_gaps"], m["knowledge_gap_rate"]) == (4, 1, 0.25)
     assert m["top_gap_queries"] == [{"query": "gift wrap?", "count": 1}]
     assert (m["citations"], m["stale_answers"], m["stale_answer_rate"]) == (2, 1, 0.5)

@@ -69,7 +69,16 @@ def test_are_you_a_real_person_is_a_question_to_answer_not_a_request() -> None:
     assert found is not None and found.stall is StallPoint.CUSTOMER_REQUESTED_HUMAN
 
 
-@pytest.mark.parametrize("text", ["is this a bot?", "where is my order #W2611340?", "humane treatment of animals"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is this a bot?",
+        "where is my order #W2611340?",
+        "humane treatment of animals",
+        "I don't want a manager, just tell me where my order is",
+        "do I need a manager approval for a company invoice",
+    ],
+)
 def test_questions_without_a_human_request_do_not_escalate(text: str) -> None:
     assert _evaluate(_after_model(text)) is None
 
@@ -237,6 +246,13 @@ def test_nothing_to_escalate_returns_none(messages: list[AnyMessage]) -> None:
         ("no thanks", False),
         ("where is my order", False),
         ("great, just great. third time I ask", False),  # sarcasm
+        ("thanks, that didn't work", False),
+        ("thanks, it doesnt fit though", False),
+        ("cant find it, thanks", False),
+        ("thx for nothing", False),
+        ("great, now I want a refund", False),
+        ("thanks again, that helped", True),
+        ("no worries, thanks!", True),
     ],
 )
 def test_a_customer_saying_the_answer_helped_is_a_confirmation(text: str, confirmed: bool) -> None:
