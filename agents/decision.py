@@ -38,7 +38,9 @@ CANNED = {
     "questions about our policies.",
     Intent.OUT_OF_SCOPE: "Sorry, that's not something I can help with. I can help with your orders, returns and "
     "exchanges, and questions about our store's policies.",
-    Intent.AFFIRM: "Great. Is there anything else I can help you with?",
+    # A yes to nothing the assistant can act on: say so rather than sound as if something was done.
+    Intent.AFFIRM: "Okay! What would you like me to do next? I can check an order, start a return or exchange, or "
+    "answer a question about the store.",
     Intent.DENY: "No problem. Is there anything else I can help you with?",
 }
 

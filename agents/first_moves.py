@@ -23,9 +23,7 @@ from threadline.agents.intents import (
     Intent,
     explicit_answer,
 )
-from threadline.agents.order_flow import (
-    action_step,
-)
+from threadline.agents.order_flow import action_step, orders_by_product
 from threadline.agents.shopping import shopping_step
 from threadline.agents.slots import Slots, extract_slots
 from threadline.agents.transcript import (
@@ -33,6 +31,7 @@ from threadline.agents.transcript import (
     focus_order,
     last_ai_text,
     previous_knowledge_query,
+    previous_result,
 )
 from threadline.core.tool_names import (
     CHANGE_SPEAKER,
@@ -42,6 +41,7 @@ from threadline.core.tool_names import (
     SEARCH_KNOWLEDGE,
     VERIFY_CUSTOMER,
 )
+from threadline.tools.results import OrdersFound
 
 _OFFERED_PERSON = re.compile(
     r"\b(?:connect|pass|transfer|put|hand)\w*\b[^.?!]{0,40}\b(?:team member|member of our team|our team|a person|"
@@ -85,6 +85,9 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
         return Decision(text=replies.TAKE_YOUR_TIME, intent=Intent.AFFIRM.value)
     if BOT_QUESTION.search(text):
         return Decision(text=replies.AI_DISCLOSURE, intent=Intent.SMALLTALK.value)
+    listed = _listed_order(messages, text, slots)
+    if listed is not None:
+        return listed
     shopping = shopping_step(messages, text, intent, slots)
     if shopping is not None:
         return shopping
@@ -130,3 +133,15 @@ def offered_person(said: str) -> bool:
     return any(
         _OFFERED_PERSON.search(s) and (s.endswith("?") or "whenever" not in s) for s in SENTENCE.split(said.strip())
     )
+
+
+def _listed_order(messages: list[AnyMessage], text: str, slots: Slots) -> Decision | None:
+    """Right after the assistant listed the customer's orders, a product named ("the speaker one") picks the order
+    holding it, not a catalogue search."""
+    shown = previous_result(messages)
+    if slots.order_ids or not isinstance(shown, OrdersFound) or not shown.orders:
+        return None
+    named = orders_by_product(text, shown.orders)
+    if len(named) != 1 or not named[0].order_id:
+        return None
+    return Decision(tool=LOOKUP_ORDER, args={"order_id": named[0].order_id}, intent=Intent.ORDER_STATUS.value)

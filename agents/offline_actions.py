@@ -134,14 +134,17 @@ def pick_items(text: str, items: Sequence[dict[str, Any]]) -> list[str] | None:
 
 def pick_alternative(text: str, item: dict[str, Any]) -> str | None:
     """The in-stock option of the item's product the customer asked for: the alternative sharing the most of the
-    option values they named ("size 9", "black"), when one stands out."""
+    option values they named ("size 9", "black"), when one stands out; never one that changes an option they said
+    to keep ("size 10, same color": a size 10 only in another colour is asked about, not picked). The summary read
+    back before their yes lists every change."""
     said = text.lower()
     scored = []
     for choice in item.get("alternatives", []):
         changed = [str(v) for k, v in choice["options"].items() if item["options"].get(k) != v]
         wanted = sum(1 for value in changed if re.search(rf"(?<!\w){re.escape(value.lower())}(?!\w)", said))
         kept = len(choice["options"]) - len(changed)
-        if wanted:
+        keeps = [k for k, v in choice["options"].items() if item["options"].get(k) != v and _kept(said, k)]
+        if wanted and not keeps:
             scored.append((wanted, -(len(changed) - wanted), kept, str(choice["item_id"])))
     if not scored:
         return None
@@ -149,6 +152,12 @@ def pick_alternative(text: str, item: dict[str, Any]) -> str | None:
     if len(scored) > 1 and scored[0][:3] == scored[1][:3]:
         return None
     return scored[0][3]
+
+
+def _kept(said: str, option: str) -> bool:
+    """Whether the customer said to keep an option as it is ("same color", "same colour as before")."""
+    name = re.escape(option.lower()).replace("color", "colou?r")
+    return re.search(rf"\b(?:same|keep(?: the)?(?: same)?) {name}\b", said) is not None
 
 
 def parse_address(text: str) -> dict[str, str] | None:

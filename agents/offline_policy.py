@@ -27,8 +27,8 @@ from threadline.agents.intents import (
 )
 from threadline.agents.offline_languages import decide_in
 from threadline.agents.shopping import SERVICE_WORDS, shopping_step
-from threadline.agents.slots import extract_slots
-from threadline.agents.tool_answers import after_tool
+from threadline.agents.slots import beyond_identity, extract_slots
+from threadline.agents.tool_answers import VERIFIED, after_tool
 from threadline.agents.transcript import (
     current_channel,
     current_turn,
@@ -78,7 +78,14 @@ def _decide_one(
         if query is not None and decision.tool == SEARCH_KNOWLEDGE:
             decision = replace(decision, args={"query": query[:300]})
         return replace(decision, confidence=round(float(classification.confidence), 3))
-    return after_tool(messages, question, results[-1])
+    answer = after_tool(messages, question, results[-1])
+    rest = beyond_identity(question) if answer.intent == VERIFIED and len(results) == 1 else ""
+    if rest:  # verified with a question in the same message: answer it now
+        classification = classifier.classify(rest)
+        step = first_step(messages, rest, classification)
+        if step.tool not in (None, VERIFY_CUSTOMER) and classification.intent is not Intent.VERIFICATION:
+            return step
+    return answer
 
 
 _ASK_FOLLOWS = frozenset(

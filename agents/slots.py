@@ -107,9 +107,28 @@ class Slots(BaseModel):
         return not (self.order_ids or self.emails or self.zip_codes or self.name or self.phones)
 
 
+_SPOKEN_DIGIT_RUN = re.compile(
+    r"\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|"
+    r"seven|eight|nine)){2,}\b",
+    re.IGNORECASE,
+)
+
+
+def written_digits(text: str) -> str:
+    """Three or more digits said one by one ("zip code seven five two seven seven", "oh" for zero) written as a
+    number, the way callers give zip codes and order numbers."""
+
+    def write(match: re.Match[str]) -> str:
+        words = re.split(r"[\s,-]+", match.group(0).lower())
+        return "".join("0" if w == "oh" else _DIGITS[w] for w in words)
+
+    return _SPOKEN_DIGIT_RUN.sub(write, text)
+
+
 def extract_slots(text: str) -> Slots:
-    """All slots in `text`; order ids become `#W` + 7 digits, emails lower case, phones E.164."""
-    text = written_emails(text)
+    """All slots in `text`; order ids become `#W` + 7 digits, emails lower case, phones E.164; emails and digits
+    spelled out the way callers say them are read as written."""
+    text = written_digits(written_emails(text))
     buf = [text]
     emails = _take(buf, _EMAIL, lambda m: m.group(0).lower().rstrip("."))
     order_ids = _order_ids(buf)
@@ -200,3 +219,28 @@ def _clean_name(tokens: list[str], strict: bool = False) -> str | None:
             break
         kept.append(token[:1].upper() + token[1:] if token.islower() else token)
     return " ".join(kept) or None
+
+
+_IDENTITY_WORDS = re.compile(
+    r"\b(?:my name is|name'?s|this is|it'?s|i'?m|im|my email is|email(?: address)?(?: is)?|zip(?:\s*code)?(?: is)?"
+    r"|zipcode|postal code)\b",
+    re.IGNORECASE,
+)
+
+
+def beyond_identity(text: str) -> str:
+    """What a message says besides the customer's identity ("anya@example.com - where's my kettle?" → "where's my
+    kettle?"): emails (written or spoken), the name and zip code taken out; "" when nothing else is left."""
+    text = written_digits(written_emails(text))
+    slots = extract_slots(text)
+    for value in [*slots.emails, *slots.zip_codes, *(slots.name.split() if slots.name else [])]:
+        text = re.sub(rf"(?<![\w@.]){re.escape(value)}(?![\w@])", " ", text, flags=re.IGNORECASE)
+    text = _IDENTITY_WORDS.sub(" ", text)
+    words = re.findall(r"[\w'#?]+", text)
+    content = [w for w in words if w.lower().strip("?") not in _FILLER_WORDS]
+    return " ".join(words) if len(words) >= 2 and content else ""
+
+
+_FILLER_WORDS = frozenset(
+    "and my is the a an hi hello hey thanks thank you please pls ok okay yes sure so here again".split()  # noqa: SIM905
+)

@@ -61,6 +61,10 @@ from threadline.tools.results import (
     read_result,
 )
 
+VERIFIED = "verified"
+"""The intent of the reply to a verification with nothing else to do: `offline_policy` answers the rest of the
+message instead when there is one ("anya@example.com - where's my kettle?")."""
+
 
 def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) -> Decision:
     """The next move once a tool has answered: another call, or a reply grounded in the result."""
@@ -115,7 +119,8 @@ def after_tool(messages: list[AnyMessage], question: str, message: ToolMessage) 
             return Decision(tool=waiting[0], args=waiting[1])
         if focus:
             return Decision(tool=LOOKUP_ORDER, args={"order_id": focus})
-        return Decision(text=f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?")
+        verified = f"Thanks{', ' + result.name if result.name else ''}, you're verified. How can I help?"
+        return Decision(text=verified, intent=VERIFIED)
     if message.name == CHANGE_SPEAKER:
         if not isinstance(result, SpeakerChanged):
             return Decision(text=replies.SPEAKER_SIGNED_IN)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from threadline.agents.slots import Slots, extract_slots, normalize_order_id
+from threadline.agents.slots import Slots, beyond_identity, extract_slots, normalize_order_id, written_digits
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     # order ids in every spelling become #W + 7 digits
@@ -118,3 +118,31 @@ def test_name_parts() -> None:
 )
 def test_normalize_order_id(raw: str, expected: str | None) -> None:
     assert normalize_order_id(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("spoken", "slot", "value"),
+    [
+        ("it's ivan santos zip code seven five two seven seven", "zip_codes", ["75277"]),
+        ("my zip is oh two one three nine", "zip_codes", ["02139"]),
+        ("order number w two six one one three four oh", "order_ids", ["#W2611340"]),
+    ],
+)
+def test_digits_said_one_by_one_are_read_as_written(spoken: str, slot: str, value: list[str]) -> None:
+    assert getattr(extract_slots(spoken), slot) == value
+    assert written_digits("i have one or two questions") == "i have one or two questions"  # not a run of three
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("anya.garcia2061@example.com - where's my kettle?", "where's my kettle?"),
+        ("Aarav Anderson, zip 19031. can i change the shipping address", "can i change the shipping address"),
+        ("it's john dot smith at example dot com, did my lamp ship?", "did my lamp ship?"),
+        ("my name is noah brown and my zip is 80279", ""),
+        ("Noah Brown 80279", ""),
+        ("noah.brown@example.com thanks", ""),
+    ],
+)
+def test_what_a_message_says_beyond_the_identity_in_it(text: str, rest: str) -> None:
+    assert beyond_identity(text) == rest
