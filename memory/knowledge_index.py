@@ -3,12 +3,14 @@
 Retrieval, as measured by `threadline eval retrieval` on long customer requests:
 
 * A request is cut into clauses (`split_request`); each clause is embedded on its own, because MiniLM reads at
-  most 256 word pieces and a whole email blurs into one generic vector. A chunk's dense score is the mean
-  cosine of its `clause_votes` best-matching clauses: a chunk that answers several parts of the request beats
-  one that matches a single greeting or sign-off line. For a one-clause question this is the plain cosine.
-* For multi-clause requests the dense order is fused (reciprocal rank, k=60) with BM25 over the same chunks at
-  `lexical_weight`; BM25 raised MRR@10 and nDCG@10 on the dev set without costing recall. One-clause questions
-  keep the pure cosine order.
+  most 256 word pieces and a whole email blurs into one generic vector. Only the `focus_clauses` clauses whose
+  nearest chunk is closest are kept (`focus`): greetings, sign-offs, story and instructions match nothing in
+  the knowledge base. A chunk's dense score is the mean cosine of its `clause_votes` best-matching kept
+  clauses: a chunk that answers several parts of the request beats one that matches a single line. For a
+  one-clause question this is the plain cosine.
+* The dense order can be fused (reciprocal rank, k=60) with BM25 over the same chunks at `lexical_weight`.
+* The defaults (8 clauses, 5 votes, no BM25) were chosen on the `tune` half of the banking dev set among
+  `evals.retrieval.TUNING_GRID` and are reported on its `held_out` half (README, "Retrieval").
 * `Passage.score` is always the dense score (a cosine, or a mean of cosines), never the fused one, so the
   product's `min_score` cut-off keeps its meaning; with fusion, results are in fused order.
 
@@ -63,9 +65,9 @@ class RetrievalSettings:
     `lexical_weight`: weight of BM25's rank in the reciprocal-rank fusion (0 is dense only).
     """
 
-    focus_clauses: int = 0
+    focus_clauses: int = 8
     clause_votes: int = 5
-    lexical_weight: float = 0.2
+    lexical_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.focus_clauses < 0 or self.clause_votes < 1 or self.lexical_weight < 0:

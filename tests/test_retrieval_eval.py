@@ -195,7 +195,7 @@ def test_eval_retrieval_prints_one_json_object(tmp_path: Path) -> None:
     assert out["tasks"] == 2 and out["split"] == "all"
     assert set(out["retrievers"]) == {"threadline", "bm25", "dense"}
     assert {part: figures["tasks"] for part, figures in out["splits"].items()} == {"held_out": 2}
-    assert out["settings"] == {"focus_clauses": 0, "clause_votes": 5, "lexical_weight": 0.2}
+    assert out["settings"] == {"focus_clauses": 8, "clause_votes": 5, "lexical_weight": 0.0}
     for metrics in out["retrievers"].values():
         assert set(metrics) == {"recall@5", "recall@10", "mrr@10", "ndcg@10"}
         assert all(0.0 <= value <= 1.0 for value in metrics.values())
