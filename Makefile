@@ -45,7 +45,7 @@ eval: install
 	mkdir -p .threadline
 	$(BIN)/threadline eval run --offline-only --report .threadline/eval-report.html
 	$(BIN)/threadline eval routing
-	$(BIN)/threadline eval retrieval --docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl
+	$(BIN)/threadline eval retrieval --docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl --cross-validate
 
 clean:
 	rm -rf $(VENV) .threadline .pytest_cache .mypy_cache .ruff_cache

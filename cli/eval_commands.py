@@ -21,29 +21,64 @@ def retrieval(
     docs: Annotated[Path, typer.Option("--docs", help="Documents, JSON Lines: id, title, content.")],
     tasks: Annotated[Path, typer.Option("--tasks", help="Tasks, JSON Lines: id, query, relevant (doc ids).")],
     k: Annotated[int, typer.Option("--k", help="Cut-off for recall, MRR and nDCG (recall@5 is always reported).")] = 10,
+    split: Annotated[
+        str, typer.Option("--split", help="Tasks to score: all, tune or held_out (fixed split by task id).")
+    ] = "all",
+    cross_validated: Annotated[
+        bool,
+        typer.Option(
+            "--cross-validate", help="Also choose settings on each half and score them on the other (2-fold)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
 ) -> None:
     """Score Threadline's retriever beside plain BM25 and plain dense search on a labelled set (scratch index)."""
     from threadline.core.errors import InvalidInputError
     from threadline.core.settings import load_settings
-    from threadline.evals.retrieval import evaluate_retrieval, load_docs, load_tasks
+    from threadline.evals.retrieval import SPLITS, evaluate_retrieval, in_split, load_docs, load_tasks
     from threadline.memory.embeddings import make_embeddings
 
     if k < 1:
         raise InvalidInputError("--k must be at least 1")
+    if split not in SPLITS:
+        raise InvalidInputError(f"--split must be one of {', '.join(SPLITS)}")
     documents, labelled = load_docs(docs), load_tasks(tasks)  # fail on bad input before loading the model
+    if not in_split(labelled, split):
+        raise InvalidInputError(f"no task of {tasks} falls in the {split} split")
     err = Console(stderr=True)
     log = None if as_json else (lambda line: err.print(f"[dim]{line}[/]"))
-    result = evaluate_retrieval(documents, labelled, make_embeddings(load_settings()), k=k, log=log)
+    result = evaluate_retrieval(
+        documents,
+        labelled,
+        make_embeddings(load_settings()),
+        k=k,
+        split=split,
+        cross_validated=cross_validated,
+        log=log,
+    )
     if as_json:
         typer.echo(json.dumps(result))
         return
-    retrievers = result["retrievers"]
+    console = Console()
+    _retrieval_table(console, f"Retrieval over {result['tasks']} tasks ({split}; document level)", result)
+    if split == "all":
+        for part, figures in result["splits"].items():
+            _retrieval_table(console, f"{part}: {figures['tasks']} tasks", figures)
+    if "cross_validated" in result:
+        cv = result["cross_validated"]
+        _retrieval_table(console, f"2-fold cross-validated over {cv['tasks']} tasks", cv)
+        for fold in cv["folds"]:
+            console.print(f"chosen on {fold['tuned_on']} for {fold['scored_on']}: {fold['settings']}")
+    console.print(f"shipped settings: {result['settings']}")
+
+
+def _retrieval_table(console: Console, title: str, figures: dict[str, Any]) -> None:
+    retrievers = figures["retrievers"]
     metrics = list(next(iter(retrievers.values())))
-    table = Table("retriever", *metrics, title=f"Retrieval over {result['tasks']} tasks (document level)")
+    table = Table("retriever", *metrics, title=title)
     for name, values in retrievers.items():
         table.add_row(name, *(f"{values[m]:.3f}" for m in metrics))
-    Console().print(table)
+    console.print(table)
 
 
 # --- commands ---------------------------------------------------------------------------------------------------

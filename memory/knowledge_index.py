@@ -3,12 +3,14 @@
 Retrieval, as measured by `threadline eval retrieval` on long customer requests:
 
 * A request is cut into clauses (`split_request`); each clause is embedded on its own, because MiniLM reads at
-  most 256 word pieces and a whole email blurs into one generic vector. A chunk's dense score is the mean
-  cosine of its `clause_votes` best-matching clauses: a chunk that answers several parts of the request beats
-  one that matches a single greeting or sign-off line. For a one-clause question this is the plain cosine.
-* For multi-clause requests the dense order is fused (reciprocal rank, k=60) with BM25 over the same chunks at
-  `lexical_weight`; BM25 raised MRR@10 and nDCG@10 on the dev set without costing recall. One-clause questions
-  keep the pure cosine order.
+  most 256 word pieces and a whole email blurs into one generic vector. Only the `focus_clauses` clauses whose
+  nearest chunk is closest are kept (`focus`): greetings, sign-offs, story and instructions match nothing in
+  the knowledge base. A chunk's dense score is the mean cosine of its `clause_votes` best-matching kept
+  clauses: a chunk that answers several parts of the request beats one that matches a single line. For a
+  one-clause question this is the plain cosine.
+* The dense order can be fused (reciprocal rank, k=60) with BM25 over the same chunks at `lexical_weight`.
+* The defaults (8 clauses, 5 votes, no BM25) were chosen on the `tune` half of the banking dev set among
+  `evals.retrieval.TUNING_GRID` and are reported on its `held_out` half (README, "Retrieval").
 * `Passage.score` is always the dense score (a cosine, or a mean of cosines), never the fused one, so the
   product's `min_score` cut-off keeps its meaning; with fusion, results are in fused order.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +56,24 @@ _FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (
 Vectors = npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """How a multi-clause request is ranked (see the module docstring); a one-clause question ignores them.
+
+    `focus_clauses`: keep only this many clauses, those whose nearest chunk is closest (0 keeps them all);
+    `clause_votes`: a chunk's dense score is the mean cosine of its this many best-matching kept clauses;
+    `lexical_weight`: weight of BM25's rank in the reciprocal-rank fusion (0 is dense only).
+    """
+
+    focus_clauses: int = 8
+    clause_votes: int = 5
+    lexical_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.focus_clauses < 0 or self.clause_votes < 1 or self.lexical_weight < 0:
+            raise ValueError("focus_clauses and lexical_weight must not be negative, clause_votes must be positive")
+
+
 class PublishedArticles(Protocol):
     """What `sync` reads from a knowledge repository (`core.ports.KnowledgeRepository` provides it)."""
 
@@ -71,23 +92,21 @@ class KnowledgeIndex:
         *,
         max_chars: int = 800,
         hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
-        clause_votes: int = 5,
-        lexical_weight: float = 0.2,
+        settings: RetrievalSettings | None = None,
     ) -> None:
         """Wrap `embeddings`; with a `directory`, load a previously saved index from it and save there after syncs.
 
-        `hnsw_threshold` is the chunk count past which search switches from exact to HNSW; `clause_votes` and
-        `lexical_weight` shape long-request retrieval (see the module docstring).
+        `hnsw_threshold` is the chunk count past which search switches from exact to HNSW; `settings` shape
+        long-request retrieval (see `RetrievalSettings`; the attribute may be replaced between searches).
         """
-        if hnsw_threshold < 1 or clause_votes < 1 or lexical_weight < 0:
-            raise ValueError("hnsw_threshold and clause_votes must be positive, lexical_weight not negative")
+        if hnsw_threshold < 1:
+            raise ValueError("hnsw_threshold must be positive")
         self._embeddings = embeddings
         self._model = model_identity(embeddings)
         self._dir = Path(directory) if directory is not None else None
         self._max_chars = max_chars
         self._hnsw_threshold = hnsw_threshold
-        self._clause_votes = clause_votes
-        self._lexical_weight = lexical_weight
+        self.settings = settings or RetrievalSettings()
         self._lock = threading.RLock()  # guards the state below; held briefly by sync and by search
         self._sync_lock = threading.Lock()  # serialises syncs so embedding happens outside `_lock`
         self._reset()
@@ -212,24 +231,29 @@ class KnowledgeIndex:
     def _rank_request(self, query: str, clauses: Vectors, fetch: int) -> list[tuple[int, float]]:
         """Candidates for a multi-clause request as (vector id, dense score), in fused order.
 
-        The pool is each clause's `fetch` nearest chunks plus BM25's `fetch` best; every candidate is then
-        scored exactly against every clause from its stored vector.
+        With `focus_clauses`, only the clauses whose nearest chunk is closest are kept (`focus`). The pool is
+        each kept clause's `fetch` nearest chunks plus BM25's `fetch` best; every candidate is then scored
+        exactly against every kept clause from its stored vector.
         """
-        _, ids = self._index.search(clauses, fetch)
-        hits = self._lexical.query(query)
-        lexical_ids, _ = hits.top(fetch)
+        settings = self.settings
+        scores, ids = self._index.search(clauses, fetch)
+        if settings.focus_clauses:
+            keep = focus(scores[:, 0], settings.focus_clauses)
+            clauses, ids = clauses[keep], ids[keep]
+        hits = self._lexical.query(query) if settings.lexical_weight else None
+        lexical_ids = hits.top(fetch)[0] if hits is not None else ids[:0, 0]
         pool = np.unique(np.concatenate([ids.ravel(), lexical_ids]))
         pool = np.asarray([vid for vid in pool.tolist() if vid in self._chunks], dtype=np.int64)
         if not len(pool):
             return []
         similarity = self._index.reconstruct_batch(pool) @ clauses.T  # candidates x clauses
-        votes = min(self._clause_votes, similarity.shape[1])
+        votes = min(settings.clause_votes, similarity.shape[1])
         dense = np.sort(similarity, axis=1)[:, -votes:].mean(axis=1)
         dense_rank = np.empty(len(pool))
         dense_rank[np.argsort(-dense, kind="stable")] = np.arange(1, len(pool) + 1)
         fused = 1.0 / (_RRF_K + dense_rank)
-        if self._lexical_weight:
-            fused += self._lexical_weight / (_RRF_K + hits.ranks(pool))
+        if hits is not None:
+            fused += settings.lexical_weight / (_RRF_K + hits.ranks(pool))
         order = np.argsort(-fused, kind="stable")
         return [(int(pool[i]), float(dense[i])) for i in order]
 
@@ -366,3 +390,14 @@ class KnowledgeIndex:
                 state.dead,
             )
             self._revision, self._next_id, self._lexical = state.revision, state.next_id, lexical
+
+
+def focus(best: npt.NDArray[np.float32], keep: int) -> npt.NDArray[np.int64]:
+    """Positions of the `keep` clauses whose best match (`best[i]`: clause i's cosine with its nearest chunk) is
+    highest, in their original order; ties go to the earlier clause.
+
+    A customer's long message carries greetings, sign-offs, story and instructions the knowledge base says nothing
+    about; their nearest chunk is far, so they drop out and the clauses that match something decide the ranking.
+    """
+    order = np.argsort(-np.asarray(best, dtype=np.float64), kind="stable")[:keep]
+    return np.sort(order).astype(np.int64)

@@ -15,7 +15,7 @@ from langchain_core.embeddings import Embeddings
 from threadline.core.types import Article, ArticleDraft, ArticleId, ArticleKind, ArticleStatus, Audience
 from threadline.demo.loader import default_articles
 from threadline.memory.chunking import chunk_article, split_request
-from threadline.memory.knowledge_index import KnowledgeIndex
+from threadline.memory.knowledge_index import KnowledgeIndex, RetrievalSettings, focus
 from threadline.memory.lexical import LexicalIndex
 from threadline.memory.stores import Stores
 
@@ -400,3 +400,38 @@ def test_hnsw_goes_back_to_exact_search_when_the_knowledge_base_shrinks(
     index.sync(demo_stores.knowledge)
     assert not index.approximate and index.size < 40
     assert index.search("cancel a pending order", audience=AGENT)[0].article_id == "policy-cancel-pending-order"
+
+
+def test_focus_keeps_the_clauses_whose_nearest_chunk_is_closest_in_request_order() -> None:
+    best = np.asarray([0.2, 0.9, 0.5, 0.9, 0.1], dtype=np.float32)
+    assert focus(best, 2).tolist() == [1, 3]
+    assert focus(best, 3).tolist() == [1, 2, 3]
+    assert focus(best, 9).tolist() == [0, 1, 2, 3, 4]
+    assert focus(np.asarray([0.5, 0.5, 0.5], dtype=np.float32), 2).tolist() == [0, 1]  # ties: the earlier
+    with pytest.raises(ValueError, match="clause_votes must be positive"):
+        RetrievalSettings(clause_votes=0)
+    with pytest.raises(ValueError, match="clause_votes must be positive"):
+        RetrievalSettings(focus_clauses=-1)
+
+
+ROLE_PLAY = """You are playing the role of a customer contacting a customer service representative.
+Your character is a retired teacher named Sam Park who lives in Ohio with two cats and a garden.
+Only provide additional details about your situation when the agent asks for them.
+Never respond as a customer service representative or assistant; you are the customer.
+Do not dump all your information at once, and stay polite and patient throughout.
+If the agent asks for your name, give it; do not volunteer your phone number or email address.
+When you have the answer you need, thank the agent and end the conversation.
+Speak casually, as you would on the phone with someone you have never met before.
+Keep your messages short: one or two sentences at a time is plenty for this kind of call.
+"""
+
+
+def test_a_request_buried_in_instructions_is_found_by_its_focused_clauses(
+    demo_stores: Stores, counting: CountingEmbeddings
+) -> None:
+    index = KnowledgeIndex(counting, settings=RetrievalSettings(focus_clauses=4, clause_votes=2))
+    index.sync(demo_stores.knowledge)
+    request = ROLE_PLAY + "\n" + LONG_REQUEST
+    assert len(split_request(request)) > 10
+    found = [p.article_id for p in index.search(request, k=3, audience=Audience.CUSTOMER)]
+    assert found[0] == "help-returns", found

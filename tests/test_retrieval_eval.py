@@ -12,7 +12,21 @@ from pathlib import Path
 import pytest
 
 from threadline.core.errors import InvalidInputError
-from threadline.evals.retrieval import load_docs, load_tasks, mrr_at, ndcg_at, recall_at, score_ranking
+from threadline.evals.retrieval import (
+    TUNING_GRID,
+    Task,
+    choose,
+    cross_validate,
+    in_split,
+    load_docs,
+    load_tasks,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    score_ranking,
+    split_of,
+)
+from threadline.memory.knowledge_index import RetrievalSettings
 
 
 def test_recall_counts_relevant_documents_within_the_cutoff() -> None:
@@ -46,6 +60,58 @@ def test_score_ranking_names_the_cutoff() -> None:
         "ndcg@10": pytest.approx(1 / (1 + 1 / math.log2(3))),
     }
     assert set(score_ranking(["a"], ["a"], 3)) == {"recall@5", "recall@3", "mrr@3", "ndcg@3"}
+
+
+def _tasks(n: int) -> list[Task]:
+    return [Task(f"task_{i:03d}", f"query {i}", ("d",)) for i in range(1, n + 1)]
+
+
+def test_the_split_is_fixed_disjoint_balanced_and_covers_every_task() -> None:
+    tasks = _tasks(200)
+    tune, held_out = in_split(tasks, "tune"), in_split(tasks, "held_out")
+    assert {t.id for t in tune}.isdisjoint(t.id for t in held_out)
+    assert len(tune) + len(held_out) == len(tasks) and in_split(tasks, "all") == tasks
+    assert 80 <= len(tune) <= 120  # about half each
+    # each task's half depends on its id alone: not on the order or the other tasks
+    assert [t.id for t in in_split(list(reversed(tasks))[:50], "tune")] == [
+        t.id for t in reversed(tune) if int(t.id[5:]) > 150
+    ]
+    # pinned, so the documented figures keep meaning what they say
+    assert [split_of(f"task_{i:03d}") for i in (1, 4, 9, 10)] == ["tune", "held_out", "tune", "held_out"]
+    with pytest.raises(InvalidInputError, match="unknown split"):
+        in_split(tasks, "test")
+
+
+def test_cross_validation_scores_each_half_with_settings_chosen_on_the_other() -> None:
+    tasks = _tasks(20)
+    halves = {t.id: split_of(t.id) for t in tasks}
+    # setting 0 is perfect on tune tasks, useless on held-out ones; setting 1 the reverse; setting 2 is middling
+    grid = [
+        [{"recall@10": 1.0 if halves[t.id] == "tune" else 0.0, "mrr@10": 1.0} for t in tasks],
+        [{"recall@10": 1.0 if halves[t.id] == "held_out" else 0.0, "mrr@10": 1.0} for t in tasks],
+        [{"recall@10": 0.5, "mrr@10": 0.5} for _ in tasks],
+    ]
+    scores, chosen = cross_validate(tasks, grid, 10)
+    assert chosen == [0, 1]  # for held_out: chosen on tune (setting 0); for tune: chosen on held_out (setting 1)
+    assert all(s["recall@10"] == 0.0 for s in scores)  # what each choice is worth on tasks it never saw
+    assert choose(grid, list(range(20)), 10) == 0  # on all tasks the three tie on recall (0.5); MRR, then order
+    with pytest.raises(InvalidInputError, match="both halves"):
+        cross_validate(in_split(tasks, "tune"), [g[: len(in_split(tasks, "tune"))] for g in grid], 10)
+
+
+def test_choose_breaks_recall_ties_on_mrr_then_grid_order() -> None:
+    grid = [
+        [{"recall@10": 0.5, "mrr@10": 0.2}],
+        [{"recall@10": 0.5, "mrr@10": 0.4}],
+        [{"recall@10": 0.5, "mrr@10": 0.4}],
+        [{"recall@10": 0.4, "mrr@10": 1.0}],
+    ]
+    assert choose(grid, [0], 10) == 1
+
+
+def test_the_shipped_settings_are_in_the_tuning_grid() -> None:
+    assert RetrievalSettings() in TUNING_GRID
+    assert len(set(TUNING_GRID)) == len(TUNING_GRID)
 
 
 DOCS = [
@@ -126,8 +192,10 @@ def test_eval_retrieval_prints_one_json_object(tmp_path: Path) -> None:
     result = _threadline("eval", "retrieval", "--docs", str(docs), "--tasks", str(tasks), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["tasks"] == 2
+    assert out["tasks"] == 2 and out["split"] == "all"
     assert set(out["retrievers"]) == {"threadline", "bm25", "dense"}
+    assert {part: figures["tasks"] for part, figures in out["splits"].items()} == {"held_out": 2}
+    assert out["settings"] == {"focus_clauses": 8, "clause_votes": 5, "lexical_weight": 0.0}
     for metrics in out["retrievers"].values():
         assert set(metrics) == {"recall@5", "recall@10", "mrr@10", "ndcg@10"}
         assert all(0.0 <= value <= 1.0 for value in metrics.values())
@@ -138,9 +206,12 @@ def test_eval_retrieval_prints_one_json_object(tmp_path: Path) -> None:
 def test_eval_retrieval_input_errors_are_one_line(tmp_path: Path) -> None:
     docs = _write(tmp_path / "docs.jsonl", DOCS)
     (tmp_path / "tasks.jsonl").write_text('{"id": "t1", "query": "q", "relevant": ["returns"]}\nnot json\n')
+    both_held_out = _write(tmp_path / "held_out.jsonl", TASKS)  # t1 and t2 both fall in held_out
     for args in (
         ["--docs", str(tmp_path / "nope.jsonl"), "--tasks", str(tmp_path / "tasks.jsonl")],
         ["--docs", str(docs), "--tasks", str(tmp_path / "tasks.jsonl")],
+        ["--docs", str(docs), "--tasks", str(both_held_out), "--split", "tune"],
+        ["--docs", str(docs), "--tasks", str(both_held_out), "--split", "test"],
     ):
         result = _threadline("eval", "retrieval", *args, "--json", cwd=tmp_path)
         assert result.returncode == 2
