@@ -97,5 +97,5 @@ def test_off_topic_rejection_on_unseen_domains(embeddings: Any, record_property:
     result = evaluate_unseen_domains(load_examples("all"), make_router, clinc)
     record_property("unseen_none_recall", result["none_recall"])
     print(f"\nunseen domains: none {result['none_recall']}, lookup_order min {result['lookup_order_recall_min']}")
-    assert result["none_recall"] >= 0.78  # 0.79 today, against 0.985 on the dev set
+    assert result["none_recall"] >= 0.88  # 0.79 without the off-topic margin, 0.985 on the dev set
     assert result["lookup_order_recall_min"] >= 0.99
