@@ -209,10 +209,26 @@ def routing(
         list[Path] | None, typer.Argument(help="Labelled JSON Lines {text, route}; default: the shipped dev sets.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
+    unseen_domains: Annotated[
+        bool,
+        typer.Option(
+            "--unseen-domains",
+            help="Off-topic rejection on clinc150 domains left out of the examples, one fold per domain "
+            "(evals/routing_unseen.py), with lookup_order recall on the dev sets' order messages.",
+        ),
+    ] = False,
+    clinc_dir: Annotated[
+        Path | None,
+        typer.Option(help="clinc150 data (clinc150_train_val.json, domains.json); default ../shared/data/clinc150."),
+    ] = None,
 ) -> None:
     """Route accuracy of the offline model beside a 1-nearest-neighbour baseline trained on the same examples."""
     from threadline.agents.intents import IntentClassifier, load_examples
     from threadline.core.settings import load_settings
+
+    if unseen_domains:
+        _unseen_domains(clinc_dir, as_json)
+        return
     from threadline.evals.routing_eval import (
         DEV_DIR,
         DEV_SETS,
@@ -251,6 +267,39 @@ def routing(
             f"{figures['accuracy']:.3f}",
             f"{figures['baseline']['accuracy']:.3f}",
             *("-" if v is None else f"{v:.3f}" for v in recalls),
+        )
+    Console().print(table)
+
+
+def _unseen_domains(clinc_dir: Path | None, as_json: bool) -> None:
+    """`eval routing --unseen-domains`: the leave-one-domain-out figures, as JSON or a table per fold."""
+    from threadline.agents.intents import Example, IntentClassifier, load_examples
+    from threadline.core.settings import load_settings
+    from threadline.evals.routing_eval import INTENT_ROUTES
+    from threadline.evals.routing_unseen import default_clinc_dir, evaluate_unseen_domains
+    from threadline.memory.embeddings import make_embeddings
+
+    directory = clinc_dir or default_clinc_dir()
+    if directory is None:
+        raise typer.BadParameter("clinc150 not found in ../shared/data/clinc150: pass --clinc-dir")
+    embeddings = make_embeddings(load_settings())
+
+    def make_router(examples: list[Example]) -> Any:
+        classifier = IntentClassifier(embeddings, examples)
+        return lambda texts: [INTENT_ROUTES[c.intent.value] for c in classifier.classify_many(texts)]
+
+    result = evaluate_unseen_domains(load_examples("all"), make_router, directory)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table("held-out domain", "n", "none recall", "lookup_order recall", "accuracy", title="Unseen domains")
+    for domain, figures in {**result["folds"], "all": result}.items():
+        table.add_row(
+            domain,
+            str(figures["n"]),
+            f"{figures['none_recall']:.3f}",
+            f"{figures['lookup_order_recall']:.3f}",
+            f"{figures['accuracy']:.3f}",
         )
     Console().print(table)
 

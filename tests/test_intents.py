@@ -111,6 +111,29 @@ def test_out_of_scope_never_reads_as_an_order(classifier: IntentClassifier, text
     assert classifier.classify(text).intent not in ORDER_INTENTS
 
 
+@pytest.mark.parametrize("text", ["help me write a cover letter for a nursing job", "how do I appeal a parking ticket"])
+def test_off_topic_margin_rejects_requests_from_other_domains(embeddings: Any, text: str) -> None:
+    """Nearly as close to an off-topic example as to a support one, and nothing of a shop named: out of scope."""
+    examples = load_examples("train")
+    assert IntentClassifier(embeddings, examples, off_topic_margin=0).classify(text).intent in CORE
+    result = IntentClassifier(embeddings, examples).classify(text)
+    assert (result.intent, result.rule) == (Intent.OUT_OF_SCOPE, "off_topic_margin")
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        ("do u sell tvs", {Intent.KNOWLEDGE_QUESTION}),
+        ("can I pay with PayPal", {Intent.KNOWLEDGE_QUESTION}),
+        ("I want to return the blender", {Intent.RETURN_OR_EXCHANGE}),
+        ("how do I reset my password", {Intent.KNOWLEDGE_QUESTION}),
+        ("what's your phone number", {Intent.KNOWLEDGE_QUESTION, Intent.HUMAN_REQUEST}),
+    ],
+)
+def test_off_topic_margin_keeps_shop_questions(classifier: IntentClassifier, text: str, allowed: set[Intent]) -> None:
+    assert classifier.classify(text).intent in allowed
+
+
 @pytest.mark.parametrize(
     ("text", "intent", "rule"),
     [
