@@ -96,6 +96,8 @@ def first_step(messages: list[AnyMessage], text: str, classification: Classifica
     follow_up = _knowledge_follow_up(messages, text, intent, slots)
     if follow_up is not None:
         return follow_up
+    if intent is Intent.OUT_OF_SCOPE and _STORE_MATTERS.search(text):  # "do yall take apple pay or klarna"
+        return Decision(tool=SEARCH_KNOWLEDGE, args={"query": text[:300]}, intent=Intent.KNOWLEDGE_QUESTION.value)
     if intent in CANNED:
         return Decision(text=CANNED[intent], intent=intent.value)
     if intent is Intent.HUMAN_REQUEST:
@@ -133,6 +135,18 @@ def offered_person(said: str) -> bool:
     return any(
         _OFFERED_PERSON.search(s) and (s.endswith("?") or "whenever" not in s) for s in SENTENCE.split(said.strip())
     )
+
+
+_STORE_MATTERS = re.compile(
+    r"\b(?:apple ?pay|google ?pay|klarna|afterpay|paypal|pay (?:with|by|in installments)|payment methods?|"
+    r"(?:take|accept) (?:cards?|cash|checks?|amex|visa)|gift ?cards?|warrant\w*|guarantee|ship\w*|deliver\w*|"
+    r"return\w*|refund\w*|exchange\w*|discount\w*|coupon\w*|promo codes?|"
+    r"(?:stopped|not|isn'?t|won'?t|doesn'?t|does not) (?:working|turning on|turn on|charging|charge|work)|"
+    r"defective|faulty)\b",
+    re.I,
+)
+"""Words of a store matter: the classifier can take a payment or faulty-product question for a request from
+another field (its out-of-scope examples include banking); the help center is asked instead."""
 
 
 def _listed_order(messages: list[AnyMessage], text: str, slots: Slots) -> Decision | None:

@@ -11,11 +11,15 @@ Pure functions over `Product` records: no database, no model.
 from __future__ import annotations
 
 import re
+import threading
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
 
+from threadline.core.ports import OrderSystem
 from threadline.core.types import Product, Variant
 
 T = TypeVar("T")
@@ -163,7 +167,12 @@ def _contains(text: str, phrase: str) -> int:
 
 def named_types(text: str, names: Sequence[str]) -> list[str]:
     """The product type names (of `names`) the text names, in the order said."""
-    return [name for name, _ in _types(text, [(n, n) for n in names])]
+    return [name for name, _ in named_type_words(text, names)]
+
+
+def named_type_words(text: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    """The product type names the text names, each with the words that named it ("espresso machine", "earbuds")."""
+    return _types(text, [(n, n) for n in names])
 
 
 def product_types(text: str, products: Sequence[Product]) -> list[tuple[Product, str]]:
@@ -323,3 +332,26 @@ def find(products: Sequence[Product], wanted: Wanted, limit: int = 6) -> list[Ma
             matches.append(Match(product, variant, matched, tuple(missed)))
     matches.sort(key=lambda m: (len(m.missed), not m.variant.available, m.variant.price, m.variant.item_id))
     return matches[:limit]
+
+
+_CATALOG_TTL_S = 60.0
+PROMPT_PRODUCT_TYPES = 200
+"""At most this many product types are listed in the system prompt (a catalogue of thousands stays searchable)."""
+_catalogs: weakref.WeakKeyDictionary[OrderSystem, tuple[float, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+_catalogs_lock = threading.Lock()
+
+
+def catalog_type_names(orders: OrderSystem) -> tuple[str, ...]:
+    """The names of the product types the store sells, read at most once a minute per order system."""
+    now = time.monotonic()
+    with _catalogs_lock:
+        try:
+            cached = _catalogs.get(orders)
+        except TypeError:  # an order system that cannot be weakly referenced is read every time
+            return tuple(sorted({p.name for p in orders.list_products()}))
+    if cached is not None and now - cached[0] < _CATALOG_TTL_S:
+        return cached[1]
+    names = tuple(sorted({p.name for p in orders.list_products()}))[:PROMPT_PRODUCT_TYPES]
+    with _catalogs_lock:
+        _catalogs[orders] = (now, names)
+    return names

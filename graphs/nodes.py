@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
-import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +16,11 @@ from threadline.agents.prompts import system_prompt
 from threadline.agents.sentiment import sentiment
 from threadline.agents.slots import extract_slots
 from threadline.agents.summarizer import extend_summary, summary_line, turn_gist
+from threadline.core.catalog_search import catalog_type_names
 from threadline.core.context import TurnContext
 from threadline.core.disclosure import Disclosure, may_see
 from threadline.core.handoff import StallPoint
 from threadline.core.hours import BusinessHours
-from threadline.core.ports import OrderSystem
 from threadline.core.standing import LIFETIME_ORDERS, Standing, standing
 from threadline.core.types import (
     Channel,
@@ -97,29 +94,6 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     }
 
 
-_CATALOG_TTL_S = 60.0
-PROMPT_PRODUCT_TYPES = 200
-"""At most this many product types are listed in the system prompt (a catalogue of thousands stays searchable)."""
-_catalogs: weakref.WeakKeyDictionary[OrderSystem, tuple[float, tuple[str, ...]]] = weakref.WeakKeyDictionary()
-_catalogs_lock = threading.Lock()
-
-
-def product_types(orders: OrderSystem) -> tuple[str, ...]:
-    """The names of the product types the store sells, read at most once a minute per order system."""
-    now = time.monotonic()
-    with _catalogs_lock:
-        try:
-            cached = _catalogs.get(orders)
-        except TypeError:  # an order system that cannot be weakly referenced is read every time
-            return tuple(sorted({p.name for p in orders.list_products()}))
-    if cached is not None and now - cached[0] < _CATALOG_TTL_S:
-        return cached[1]
-    names = tuple(sorted({p.name for p in orders.list_products()}))[:PROMPT_PRODUCT_TYPES]
-    with _catalogs_lock:
-        _catalogs[orders] = (now, names)
-    return names
-
-
 def make_agent(model: BaseChatModel) -> Any:
     """The node that asks the (tool-bound) chat model for the next step."""
 
@@ -129,7 +103,7 @@ def make_agent(model: BaseChatModel) -> Any:
             brief=state.get("brief", ""),
             summary=state.get("summary"),
             focus_order_id=state.get("focus_order_id"),
-            products=product_types(runtime.context.services.orders),
+            products=catalog_type_names(runtime.context.services.orders),
             language=language.NAMES.get(language.customer_language(policy.customer_turns(state["messages"]))),
         )
         reply = model.invoke([SystemMessage(prompt), *state["messages"]])
