@@ -173,8 +173,11 @@ def _sorted(events: Iterable[AnalyticsEvent]) -> list[AnalyticsEvent]:
     return sorted(events, key=lambda e: (aware(e.occurred_at), e.id))
 
 
-def conversations(events: Iterable[AnalyticsEvent], gap: timedelta) -> list[Conversation]:
-    """The conversations in `events`, ordered by start."""
+def conversations(
+    events: Iterable[AnalyticsEvent], gap: timedelta, thanks_window: timedelta | None = None
+) -> list[Conversation]:
+    """The conversations in `events`, ordered by start. With `thanks_window` (the reopen window), a thank-you
+    alone that comes after the gap but within the window belongs to the conversation it thanks (`_thanks_folded`)."""
     found: list[Conversation] = []
     open_by_customer: dict[str, Conversation] = {}
     for event in _sorted(events):
@@ -187,12 +190,35 @@ def conversations(events: Iterable[AnalyticsEvent], gap: timedelta) -> list[Conv
             found.append(current)
         current.ended_at = at
         current.events.append(event)
+    if thanks_window is not None:
+        found = _thanks_folded(found, thanks_window)
     following: dict[str, Conversation] = {}
     for conversation in sorted(found, key=lambda c: c.started_at, reverse=True):
         later = following.get(conversation.customer_id)
         conversation.next_started_at = later.started_at if later else None
         following[conversation.customer_id] = conversation
     return sorted(found, key=lambda c: c.started_at)
+
+
+def _only_thanks(conversation: Conversation) -> bool:
+    """The AI took part, nothing was handed off, and every turn was the customer saying an answer helped."""
+    turns = [e.payload for e in conversation.of(EventType.TURN)]
+    return bool(turns) and not conversation.escalated and all(t.get("confirmed") for t in turns)
+
+
+def _thanks_folded(found: list[Conversation], window: timedelta) -> list[Conversation]:
+    """A "thanks, that helped" sent after the conversation gap (usual on email) is not a conversation that reopens
+    the one it thanks: its events join that conversation (confirming it), whose span stays as it was."""
+    kept: list[Conversation] = []
+    previous: dict[str, Conversation] = {}
+    for conversation in sorted(found, key=lambda c: c.started_at):
+        before = previous.get(conversation.customer_id)
+        if before is not None and _only_thanks(conversation) and conversation.started_at - before.ended_at <= window:
+            before.events.extend(conversation.events)
+            continue
+        kept.append(conversation)
+        previous[conversation.customer_id] = conversation
+    return kept
 
 
 def cases(found: list[Conversation], window: timedelta) -> list[Case]:

@@ -132,7 +132,7 @@ def load(stores: Stores, config: Config, filters: Filters, now: datetime | None 
     have started earlier) to now (a case may come back, a handoff be claimed, after the range)."""
     lookback = max(config.fcr_window, config.attribution_window, config.gap) + timedelta(days=1)
     events = stores.events.between(since=_local_midnight(config, filters.start) - lookback)
-    found = conv.conversations(events, config.gap)
+    found = conv.conversations(events, config.gap, config.reopen_window)
     handoffs = conv.handoffs(events)
     as_of = aware(now or datetime.now(UTC))
     inputs = Inputs(handoffs, current_versions(stores), as_of, config.queue_timeout, config.reopen_window)

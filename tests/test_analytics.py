@@ -382,3 +382,39 @@ def test_the_reports_read_the_log_from_the_database(stores: Any) -> None:
     assert {"path": ["visit (google)", "AI chat (web)", "purchase online"], "count": 1} in trips[
         "top_paths_to_purchase"
     ]
+
+
+def test_a_thank_you_after_the_gap_confirms_the_conversation_it_thanks() -> None:
+    # J asks by email at 10:00 and gets a useful answer; J's "thanks, that helped" comes at 11:30, after the
+    # 30-minute gap. Without folding it is a conversation of its own that reopens the answered one.
+    log = [
+        AnalyticsEvent(
+            id=1, type=E.MESSAGE_RECEIVED, customer_id="J", channel="email", payload={}, occurred_at=at(3, 10)
+        ),
+        AnalyticsEvent(
+            id=2,
+            type=E.TURN,
+            customer_id="J",
+            channel="email",
+            payload=turn("returns", True, search="ok"),
+            occurred_at=at(3, 10),
+        ),
+        AnalyticsEvent(
+            id=3, type=E.MESSAGE_RECEIVED, customer_id="J", channel="email", payload={}, occurred_at=at(3, 11, 30)
+        ),
+        AnalyticsEvent(
+            id=4,
+            type=E.TURN,
+            customer_id="J",
+            channel="email",
+            payload=turn("thanks", True, confirmed=True),
+            occurred_at=at(3, 11, 30),
+        ),
+    ]
+    apart = conv.conversations(log, GAP)
+    assert [c.outcome(REOPEN) for c in apart] == [Outcome.REOPENED, Outcome.NO_USEFUL_ANSWER]
+    [folded] = conv.conversations(log, GAP, REOPEN)
+    assert folded.outcome(REOPEN) is Outcome.CONFIRMED and folded.ended_at == at(3, 10)
+    # A thank-you with a new question in it is a conversation of its own (and reopens the first).
+    asking = [*log[:3], log[3].model_copy(update={"payload": turn("returns", True, search="ok")})]
+    assert len(conv.conversations(asking, GAP, REOPEN)) == 2
