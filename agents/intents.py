@@ -193,7 +193,10 @@ SUPPORT_INTENTS = frozenset(
 )
 _SHOP_WORDS = re.compile(
     r"\b(?:orders?|packages?|parcels?|purchases?|items?|products?|shipments?|deliver\w*|ship\w*|return\w*"
-    r"|refund\w*|exchang\w*|bought|buy\w*|sell\w*)\b",
+    r"|refund\w*|exchang\w*|bought|buy\w*|sell\w*"
+    # what the customer and the store said before, and asking for a person: support intents whatever the margin
+    r"|talk\w*|chat\w*|conversations?|discuss\w*|spoke|earlier|last time|(?:you|we) (?:said|told)"
+    r"|person|human|agent|representative|manager|verif\w*)\b",
     re.I,
 )
 _ID_FILLER_WORDS = """my email e-mail mail address is it's its it sure yes yeah ok okay here you go use the on account
