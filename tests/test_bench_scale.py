@@ -40,6 +40,8 @@ def test_order_lookup_reads_every_order_back_and_reports_both_clocks() -> None:
         assert all(_positive(row[k]) for k in ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms")), row
         assert row["p50_ms"] <= row["p99_ms"]
     assert result["order_lookup_p99_ms"] == result["get_order"]["p99_ms"]
+    ratio = result["get_order"]["p99_ms"] / result["bare_primary_key"]["p99_ms"]
+    assert result["order_lookup_ratio"] == pytest.approx(ratio, rel=0.01)
     # the floor is a single-row primary-key read: assembling a whole order cannot be cheaper in CPU
     assert result["bare_primary_key"]["cpu_p50_ms"] < result["get_order"]["cpu_p50_ms"]
 

@@ -150,6 +150,61 @@ def test_order_system_reads_the_demo_store(demo_stores: Stores) -> None:
     assert len(products) == 50 and sum(len(p.variants) for p in products) == 591
 
 
+def test_one_statement_order_reads_equal_the_rows_for_every_demo_order(demo_stores: Stores) -> None:
+    """The order system reads an order as one JSON document the database builds; the ORM's relationship loaders
+    read the same rows independently. Every demo order (items, fulfilments, payments and refunds, returns'
+    requests, cancel reasons) reads the same both ways, and odd values survive: a negative amount, an empty order,
+    quotes and non-ASCII in text, a missing placement time."""
+    from sqlalchemy import insert, select
+
+    from threadline.core.types import Order
+    from threadline.memory.schema import CustomerRow, OrderRow, PaymentRow
+
+    def independent(row: OrderRow) -> Order:
+        return Order.model_validate(
+            {
+                **{c.key: getattr(row, c.key) for c in OrderRow.__table__.c},
+                "items": [vars(i) for i in row.items],
+                "fulfillments": [vars(f) for f in row.fulfillments],
+                "payments": [vars(p) for p in row.payments],
+            }
+        )
+
+    with demo_stores.db.session() as s:
+        s.execute(insert(CustomerRow), [{"id": "cust-odd", "provisional": False}])
+        odd = {"customer_id": "cust-odd", "status": "pending", "sequence": 0, "placed_at": None}
+        s.execute(
+            insert(OrderRow),
+            [
+                {**odd, "id": "#W9999998", "address": {"address1": 'O\'Brien "Flat" 2 — Zürich'}, "notes": "né"},
+                {**odd, "id": "#W9999999", "address": {}, "notes": None},
+            ],
+        )
+        s.execute(
+            insert(PaymentRow),
+            [
+                {"order_id": "#W9999998", "position": p, "transaction_type": t, "amount": a, "payment_method_id": "x"}
+                for p, (t, a) in enumerate((("payment", Decimal("0.05")), ("refund", Decimal("-0.05"))))
+            ],
+        )
+    with demo_stores.db.session() as s:
+        expected = {row.id: independent(row) for row in s.scalars(select(OrderRow))}
+    assert len(expected) > 1000
+    for order_id, order in expected.items():
+        assert demo_stores.orders.get_order(OrderId(order_id)) == order, order_id
+    by_customer: dict[str, list[Order]] = {}
+    for order in sorted(expected.values(), key=lambda o: o.id):
+        by_customer.setdefault(order.customer_id, []).append(order)
+    for customer_id, orders in list(by_customer.items())[:200]:
+        got = demo_stores.orders.orders_for_customer(CustomerId(customer_id), limit=50)
+        assert sorted(got, key=lambda o: o.id) == orders
+    odd_order = demo_stores.orders.get_order(OrderId("#W9999998"))
+    assert odd_order is not None and [p.amount for p in odd_order.payments] == [Decimal("0.05"), Decimal("-0.05")]
+    assert odd_order.address["address1"] == 'O\'Brien "Flat" 2 — Zürich' and odd_order.placed_at is None
+    empty = demo_stores.orders.get_order(OrderId("#W9999999"))
+    assert empty is not None and (empty.items, empty.fulfillments, empty.payments) == ([], [], [])
+
+
 def test_the_knowledge_revision_counts_every_change_even_when_editors_race(stores: Stores) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

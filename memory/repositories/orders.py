@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from threadline.core.errors import ConflictError, NotFoundError
@@ -28,9 +28,9 @@ from threadline.core.types import (
     Variant,
 )
 from threadline.memory.db import Database
+from threadline.memory.repositories.order_reads import OrderReads
 from threadline.memory.schema import (
     CustomerRow,
-    FulfillmentRow,
     OrderActionRow,
     OrderItemRow,
     OrderRow,
@@ -40,41 +40,6 @@ from threadline.memory.schema import (
     table,
     utcnow,
 )
-
-# Orders are read with Core statements on one connection (no ORM identity map, no relationship loaders): the
-# order rows, then each child table once for all of them. Built once, so SQLAlchemy's compiled cache answers
-# every lookup; this is the hot path of `lookup_order` and of every verified turn's context.
-_ORDER = select(*OrderRow.__table__.c).where(OrderRow.id == bindparam("id"))
-_CUSTOMER_ORDERS = (
-    select(*OrderRow.__table__.c)
-    .where(OrderRow.customer_id == bindparam("customer_id"))
-    .order_by(OrderRow.sequence.desc(), OrderRow.id)
-    .limit(bindparam("limit"))
-)
-_CHILDREN = {
-    key: select(table.order_id, *(table.__table__.c[name] for name in columns))
-    .where(table.order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(table.order_id, table.position)
-    for key, table, columns in (
-        ("items", OrderItemRow, ("item_id", "product_id", "name", "price", "options")),
-        ("fulfillments", FulfillmentRow, ("tracking_ids", "item_ids")),
-        ("payments", PaymentRow, ("transaction_type", "amount", "payment_method_id")),
-    )
-}
-
-
-def _assemble(conn: Connection, heads: list[RowMapping]) -> list[Order]:
-    """Whole orders from their rows: one query per child table for all of them."""
-    if not heads:
-        return []
-    ids = [head["id"] for head in heads]
-    children: dict[str, dict[str, list[dict[str, object]]]] = {}
-    for key, query in _CHILDREN.items():
-        grouped: dict[str, list[dict[str, object]]] = {order_id: [] for order_id in ids}
-        for row in conn.execute(query, {"ids": ids}).mappings():
-            grouped[row["order_id"]].append(dict(row))
-        children[key] = grouped
-    return [Order.model_validate({**head, **{key: children[key][head["id"]] for key in _CHILDREN}}) for head in heads]
 
 
 def _product(row: ProductRow) -> Product:
@@ -86,17 +51,14 @@ class SqlOrderSystem:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._reads = OrderReads(db)
 
     def get_order(self, order_id: OrderId) -> Order | None:
-        with self._db.engine.connect() as conn:
-            found = _assemble(conn, list(conn.execute(_ORDER, {"id": order_id}).mappings()))
-        return found[0] if found else None
+        return self._reads.get(order_id)
 
     def orders_for_customer(self, customer_id: CustomerId, limit: int = 20) -> list[Order]:
         """The customer's orders, most recent first."""
-        with self._db.engine.connect() as conn:
-            heads = conn.execute(_CUSTOMER_ORDERS, {"customer_id": customer_id, "limit": limit}).mappings()
-            return _assemble(conn, list(heads))
+        return self._reads.for_customer(customer_id, limit)
 
     def get_product(self, product_id: ProductId) -> Product | None:
         with self._db.session() as s:
@@ -145,7 +107,7 @@ class SqlOrderSystem:
                     if done.action != audit["action"] or done.customer_id != customer_id:
                         raise ConflictError(f"the idempotency key {idempotency_key!r} was used for another action")
                     return done
-                return _record(conn, audit, *_run(conn, action, customer_id))
+                return _record(conn, audit, *_run(conn, self._reads, action, customer_id))
         except IntegrityError:  # the same key ran at the same moment elsewhere: its record stands
             with self._db.engine.connect() as conn:
                 done = _recorded(conn, idempotency_key)
@@ -176,7 +138,7 @@ def _recorded(conn: Connection, key: str) -> ActionRecord | None:
 
 
 def _run(
-    conn: Connection, action: Any, customer_id: CustomerId
+    conn: Connection, reads: OrderReads, action: Any, customer_id: CustomerId
 ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]:
     """Plan and write the action in the caller's transaction: its outcome, the records before and after, and the
     detail (refund, price difference, or why it was refused)."""
@@ -191,8 +153,7 @@ def _run(
         after = action.address.model_dump()
         conn.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == customer_id).values(address=after))
         return "done", {"address": customer.address}, {"address": after}, {}
-    heads = list(conn.execute(_ORDER.with_for_update(), {"id": action.order_id}).mappings())
-    order = _assemble(conn, heads)[0] if heads else None
+    order = reads.locked(conn, action.order_id)
     if order is not None and order.customer_id != customer_id:
         order = None  # someone else's order reads exactly like a missing one
     wanted = action.new_item_ids if isinstance(action, ModifyItems | ExchangeItems) else []
