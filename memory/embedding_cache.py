@@ -1,7 +1,8 @@
 """A persistent embedding cache: a SQLite file of vectors keyed by model and text, shared by processes.
 
-Embedding the demo knowledge base and the offline model's examples takes tens of seconds on a laptop CPU;
-with this cache a fresh data dir, a second worker or a restart pays it once per machine.
+What a start-up on the default configuration embeds ships with the package (`shipped_vectors`); this file holds
+the rest (a knowledge base of your own, edited articles, memories), so a second worker or a restart computes
+each text once per machine.
 """
 
 from __future__ import annotations
