@@ -127,7 +127,7 @@ class ShippedVectors:
             if group.fits(model, fingerprint):
                 groups.append(group)
             else:
-                log.info("shipped vectors %s were built by another model or weights, not used", path.name)
+                log.warning("shipped vectors %s were built by another model or weights, not used", path.name)
         return cls(groups, model)
 
     def __len__(self) -> int:
