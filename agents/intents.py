@@ -83,10 +83,15 @@ class Classification:
     rule: str | None = None
 
 
-def load_examples(split: Literal["all", "train", "heldout"] = "all", data_dir: Path = DATA_DIR) -> list[Example]:
-    """Examples from the shipped files; `train`/`heldout` split each file's intents by position (see EXAMPLE_FILES)."""
+def load_examples(
+    split: Literal["all", "train", "heldout"] = "all", data_dir: Path = DATA_DIR, files: Sequence[str] | None = None
+) -> list[Example]:
+    """Examples from the shipped files (or only `files` of them); `train`/`heldout` split each file's intents by
+    position (see EXAMPLE_FILES)."""
     examples: list[Example] = []
     for name, every in EXAMPLE_FILES.items():
+        if files is not None and name not in files:
+            continue
         seen: dict[str, int] = {}
         for line in (data_dir / name).read_text(encoding="utf-8").splitlines():
             if not line.strip():

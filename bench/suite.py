@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from rich.table import Table
 
-Only = Literal["all", "turns", "history", "api", "knowledge", "orders"]
-PARTS: tuple[Only, ...] = ("turns", "history", "api", "knowledge", "orders")
+Only = Literal["all", "turns", "history", "api", "knowledge", "orders", "start"]
+PARTS: tuple[Only, ...] = ("turns", "history", "api", "knowledge", "orders", "start")
 GOALS: dict[str, tuple[str, float]] = {
     "turn_cost_ratio": ("<=", 1.5),
     "history_flatness_ratio": ("<=", 1.3),
@@ -24,6 +24,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "kb_p99_ms_100k": ("<=", 1.0),
     "kb_recall10_100k": (">=", 0.95),
     "order_lookup_ratio": ("<=", 10.0),
+    "cold_start_ratio": ("<=", 2.0),
 }
 """The stated goal of each headline figure: (comparison, bound)."""
 
@@ -51,6 +52,9 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
         top["order_lookup_ratio"] = result["orders"]["order_lookup_ratio"]
         top["order_lookup_cpu_ratio"] = result["orders"]["order_lookup_cpu_ratio"]
         top["order_lookup_orders"] = result["orders"]["orders"]
+    if "start" in result:
+        for key in ("cold_first_turn_s", "warm_turn_s", "cold_start_ratio"):
+            top[key] = result["start"][key]
     return top
 
 
@@ -94,10 +98,14 @@ def run_all(quick: bool, *, only: Only = "all", log: Callable[[str], None] | Non
             from threadline.bench.knowledge import run as run_knowledge
 
             result["knowledge"] = run_knowledge(quick=quick, log=log)
-        else:
+        elif part == "orders":
             from threadline.bench.orders import run as run_orders
 
             result["orders"] = run_orders(quick, log=log)
+        else:
+            from threadline.bench.start import run as run_start
+
+            result["start"] = run_start(quick, log=log)
     result.update(_headline(result))
     result["goals"] = goals(result)
     return result
@@ -118,6 +126,10 @@ def render_all(result: dict[str, Any]) -> list[Table]:
         tables.append(knowledge.render(result["knowledge"]))
     if "orders" in result:
         tables.append(orders.render(result["orders"]))
+    if "start" in result:
+        from threadline.bench import start
+
+        tables.append(start.render(result["start"]))
     summary = Table("figure", "measured", "goal", "met", title="Goals")
     for key, row in result["goals"].items():
         summary.add_row(key, f"{row['value']:.3f}", row["goal"], "yes" if row["met"] else "no")

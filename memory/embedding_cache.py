@@ -1,7 +1,8 @@
 """A persistent embedding cache: a SQLite file of vectors keyed by model and text, shared by processes.
 
-Embedding the demo knowledge base and the offline model's examples takes tens of seconds on a laptop CPU;
-with this cache a fresh data dir, a second worker or a restart pays it once per machine.
+What a start-up on the default configuration embeds ships with the package (`shipped_vectors`); this file holds
+the rest (a knowledge base of your own, edited articles, memories), so a second worker or a restart computes
+each text once per machine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 """The name the local model's vectors are cached under."""
 
 
+def vector_key(model: str, text: str) -> bytes:
+    """The key of a text's vector: the SHA-256 of the model's name and the text (also the shipped vectors' key)."""
+    return hashlib.sha256(f"{model}\x00{text}".encode()).digest()
+
+
 class EmbeddingCache:
     """Vectors by (model, text); safe across threads and processes (WAL, busy timeout)."""
 
@@ -31,7 +37,7 @@ class EmbeddingCache:
         self._lock = threading.Lock()
 
     def _key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self._model}\x00{text}".encode()).digest()
+        return vector_key(self._model, text)
 
     def get_many(self, texts: Iterable[str]) -> dict[str, list[float]]:
         """The cached vectors among `texts`."""

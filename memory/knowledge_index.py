@@ -50,6 +50,7 @@ from threadline.memory.lexical import LexicalIndex
 logger = logging.getLogger(__name__)
 
 _RRF_K = 60
+MAX_CHARS = 800  # a chunk's length past its title and heading (`chunking.chunk_article`)
 DEFAULT_HNSW_THRESHOLD = 50_000  # chunks; exact search past this costs more than a millisecond per query
 _COMPACT_RATIO = 0.1  # rebuild an HNSW graph once this share of its vectors are tombstones
 _FLAT_RATIO = 0.8  # go back to exact search below this share of the threshold (no flapping at the boundary)
@@ -90,7 +91,7 @@ class KnowledgeIndex:
         embeddings: Embeddings,
         directory: str | Path | None = None,
         *,
-        max_chars: int = 800,
+        max_chars: int = MAX_CHARS,
         hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
         settings: RetrievalSettings | None = None,
     ) -> None:

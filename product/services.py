@@ -151,8 +151,9 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     with migrate.startup_lock(db):  # several workers start at once: one loads, the others find it loaded
         if settings.load_demo and stores.customers.count() == 0:
             log.info("empty database: loading the demo store")
-            report = load_demo(stores, progress) if progress else load_demo(stores)
-        sync_product_articles(stores.orders, stores.knowledge)
+            report = load_demo(stores, progress) if progress else load_demo(stores)  # with the product articles
+        else:
+            sync_product_articles(stores.orders, stores.knowledge)
     embeddings = make_embeddings(settings)
     index = open_index(settings, stores, embeddings)
     resources = ExitStack()

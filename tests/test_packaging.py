@@ -60,6 +60,7 @@ def test_the_wheel_holds_only_the_threadline_namespace(wheel: Path) -> None:
         "threadline/demo/data/tau_retail/orders.json",
         "threadline/api/templates/console.html",
         "threadline/memory/migrations/script.py.mako",
+        "threadline/memory/data/embeddings/intents-bitext.npz",
         "threadline/evals/suites/order_status.yaml",
     ]:
         assert data in names
