@@ -56,7 +56,7 @@ def serve(
     import uvicorn
 
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     if settings.bootstrap_keys is not None:  # a malformed key list is a one-line error, not a worker traceback
         from threadline.core.auth import parse_bootstrap
@@ -162,7 +162,7 @@ def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     """Import the demo store (500 customers, 1,000 orders, the catalog and knowledge base); safe to repeat."""
     from threadline.demo.loader import load_demo
     from threadline.memory.stores import Stores
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     settings = settings_from(data_dir, database_url)
     db = open_database(settings)
@@ -236,7 +236,7 @@ def demo_traffic(
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply pending migrations (start-up does this too)."""
     from threadline.memory import migrate
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     db = open_database(settings_from(data_dir, database_url))
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")

@@ -47,6 +47,7 @@ from threadline.memory.merges import CustomerMerges
 from threadline.memory.repositories.handoffs import SqlHandoffRepository
 from threadline.memory.stores import Stores
 from threadline.memory.turn_locks import TurnLocks
+from threadline.product.database import open_database
 from threadline.product.tuning import tune_threads
 
 log = logging.getLogger("threadline")
@@ -118,15 +119,6 @@ class RedactingHandoffs(SqlHandoffRepository):
 
     def create(self, customer_id: CustomerId, *, packet: dict[str, Any], **rest: Any) -> Handoff:
         return super().create(customer_id, packet=redact_packet(packet), **rest)
-
-
-def open_database(settings: Settings) -> Database:
-    """Connect to the configured database and bring its schema to head."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.from_url(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
-    db.ping()
-    migrate.upgrade(db)
-    return db
 
 
 def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None = None) -> KnowledgeIndex:
