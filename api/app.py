@@ -18,6 +18,7 @@ from threadline.api.routes import (
     console,
     customers,
     dashboard,
+    docs,
     events,
     handoffs,
     health,
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Omnichannel AI customer support for retailers.",
         lifespan=lifespan,
         responses=COMMON_ERRORS,
+        docs_url=None,  # served by `docs.install`, from vendored assets rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.anonymous_search = RateLimiter(settings.rate_anonymous_search_per_minute)
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics.router)
     console.install(app)  # the agent console: a page over the keyed API, holding no data itself
     dashboard.install(app)  # the analytics dashboard, likewise a page over the keyed analytics API
+    docs.install(app)  # the OpenAPI page, with no third-party origin
     if settings.demo_page:  # speaks as demo customers: opt-in, and on loopback unless explicitly allowed
         demo_page.install(app, settings.rate_per_sender_per_minute)
     return app
