@@ -62,14 +62,21 @@ def serve(
         from threadline.core.auth import parse_bootstrap
 
         parse_bootstrap(settings.bootstrap_keys.get_secret_value())
-    open_database(settings).dispose()  # fail fast with a clear error before forking workers
+    console.print(
+        f"Starting Threadline on http://{settings.host}:{settings.port} (data in {settings.data_dir}); a first start "
+        "loads the demo store and builds the knowledge index, a few minutes: the links follow once it is ready.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    # Fail fast with a clear error before forking workers, and migrate here, where the progress line is ours.
+    open_database(settings, progress=lambda line: console.print(line + "…", highlight=False)).dispose()
     # Workers rebuild settings from the environment, so pass the overrides on that way.
     os.environ["THREADLINE_DATA_DIR"] = str(settings.data_dir)
     os.environ["THREADLINE_HOST"] = settings.host  # the demo page's loopback check sees the bound address
+    os.environ["THREADLINE_PORT"] = str(settings.port)  # the links printed when ready
+    os.environ["THREADLINE_WORKERS"] = str(settings.workers)  # one worker starts in the background
     if settings.database_url:
         os.environ["THREADLINE_DATABASE_URL"] = settings.database_url
-    base = f"http://{settings.host}:{settings.port}"
-    console.print(f"Threadline on [bold]{base}[/]  ·  API docs {base}/docs  ·  ready {base}/readyz")
     uvicorn.run(
         "threadline.api.app:app_from_env",
         factory=True,
@@ -77,7 +84,19 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=_log_config(settings.log_level),
     )
+
+
+def _log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging, with the product's own logs (start-up progress, the ready line) on its console handler."""
+    from copy import deepcopy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = deepcopy(LOGGING_CONFIG)
+    config["loggers"]["threadline"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 @app.command()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -121,6 +122,15 @@ class RedactingHandoffs(SqlHandoffRepository):
         return super().create(customer_id, packet=redact_packet(packet), **rest)
 
 
+@contextmanager
+def _step(doing: str) -> Iterator[None]:
+    """Log a start-up step as it begins and when it ends, with its duration: a first start takes minutes."""
+    log.info("%s…", doing)
+    started = time.monotonic()
+    yield
+    log.info("%s: done in %.0f s", doing, time.monotonic() - started)
+
+
 def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None = None) -> KnowledgeIndex:
     """The knowledge index under the data dir, brought up to the database's revision."""
     import faiss
@@ -142,25 +152,29 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     report = None
     with migrate.startup_lock(db):  # several workers start at once: one loads, the others find it loaded
         if settings.load_demo and stores.customers.count() == 0:
-            log.info("empty database: loading the demo store")
-            report = load_demo(stores, progress) if progress else load_demo(stores)
+            with _step("empty database: loading the demo store"):
+                report = load_demo(stores, progress) if progress else load_demo(stores)
+                log.info("demo store: %s", ", ".join(f"{n} {kind}" for kind, n in report.created.items() if n))
         sync_product_articles(stores.orders, stores.knowledge)
-    embeddings = make_embeddings(settings)
-    index = open_index(settings, stores, embeddings)
+    with _step("loading the embedding model"):
+        embeddings = make_embeddings(settings)
+    with _step("building the knowledge index"):
+        index = open_index(settings, stores, embeddings)
     resources = ExitStack()
     resources.callback(KnowledgeSync(index, stores.knowledge, settings.kb_refresh_s).start().stop)
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
     checkpointer = resources.enter_context(
         open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size, key=key)
     )
-    model = make_chat_model(
-        settings.model,
-        embeddings=embeddings,
-        base_url=settings.openai_base_url,
-        api_key=settings.openai_api_key,
-        cache_dir=settings.cache_path,
-        timeout_s=settings.model_timeout_s,
-    )
+    with _step(f"loading the {settings.model} model"):
+        model = make_chat_model(
+            settings.model,
+            embeddings=embeddings,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            cache_dir=settings.cache_path,
+            timeout_s=settings.model_timeout_s,
+        )
     memories = SqlStore(db, embeddings)
     graph = build_support_graph(
         model,
