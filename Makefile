@@ -45,7 +45,9 @@ test: lint typecheck unit
 bench: install
 	$(BIN)/threadline bench
 
-EVAL_DATA ?= ../shared/data/banking_knowledge
+# The retrieval set: the shipped banking knowledge set (evals/banking_knowledge), or EVAL_DATA=DIR holding
+# documents.jsonl and retrieval_dev.jsonl.
+EVAL_DATA ?=
 
 # Every shipped suite offline (exit 1 below a suite's thresholds, HTML report in .threadline/), the routing dev
 # sets (offline model beside the 1-NN baseline), then the retrieval set.
@@ -53,7 +55,7 @@ eval: install
 	mkdir -p .threadline
 	$(BIN)/threadline eval run --offline-only --report .threadline/eval-report.html
 	$(BIN)/threadline eval routing
-	$(BIN)/threadline eval retrieval --docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl --cross-validate
+	$(BIN)/threadline eval retrieval --cross-validate $(if $(EVAL_DATA),--docs $(EVAL_DATA)/documents.jsonl --tasks $(EVAL_DATA)/retrieval_dev.jsonl)
 
 clean:
 	rm -rf $(VENV) .threadline .pytest_cache .mypy_cache .ruff_cache
