@@ -77,6 +77,26 @@ def test_serve_on_a_fresh_data_dir_becomes_ready_with_the_demo_loaded(tmp_path: 
     assert (tmp_path / "data" / "index" / "knowledge.json").exists()
 
 
+@pytest.mark.slow
+def test_a_background_start_that_fails_ends_the_process_with_uvicorns_start_up_failure_status(tmp_path: Path) -> None:
+    """The server accepted connections while starting; a start that then fails must not leave it up, unready."""
+    (tmp_path / "cache").write_text("")  # a file where the caches' folder goes: the embeddings cannot open
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "THREADLINE_DATA_DIR": str(tmp_path / "data")}
+    env |= {"THREADLINE_CACHE_DIR": str(tmp_path / "cache"), "THREADLINE_LOAD_DEMO": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Application startup complete" in output  # it was accepting connections
+    assert "start-up failed" in output and "FileExistsError" in output
+
+
 def test_the_ready_message_links_the_pages_and_names_only_the_public_demo_key(tmp_path: Path) -> None:
     demo = ready_message(Settings(data_dir=tmp_path, bootstrap_keys=DEMO_BOOTSTRAP_KEYS, demo_page=True, port=8123))
     assert demo.splitlines()[0] == "Threadline is ready on http://127.0.0.1:8123"
