@@ -246,7 +246,10 @@ def routing(
     ] = False,
     clinc_dir: Annotated[
         Path | None,
-        typer.Option(help="clinc150 data (clinc150_train_val.json, domains.json); default ../shared/data/clinc150."),
+        typer.Option(
+            help="clinc150 data (clinc150_train_val.json, domains.json); default the copy shipped in "
+            "evals/routing/clinc150."
+        ),
     ] = None,
 ) -> None:
     """Route accuracy of the offline model beside a 1-nearest-neighbour baseline trained on the same examples."""
@@ -308,7 +311,7 @@ def _unseen_domains(clinc_dir: Path | None, as_json: bool) -> None:
 
     directory = clinc_dir or default_clinc_dir()
     if directory is None:
-        raise typer.BadParameter("clinc150 not found in ../shared/data/clinc150: pass --clinc-dir")
+        raise typer.BadParameter("clinc150 not found: pass --clinc-dir")
     embeddings = make_embeddings(load_settings())
 
     def make_router(examples: list[Example]) -> Any:
