@@ -21,7 +21,7 @@ ACTOR = "cli"
 
 
 def _database(data_dir: DataDir, database_url: DatabaseUrl) -> Database:
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     return open_database(settings_from(data_dir, database_url))
 
@@ -179,7 +179,7 @@ def forget(
     anonymised. Prints the counts (the audit trail keeps only a hash of the id)."""
     from threadline.memory.checkpoints import open_checkpointer
     from threadline.memory.erasure import CustomerErasure
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     settings = settings_from(data_dir, database_url)
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None

@@ -277,7 +277,7 @@ def served(settings: Settings) -> Iterator[tuple[str, str]]:
     from threadline.api.local_server import serve_in_thread
     from threadline.core.auth import Role
     from threadline.memory.stores import Stores
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     db = open_database(settings)
     stores = Stores.over(db)

@@ -18,8 +18,23 @@ eval_app = typer.Typer(help="Evaluation suites and labelled sets.", no_args_is_h
 
 @eval_app.command("retrieval")
 def retrieval(
-    docs: Annotated[Path, typer.Option("--docs", help="Documents, JSON Lines: id, title, content.")],
-    tasks: Annotated[Path, typer.Option("--tasks", help="Tasks, JSON Lines: id, query, relevant (doc ids).")],
+    docs: Annotated[
+        Path | None,
+        typer.Option(
+            "--docs",
+            help="Documents, JSON Lines (or .jsonl.gz): id, title, content. Default: the shipped banking knowledge "
+            "set's 698 documents.",
+            show_default=False,
+        ),
+    ] = None,
+    tasks: Annotated[
+        Path | None,
+        typer.Option(
+            "--tasks",
+            help="Tasks, JSON Lines (or .jsonl.gz): id, query, relevant (doc ids). Default: the shipped set's 26.",
+            show_default=False,
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("--k", help="Cut-off for recall, MRR and nDCG (recall@5 is always reported).")] = 10,
     split: Annotated[
         str, typer.Option("--split", help="Tasks to score: all, tune or held_out (fixed split by task id).")
@@ -35,13 +50,25 @@ def retrieval(
     """Score Threadline's retriever beside plain BM25 and plain dense search on a labelled set (scratch index)."""
     from threadline.core.errors import InvalidInputError
     from threadline.core.settings import load_settings
-    from threadline.evals.retrieval import SPLITS, evaluate_retrieval, in_split, load_docs, load_tasks
+    from threadline.evals.retrieval import (
+        BANKING_DOCS,
+        BANKING_TASKS,
+        SPLITS,
+        evaluate_retrieval,
+        in_split,
+        load_docs,
+        load_tasks,
+    )
     from threadline.memory.embeddings import make_embeddings
 
     if k < 1:
         raise InvalidInputError("--k must be at least 1")
     if split not in SPLITS:
         raise InvalidInputError(f"--split must be one of {', '.join(SPLITS)}")
+    if docs is None or tasks is None:  # the shipped set, unless both halves of another are given
+        if (docs, tasks) != (None, None):
+            raise InvalidInputError("give both --docs and --tasks, or neither for the shipped banking knowledge set")
+        docs, tasks = BANKING_DOCS, BANKING_TASKS
     documents, labelled = load_docs(docs), load_tasks(tasks)  # fail on bad input before loading the model
     if not in_split(labelled, split):
         raise InvalidInputError(f"no task of {tasks} falls in the {split} split")
@@ -219,7 +246,10 @@ def routing(
     ] = False,
     clinc_dir: Annotated[
         Path | None,
-        typer.Option(help="clinc150 data (clinc150_train_val.json, domains.json); default ../shared/data/clinc150."),
+        typer.Option(
+            help="clinc150 data (clinc150_train_val.json, domains.json); default the copy shipped in "
+            "evals/routing/clinc150."
+        ),
     ] = None,
 ) -> None:
     """Route accuracy of the offline model beside a 1-nearest-neighbour baseline trained on the same examples."""
@@ -281,7 +311,7 @@ def _unseen_domains(clinc_dir: Path | None, as_json: bool) -> None:
 
     directory = clinc_dir or default_clinc_dir()
     if directory is None:
-        raise typer.BadParameter("clinc150 not found in ../shared/data/clinc150: pass --clinc-dir")
+        raise typer.BadParameter("clinc150 not found: pass --clinc-dir")
     embeddings = make_embeddings(load_settings())
 
     def make_router(examples: list[Example]) -> Any:

@@ -22,7 +22,7 @@ AUTHOR = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> tuple[Settings, Stores]:
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     settings = settings_from(data_dir, database_url)
     return settings, Stores.over(open_database(settings))

@@ -20,7 +20,7 @@ CREATED_BY = "cli"
 
 
 def _stores(data_dir: Path | None, database_url: str | None) -> Stores:
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     return Stores.over(open_database(settings_from(data_dir, database_url)))
 

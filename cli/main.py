@@ -56,20 +56,27 @@ def serve(
     import uvicorn
 
     settings = settings_from(data_dir, database_url, host=host, port=port, workers=workers)
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     if settings.bootstrap_keys is not None:  # a malformed key list is a one-line error, not a worker traceback
         from threadline.core.auth import parse_bootstrap
 
         parse_bootstrap(settings.bootstrap_keys.get_secret_value())
-    open_database(settings).dispose()  # fail fast with a clear error before forking workers
+    console.print(
+        f"Starting Threadline on http://{settings.host}:{settings.port} (data in {settings.data_dir}); a first start "
+        "loads the demo store and builds the knowledge index, a few minutes: the links follow once it is ready.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    # Fail fast with a clear error before forking workers, and migrate here, where the progress line is ours.
+    open_database(settings, progress=lambda line: console.print(line + "…", highlight=False)).dispose()
     # Workers rebuild settings from the environment, so pass the overrides on that way.
     os.environ["THREADLINE_DATA_DIR"] = str(settings.data_dir)
     os.environ["THREADLINE_HOST"] = settings.host  # the demo page's loopback check sees the bound address
+    os.environ["THREADLINE_PORT"] = str(settings.port)  # the links printed when ready
+    os.environ["THREADLINE_WORKERS"] = str(settings.workers)  # one worker starts in the background
     if settings.database_url:
         os.environ["THREADLINE_DATABASE_URL"] = settings.database_url
-    base = f"http://{settings.host}:{settings.port}"
-    console.print(f"Threadline on [bold]{base}[/]  ·  API docs {base}/docs  ·  ready {base}/readyz")
     uvicorn.run(
         "threadline.api.app:app_from_env",
         factory=True,
@@ -77,7 +84,19 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=_log_config(settings.log_level),
     )
+
+
+def _log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging, with the product's own logs (start-up progress, the ready line) on its console handler."""
+    from copy import deepcopy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = deepcopy(LOGGING_CONFIG)
+    config["loggers"]["threadline"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 @app.command()
@@ -162,7 +181,7 @@ def demo_load(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     """Import the demo store (500 customers, 1,000 orders, the catalog and knowledge base); safe to repeat."""
     from threadline.demo.loader import load_demo
     from threadline.memory.stores import Stores
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     settings = settings_from(data_dir, database_url)
     db = open_database(settings)
@@ -236,7 +255,7 @@ def demo_traffic(
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply pending migrations (start-up does this too)."""
     from threadline.memory import migrate
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     db = open_database(settings_from(data_dir, database_url))
     console.print(f"database at revision {migrate.current_revision(db)} ({db.backend})")

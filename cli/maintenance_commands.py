@@ -28,7 +28,7 @@ def maintenance(
 ) -> None:
     """Apply the retention policy once and print what was removed (per table)."""
     from threadline.memory.retention import RetentionPolicy, run_retention
-    from threadline.product.services import open_database
+    from threadline.product.database import open_database
 
     settings = settings_from(
         data_dir,

@@ -14,6 +14,12 @@ BOOTSTRAP_VARIABLE = "THREADLINE_BOOTSTRAP_KEYS"
 MIN_KEY_CHARS = 16
 
 
+DEMO_BOOTSTRAP_KEYS = (
+    "channel:demo-channel-key-0001,agent:demo-agent-key-00001,admin:demo-admin-key-00001,qa:demo-qa-key-000001,"
+    "associate:demo-associate-key-01"
+)
+"""The public demo keys, one per role, that `make run` bootstraps unless THREADLINE_BOOTSTRAP_KEYS is set."""
+
 AUTH_CACHE_TTL_S = 5.0
 """Seconds a successful authentication is reused by an API worker: the longest a revoked key keeps working."""
 

@@ -41,6 +41,9 @@ from threadline.memory.lexical import LexicalIndex
 RELEVANT_FIELDS = ("relevant", "relevant_ids", "relevant_doc_ids", "relevant_docs", "doc_ids")
 RETRIEVERS = ("threadline", "bm25", "dense")
 SPLITS = ("all", "tune", "held_out")
+BANKING = Path(__file__).resolve().parent / "banking_knowledge"
+BANKING_DOCS, BANKING_TASKS = BANKING / "documents.jsonl.gz", BANKING / "retrieval_dev.jsonl.gz"
+"""The labelled set scored by default: tau2-bench's banking knowledge (MIT; `banking_knowledge/README.md`)."""
 TUNING_GRID = tuple(
     RetrievalSettings(focus_clauses=focus, clause_votes=votes, lexical_weight=weight)
     for focus, votes, weight in itertools.product((0, 6, 8, 12), (1, 3, 5), (0.0, 0.2, 0.5, 1.0))

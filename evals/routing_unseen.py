@@ -15,6 +15,7 @@ Deterministic: folds, sampling and the classifier are all fixed by the data.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections import defaultdict
@@ -29,7 +30,10 @@ from threadline.core.tool_names import LOOKUP_ORDER
 from threadline.evals.routing.build_dev_sets import CLINC_DROPPED, fold
 from threadline.evals.routing_eval import DEV_DIR, DEV_SETS, load_routing_set, score
 
+CLINC_SHIPPED = Path(__file__).resolve().parent / "routing" / "clinc150"
+"""clinc150 train + val, gzipped and byte-identical, with its domains (CC BY 3.0; `routing/README.md`)."""
 CLINC_CANDIDATES = (
+    CLINC_SHIPPED,
     Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150",
     Path("/work/shared/data/clinc150"),
 )
@@ -51,8 +55,14 @@ class Fold:
 
 
 def default_clinc_dir() -> Path | None:
-    """The clinc150 data next to the repository (`../shared/data/clinc150`), if present."""
-    return next((path for path in CLINC_CANDIDATES if (path / "clinc150_train_val.json").exists()), None)
+    """The shipped clinc150 data (or the reference copy next to the repository, `../shared/data/clinc150`)."""
+    return next((path for path in CLINC_CANDIDATES if _utterances(path).exists()), None)
+
+
+def _utterances(clinc_dir: Path) -> Path:
+    """clinc150's train + val file in a folder: `clinc150_train_val.json`, or gzipped as shipped."""
+    plain = clinc_dir / "clinc150_train_val.json"
+    return plain if plain.exists() else plain.with_suffix(".json.gz")
 
 
 def _stable(text: str) -> int:
@@ -62,7 +72,9 @@ def _stable(text: str) -> int:
 def load_clinc(clinc_dir: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """clinc150 train + val utterances by intent (stripped, in file order) and the domains' intent lists."""
     try:
-        data = json.loads((clinc_dir / "clinc150_train_val.json").read_text(encoding="utf-8"))
+        path = _utterances(clinc_dir)
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
         domains: dict[str, list[str]] = json.loads((clinc_dir / "domains.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InvalidInputError(f"cannot read clinc150 from {clinc_dir}: {error}") from error

@@ -33,8 +33,8 @@ from threadline.core.threads import handle_thread_prefix
 from threadline.core.types import CustomerId
 from threadline.memory.db import Database
 from threadline.memory.embedding_cache import EMBEDDING_MODEL, EmbeddingCache
-from threadline.memory.longterm import SEP
 from threadline.memory.schema import (
+    NAMESPACE_SEP,
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,
@@ -109,8 +109,8 @@ def _names(ids: Sequence[str]) -> Any:
     """Memory namespaces `customers.<id>` and below."""
     conditions = []
     for customer_id in ids:
-        prefix = SEP.join(("customers", customer_id))
-        conditions += [MemoryItemRow.namespace == prefix, MemoryItemRow.namespace.startswith(prefix + SEP)]
+        prefix = NAMESPACE_SEP.join(("customers", customer_id))
+        conditions += [MemoryItemRow.namespace == prefix, MemoryItemRow.namespace.startswith(prefix + NAMESPACE_SEP)]
     return or_(*conditions)
 
 

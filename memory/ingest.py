@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -99,8 +100,9 @@ def _text(path: Path, kind: ArticleKind) -> ArticleDraft:
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSON Lines file; a bad line is one clear error."""
-    with path.open(encoding="utf-8") as handle:
+    """(line number, object) for every non-blank line of a JSON Lines file (gzipped when its name ends in `.gz`); a
+    bad line is one clear error."""
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

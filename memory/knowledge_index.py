@@ -156,6 +156,8 @@ class KnowledgeIndex:
                 indexed = {aid: entry.version for aid, entry in self._articles.items()}
                 dimension = None if self._index is None else int(self._index.d)
             changed = [a for aid, a in published.items() if indexed.get(aid) != a.version]
+            if changed:
+                logger.info("indexing %s articles", len(changed))
             pieces, vectors = self._embed_articles(changed)
             if dimension is not None and vectors.shape[0] and vectors.shape[1] != dimension:
                 logger.warning(

@@ -33,9 +33,10 @@ from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, sele
 from sqlalchemy.orm import Session
 
 from threadline.memory.db import Database
-from threadline.memory.schema import MemoryItemRow, table, utcnow
+from threadline.memory.schema import NAMESPACE_SEP, MemoryItemRow, table, utcnow
 
-SEP = "."
+SEP = NAMESPACE_SEP
+
 DEFAULT_FIELDS = ("text",)
 
 

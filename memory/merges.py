@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
 from threadline.core.types import CustomerId, HandleType, IdentityEventKind, VerificationLevel
 from threadline.memory.db import Database
-from threadline.memory.longterm import SEP
 from threadline.memory.schema import (
+    NAMESPACE_SEP,
     AnalyticsEventRow,
     ChannelIdentityRow,
     CustomerRow,
@@ -60,7 +60,7 @@ class MergeRecord:
 
 
 def _memory_prefix(customer_id: str) -> str:
-    return SEP.join(("customers", customer_id)) + SEP
+    return NAMESPACE_SEP.join(("customers", customer_id)) + NAMESPACE_SEP
 
 
 class CustomerMerges:

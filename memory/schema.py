@@ -328,6 +328,10 @@ class AnalyticsEventRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+NAMESPACE_SEP = "."
+"""A memory item's namespace is stored as its parts joined by this."""
+
+
 class MemoryItemRow(Base):
     """One long-term memory item of LangGraph's Store: a JSON value under a dotted namespace, with the
     embedding of its indexed text when it has one."""

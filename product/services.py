@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from threadline.memory.merges import CustomerMerges
 from threadline.memory.repositories.handoffs import SqlHandoffRepository
 from threadline.memory.stores import Stores
 from threadline.memory.turn_locks import TurnLocks
+from threadline.product.database import open_database
 from threadline.product.tuning import tune_threads
 
 log = logging.getLogger("threadline")
@@ -120,13 +122,13 @@ class RedactingHandoffs(SqlHandoffRepository):
         return super().create(customer_id, packet=redact_packet(packet), **rest)
 
 
-def open_database(settings: Settings) -> Database:
-    """Connect to the configured database and bring its schema to head."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.from_url(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
-    db.ping()
-    migrate.upgrade(db)
-    return db
+@contextmanager
+def _step(doing: str) -> Iterator[None]:
+    """Log a start-up step as it begins and when it ends, with its duration: a first start takes minutes."""
+    log.info("%s…", doing)
+    started = time.monotonic()
+    yield
+    log.info("%s: done in %.0f s", doing, time.monotonic() - started)
 
 
 def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None = None) -> KnowledgeIndex:
@@ -150,26 +152,30 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     report = None
     with migrate.startup_lock(db):  # several workers start at once: one loads, the others find it loaded
         if settings.load_demo and stores.customers.count() == 0:
-            log.info("empty database: loading the demo store")
-            report = load_demo(stores, progress) if progress else load_demo(stores)  # with the product articles
+            with _step("empty database: loading the demo store"):
+                report = load_demo(stores, progress) if progress else load_demo(stores)  # with the product articles
+                log.info("demo store: %s", ", ".join(f"{n} {kind}" for kind, n in report.created.items() if n))
         else:
             sync_product_articles(stores.orders, stores.knowledge)
-    embeddings = make_embeddings(settings)
-    index = open_index(settings, stores, embeddings)
+    with _step("loading the embedding model"):
+        embeddings = make_embeddings(settings)
+    with _step("building the knowledge index"):
+        index = open_index(settings, stores, embeddings)
     resources = ExitStack()
     resources.callback(KnowledgeSync(index, stores.knowledge, settings.kb_refresh_s).start().stop)
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
     checkpointer = resources.enter_context(
         open_checkpointer(settings.sqlalchemy_url, pool_size=settings.db_pool_size, key=key)
     )
-    model = make_chat_model(
-        settings.model,
-        embeddings=embeddings,
-        base_url=settings.openai_base_url,
-        api_key=settings.openai_api_key,
-        cache_dir=settings.cache_path,
-        timeout_s=settings.model_timeout_s,
-    )
+    with _step(f"loading the {settings.model} model"):
+        model = make_chat_model(
+            settings.model,
+            embeddings=embeddings,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            cache_dir=settings.cache_path,
+            timeout_s=settings.model_timeout_s,
+        )
     memories = SqlStore(db, embeddings)
     graph = build_support_graph(
         model,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DatabaseFactory
+from threadline.core.types import HandleType
 from threadline.memory import migrate
 
 
@@ -139,3 +140,68 @@ def test_chat_on_a_channel_of_phones_or_emails_needs_from(tmp_path: Path, channe
     result = _threadline("chat", "--channel", channel, cwd=tmp_path, stdin="hi\n")
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: --channel {channel} needs --from ({needed})"
+
+
+ADMIN_RUNNER = """
+import json, sys
+from threadline.cli.main import app
+watched, commands = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+loaded = {}
+for args in commands:
+    try:
+        app(args, standalone_mode=False)
+    except SystemExit as exc:
+        assert not exc.code, (args, exc.code)
+    loaded[" ".join(args[:2])] = sorted(m for m in watched if m in sys.modules)
+print(json.dumps(loaded), file=sys.stderr)
+"""
+MODEL_STACK = ["torch", "faiss", "sentence_transformers", "transformers", "langgraph.graph"]
+"""What loading the model, the embeddings, the knowledge index or the support graph imports."""
+AGENT_FRAMEWORK = ["langgraph", "langchain_core"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_administrative_commands_never_import_the_model_stack(demo_db_url: str, tmp_path: Path) -> None:
+    """Each command that answers no customer runs without torch, FAISS, the embeddings or LangGraph, so it starts
+    in a moment; `customers forget` opens the checkpointer (LangGraph's checkpoint package) to erase threads, and
+    nothing more. The commands run in order in one process: a module is charged to the first one it appears after."""
+    from threadline.core.auth import Role
+    from threadline.memory.db import Database
+    from threadline.memory.stores import Stores
+
+    db = Database.from_url(demo_db_url)
+    stores = Stores.over(db)
+    key, _ = stores.api_keys.create(Role.QA, "to revoke", created_by="test")
+    customer = stores.customers.find_by_handle(HandleType.EMAIL, "james.li4495@example.com")
+    db.dispose()
+    assert customer is not None
+    where = ["--database-url", demo_db_url, "--data-dir", str(tmp_path)]
+    cid = str(customer.customer_id)
+    commands = [
+        ["--help"],
+        ["keys", "list", *where],
+        ["keys", "create", "--role", "agent", "--name", "desk", *where],
+        ["keys", "revoke", key.id, *where],
+        ["customers", "find", "--email", "james.li4495@example.com", *where],
+        ["customers", "show", cid, *where],
+        ["customers", "timeline", cid, *where],
+        ["customers", "link", cid, "visitor", "v-cli-imports", *where],
+        ["db", "upgrade", *where],
+        ["maintenance", "--dry-run", "--idle-days", "30", *where],
+        ["customers", "forget", cid, *where],
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", ADMIN_RUNNER, json.dumps(MODEL_STACK + AGENT_FRAMEWORK), json.dumps(commands)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stderr.strip().splitlines()[-1])
+    assert "erased" in result.stdout and "revoked" in result.stdout  # every command ran to its end
+    before_forget = {command: modules for command, modules in loaded.items() if command != "customers forget"}
+    assert before_forget == {command: [] for command in before_forget}
+    assert len(before_forget) == len(commands) - 1
+    assert not set(loaded["customers forget"]) & set(MODEL_STACK)

@@ -30,3 +30,11 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     command = match.group(1).strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert command in ci_lines
+
+
+def test_make_run_bootstraps_the_public_demo_keys_the_server_recognises() -> None:
+    """`threadline serve` prints the demo agent key only when the configured keys are exactly these."""
+    from threadline.core.auth import DEMO_BOOTSTRAP_KEYS
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"THREADLINE_BOOTSTRAP_KEYS:-{DEMO_BOOTSTRAP_KEYS}}}" in makefile

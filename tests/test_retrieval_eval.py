@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -13,6 +14,8 @@ import pytest
 
 from threadline.core.errors import InvalidInputError
 from threadline.evals.retrieval import (
+    BANKING_DOCS,
+    BANKING_TASKS,
     TUNING_GRID,
     Task,
     choose,
@@ -212,9 +215,30 @@ def test_eval_retrieval_input_errors_are_one_line(tmp_path: Path) -> None:
         ["--docs", str(docs), "--tasks", str(tmp_path / "tasks.jsonl")],
         ["--docs", str(docs), "--tasks", str(both_held_out), "--split", "tune"],
         ["--docs", str(docs), "--tasks", str(both_held_out), "--split", "test"],
+        ["--docs", str(docs)],  # half of a set
     ):
         result = _threadline("eval", "retrieval", *args, "--json", cwd=tmp_path)
         assert result.returncode == 2
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert "Traceback" not in result.stderr
+
+
+SHARED_BANKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking_knowledge"
+
+
+def test_the_shipped_banking_set_loads_and_every_label_names_a_document() -> None:
+    """`threadline eval retrieval` with no paths scores this set, so a fresh clone can run it."""
+    docs, tasks = load_docs(BANKING_DOCS), load_tasks(BANKING_TASKS)
+    assert (len(docs), len(tasks)) == (698, 26)
+    ids = {doc.id for doc in docs}
+    assert all(set(task.relevant) <= ids for task in tasks)
+    assert {split_of(task.id) for task in tasks} == {"tune", "held_out"}
+
+
+def test_the_shipped_banking_set_is_the_reference_files() -> None:
+    if not SHARED_BANKING.exists():  # a checkout without the reference data beside it
+        pytest.skip("the reference data is not beside this checkout")
+    for shipped, name in ((BANKING_DOCS, "documents.jsonl"), (BANKING_TASKS, "retrieval_dev.jsonl")):
+        assert gzip.decompress(shipped.read_bytes()) == (SHARED_BANKING / name).read_bytes(), name
+    assert (BANKING_DOCS.parent / "LICENSE").read_bytes() == (SHARED_BANKING / "LICENSE").read_bytes()

@@ -3,6 +3,7 @@ examples and score only text the fold's classifier does not learn from; the full
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from threadline.agents.intents import Example, Intent, IntentClassifier, load_ex
 from threadline.evals.routing.build_dev_sets import fold
 from threadline.evals.routing_eval import INTENT_ROUTES
 from threadline.evals.routing_unseen import (
+    CLINC_SHIPPED,
     default_clinc_dir,
     evaluate_unseen_domains,
     fold_split,
@@ -85,7 +87,6 @@ def test_unseen_domain_figures_pool_the_folds(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(default_clinc_dir() is None, reason="clinc150 (../shared/data/clinc150) is not here")
 def test_off_topic_rejection_on_unseen_domains(embeddings: Any, record_property: Any) -> None:
     clinc = default_clinc_dir()
     assert clinc is not None
@@ -99,3 +100,18 @@ def test_off_topic_rejection_on_unseen_domains(embeddings: Any, record_property:
     print(f"\nunseen domains: none {result['none_recall']}, lookup_order min {result['lookup_order_recall_min']}")
     assert result["none_recall"] >= 0.88  # 0.79 without the off-topic margin, 0.985 on the dev set
     assert result["lookup_order_recall_min"] >= 0.99
+
+
+SHARED_CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150"
+
+
+def test_the_shipped_clinc150_is_the_default_and_the_reference_files() -> None:
+    """`threadline eval routing --unseen-domains` runs in a fresh clone: clinc150 ships with the evaluations."""
+    assert default_clinc_dir() == CLINC_SHIPPED
+    pools, domains = load_clinc(CLINC_SHIPPED)
+    assert len(domains) == 10 and sum(len(intents) for intents in domains.values()) == 150
+    assert set(pools) == {intent for intents in domains.values() for intent in intents} | {"oos"}
+    if SHARED_CLINC.exists():  # the reference data beside this checkout: the copies are unchanged
+        shipped = gzip.decompress((CLINC_SHIPPED / "clinc150_train_val.json.gz").read_bytes())
+        assert shipped == (SHARED_CLINC / "clinc150_train_val.json").read_bytes()
+        assert (CLINC_SHIPPED / "domains.json").read_bytes() == (SHARED_CLINC / "domains.json").read_bytes()
