@@ -64,7 +64,7 @@ def serve(
         parse_bootstrap(settings.bootstrap_keys.get_secret_value())
     console.print(
         f"Starting Threadline on http://{settings.host}:{settings.port} (data in {settings.data_dir}); a first start "
-        "loads the demo store and builds the knowledge index, a few minutes: the links follow once it is ready.",
+        "loads the demo store and builds the knowledge index: the links follow once it is ready.",
         highlight=False,
         soft_wrap=True,
     )
@@ -266,7 +266,7 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as one JSON object.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run, not a measurement.")] = False,
-    only: Annotated[str, typer.Option(help="all, turns, history, api, knowledge or orders.")] = "all",
+    only: Annotated[str, typer.Option(help="all, turns, history, api, knowledge, orders or start.")] = "all",
 ) -> None:
     """Run the benchmarks: our turn beside a minimal LangGraph tool loop, and knowledge search at scale."""
     from threadline.bench.suite import PARTS, render_all, run_all
