@@ -75,6 +75,7 @@ from threadline.product.loopback import free_port
 CLIENTS = 16
 ALL_CUSTOMERS = 10_000  # every demo customer with orders (438), spread over the connections
 SCALING_CLIENTS = 16
+SCALING_STAGGER_S = 0.02  # between connections, so the workers share them (see `closed_loop`)
 CAPACITY_CLIENTS = 64  # above the worker's 40 threads, so the probe finds the server's limit, not the client's
 MODEL_LATENCY_S = 0.6
 LOAD_FRACTION = 0.5
@@ -367,16 +368,17 @@ class CpuUse:
         }
 
 
-async def side_by_side(sides: dict[str, Side], block_s: float) -> dict[str, dict[str, Any]]:
+async def side_by_side(sides: dict[str, Side], block_s: float, stagger_s: float = 0.0) -> dict[str, dict[str, Any]]:
     """Closed-loop blocks on each server in mirrored order (A B C C B A), after a short unrecorded warm-up of each;
     each side's load summary with the CPU it and everything else got."""
     for side in sides.values():
-        await closed_loop(side.port, side.clients, block_s / 2, is_turn=side.is_turn)
+        await closed_loop(side.port, side.clients, block_s / 2, is_turn=side.is_turn, stagger_s=stagger_s)
     loads, cpu = {name: Load() for name in sides}, {name: CpuUse() for name in sides}
     for name in [*sides, *reversed(sides)]:
         side = sides[name]
         before = CpuSample.take()
-        loads[name].merge(await closed_loop(side.port, side.clients, block_s, is_turn=side.is_turn))
+        load = await closed_loop(side.port, side.clients, block_s, is_turn=side.is_turn, stagger_s=stagger_s)
+        loads[name].merge(load)
         cpu[name].add(before, CpuSample.take(), side.pid)
     return {name: describe(loads[name]) | {"cpu_cores": cpu[name].cores(loads[name])} for name in sides}
 
@@ -391,27 +393,16 @@ def _model_stats(port: int) -> dict[str, float]:
     return stats
 
 
-def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, say: Log) -> dict[str, Any]:
-    """Capacity closed-loop, then open-loop arrivals at `LOAD_FRACTION` of it; added latency per AI turn."""
-    say(f"slow model: capacity with {CAPACITY_CLIENTS} connections for {sizes.capacity_s:.0f} s")
-    probe = traffic.spread(CAPACITY_CLIENTS)
-    capacity = asyncio.run(closed_loop(port, probe, sizes.capacity_s, is_turn=True))
-    rate = LOAD_FRACTION * len(capacity.latencies) / capacity.seconds
-    say(f"slow model: open loop at {rate:.1f} turns/s for {sizes.open_loop_s:.0f} s")
+def added_latency(port: int, model_port: int, traffic: Traffic, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop arrivals at `rate` for `seconds`; the added latency of each turn that ended in an AI reply."""
     before = _model_stats(model_port)
-    load = asyncio.run(open_loop(port, traffic.requests(range(len(traffic.customers))), rate, sizes.open_loop_s))
+    load = asyncio.run(open_loop(port, traffic.requests(range(len(traffic.customers))), rate, seconds))
     after = _model_stats(model_port)
     calls = int(after["calls"] - before["calls"])
     call_s = (after["seconds"] - before["seconds"]) / max(1, calls)
     ai = [(e, n) for e, n in zip(load.latencies, load.model_calls, strict=True) if n >= 0]
     added = [elapsed - n * call_s for elapsed, n in ai]
     return {
-        "model_server": "simulated OpenAI-compatible model (bench.api:slow_model_app), its own process",
-        "model_latency_s": MODEL_LATENCY_S,
-        "added_latency": "end-to-end - model calls x mean model call time measured inside the model server",
-        "capacity_clients": CAPACITY_CLIENTS,
-        "capacity": describe(capacity),
-        "load_fraction": LOAD_FRACTION,
         "arrival_rate_per_s": rate,
         "open_loop": describe(load),
         "max_send_lag_ms": load.max_send_lag_s * 1000,
@@ -420,6 +411,24 @@ def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, 
         "model_calls_inferred": sum(n for _, n in ai),
         "ai_turns": len(ai),
         "added_ms": percentiles_ms(added) | {"mean_ms": statistics.fmean(added) * 1000},
+    }
+
+
+def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, say: Log) -> dict[str, Any]:
+    """Capacity closed-loop, then open-loop arrivals at `LOAD_FRACTION` of it; added latency per AI turn."""
+    say(f"slow model: capacity with {CAPACITY_CLIENTS} connections for {sizes.capacity_s:.0f} s")
+    probe = traffic.spread(CAPACITY_CLIENTS)
+    capacity = asyncio.run(closed_loop(port, probe, sizes.capacity_s, is_turn=True))
+    rate = LOAD_FRACTION * len(capacity.latencies) / capacity.seconds
+    say(f"slow model: open loop at {rate:.1f} turns/s for {sizes.open_loop_s:.0f} s")
+    return {
+        "model_server": "simulated OpenAI-compatible model (bench.api:slow_model_app), its own process",
+        "model_latency_s": MODEL_LATENCY_S,
+        "added_latency": "end-to-end - model calls x mean model call time measured inside the model server",
+        "capacity_clients": CAPACITY_CLIENTS,
+        "capacity": describe(capacity),
+        "load_fraction": LOAD_FRACTION,
+        **added_latency(port, model_port, traffic, rate, sizes.open_loop_s),
     }
 
 
@@ -530,8 +539,14 @@ def scaling_phase(tmp: Path, cache: Path, traffic: Traffic, sizes: Sizes, seen: 
                 "1_worker": Side(one.port, one.process.pid, traffic.spread(SCALING_CLIENTS)),
                 "2_workers": Side(two.port, two.process.pid, traffic.spread(SCALING_CLIENTS)),
             }
-            loads = asyncio.run(side_by_side(sides, sizes.block_s))
-    return {"database": "Postgres (fresh database)", "clients": SCALING_CLIENTS, "block_s": sizes.block_s, **loads}
+            loads = asyncio.run(side_by_side(sides, sizes.block_s, stagger_s=SCALING_STAGGER_S))
+    return {
+        "database": "Postgres (fresh database)",
+        "connect_stagger_s": SCALING_STAGGER_S,
+        "clients": SCALING_CLIENTS,
+        "block_s": sizes.block_s,
+        **loads,
+    }
 
 
 def slow_model_phase(
@@ -552,6 +567,9 @@ def slow_model_phase(
         with spawn(baseline_argv(), base_env, tmp / "baseline-slow.log", "/readyz", seen) as base:
             say("slow model: the baseline loop on ChatOpenAI")
             baseline = slow_model_load(base.port, model.port, traffic, sizes, say)
+            rate = ours["arrival_rate_per_s"]
+            say(f"slow model: the baseline loop at our arrival rate, {rate:.1f} turns/s")
+            baseline["at_our_rate"] = added_latency(base.port, model.port, traffic, rate, sizes.open_loop_s)
     return {"turns": ours, "baseline": baseline | {"model": "stock ChatOpenAI (langchain-openai)"}}
 
 
@@ -586,6 +604,8 @@ def run(quick: bool, *, log: Log | None = None) -> dict[str, Any]:
         "api_added_p99_ratio": ours_added / base_added,
         "api_added_p99_ms": ours_added,
         "baseline_added_p99_ms": base_added,
+        # the loop at the arrival rate ours ran at (ours' capacity with a slow model is the lower one)
+        "baseline_added_p99_ms_at_our_rate": slow["baseline"]["at_our_rate"]["added_ms"]["p99_ms"],
         "turn_ms_sqlite": databases["sqlite"]["mean_ms"],
         "turn_ms_postgres": databases["postgres"]["mean_ms"],
         "cold_start_s": http.pop("cold_start_s"),
@@ -647,7 +667,8 @@ def render(result: dict[str, Any]) -> Table:
         f"{result['api_added_p99_ms']:.0f} vs {result['baseline_added_p99_ms']:.0f} ms; "
         f"{ours_slow['model_latency_s'] * 1000:.0f} ms model, open loop at {ours_slow['load_fraction']:.0%} of "
         f"capacity ({ours_slow['capacity']['per_s']:.1f} vs {base_slow['capacity']['per_s']:.1f}/s); "
-        f"added p50 {ours_slow['added_ms']['p50_ms']:.0f} vs {base_slow['added_ms']['p50_ms']:.0f} ms",
+        f"added p50 {ours_slow['added_ms']['p50_ms']:.0f} vs {base_slow['added_ms']['p50_ms']:.0f} ms; "
+        f"the loop at our rate: p99 {result['baseline_added_p99_ms_at_our_rate']:.0f} ms",
     )
     table.add_row(
         "turn ms SQLite / Postgres",

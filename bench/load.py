@@ -134,11 +134,17 @@ class Load:
         self.client_cpu_s += other.client_cpu_s
 
 
-async def closed_loop(port: int, clients: Sequence[NextRequest], seconds: float, *, is_turn: bool) -> Load:
-    """One connection per client, each sending its next request as soon as the last one is answered."""
+async def closed_loop(
+    port: int, clients: Sequence[NextRequest], seconds: float, *, is_turn: bool, stagger_s: float = 0.0
+) -> Load:
+    """One connection per client, each sending its next request as soon as the last one is answered. With
+    `stagger_s`, the n-th client connects n x `stagger_s` after the first: a burst of connections arriving at once
+    is accepted by whichever worker process wakes first (asyncio accepts every pending connection per wake-up),
+    so several workers would split the keep-alive connections, and the load, unevenly."""
     load, deadline = Load(), time.perf_counter() + seconds
 
-    async def client(next_request: NextRequest) -> None:
+    async def client(index: int, next_request: NextRequest) -> None:
+        await asyncio.sleep(index * stagger_s)
         conn = await Connection.open(port)
         try:
             while time.perf_counter() < deadline:
@@ -150,7 +156,7 @@ async def closed_loop(port: int, clients: Sequence[NextRequest], seconds: float,
             conn.close()
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(client(c) for c in clients))
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(clients)))
     load.seconds, load.client_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
     return load
 

@@ -40,6 +40,7 @@ API_HEADLINES = (
     "api_added_p99_ratio",
     "api_added_p99_ms",
     "baseline_added_p99_ms",
+    "baseline_added_p99_ms_at_our_rate",
     "cold_start_s",
     "warm_start_s",
 )

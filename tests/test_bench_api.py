@@ -25,6 +25,7 @@ HEADLINES = (
     "api_added_p99_ratio",
     "api_added_p99_ms",
     "baseline_added_p99_ms",
+    "baseline_added_p99_ms_at_our_rate",
     "turn_ms_sqlite",
     "turn_ms_postgres",
     "cold_start_s",
@@ -87,6 +88,9 @@ def test_quick_run_reports_every_figure_and_stops_its_servers() -> None:
         assert slow["model_calls_counted"] == slow["model_calls_inferred"]  # the attribution of model time holds
     assert result["slow_model"]["turns"]["added_ms"]["p99_ms"] == result["api_added_p99_ms"]
     assert result["slow_model"]["baseline"]["added_ms"]["p99_ms"] == result["baseline_added_p99_ms"]
+    at_our_rate = result["slow_model"]["baseline"]["at_our_rate"]
+    assert at_our_rate["arrival_rate_per_s"] == result["slow_model"]["turns"]["arrival_rate_per_s"]
+    assert at_our_rate["model_calls_counted"] == at_our_rate["model_calls_inferred"]
 
     for backend in ("sqlite", "postgres"):
         assert _ordered(result["databases"][backend]), backend
