@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from threadline.api.deps import ServicesDep, get_services
+from threadline.api.deps import ServicesDep, services_of
 from threadline.core.auth import AUTH_CACHE_TTL_S, BOOTSTRAP_VARIABLE, ApiKey, Principal, Role, parse_bootstrap
 from threadline.core.errors import AuthenticationError, PermissionDeniedError
 from threadline.core.settings import Settings
@@ -155,6 +156,10 @@ def authorize(request: Request, services: Services, *roles: Role) -> Principal:
             raise AuthenticationError(INVALID_KEY)
         principal = Principal(key_id=record.id, name=record.name, role=record.role)
         cache.put(digest, principal)
+    return _admit(request, principal, roles)
+
+
+def _admit(request: Request, principal: Principal, roles: tuple[Role, ...]) -> Principal:
     request.state.principal = principal
     if principal.role not in roles:
         role, admitted = principal.role.value, _admitted(request, roles)
@@ -164,12 +169,21 @@ def authorize(request: Request, services: Services, *roles: Role) -> Principal:
     return principal
 
 
+async def authorize_async(request: Request, services: Services, *roles: Role) -> Principal:
+    """`authorize` on the event loop: a key in the cache is checked there, and only a database read (a key not
+    seen for `AUTH_CACHE_TTL_S` seconds) goes to the thread pool."""
+    principal = _cache_of(request).get(hash_key(_bearer_key(request)))
+    if principal is None:
+        return await run_in_threadpool(authorize, request, services, *roles)
+    return _admit(request, principal, roles)
+
+
 def authorize_route(request: Request) -> None:
     """Check the caller against the guards of the route `request` matched, for a request refused before its
     dependencies ran (a body that is not JSON): an unknown caller learns nothing about what the route expects."""
     route = request.scope.get("route")
     if isinstance(route, APIRoute) and (roles := _roles_guarding(route.dependant)):
-        authorize(request, get_services(request), *roles)
+        authorize(request, services_of(request), *roles)
 
 
 def _admitted(request: Request, roles: tuple[Role, ...]) -> tuple[Role, ...]:
@@ -182,11 +196,11 @@ def _admitted(request: Request, roles: tuple[Role, ...]) -> tuple[Role, ...]:
     return tuple(r for r in roles if r in guarded) if guarded else roles
 
 
-_guards: dict[Callable[..., Principal], tuple[Role, ...]] = {}
+_guards: dict[Callable[..., Awaitable[Principal]], tuple[Role, ...]] = {}
 _ROLE_SEP = "|"
 
 
-def require_roles(*roles: Role) -> Callable[..., Principal]:
+def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting keys with one of `roles` and returning the `Principal`:
     `dependencies=[Depends(require_roles(Role.AGENT, Role.ADMIN))]`."""
     if not roles:
@@ -195,12 +209,13 @@ def require_roles(*roles: Role) -> Callable[..., Principal]:
     # OpenAPI 3.1 lets a non-OAuth security requirement list role names. FastAPI merges the scopes of every
     # guard on a route (a router's and a route's), so each guard's roles travel as one "a|b" token and
     # `document_auth` turns them into the roles all guards admit.
-    def guard(
+    # A coroutine, so a cached key is checked on the event loop rather than in a thread-pool hop per request.
+    async def guard(
         request: Request,
         services: ServicesDep,
         _credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[_ROLE_SEP.join(roles)]),  # noqa: B008
     ) -> Principal:
-        return authorize(request, services, *roles)
+        return await authorize_async(request, services, *roles)
 
     _guards[guard] = roles
     return guard

@@ -1,17 +1,24 @@
-"""The HTTP API under load: real `threadline serve` processes on loopback, driven by an in-process client.
+"""The HTTP API under load: real `threadline serve` processes on loopback, driven by an in-process client, each
+beside a baseline served and driven the same way in the same run.
 
-* `api_turns_per_s`: customer turns per second through `POST /v1/messages` on one uvicorn worker (offline model,
-  SQLite, demo store), closed-loop with `CLIENTS` keep-alive connections over the demo customers, each customer
-  signed in (a signed web identity) and owned by one connection, so no customer ever has two turns in flight.
-  Beside it, `hello_world_rps`: a one-route FastAPI app served the same way and driven by the same client, in
-  alternating blocks (ABBA) of the same run. Their ratio says what a turn costs over the cheapest request.
-* `api_added_p99_ms`: what the framework adds to a turn with a slow model. A simulated OpenAI-compatible model
-  (its own process, `slow_model_app`) answers every call after `MODEL_LATENCY_S` of asynchronous waiting, so
-  it takes no CPU from the server under test; the API's capacity with it is measured
-  closed-loop, then requests arrive open-loop (exponential inter-arrival times, fired on schedule whatever is in
-  flight) at `LOAD_FRACTION` of that capacity. Added latency per turn = end-to-end latency - model calls x the
-  mean model call time the model server measured; a turn that ends in an AI reply makes one model call per tool
-  call plus the final one (the run checks that sum against the calls the model server counted).
+* `api_turn_ratio` = `api_turns_per_s` ÷ `baseline_turns_per_s`: customer turns per second through
+  `POST /v1/messages` on one uvicorn worker (offline model, SQLite, demo store), closed-loop with `CLIENTS`
+  keep-alive connections over the demo customers, each customer signed in (a signed web identity) and owned by one
+  connection, so no customer ever has two turns in flight; beside the minimal LangGraph tool loop served by FastAPI
+  the same way (`bench.baseline_api`: one worker, the same uvicorn options, the same request bodies from the same
+  client, the turn on the thread pool, a SQLite-checkpointed thread per customer). A FastAPI hello world
+  (`hello_world_rps`) runs in the same blocks (A B C C B A), for what the cheapest request costs.
+* `api_scaling_2w` = turns/s of `threadline serve --workers 2` ÷ `--workers 1`, both on one fresh Postgres database
+  (SQLite serialises writers across processes), same client and traffic, alternating blocks. Each side reports
+  the CPU it got: the client (this process), the server's processes, Postgres and the whole machine, in cores.
+* `api_added_p99_ratio` = `api_added_p99_ms` ÷ `baseline_added_p99_ms`: what the framework adds to a turn with a
+  slow model, beside what the minimal loop on a stock `ChatOpenAI` adds. A simulated OpenAI-compatible model (its
+  own process, `slow_model_app`) answers every call after `MODEL_LATENCY_S` of asynchronous waiting, so it takes
+  no CPU from the server under test; each server's capacity with it is measured closed-loop, then requests arrive
+  open-loop (exponential inter-arrival times, fired on schedule whatever is in flight) at `LOAD_FRACTION` of that
+  capacity. Added latency per turn = end-to-end latency - model calls x the mean model call time the model server
+  measured; a turn that ends in an AI reply makes one model call per tool call plus the final one (the run checks
+  that sum against the calls the model server counted).
 * `turn_ms_sqlite` vs `turn_ms_postgres`: the turn benchmark's mix through `Conversations.handle` in this
   process (no HTTP, so only the database differs) on SQLite and on a fresh local Postgres database, ABBA.
 * `cold_start_s` / `warm_start_s`: spawn of `threadline serve` to `GET /readyz` 200 on a fresh data dir, then
@@ -47,10 +54,13 @@ from psycopg import sql
 from rich.table import Table
 
 from threadline.agents.scripted_server import completion
+from threadline.bench import baseline_api
+from threadline.bench.cpu import CpuSample, CpuUse
 from threadline.bench.load import (
     CHANNEL_KEY,
     IDENTITY_SECRET,
     Load,
+    NextRequest,
     Traffic,
     closed_loop,
     describe,
@@ -65,11 +75,11 @@ from threadline.product.loopback import free_port
 
 CLIENTS = 16
 ALL_CUSTOMERS = 10_000  # every demo customer with orders (438), spread over the connections
+SCALING_CLIENTS = 16
+SCALING_STAGGER_S = 0.02  # between connections, so the workers share them (see `closed_loop`)
 CAPACITY_CLIENTS = 64  # above the worker's 40 threads, so the probe finds the server's limit, not the client's
 MODEL_LATENCY_S = 0.6
 LOAD_FRACTION = 0.5
-GOAL_TURNS_PER_S = 150
-GOAL_ADDED_P99_MS = 100
 UNLIMITED = str(10**9)  # the per-key and per-sender rate limits would otherwise answer 429 to the benchmark
 READY_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 15.0
@@ -152,7 +162,8 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, ready_path: str,
         while _get_status(port, ready_path) != 200:
             if process.poll() is not None or time.perf_counter() - start > READY_TIMEOUT_S:
                 tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{argv[0]} did not become ready on port {port}:\n{tail}")
+                ended = "still running" if process.returncode is None else f"exit code {process.returncode}"
+                raise RuntimeError(f"{argv[0]} did not become ready on port {port} ({ended}):\n{tail}")
             time.sleep(0.05)
         yield Spawned(port, process, time.perf_counter() - start)
     finally:
@@ -191,11 +202,11 @@ def threadline_env(cache_dir: Path, data_dir: Path, **overrides: str) -> dict[st
     return _base_env(cache_dir) | {f"THREADLINE_{k}": v for k, v in settings.items()}
 
 
-def threadline_argv() -> list[str]:
-    """`threadline serve` on one worker (the console script next to this interpreter when installed)."""
+def threadline_argv(workers: int = 1) -> list[str]:
+    """`threadline serve` (the console script next to this interpreter when installed)."""
     script = Path(sys.executable).with_name("threadline")
     head = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import run; run()"]
-    return [*head, "serve", "--port", "{port}", "--workers", "1"]
+    return [*head, "serve", "--port", "{port}", "--workers", str(workers)]
 
 
 def slow_model_app() -> FastAPI:
@@ -244,6 +255,17 @@ def hello_argv() -> list[str]:
     return _uvicorn_argv("threadline.bench.api:hello_world_app")
 
 
+def baseline_argv() -> list[str]:
+    """The minimal LangGraph tool loop behind FastAPI (`bench.baseline_api`), on uvicorn like `threadline serve`."""
+    return _uvicorn_argv("threadline.bench.baseline_api:baseline_app")
+
+
+def baseline_env(cache_dir: Path, directory: Path, model_url: str | None = None) -> dict[str, str]:
+    """The baseline server's environment: its checkpoint directory, and the OpenAI-compatible model if any."""
+    env = _base_env(cache_dir) | {baseline_api.DIR_VARIABLE: str(directory)}
+    return env | ({baseline_api.MODEL_URL_VARIABLE: model_url} if model_url else {})
+
+
 def slow_model_argv() -> list[str]:
     """The simulated slow model on uvicorn, in its own process (its event loop never waits for the client's)."""
     return _uvicorn_argv("threadline.bench.api:slow_model_app")
@@ -268,18 +290,29 @@ def _uvicorn_argv(factory_path: str) -> list[str]:
 # --- the phases -------------------------------------------------------------------------------------------------
 
 
-async def side_by_side(turn_port: int, hello_port: int, traffic: Traffic, block_s: float) -> dict[str, Load]:
-    """Closed-loop blocks on both servers in ABBA order, after a short unrecorded warm-up of each."""
-    turns = traffic.spread(CLIENTS)
-    hello = [hello_requests() for _ in range(CLIENTS)]
-    sides = {"turns": (turn_port, turns, True), "hello_world": (hello_port, hello, False)}
-    for port, clients, is_turn in sides.values():
-        await closed_loop(port, clients, block_s / 2, is_turn=is_turn)
-    loads = {name: Load() for name in sides}
-    for name in ("turns", "hello_world", "hello_world", "turns"):
-        port, clients, is_turn = sides[name]
-        loads[name].merge(await closed_loop(port, clients, block_s, is_turn=is_turn))
-    return loads
+@dataclass(frozen=True)
+class Side:
+    """One server of a side-by-side comparison and the request streams (one per connection) that drive it."""
+
+    port: int
+    pid: int
+    clients: list[NextRequest]
+    is_turn: bool = True
+
+
+async def side_by_side(sides: dict[str, Side], block_s: float, stagger_s: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Closed-loop blocks on each server in mirrored order (A B C C B A), after a short unrecorded warm-up of each;
+    each side's load summary with the CPU it and everything else got."""
+    for side in sides.values():
+        await closed_loop(side.port, side.clients, block_s / 2, is_turn=side.is_turn, stagger_s=stagger_s)
+    loads, cpu = {name: Load() for name in sides}, {name: CpuUse() for name in sides}
+    for name in [*sides, *reversed(sides)]:
+        side = sides[name]
+        before = CpuSample.take()
+        load = await closed_loop(side.port, side.clients, block_s, is_turn=side.is_turn, stagger_s=stagger_s)
+        loads[name].merge(load)
+        cpu[name].add(before, CpuSample.take(), side.pid)
+    return {name: describe(loads[name]) | {"cpu_cores": cpu[name].cores(loads[name])} for name in sides}
 
 
 def _model_stats(port: int) -> dict[str, float]:
@@ -292,27 +325,16 @@ def _model_stats(port: int) -> dict[str, float]:
     return stats
 
 
-def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, say: Log) -> dict[str, Any]:
-    """Capacity closed-loop, then open-loop arrivals at `LOAD_FRACTION` of it; added latency per AI turn."""
-    say(f"slow model: capacity with {CAPACITY_CLIENTS} connections for {sizes.capacity_s:.0f} s")
-    probe = traffic.spread(CAPACITY_CLIENTS)
-    capacity = asyncio.run(closed_loop(port, probe, sizes.capacity_s, is_turn=True))
-    rate = LOAD_FRACTION * len(capacity.latencies) / capacity.seconds
-    say(f"slow model: open loop at {rate:.1f} turns/s for {sizes.open_loop_s:.0f} s")
+def added_latency(port: int, model_port: int, traffic: Traffic, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop arrivals at `rate` for `seconds`; the added latency of each turn that ended in an AI reply."""
     before = _model_stats(model_port)
-    load = asyncio.run(open_loop(port, traffic.requests(range(len(traffic.customers))), rate, sizes.open_loop_s))
+    load = asyncio.run(open_loop(port, traffic.requests(range(len(traffic.customers))), rate, seconds))
     after = _model_stats(model_port)
     calls = int(after["calls"] - before["calls"])
     call_s = (after["seconds"] - before["seconds"]) / max(1, calls)
     ai = [(e, n) for e, n in zip(load.latencies, load.model_calls, strict=True) if n >= 0]
     added = [elapsed - n * call_s for elapsed, n in ai]
     return {
-        "model_server": "simulated OpenAI-compatible model (bench.api:slow_model_app), its own process",
-        "model_latency_s": MODEL_LATENCY_S,
-        "added_latency": "end-to-end - model calls x mean model call time measured inside the model server",
-        "capacity_clients": CAPACITY_CLIENTS,
-        "capacity": describe(capacity),
-        "load_fraction": LOAD_FRACTION,
         "arrival_rate_per_s": rate,
         "open_loop": describe(load),
         "max_send_lag_ms": load.max_send_lag_s * 1000,
@@ -321,6 +343,24 @@ def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, 
         "model_calls_inferred": sum(n for _, n in ai),
         "ai_turns": len(ai),
         "added_ms": percentiles_ms(added) | {"mean_ms": statistics.fmean(added) * 1000},
+    }
+
+
+def slow_model_load(port: int, model_port: int, traffic: Traffic, sizes: Sizes, say: Log) -> dict[str, Any]:
+    """Capacity closed-loop, then open-loop arrivals at `LOAD_FRACTION` of it; added latency per AI turn."""
+    say(f"slow model: capacity with {CAPACITY_CLIENTS} connections for {sizes.capacity_s:.0f} s")
+    probe = traffic.spread(CAPACITY_CLIENTS)
+    capacity = asyncio.run(closed_loop(port, probe, sizes.capacity_s, is_turn=True))
+    rate = LOAD_FRACTION * len(capacity.latencies) / capacity.seconds
+    say(f"slow model: open loop at {rate:.1f} turns/s for {sizes.open_loop_s:.0f} s")
+    return {
+        "model_server": "simulated OpenAI-compatible model (bench.api:slow_model_app), its own process",
+        "model_latency_s": MODEL_LATENCY_S,
+        "added_latency": "end-to-end - model calls x mean model call time measured inside the model server",
+        "capacity_clients": CAPACITY_CLIENTS,
+        "capacity": describe(capacity),
+        "load_fraction": LOAD_FRACTION,
+        **added_latency(port, model_port, traffic, rate, sizes.open_loop_s),
     }
 
 
@@ -333,33 +373,39 @@ def _pg_exec(statement: sql.Composed) -> None:
         conn.execute(statement)
 
 
-def compare_databases(tmp: Path, cache: Path, n_turns: int, say: Log) -> dict[str, Any]:
-    """The turn mix through `Conversations.handle` on SQLite and on a fresh Postgres database, ABBA blocks."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A throw-away database on the local Postgres server (its SQLAlchemy URL), dropped on exit."""
     name = f"threadline_bench_{uuid.uuid4().hex[:8]}"
     base = _pg_admin_dsn().rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    customers = demo_customers()
     _pg_exec(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        with ExitStack() as stack:
-            runners: dict[str, ThreadlineRunner] = {}
-            for backend, url in (("sqlite", None), ("postgres", f"{base}/{name}")):
-                say(f"databases: opening services on {backend} (demo store)")
-                settings = Settings(
-                    data_dir=tmp / backend, database_url=url, load_demo=True, model="offline", cache_dir=cache
-                )
-                runners[backend] = ThreadlineRunner(settings, customers)
-                stack.callback(runners[backend].close)
-                runners[backend].warm_up()
-            timings = {backend: Timings() for backend in runners}
-            done, block = 0, 0
-            while done < n_turns:
-                size = min(BLOCK, n_turns - done)
-                for backend in ("sqlite", "postgres") if block % 2 == 0 else ("postgres", "sqlite"):
-                    for _ in range(size):
-                        timings[backend].add(*runners[backend].turn())
-                done, block = done + size, block + 1
+        yield f"{base}/{name}"
     finally:
         _pg_exec(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def compare_databases(tmp: Path, cache: Path, n_turns: int, say: Log) -> dict[str, Any]:
+    """The turn mix through `Conversations.handle` on SQLite and on a fresh Postgres database, ABBA blocks."""
+    customers = demo_customers()
+    with fresh_database() as pg_url, ExitStack() as stack:
+        runners: dict[str, ThreadlineRunner] = {}
+        for backend, url in (("sqlite", None), ("postgres", pg_url)):
+            say(f"databases: opening services on {backend} (demo store)")
+            settings = Settings(
+                data_dir=tmp / backend, database_url=url, load_demo=True, model="offline", cache_dir=cache
+            )
+            runners[backend] = ThreadlineRunner(settings, customers)
+            stack.callback(runners[backend].close)
+            runners[backend].warm_up()
+        timings = {backend: Timings() for backend in runners}
+        done, block = 0, 0
+        while done < n_turns:
+            size = min(BLOCK, n_turns - done)
+            for backend in ("sqlite", "postgres") if block % 2 == 0 else ("postgres", "sqlite"):
+                for _ in range(size):
+                    timings[backend].add(*runners[backend].turn())
+            done, block = done + size, block + 1
     return {"path": "Conversations.handle in process", **{b: summarize(t) for b, t in timings.items()}}
 
 
@@ -373,7 +419,7 @@ def cache_dir() -> Path:
 def starts_and_throughput(
     tmp: Path, cache: Path, traffic: Traffic, sizes: Sizes, seen: Processes, say: Log
 ) -> dict[str, Any]:
-    """Cold and warm start of `threadline serve`, then turns beside hello world on the warm server."""
+    """Cold and warm start of `threadline serve`, then turns beside the baseline loop and hello world."""
     data = tmp / "data"
     data.mkdir()
     cache_filled = cache.is_dir() and any(cache.iterdir())
@@ -383,10 +429,16 @@ def starts_and_throughput(
     say(f"cold start {cold.ready_s:.1f} s; warm start on the same data dir")
     with (
         spawn(threadline_argv(), threadline_env(cache, data), tmp / "warm.log", "/readyz", seen) as warm,
+        spawn(baseline_argv(), baseline_env(cache, tmp / "baseline"), tmp / "baseline.log", "/readyz", seen) as base,
         spawn(hello_argv(), _base_env(cache), tmp / "hello.log", "/", seen) as hello,
     ):
-        say(f"warm start {warm.ready_s:.1f} s; turns and hello world, {CLIENTS} connections, ABBA blocks")
-        loads = asyncio.run(side_by_side(warm.port, hello.port, traffic, sizes.block_s))
+        say(f"warm start {warm.ready_s:.1f} s; turns, baseline turns and hello world, {CLIENTS} connections each")
+        sides = {
+            "turns": Side(warm.port, warm.process.pid, traffic.spread(CLIENTS)),
+            "baseline": Side(base.port, base.process.pid, traffic.spread(CLIENTS)),
+            "hello_world": Side(hello.port, hello.process.pid, [hello_requests() for _ in range(CLIENTS)], False),
+        }
+        loads = asyncio.run(side_by_side(sides, sizes.block_s))
     return {
         "cold_start_s": cold.ready_s,
         "warm_start_s": warm.ready_s,
@@ -394,27 +446,63 @@ def starts_and_throughput(
         "cache_dir": str(cache),
         "clients": CLIENTS,
         "block_s": sizes.block_s,
-        "turns": describe(loads["turns"]),
-        "hello_world": describe(loads["hello_world"]),
+        "blocks": "turns, baseline, hello world, then the same in reverse, after a warm-up of each",
+        "baseline_setup": {
+            "app": "bench.baseline_api:baseline_app (FastAPI, sync endpoint on the thread pool)",
+            "graph": "StateGraph(MessagesState): model → ToolNode → model, tools_condition; scripted model",
+            "checkpointer": "SqliteSaver, one connection, WAL, synchronous=NORMAL; a thread per customer",
+            "checks": "the request body only (no API key, signature or rate limit)",
+        },
+        **loads,
+    }
+
+
+def scaling_phase(tmp: Path, cache: Path, traffic: Traffic, sizes: Sizes, seen: Processes, say: Log) -> dict[str, Any]:
+    """`threadline serve` with one and with two workers on one fresh Postgres database, alternating blocks."""
+    with fresh_database() as url:
+        env = threadline_env(cache, tmp / "data", DATABASE_URL=url)
+        say("scaling: one and two workers on a fresh Postgres database")
+        with (
+            spawn(threadline_argv(1), env, tmp / "pg1.log", "/readyz", seen) as one,
+            spawn(threadline_argv(2), env, tmp / "pg2.log", "/readyz", seen) as two,
+        ):
+            say(f"scaling: {SCALING_CLIENTS} connections, blocks of {sizes.block_s:.0f} s")
+            sides = {
+                "1_worker": Side(one.port, one.process.pid, traffic.spread(SCALING_CLIENTS)),
+                "2_workers": Side(two.port, two.process.pid, traffic.spread(SCALING_CLIENTS)),
+            }
+            loads = asyncio.run(side_by_side(sides, sizes.block_s, stagger_s=SCALING_STAGGER_S))
+    return {
+        "database": "Postgres (fresh database)",
+        "connect_stagger_s": SCALING_STAGGER_S,
+        "clients": SCALING_CLIENTS,
+        "block_s": sizes.block_s,
+        **loads,
     }
 
 
 def slow_model_phase(
     tmp: Path, cache: Path, traffic: Traffic, sizes: Sizes, seen: Processes, say: Log
 ) -> dict[str, Any]:
-    """The server on the simulated model with `MODEL_LATENCY_S` per call (same data dir, so a warm start)."""
+    """Ours (same data dir, so a warm start) and the baseline loop on a stock `ChatOpenAI`, one after the other,
+    on one simulated model with `MODEL_LATENCY_S` per call."""
     say("slow model: starting the simulated model")
     model_env = _base_env(cache) | {"THREADLINE_BENCH_MODEL_LATENCY_S": str(MODEL_LATENCY_S)}
     with spawn(slow_model_argv(), model_env, tmp / "model.log", "/stats", seen) as model:
+        url = f"http://127.0.0.1:{model.port}/v1"
         env = threadline_env(
-            cache,
-            tmp / "data",
-            MODEL="openai:bench-model",
-            OPENAI_BASE_URL=f"http://127.0.0.1:{model.port}/v1",
-            OPENAI_API_KEY="bench-model-key",
+            cache, tmp / "data", MODEL="openai:bench-model", OPENAI_BASE_URL=url, OPENAI_API_KEY="bench-model-key"
         )
         with spawn(threadline_argv(), env, tmp / "slow.log", "/readyz", seen) as server:
-            return slow_model_load(server.port, model.port, traffic, sizes, say)
+            ours = slow_model_load(server.port, model.port, traffic, sizes, say)
+        base_env = baseline_env(cache, tmp / "baseline-slow", url)
+        with spawn(baseline_argv(), base_env, tmp / "baseline-slow.log", "/readyz", seen) as base:
+            say("slow model: the baseline loop on ChatOpenAI")
+            baseline = slow_model_load(base.port, model.port, traffic, sizes, say)
+            rate = ours["arrival_rate_per_s"]
+            say(f"slow model: the baseline loop at our arrival rate, {rate:.1f} turns/s")
+            baseline["at_our_rate"] = added_latency(base.port, model.port, traffic, rate, sizes.open_loop_s)
+    return {"turns": ours, "baseline": baseline | {"model": "stock ChatOpenAI (langchain-openai)"}}
 
 
 def run(quick: bool, *, log: Log | None = None) -> dict[str, Any]:
@@ -427,23 +515,35 @@ def run(quick: bool, *, log: Log | None = None) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="threadline-bench-api-") as tmp_name:
         tmp = Path(tmp_name)
-        traffic = Traffic(demo_customers(ALL_CUSTOMERS))  # one conversation per customer across both servers
+        traffic = Traffic(demo_customers(ALL_CUSTOMERS))  # one conversation per customer across every server
         http = starts_and_throughput(tmp, cache, traffic, sizes, seen, say)
+        scaling = scaling_phase(tmp, cache, traffic, sizes, seen, say)
         slow = slow_model_phase(tmp, cache, traffic, sizes, seen, say)
         say(f"databases: {sizes.db_turns} turns each on SQLite and Postgres, in process")
         databases = compare_databases(tmp, cache, sizes.db_turns, say)
-    turns, hello = http.pop("turns"), http.pop("hello_world")
+    turns, baseline, hello = http["turns"], http["baseline"], http["hello_world"]
+    one, two = scaling["1_worker"]["per_s"], scaling["2_workers"]["per_s"]
+    ours_added, base_added = slow["turns"]["added_ms"]["p99_ms"], slow["baseline"]["added_ms"]["p99_ms"]
     return {
         "quick": quick,
+        "api_turn_ratio": turns["per_s"] / baseline["per_s"],
         "api_turns_per_s": turns["per_s"],
+        "baseline_turns_per_s": baseline["per_s"],
         "hello_world_rps": hello["per_s"],
-        "api_added_p99_ms": slow["added_ms"]["p99_ms"],
+        "api_scaling_2w": two / one,
+        "api_turns_per_s_pg_1w": one,
+        "api_turns_per_s_pg_2w": two,
+        "api_added_p99_ratio": ours_added / base_added,
+        "api_added_p99_ms": ours_added,
+        "baseline_added_p99_ms": base_added,
+        # the loop at the arrival rate ours ran at (ours' capacity with a slow model is the lower one)
+        "baseline_added_p99_ms_at_our_rate": slow["baseline"]["at_our_rate"]["added_ms"]["p99_ms"],
         "turn_ms_sqlite": databases["sqlite"]["mean_ms"],
         "turn_ms_postgres": databases["postgres"]["mean_ms"],
         "cold_start_s": http.pop("cold_start_s"),
         "warm_start_s": http.pop("warm_start_s"),
-        "goals": {"api_turns_per_s": GOAL_TURNS_PER_S, "api_added_p99_ms": GOAL_ADDED_P99_MS},
-        "throughput": {**http, "turns": turns, "hello_world": hello, "blocks": "ABBA, after a warm-up of each"},
+        "throughput": http,
+        "scaling": scaling,
         "slow_model": slow,
         "databases": databases,
         "servers": {"pids": seen.pids, "ports": seen.ports},
@@ -451,38 +551,56 @@ def run(quick: bool, *, log: Log | None = None) -> dict[str, Any]:
     }
 
 
+def _cpu(side: dict[str, Any]) -> str:
+    cores = side["cpu_cores"]
+    return (
+        f"CPU cores: server {cores['server']:.2f}, client {cores['client']:.2f}, Postgres {cores['postgres']:.2f}, "
+        f"machine {cores['machine']:.2f}"
+    )
+
+
 def render(result: dict[str, Any]) -> Table:
     """The result as a rich table: one row per figure, with what it was measured beside."""
-    put, slow, dbs = result["throughput"], result["slow_model"], result["databases"]
+    put, scaling, slow, dbs = result["throughput"], result["scaling"], result["slow_model"], result["databases"]
     table = Table(
         "",
         "value",
         "measured with",
-        title=f"HTTP API, one uvicorn worker{' (quick)' if result['quick'] else ''}",
+        title=f"HTTP API beside a minimal LangGraph loop served the same way{' (quick)' if result['quick'] else ''}",
         caption=(
             f"{result['machine']['cpu_count']} CPUs · load average {result['machine']['load_average_before'][0]:.1f}"
             f" → {result['machine']['load_average_after'][0]:.1f} · embedding cache {put['embedding_cache']}"
         ),
     )
-    turns = put["turns"]
+    turns, base = put["turns"], put["baseline"]
     table.add_row(
-        "turns/s (goal ≥ 150)",
-        f"{result['api_turns_per_s']:.1f}",
-        f"{put['clients']} connections, offline model, SQLite · "
-        f"p50 {turns['p50_ms']:.0f} · p99 {turns['p99_ms']:.0f} ms",
+        "turn ratio, ours ÷ baseline (goal ≥ 0.7)",
+        f"{result['api_turn_ratio']:.2f}",
+        f"{result['api_turns_per_s']:.1f} vs {result['baseline_turns_per_s']:.1f} turns/s, one worker, SQLite, "
+        f"{put['clients']} connections · p99 {turns['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms · {_cpu(turns)}",
     )
     table.add_row(
         "hello world requests/s",
         f"{result['hello_world_rps']:.0f}",
-        f"same client, ABBA blocks; {result['hello_world_rps'] / result['api_turns_per_s']:.0f}× the turns/s",
+        f"same client, same blocks; {result['hello_world_rps'] / result['api_turns_per_s']:.0f}× our turns/s",
     )
-    added = slow["added_ms"]
+    two = scaling["2_workers"]
     table.add_row(
-        "added latency p99 ms (goal ≤ 100)",
-        f"{result['api_added_p99_ms']:.0f}",
-        f"{slow['model_latency_s'] * 1000:.0f} ms model, open loop {slow['arrival_rate_per_s']:.1f}/s = "
-        f"{slow['load_fraction']:.0%} of {slow['capacity']['per_s']:.1f}/s; p50 {added['p50_ms']:.0f} · "
-        f"p95 {added['p95_ms']:.0f} ms",
+        "scaling, 2 workers ÷ 1 (goal ≥ 1.6)",
+        f"{result['api_scaling_2w']:.2f}",
+        f"{result['api_turns_per_s_pg_2w']:.1f} vs {result['api_turns_per_s_pg_1w']:.1f} turns/s on Postgres, "
+        f"{scaling['clients']} connections · 2 workers: {_cpu(two)}, "
+        f"per process {two['cpu_cores']['server_processes']}",
+    )
+    ours_slow, base_slow = slow["turns"], slow["baseline"]
+    table.add_row(
+        "added p99 ratio, ours ÷ baseline (goal ≤ 1.5)",
+        f"{result['api_added_p99_ratio']:.2f}",
+        f"{result['api_added_p99_ms']:.0f} vs {result['baseline_added_p99_ms']:.0f} ms; "
+        f"{ours_slow['model_latency_s'] * 1000:.0f} ms model, open loop at {ours_slow['load_fraction']:.0%} of "
+        f"capacity ({ours_slow['capacity']['per_s']:.1f} vs {base_slow['capacity']['per_s']:.1f}/s); "
+        f"added p50 {ours_slow['added_ms']['p50_ms']:.0f} vs {base_slow['added_ms']['p50_ms']:.0f} ms; "
+        f"the loop at our rate: p99 {result['baseline_added_p99_ms_at_our_rate']:.0f} ms",
     )
     table.add_row(
         "turn ms SQLite / Postgres",

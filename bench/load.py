@@ -110,6 +110,8 @@ class Load:
     model_calls: list[int] = field(default_factory=list)  # -1: the turn did not end in an AI reply
     responses: Counter[str] = field(default_factory=Counter)
     max_send_lag_s: float = 0.0
+    client_cpu_s: float = 0.0
+    """CPU seconds of this process (the client, which is all the process runs during a phase)."""
 
     def record(self, status: int, body: bytes, elapsed: float, is_turn: bool) -> None:
         if status != 200:
@@ -129,13 +131,20 @@ class Load:
         self.model_calls += other.model_calls
         self.responses.update(other.responses)
         self.max_send_lag_s = max(self.max_send_lag_s, other.max_send_lag_s)
+        self.client_cpu_s += other.client_cpu_s
 
 
-async def closed_loop(port: int, clients: Sequence[NextRequest], seconds: float, *, is_turn: bool) -> Load:
-    """One connection per client, each sending its next request as soon as the last one is answered."""
+async def closed_loop(
+    port: int, clients: Sequence[NextRequest], seconds: float, *, is_turn: bool, stagger_s: float = 0.0
+) -> Load:
+    """One connection per client, each sending its next request as soon as the last one is answered. With
+    `stagger_s`, the n-th client connects n x `stagger_s` after the first: a burst of connections arriving at once
+    is accepted by whichever worker process wakes first (asyncio accepts every pending connection per wake-up),
+    so several workers would split the keep-alive connections, and the load, unevenly."""
     load, deadline = Load(), time.perf_counter() + seconds
 
-    async def client(next_request: NextRequest) -> None:
+    async def client(index: int, next_request: NextRequest) -> None:
+        await asyncio.sleep(index * stagger_s)
         conn = await Connection.open(port)
         try:
             while time.perf_counter() < deadline:
@@ -146,9 +155,9 @@ async def closed_loop(port: int, clients: Sequence[NextRequest], seconds: float,
         finally:
             conn.close()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in clients))
-    load.seconds = time.perf_counter() - start
+    start, start_cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(clients)))
+    load.seconds, load.client_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
     return load
 
 
@@ -175,12 +184,13 @@ async def open_loop(port: int, next_request: NextRequest, rate: float, seconds: 
 
     tasks: list[asyncio.Task[None]] = []
     begin = due = time.perf_counter()
+    begin_cpu = time.process_time()
     while due < begin + seconds:
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         tasks.append(asyncio.create_task(one(due)))
         due += arrivals.expovariate(rate)
     await asyncio.gather(*tasks)
-    load.seconds = time.perf_counter() - begin
+    load.seconds, load.client_cpu_s = time.perf_counter() - begin, time.process_time() - begin_cpu
     for conn, _since in idle:
         conn.close()
     return load
@@ -205,6 +215,7 @@ def describe(load: Load) -> dict[str, Any]:
         "requests": len(load.latencies),
         "seconds": load.seconds,
         "per_s": len(load.latencies) / load.seconds,
+        "client_cpu_share": load.client_cpu_s / load.seconds,  # of one core
         **percentiles_ms(load.latencies),
         "responses": dict(sorted(load.responses.items())),
     }

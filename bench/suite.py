@@ -19,14 +19,32 @@ GOALS: dict[str, tuple[str, float]] = {
     "turn_cost_ratio": ("<=", 1.5),
     "history_flatness_ratio": ("<=", 1.3),
     "checkpoint_bytes_ratio": ("<=", 20.0),
-    "api_turns_per_s": (">=", 150.0),
-    "api_added_p99_ms": ("<=", 100.0),
+    "api_turn_ratio": (">=", 0.7),
+    "api_scaling_2w": (">=", 1.6),
+    "api_added_p99_ratio": ("<=", 1.5),
     "kb_p99_ms_100k": ("<=", 1.0),
     "kb_recall10_100k": (">=", 0.95),
     "order_lookup_ratio": ("<=", 10.0),
     "cold_start_ratio": ("<=", 2.0),
 }
-"""The stated goal of each headline figure: (comparison, bound)."""
+"""The stated goal of each headline figure: (comparison, bound). Absolute times and rates move with the machine,
+so the HTTP API's goals are ratios to a minimal LangGraph loop served the same way (`bench.api`); its turns/s and
+added p99 in milliseconds are reported beside them, without a goal."""
+API_HEADLINES = (
+    "api_turn_ratio",
+    "api_turns_per_s",
+    "baseline_turns_per_s",
+    "hello_world_rps",
+    "api_scaling_2w",
+    "api_turns_per_s_pg_1w",
+    "api_turns_per_s_pg_2w",
+    "api_added_p99_ratio",
+    "api_added_p99_ms",
+    "baseline_added_p99_ms",
+    "baseline_added_p99_ms_at_our_rate",
+    "cold_start_s",
+    "warm_start_s",
+)
 
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +55,7 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
         top["history_flatness_ratio"] = result["history"]["history_flatness_ratio"]
         top["checkpoint_bytes_ratio"] = result["history"]["checkpoint_bytes_ratio"]
     if "api" in result:
-        for key in ("api_turns_per_s", "hello_world_rps", "api_added_p99_ms", "cold_start_s", "warm_start_s"):
+        for key in API_HEADLINES:
             if key in result["api"]:
                 top[key] = result["api"][key]
     if "knowledge" in result:

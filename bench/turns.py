@@ -44,6 +44,7 @@ FULL_TURNS = 400
 BLOCK = 10
 CUSTOMERS = 8
 POLICY_QUESTION = "What is your policy on returning delivered items?"
+POLICY_PASSAGE = "Delivered items can be returned within 30 days for a refund to the original payment method."
 # Five kinds over eight customers (coprime), so every customer gets every kind of message in turn.
 MIX = ("order_status", "greeting", "policy", "order_status", "my_orders")
 
@@ -162,23 +163,33 @@ class ScriptedToolModel(BaseChatModel):
 
 
 def build_baseline_graph(
-    statuses: dict[str, str], checkpointer: SqliteSaver
+    statuses: dict[str, str], checkpointer: SqliteSaver, model: BaseChatModel | None = None
 ) -> CompiledStateGraph[MessagesState, None, MessagesState, MessagesState]:
-    """The documented minimal agent: model node, prebuilt ToolNode, `tools_condition`, a SQLite checkpointer."""
+    """The documented minimal agent: model node, prebuilt ToolNode, `tools_condition`, a SQLite checkpointer.
+
+    The model is the scripted one unless `model` is given (the HTTP benchmark passes a `ChatOpenAI`); a given model
+    also gets a `search_knowledge` tool answering one fixed passage, so an OpenAI-compatible model has the two
+    tools a plain support agent offers."""
 
     @tool
     def lookup_order(order_id: str) -> str:
         """The status of an order."""
         return statuses.get(order_id, "unknown")
 
-    model = ScriptedToolModel().bind_tools([lookup_order])
+    @tool
+    def search_knowledge(query: str) -> str:
+        """Help-center passages answering a question."""
+        return POLICY_PASSAGE
+
+    tools: list[BaseTool] = [lookup_order] if model is None else [lookup_order, search_knowledge]
+    bound = (model or ScriptedToolModel()).bind_tools(tools)
 
     def call_model(state: MessagesState) -> dict[str, list[BaseMessage]]:
-        return {"messages": [model.invoke(state["messages"])]}
+        return {"messages": [bound.invoke(state["messages"])]}
 
     graph = StateGraph(MessagesState)
     graph.add_node("model", call_model)
-    graph.add_node("tools", ToolNode([lookup_order]))
+    graph.add_node("tools", ToolNode(tools))
     graph.add_edge(START, "model")
     graph.add_conditional_edges("model", tools_condition)
     graph.add_edge("tools", "model")

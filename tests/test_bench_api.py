@@ -15,9 +15,17 @@ from rich.console import Console
 from threadline.bench.api import render, run
 
 HEADLINES = (
+    "api_turn_ratio",
     "api_turns_per_s",
+    "baseline_turns_per_s",
     "hello_world_rps",
+    "api_scaling_2w",
+    "api_turns_per_s_pg_1w",
+    "api_turns_per_s_pg_2w",
+    "api_added_p99_ratio",
     "api_added_p99_ms",
+    "baseline_added_p99_ms",
+    "baseline_added_p99_ms_at_our_rate",
     "turn_ms_sqlite",
     "turn_ms_postgres",
     "cold_start_s",
@@ -57,26 +65,42 @@ def test_quick_run_reports_every_figure_and_stops_its_servers() -> None:
         assert _positive(result[key]), (key, result[key])
     throughput = result["throughput"]
     assert throughput["clients"] >= 1
-    for side in ("turns", "hello_world"):
+    for side in ("turns", "baseline", "hello_world"):
         assert throughput[side]["requests"] >= 2 and _ordered(throughput[side]), side
+        cores = throughput[side]["cpu_cores"]
+        assert cores["client"] > 0 and 0 < cores["server"] <= cores["machine"], (side, cores)
     assert set(throughput["turns"]["responses"]) == {"owner ai"}  # every turn answered by the AI, none refused
+    assert set(throughput["baseline"]["responses"]) == {"owner ai"}
     assert set(throughput["hello_world"]["responses"]) == {"ok"}
+    assert result["api_turn_ratio"] == result["api_turns_per_s"] / result["baseline_turns_per_s"]
 
-    slow = result["slow_model"]
-    assert _ordered(slow["capacity"]) and _ordered(slow["open_loop"])
-    assert slow["arrival_rate_per_s"] == pytest.approx(slow["load_fraction"] * slow["capacity"]["per_s"])
-    assert slow["added_ms"]["p50_ms"] <= slow["added_ms"]["p99_ms"] == result["api_added_p99_ms"]
-    assert slow["model_call_mean_ms"] >= slow["model_latency_s"] * 1000  # the model server slept as told
-    assert slow["model_calls_counted"] == slow["model_calls_inferred"]  # the attribution of model time holds
+    scaling = result["scaling"]
+    assert set(scaling["1_worker"]["responses"]) == set(scaling["2_workers"]["responses"]) == {"owner ai"}
+    assert len(scaling["1_worker"]["cpu_cores"]["server_processes"]) == 1
+    assert len(scaling["2_workers"]["cpu_cores"]["server_processes"]) >= 3  # uvicorn's supervisor and two workers
+    assert result["api_scaling_2w"] == result["api_turns_per_s_pg_2w"] / result["api_turns_per_s_pg_1w"]
+
+    for name, slow in result["slow_model"].items():
+        assert _ordered(slow["capacity"]) and _ordered(slow["open_loop"]), name
+        assert slow["arrival_rate_per_s"] == pytest.approx(slow["load_fraction"] * slow["capacity"]["per_s"])
+        assert slow["added_ms"]["p50_ms"] <= slow["added_ms"]["p99_ms"]
+        assert slow["model_call_mean_ms"] >= slow["model_latency_s"] * 1000  # the model server slept as told
+        assert slow["model_calls_counted"] == slow["model_calls_inferred"]  # the attribution of model time holds
+    assert result["slow_model"]["turns"]["added_ms"]["p99_ms"] == result["api_added_p99_ms"]
+    assert result["slow_model"]["baseline"]["added_ms"]["p99_ms"] == result["baseline_added_p99_ms"]
+    at_our_rate = result["slow_model"]["baseline"]["at_our_rate"]
+    assert at_our_rate["arrival_rate_per_s"] == result["slow_model"]["turns"]["arrival_rate_per_s"]
+    assert at_our_rate["model_calls_counted"] == at_our_rate["model_calls_inferred"]
 
     for backend in ("sqlite", "postgres"):
         assert _ordered(result["databases"][backend]), backend
 
     servers = result["servers"]
-    assert len(servers["pids"]) == len(servers["ports"]) == 5  # cold, warm, hello world, simulated model, slow
+    # cold, warm, baseline, hello world; one and two workers on Postgres; simulated model, ours and baseline on it
+    assert len(servers["pids"]) == len(servers["ports"]) == 9
     assert all(_gone(pid) for pid in servers["pids"])
     assert not any(_listening(port) for port in servers["ports"])
 
     console = Console(record=True, width=140)
     console.print(render(result))
-    assert "turns/s" in console.export_text()
+    assert "turn ratio" in console.export_text()
