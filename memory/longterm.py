@@ -2,14 +2,19 @@
 
 Items live in the `memory_items` table on SQLite and Postgres alike, so a customer's memories move with
 their other rows when customers are merged and unmerged. Semantic search embeds each item's indexed text
-once, at write time, and ranks a namespace's items by cosine similarity; a customer's memory is small (tens
-of items), so scanning their namespace is cheaper than any index, and no database extension is needed.
+once and ranks a namespace's items by cosine similarity; a customer's memory is small (tens of items), so
+scanning their namespace is cheaper than any index, and no database extension is needed.
+
+An item indexed on the store's own fields is embedded when a search with a query first meets it, not when it
+is written: a turn writes its episode record every time, and a search (`recall_context`) is rare, so embedding
+at write time (several milliseconds of CPU per turn) mostly bought vectors no search read. The vector is the
+same either way, and it is stored once computed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +34,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true, update
 
 from threadline.memory.db import Database
 from threadline.memory.schema import MemoryItemRow, table, utcnow
@@ -89,6 +94,14 @@ def _namespace_matches(namespace: tuple[str, ...], conditions: Sequence[MatchCon
 _ITEMS = table(MemoryItemRow)
 _GET = select(_ITEMS).where(_ITEMS.c.namespace == bindparam("namespace"), _ITEMS.c.key == bindparam("key"))
 _DELETE = delete(_ITEMS).where(_ITEMS.c.namespace == bindparam("namespace"), _ITEMS.c.key == bindparam("key"))
+PENDING = b""
+"""The embedding of an item indexed on the store's fields and not embedded yet (NULL: an item not indexed)."""
+_EMBEDDED = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"), _ITEMS.c.updated_at == bindparam("written"), _ITEMS.c.embedding == PENDING)
+    .values(embedding=bindparam("vector"))
+)
+"""Store a deferred embedding, unless the item was written again meanwhile."""
 
 
 class SqlStore(BaseStore):
@@ -157,9 +170,11 @@ class SqlStore(BaseStore):
         if op.query and self._embeddings is not None and rows:
             query = np.asarray(self._embeddings.embed_query(op.query), dtype=np.float32)
             query /= np.linalg.norm(query) or 1.0
+            embedded = self._embed_pending(s, [row for row in rows if row.embedding == PENDING])
             for i, row in enumerate(rows):
-                if row.embedding:
-                    vector = np.frombuffer(row.embedding, dtype=np.float32)
+                stored = embedded.get(row.id, row.embedding)
+                if stored:
+                    vector = np.frombuffer(stored, dtype=np.float32)
                     scores[i] = float(vector @ query / (np.linalg.norm(vector) or 1.0))
             order = sorted(range(len(rows)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0)))
             rows, scores = [rows[i] for i in order], [scores[i] for i in order]
@@ -183,18 +198,38 @@ class SqlStore(BaseStore):
         return SearchItem(namespace, row.key, row.value, created, row.updated_at, score=score)
 
     def _embed_puts(self, puts: list[PutOp]) -> dict[int, bytes]:
-        """Embed the indexed text of each put in one call; an item with no text (or index=False) has none."""
+        """The embedding column of each put: `PENDING` for text on the store's own fields (embedded when first
+        searched), the vector for text on other fields (one call for all); none for an item with no text (or
+        index=False)."""
         if self._embeddings is None:
             return {}
+        found: dict[int, bytes] = {}
         texts: dict[int, str] = {}
         for op in puts:
             if op.value is None or op.index is False:
                 continue
             fields = self._fields if op.index is None else tuple(op.index)
-            parts = [t for f in fields for t in get_text_at_path(op.value, tokenize_path(f)) if t]
-            if parts:
-                texts[id(op)] = "\n".join(parts)
-        if not texts:
+            text = _indexed_text(op.value, fields)
+            if text and fields == self._fields:
+                found[id(op)] = PENDING
+            elif text:
+                texts[id(op)] = text
+        if texts:
+            vectors = self._embeddings.embed_documents(list(texts.values()))
+            found |= {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
+        return found
+
+    def _embed_pending(self, s: Connection, rows: list[Row[Any]]) -> dict[int, bytes]:
+        """Embed items written `PENDING` (one call for all) and store their vectors; by item id."""
+        if not rows or self._embeddings is None:
             return {}
-        vectors = self._embeddings.embed_documents(list(texts.values()))
-        return {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
+        vectors = self._embeddings.embed_documents([_indexed_text(row.value, self._fields) for row in rows])
+        embedded = {row.id: np.asarray(v, dtype=np.float32).tobytes() for row, v in zip(rows, vectors, strict=True)}
+        for row in rows:
+            s.execute(_EMBEDDED, {"item": row.id, "written": row.updated_at, "vector": embedded[row.id]})
+        return embedded
+
+
+def _indexed_text(value: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The text an item is embedded by: its values at `fields`, one per line."""
+    return "\n".join(t for f in fields for t in get_text_at_path(value, tokenize_path(f)) if t)
