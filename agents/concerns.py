@@ -79,7 +79,9 @@ class ConcernDetector:
     ) -> None:
         rows = examples if examples is not None else load_examples()
         self._embeddings = embeddings
-        self._labels = np.array([topic for _, topic in rows])
+        labels = np.array([topic for _, topic in rows])
+        self._masks = {label: labels == label for label in (*TOPICS, ORDINARY)}
+        """Each label's rows of the matrix, found once rather than on every sentence of every guard step."""
         self._matrix = example_matrix(embeddings, [canonical(text) for text, _ in rows], cache_dir, "concern")
         self._threshold, self._margin = threshold, margin
 
@@ -91,7 +93,7 @@ class ConcernDetector:
     def scores(self, sentence: str) -> dict[str, float]:
         """Each label's similarity to one sentence: the mean of its two nearest examples."""
         sims = self._matrix @ self._vector(sentence)
-        return {label: _top2(sims[self._labels == label]) for label in (*TOPICS, ORDINARY)}
+        return {label: _top2(sims[mask]) for label, mask in self._masks.items()}
 
     def _sentence(self, sentence: str) -> Concern | None:
         scores = self.scores(sentence)

@@ -226,12 +226,18 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in lines if w.isalpha())
 
 
+@lru_cache(maxsize=1)
+def _known_words() -> frozenset[str]:
+    """The vocabulary and the chat words, joined once (a union of 20k words costs about a millisecond)."""
+    return _vocabulary() | _CHAT_WORDS
+
+
 def is_gibberish(text: str) -> bool:
     """Whether most words of the text are not words at all ("asdfgh qwerty", "zzzz xxxx")."""
     words = [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3]
     if not words or re.search(r"\d|@", text):
         return False
-    known = _vocabulary() | _CHAT_WORDS
+    known = _known_words()
     unknown = [w for w in words if w not in known and w.rstrip("s") not in known]
     return len(unknown) * 2 > len(words)
 

@@ -23,7 +23,7 @@ from threadline.core.types import CustomerId, VerificationLevel
 from threadline.memory.checkpoint_trim import trim_thread
 from threadline.memory.identity import Resolution
 
-WRITER = "remember"
+WRITER = "respond"
 """Writes from outside a turn are recorded as the graph's last node, so the next turn starts from them."""
 
 

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import TypeVar
 
 from threadline.core.ports import OrderSystem
@@ -181,16 +182,25 @@ def product_types(text: str, products: Sequence[Product]) -> list[tuple[Product,
     return _types(text, [(p.name, p) for p in products])
 
 
+@lru_cache(maxsize=4096)
+def _name_words(name: str) -> tuple[str, ...]:
+    """A product type's name and its other words, normalised (the catalogue's names recur on every turn)."""
+    return tuple(_norm(w) for w in (name, *PRODUCT_WORDS.get(name, ())))
+
+
+@lru_cache(maxsize=4096)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A normalised word as a whole word, plural included."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(word)}s?(?![a-z0-9])")
+
+
 def _types(text: str, named: Sequence[tuple[str, T]]) -> list[tuple[T, str]]:
     said = _norm(text)
     found: list[tuple[int, T, str]] = []
     taken: list[tuple[int, int]] = []
-    words = sorted(
-        ((_norm(w), p) for name, p in named for w in (name, *PRODUCT_WORDS.get(name, ()))),
-        key=lambda item: -len(item[0]),
-    )
+    words = sorted(((w, p) for name, p in named for w in _name_words(name)), key=lambda item: -len(item[0]))
     for word, product in words:
-        for hit in re.finditer(rf"(?<![a-z0-9]){re.escape(word)}s?(?![a-z0-9])", said):
+        for hit in _word_pattern(word).finditer(said):
             span = (hit.start(), hit.end())
             inside = any(s <= span[0] and span[1] <= e and (s, e) != span for s, e in taken)
             if inside:

@@ -94,8 +94,10 @@ def load_context(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str
     }
 
 
-def make_agent(model: BaseChatModel) -> Any:
-    """The node that asks the (tool-bound) chat model for the next step."""
+def make_agent(model: BaseChatModel, guard: Any | None = None) -> Any:
+    """The node that asks the (tool-bound) chat model for the next step; with `guard` (`make_guard`), the
+    escalation policy is evaluated on the step's result in the same graph step (each graph step costs LangGraph's
+    machinery about half a millisecond)."""
 
     def agent(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         prompt = system_prompt(
@@ -111,7 +113,11 @@ def make_agent(model: BaseChatModel) -> Any:
         if isinstance(reply, AIMessage) and not reply.tool_calls:
             understood = (reply.additional_kwargs.get("threadline") or {}).get("understood", True)
             update["not_understood"] = 0 if understood else state.get("not_understood", 0) + 1
-        return update
+        if guard is None:
+            return update
+        # The guard reads the state as the step leaves it: the reply appended, the counters updated.
+        stepped = {**state, **update, "messages": [*state["messages"], reply]}
+        return {**update, **guard(stepped, runtime)}
 
     return agent
 
@@ -315,11 +321,13 @@ def _unanswered_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
     ]
 
 
-def make_respond(signature: str = DEFAULT_SIGNATURE) -> Any:
-    """The node that renders the turn's answer for the channel it goes back on; emails are signed `signature`."""
+def make_respond(signature: str = DEFAULT_SIGNATURE, remember: Any | None = None) -> Any:
+    """The node that renders the turn's answer for the channel it goes back on; emails are signed `signature`.
+    With `remember` (`make_remember`), the turn ends in the same graph step: neither reads what the other writes."""
 
     def respond(state: SupportState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-        return _respond(state, runtime, signature)
+        rendered = _respond(state, runtime, signature)
+        return rendered if remember is None else {**rendered, **remember(state, runtime)}
 
     return respond
 

@@ -64,7 +64,8 @@ def build_support_graph(
     queue_ack_interval: timedelta = QUEUE_ACK_INTERVAL,
     concerns: ConcernDetector | None = None,
 ) -> CompiledStateGraph[SupportState, TurnContext, SupportInput, SupportState]:
-    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond → remember. With a
+    """The support graph: load_context → agent ⇄ tools (guarded) → handoff? → respond (which also remembers the
+    turn). The guard runs inside the agent's step and as its own step after tools (whose updates it reads). With a
     `store`, episodes and preferences are kept in long-term memory and `recall_context` searches them;
     `thresholds` tune the escalation policy (defaults otherwise); `hours` are the team's opening hours (the wait a
     customer is told; always open when None); a customer waiting for a person hears at most once per
@@ -74,21 +75,20 @@ def build_support_graph(
     bound = model.bind_tools(SUPPORT_TOOLS)
     graph = StateGraph(SupportState, context_schema=TurnContext, input_schema=SupportInput)
     graph.add_node("load_context", load_context)
-    graph.add_node("agent", make_agent(bound))  # type: ignore[arg-type]
+    guard = make_guard(limits, concerns)
+    graph.add_node("agent", make_agent(bound, guard))  # type: ignore[arg-type]
     graph.add_node("tools", InlineToolNode(SUPPORT_TOOLS, handle_tool_errors=_tool_error))
-    graph.add_node("guard", make_guard(limits, concerns))
+    graph.add_node("guard", guard)
     graph.add_node("handoff", make_handoff(limits, hours))
     graph.add_node("acknowledge", make_acknowledge(hours, signature, queue_ack_interval))
-    graph.add_node("respond", make_respond(signature))
-    graph.add_node("remember", make_remember(window))
+    graph.add_node("respond", make_respond(signature, make_remember(window)))
     graph.add_edge(START, "load_context")
     graph.add_conditional_edges("load_context", _after_load)
-    graph.add_edge("agent", "guard")
+    graph.add_conditional_edges("agent", _after_guard)
     graph.add_edge("tools", "guard")
     graph.add_conditional_edges("guard", _after_guard)
     graph.add_edge("handoff", "respond")
-    graph.add_edge("respond", "remember")
-    graph.add_edge("remember", END)
+    graph.add_edge("respond", END)
     graph.add_edge("acknowledge", END)
     return graph.compile(checkpointer=checkpointer, store=store, name="support")
 

@@ -26,9 +26,16 @@ _KEPT = (
     "SELECT checkpoint_id FROM checkpoints WHERE thread_id = :t AND checkpoint_ns = :ns "
     "ORDER BY checkpoint_id DESC LIMIT :keep"
 )
-_ORPHAN_BLOBS = (
+_ORPHAN_BLOBS = text(
     f"DELETE FROM checkpoint_blobs AS b WHERE b.thread_id = :t AND b.checkpoint_ns = :ns AND {ORPHANED_BLOB}"
 )
+_OLD = f"thread_id = :t AND checkpoint_ns = :ns AND checkpoint_id NOT IN ({_KEPT})"
+_TRIM = {
+    backend: (text(f"DELETE FROM {writes} WHERE {_OLD}"), text(f"DELETE FROM checkpoints WHERE {_OLD}"))
+    for backend, writes in WRITES_TABLE.items()
+}
+"""Per backend: the statements deleting old pending writes, then old checkpoints (built once: trimming runs after
+every turn)."""
 
 
 def trim_thread(engine: Engine, thread_id: str, keep: int, namespace: str = "") -> int:
@@ -38,10 +45,10 @@ def trim_thread(engine: Engine, thread_id: str, keep: int, namespace: str = "") 
         return 0
     backend = engine.dialect.name
     key = {"t": thread_id, "ns": namespace, "keep": keep}
+    writes, checkpoints = _TRIM[backend]
     with engine.begin() as conn:
-        old = f"thread_id = :t AND checkpoint_ns = :ns AND checkpoint_id NOT IN ({_KEPT})"
-        conn.execute(text(f"DELETE FROM {WRITES_TABLE[backend]} WHERE {old}"), key)
-        gone = conn.execute(text(f"DELETE FROM checkpoints WHERE {old}"), key).rowcount or 0
+        conn.execute(writes, key)
+        gone = conn.execute(checkpoints, key).rowcount or 0
         if gone and backend == "postgresql":
-            conn.execute(text(_ORPHAN_BLOBS), key)
+            conn.execute(_ORPHAN_BLOBS, key)
     return int(gone)

@@ -2,14 +2,19 @@
 
 Items live in the `memory_items` table on SQLite and Postgres alike, so a customer's memories move with
 their other rows when customers are merged and unmerged. Semantic search embeds each item's indexed text
-once, at write time, and ranks a namespace's items by cosine similarity; a customer's memory is small (tens
-of items), so scanning their namespace is cheaper than any index, and no database extension is needed.
+once and ranks a namespace's items by cosine similarity; a customer's memory is small (tens of items), so
+scanning their namespace is cheaper than any index, and no database extension is needed.
+
+An item indexed on the store's own fields is embedded when a search with a query first meets it, not when it
+is written: a turn writes its episode record every time, and a search (`recall_context`) is rare, so embedding
+at write time (several milliseconds of CPU per turn) mostly bought vectors no search read. The vector is the
+same either way, and it is stored once computed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +34,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true, update
 
 from threadline.memory.db import Database
 from threadline.memory.schema import NAMESPACE_SEP, MemoryItemRow, table, utcnow
@@ -49,12 +53,12 @@ def _under(prefix: Sequence[str]) -> Any:
     substring test keeps the match case-sensitive where LIKE is not (SQLite)."""
     if not prefix:
         return true()
-    joined = _join(prefix)
+    joined, namespace = _join(prefix), _ITEMS.c.namespace
     below = and_(
-        MemoryItemRow.namespace.startswith(joined + SEP, autoescape=True),
-        func.substr(MemoryItemRow.namespace, 1, len(joined) + 1) == joined + SEP,
+        namespace.startswith(joined + SEP, autoescape=True),
+        func.substr(namespace, 1, len(joined) + 1) == joined + SEP,
     )
-    return or_(MemoryItemRow.namespace == joined, below)
+    return or_(namespace == joined, below)
 
 
 def _matches(value: Any, condition: Any) -> bool:
@@ -90,6 +94,15 @@ def _namespace_matches(namespace: tuple[str, ...], conditions: Sequence[MatchCon
 
 _ITEMS = table(MemoryItemRow)
 _GET = select(_ITEMS).where(_ITEMS.c.namespace == bindparam("namespace"), _ITEMS.c.key == bindparam("key"))
+_DELETE = delete(_ITEMS).where(_ITEMS.c.namespace == bindparam("namespace"), _ITEMS.c.key == bindparam("key"))
+PENDING = b""
+"""The embedding of an item indexed on the store's fields and not embedded yet (NULL: an item not indexed)."""
+_EMBEDDED = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"), _ITEMS.c.updated_at == bindparam("written"), _ITEMS.c.embedding == PENDING)
+    .values(embedding=bindparam("vector"))
+)
+"""Store a deferred embedding, unless the item was written again meanwhile."""
 
 
 class SqlStore(BaseStore):
@@ -101,30 +114,30 @@ class SqlStore(BaseStore):
         self._db = db
         self._embeddings = embeddings
         self._fields = tuple(fields)
+        insert = db.insert(_ITEMS)
+        changed = {name: insert.excluded[name] for name in ("value", "embedding", "updated_at")}
+        # Built once: a turn's writes compute no statement or cache key.
+        self._upsert = insert.on_conflict_do_update(index_elements=[_ITEMS.c.namespace, _ITEMS.c.key], set_=changed)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
         for op in ops:  # labels with dots would read back as another namespace
             validate_op_namespace(op)
         embedded = self._embed_puts([op for op in ops if isinstance(op, PutOp)])
-        if all(isinstance(op, PutOp) for op in ops):  # writes only: one Core transaction, no ORM session
-            with self._db.transaction() as conn:
-                for op in ops:
-                    assert isinstance(op, PutOp)
-                    self._put(conn, op, embedded.get(id(op)))
-            return [None] * len(ops)
+        # One Core transaction for the whole batch: no ORM session (a read through a session costs several times
+        # the CPU of the same statement on a connection) and one commit.
         results: list[Result] = []
-        with self._db.session() as s:
+        with self._db.transaction() as conn:
             for op in ops:
                 if isinstance(op, GetOp):
-                    results.append(self._get(s, op))
+                    results.append(self._get(conn, op))
                 elif isinstance(op, PutOp):
-                    self._put(s, op, embedded.get(id(op)))
+                    self._put(conn, op, embedded.get(id(op)))
                     results.append(None)
                 elif isinstance(op, SearchOp):
-                    results.append(self._search(s, op))
+                    results.append(self._search(conn, op))
                 elif isinstance(op, ListNamespacesOp):
-                    results.append(self._list_namespaces(s, op))
+                    results.append(self._list_namespaces(conn, op))
                 else:  # pragma: no cover - BaseStore defines no other operation
                     raise TypeError(f"unknown store operation {type(op).__name__}")
         return results
@@ -134,45 +147,44 @@ class SqlStore(BaseStore):
 
     # -- operations ---------------------------------------------------------------------------------------
 
-    def _get(self, s: Session, op: GetOp) -> Item | None:
+    def _get(self, s: Connection, op: GetOp) -> Item | None:
         row = s.execute(_GET, {"namespace": _join(op.namespace), "key": op.key}).first()
         return self._item(row) if row else None
 
-    def _put(self, s: Session | Connection, op: PutOp, embedding: bytes | None) -> None:
+    def _put(self, s: Connection, op: PutOp, embedding: bytes | None) -> None:
         """One statement per write: a delete, or an insert that updates the item when the key exists."""
-        namespace, items = _join(op.namespace), _ITEMS
+        namespace = _join(op.namespace)
         if op.value is None:
-            s.execute(delete(items).where(items.c.namespace == namespace, items.c.key == op.key))
+            s.execute(_DELETE, {"namespace": namespace, "key": op.key})
             return
         now = utcnow()
-        changed = {"value": dict(op.value), "embedding": embedding, "updated_at": now}
-        insert = self._db.insert(items).values(namespace=namespace, key=op.key, created_at=now, **changed)
-        s.execute(insert.on_conflict_do_update(index_elements=[items.c.namespace, items.c.key], set_=changed))
+        row = {"namespace": namespace, "key": op.key, "created_at": now, "updated_at": now}
+        s.execute(self._upsert, {**row, "value": dict(op.value), "embedding": embedding})
 
-    def _search(self, s: Session, op: SearchOp) -> list[SearchItem]:
+    def _search(self, s: Connection, op: SearchOp) -> list[SearchItem]:
         rows = [
             row
-            for row in s.scalars(
-                select(MemoryItemRow).where(_under(op.namespace_prefix)).order_by(MemoryItemRow.updated_at.desc())
-            )
+            for row in s.execute(select(_ITEMS).where(_under(op.namespace_prefix)).order_by(_ITEMS.c.updated_at.desc()))
             if all(_matches(row.value.get(k), c) for k, c in (op.filter or {}).items())
         ]
         scores: list[float | None] = [None] * len(rows)
         if op.query and self._embeddings is not None and rows:
             query = np.asarray(self._embeddings.embed_query(op.query), dtype=np.float32)
             query /= np.linalg.norm(query) or 1.0
+            embedded = self._embed_pending(s, [row for row in rows if row.embedding == PENDING])
             for i, row in enumerate(rows):
-                if row.embedding:
-                    vector = np.frombuffer(row.embedding, dtype=np.float32)
+                stored = embedded.get(row.id, row.embedding)
+                if stored:
+                    vector = np.frombuffer(stored, dtype=np.float32)
                     scores[i] = float(vector @ query / (np.linalg.norm(vector) or 1.0))
             order = sorted(range(len(rows)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0)))
             rows, scores = [rows[i] for i in order], [scores[i] for i in order]
         window = slice(op.offset, op.offset + op.limit)
         return [self._item(row, score) for row, score in zip(rows[window], scores[window], strict=True)]
 
-    def _list_namespaces(self, s: Session, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+    def _list_namespaces(self, s: Connection, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         found: set[tuple[str, ...]] = set()
-        for joined in s.scalars(select(MemoryItemRow.namespace).distinct()):
+        for joined in s.scalars(select(_ITEMS.c.namespace).distinct()):
             namespace = tuple(joined.split(SEP))
             if _namespace_matches(namespace, op.match_conditions or ()):
                 found.add(namespace[: op.max_depth] if op.max_depth else namespace)
@@ -181,24 +193,44 @@ class SqlStore(BaseStore):
     # -- helpers ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _item(row: MemoryItemRow | Row[Any], score: float | None = None) -> SearchItem:
+    def _item(row: Row[Any], score: float | None = None) -> SearchItem:
         namespace = tuple(row.namespace.split(SEP))
         created: datetime = row.created_at
         return SearchItem(namespace, row.key, row.value, created, row.updated_at, score=score)
 
     def _embed_puts(self, puts: list[PutOp]) -> dict[int, bytes]:
-        """Embed the indexed text of each put in one call; an item with no text (or index=False) has none."""
+        """The embedding column of each put: `PENDING` for text on the store's own fields (embedded when first
+        searched), the vector for text on other fields (one call for all); none for an item with no text (or
+        index=False)."""
         if self._embeddings is None:
             return {}
+        found: dict[int, bytes] = {}
         texts: dict[int, str] = {}
         for op in puts:
             if op.value is None or op.index is False:
                 continue
             fields = self._fields if op.index is None else tuple(op.index)
-            parts = [t for f in fields for t in get_text_at_path(op.value, tokenize_path(f)) if t]
-            if parts:
-                texts[id(op)] = "\n".join(parts)
-        if not texts:
+            text = _indexed_text(op.value, fields)
+            if text and fields == self._fields:
+                found[id(op)] = PENDING
+            elif text:
+                texts[id(op)] = text
+        if texts:
+            vectors = self._embeddings.embed_documents(list(texts.values()))
+            found |= {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
+        return found
+
+    def _embed_pending(self, s: Connection, rows: list[Row[Any]]) -> dict[int, bytes]:
+        """Embed items written `PENDING` (one call for all) and store their vectors; by item id."""
+        if not rows or self._embeddings is None:
             return {}
-        vectors = self._embeddings.embed_documents(list(texts.values()))
-        return {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
+        vectors = self._embeddings.embed_documents([_indexed_text(row.value, self._fields) for row in rows])
+        embedded = {row.id: np.asarray(v, dtype=np.float32).tobytes() for row, v in zip(rows, vectors, strict=True)}
+        for row in rows:
+            s.execute(_EMBEDDED, {"item": row.id, "written": row.updated_at, "vector": embedded[row.id]})
+        return embedded
+
+
+def _indexed_text(value: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The text an item is embedded by: its values at `fields`, one per line."""
+    return "\n".join(t for f in fields for t in get_text_at_path(value, tokenize_path(f)) if t)

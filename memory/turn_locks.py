@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, bindparam, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadline.core.errors import StoreUnavailableError
@@ -36,6 +36,8 @@ WAIT_S = 120.0
 SLOT_WAIT_S = 10.0
 """How long a message waits for one of the process's turn slots before the request fails (503, retryable)."""
 _POLL_FIRST_S, _POLL_MAX_S = 0.002, 0.05
+_LEASES = table(TurnLeaseRow)
+_RELEASE = delete(_LEASES).where(_LEASES.c.customer_id == bindparam("customer"), _LEASES.c.holder == bindparam("me"))
 
 
 def advisory_key(customer_id: str) -> int:
@@ -63,6 +65,11 @@ class TurnLocks:
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._local: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
+        insert = db.insert(_LEASES)
+        taken = {name: insert.excluded[name] for name in ("holder", "acquired_at", "expires_at")}
+        stale = (_LEASES.c.expires_at < bindparam("now")) | (_LEASES.c.holder == bindparam("me"))
+        # Built once: a turn takes a lease with no statement to build or cache key to compute.
+        self._take = insert.on_conflict_do_update(index_elements=[_LEASES.c.customer_id], set_=taken, where=stale)
 
     @property
     def holder(self) -> str:
@@ -143,9 +150,8 @@ class TurnLocks:
         try:
             yield
         finally:
-            leases = table(TurnLeaseRow)
             with self._db.transaction() as conn:
-                conn.execute(delete(leases).where(leases.c.customer_id == customer_id, leases.c.holder == self._holder))
+                conn.execute(_RELEASE, {"customer": customer_id, "me": self._holder})
 
     def _take_lease(self, customer_id: str) -> bool:
         """One statement: insert the lease, or take it over if it has expired, is this process's own (left behind
@@ -153,18 +159,19 @@ class TurnLocks:
         that is gone (`kill -9`); true when this holder has it."""
         now = utcnow()
         lease = {"holder": self._holder, "acquired_at": now, "expires_at": now + self._lease}
-        leases = table(TurnLeaseRow)
-        insert = self._db.insert(leases).values(customer_id=customer_id, **lease)
-        stale = (leases.c.expires_at < now) | (leases.c.holder == self._holder)
-        take = insert.on_conflict_do_update(index_elements=[leases.c.customer_id], set_=lease, where=stale)
+        leases = _LEASES
         with self._db.transaction() as conn:
-            if conn.execute(take).rowcount:
+            if conn.execute(self._take, {"customer_id": customer_id, **lease, "now": now, "me": self._holder}).rowcount:
                 return True
             holder = conn.execute(select(leases.c.holder).where(leases.c.customer_id == customer_id)).scalar()
             if holder is None or not _dead_here(holder):
                 return False
-            orphan = insert.on_conflict_do_update(
-                index_elements=[leases.c.customer_id], set_=lease, where=leases.c.holder == holder
+            orphan = (
+                self._db.insert(leases)
+                .values(customer_id=customer_id, **lease)
+                .on_conflict_do_update(
+                    index_elements=[leases.c.customer_id], set_=lease, where=leases.c.holder == holder
+                )
             )
             return bool(conn.execute(orphan).rowcount)
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import InvalidNamespaceError, PutOp
@@ -290,3 +291,46 @@ def test_an_empty_namespace_prefix_searches_every_namespace(store: SqlStore) -> 
     store.put(A, "a", {"text": "x"})
     store.put(("staff", "notes"), "b", {"text": "y"})
     assert sorted(keys(store.search(()))) == ["a", "b"]
+
+
+class RecordedEmbeddings(Embeddings):
+    """The real embeddings, recording each document they are asked to embed."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.documents: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents += texts
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def test_an_item_is_embedded_when_a_search_first_meets_it_and_only_once(db: Database, embeddings: Embeddings) -> None:
+    """A turn writes its episode record every time and searches rarely: writing embeds nothing, the first search
+    with a query embeds what it meets (the same vector writing would have made) and stores it, and an item written
+    again is embedded again."""
+    recorded = RecordedEmbeddings(embeddings)
+    store = SqlStore(db, recorded)
+    for key, text in SEMANTIC.items():
+        store.put(A, key, {"text": text})
+    assert recorded.documents == []
+    assert keys(store.search(A)) == ["address", "lamp", "bookshelf"]  # no query: nothing to embed
+    assert recorded.documents == []
+
+    question = "how long until the bookshelf arrives"
+    found = store.search(A, query=question)
+    assert sorted(recorded.documents) == sorted(SEMANTIC.values())
+    query = np.asarray(embeddings.embed_query(question))
+    document = np.asarray(embeddings.embed_documents([SEMANTIC["bookshelf"]])[0])
+    expected = float(document @ query / (np.linalg.norm(document) * np.linalg.norm(query)))
+    assert found[0].key == "bookshelf" and found[0].score == pytest.approx(expected, abs=1e-5)
+
+    assert [i.score for i in store.search(A, query=question)] == [i.score for i in found]
+    assert len(recorded.documents) == len(SEMANTIC)  # stored: the second search embedded nothing
+
+    store.put(A, "lamp", {"text": "my lamp arrived broken"})
+    store.search(A, query=question)
+    assert recorded.documents[len(SEMANTIC) :] == ["my lamp arrived broken"]

@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import event, text, update
 
 from threadline.conversations.sweep import PendingSweep
+from threadline.conversations.threads import thread_config
 from threadline.core.errors import InvalidInputError, StoreUnavailableError
 from threadline.core.settings import Settings
+from threadline.core.threads import customer_thread
 from threadline.core.types import Channel, CustomerId, Direction, InboundMessage, VerificationLevel
 from threadline.demo.loader import DATA_DIR
 from threadline.memory.identity import classify_handle
@@ -23,7 +25,8 @@ from threadline.memory.schema import MessageRow, table
 from threadline.product.services import Services, open_services
 
 AGE = timedelta(minutes=2)
-JAMES_EMAIL = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]["email"]
+JAMES = json.loads((DATA_DIR / "tau_retail" / "users.json").read_text())["james_li_5688"]
+JAMES_EMAIL = JAMES["email"]
 
 
 @pytest.fixture
@@ -127,6 +130,28 @@ def test_a_turn_reads_each_record_once_and_writes_without_reading_first(services
     assert len([s for s in statements if s.startswith("INSERT INTO memory_items")]) == 2
     if engine.dialect.name == "sqlite":
         assert len([s for s in statements if "turn_leases" in s]) == 2  # take, release
+
+
+def test_a_tool_turn_takes_six_graph_steps(services: Services) -> None:
+    """An order lookup runs load_context, agent (the guard inside it), tools, guard, agent, respond (which also
+    remembers the turn): six graph steps, where a separate guard after every model step and a separate remember
+    step made nine. Each step costs LangGraph's machinery about half a millisecond of CPU."""
+    assert services.checkpointer is not None
+    first = services.turns.handle(InboundMessage(channel=Channel.WEB, sender=JAMES_EMAIL, text="hi", vouched=True))
+    config = thread_config(customer_thread(first.customer_id))
+
+    def step() -> int:
+        saved = services.checkpointer.get_tuple(config) if services.checkpointer else None
+        assert saved is not None
+        return int(saved.metadata["step"])
+
+    before = step()
+    question = f"What is the status of order {JAMES['orders'][0]}?"
+    outcome = services.turns.handle(
+        InboundMessage(channel=Channel.WEB, sender=JAMES_EMAIL, text=question, vouched=True)
+    )
+    assert outcome.owner == "ai" and [t["name"] for t in outcome.tools] == ["lookup_order"]
+    assert step() - before == 8  # the input, six steps, and the end
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

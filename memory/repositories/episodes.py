@@ -22,6 +22,11 @@ _CURRENT = (
 )
 
 
+_FOR_UPDATE = select(_EPISODES).where(_EPISODES.c.id == bindparam("episode")).with_for_update()
+_UPDATE = update(_EPISODES).where(_EPISODES.c.id == bindparam("episode"))
+"""Sets the columns named in the parameters (one compiled statement per set of columns changed)."""
+
+
 class SqlEpisodeRepository:
     """`EpisodeRepository` over the domain store."""
 
@@ -72,7 +77,7 @@ class SqlEpisodeRepository:
     ) -> Episode:
         """Change the given fields; citations and notices are added to those already recorded."""
         with self._db.transaction() as conn:
-            found = conn.execute(select(_EPISODES).where(_EPISODES.c.id == episode_id).with_for_update()).mappings()
+            found = conn.execute(_FOR_UPDATE, {"episode": episode_id}).mappings()
             row = found.one_or_none()
             if row is None:
                 raise NotFoundError(f"episode {episode_id} not found")
@@ -93,7 +98,7 @@ class SqlEpisodeRepository:
                 changes["citations"] = list(dict.fromkeys([*row["citations"], *citations]))
             if notices:
                 changes["notices"] = list(dict.fromkeys([*row["notices"], *notices]))
-            conn.execute(update(_EPISODES).where(_EPISODES.c.id == episode_id).values(**changes))
+            conn.execute(_UPDATE, {**changes, "episode": episode_id})
             return Episode.model_validate({**row, **changes})
 
     def recent(self, customer_id: CustomerId, limit: int = 10) -> list[Episode]:

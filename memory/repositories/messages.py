@@ -29,6 +29,11 @@ _PENDING = (
     .limit(bindparam("limit"))
 )
 _NO_BOUND = 2**62
+_CLOSE = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id.in_(bindparam("ids", expanding=True)), _MESSAGES.c.handled.is_(None))
+    .values(handled=bindparam("outcome"), answer_id=bindparam("answer"))
+)
 
 
 class SqlMessageLog:
@@ -143,11 +148,8 @@ class SqlMessageLog:
                     "created_at": utcnow(),
                 }
                 answer = LoggedMessage.model_validate({"id": conn.execute(_INSERT, row).scalar_one(), **row})
-            marked = conn.execute(
-                update(_MESSAGES)
-                .where(_MESSAGES.c.id.in_(inbound_ids), _MESSAGES.c.handled.is_(None))
-                .values(handled="answered" if answer else "silent", answer_id=answer.id if answer else None)
-            ).rowcount
+            outcome = {"outcome": "answered" if answer else "silent", "answer": answer.id if answer else None}
+            marked = conn.execute(_CLOSE, {"ids": inbound_ids, **outcome}).rowcount
             if marked != len(set(inbound_ids)):  # the fence: another turn answered them (its lock was lost meanwhile)
                 raise ConflictError("these messages were already answered by another turn")
         return answer
