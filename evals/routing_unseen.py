@@ -35,7 +35,6 @@ CLINC_SHIPPED = Path(__file__).resolve().parent / "routing" / "clinc150"
 CLINC_CANDIDATES = (
     CLINC_SHIPPED,
     Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150",
-    Path("/work/shared/data/clinc150"),
 )
 KEPT = frozenset({"order_status", "greeting", "goodbye", "thank_you", "yes", "no"})
 """clinc intents the offline model must know: never held out (build_examples maps them to our intents)."""

@@ -1,6 +1,6 @@
 """Build the curated intent examples (`bitext.jsonl`, `clinc150.jsonl`) and copy their licences next to them.
 
-Usage: python agents/data/build_examples.py /work/shared/data/bitext /work/shared/data/clinc150 [--out agents/data]
+Usage: python agents/data/build_examples.py ../shared/data/bitext ../shared/data/clinc150 [--out agents/data]
 Deterministic: the same inputs always give byte-identical outputs.
 """
 

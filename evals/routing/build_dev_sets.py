@@ -1,6 +1,6 @@
 """Build the labelled routing dev sets (`bitext_dev.jsonl`, `clinc150_dev.jsonl`) and copy their licences.
 
-Usage: python evals/routing/build_dev_sets.py /work/shared/data/bitext /work/shared/data/clinc150 [--out evals/routing]
+Usage: python evals/routing/build_dev_sets.py ../shared/data/bitext ../shared/data/clinc150 [--out evals/routing]
 Deterministic. Every utterance the offline model learns from (agents/data/*.jsonl, compared with digits, case and
 punctuation folded) is left out, so the sets measure routing on text the model was not trained on.
 Routes follow the table in `evals/routing_eval.py`.
