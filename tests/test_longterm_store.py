@@ -334,3 +334,41 @@ def test_an_item_is_embedded_when_a_search_first_meets_it_and_only_once(db: Data
     store.put(A, "lamp", {"text": "my lamp arrived broken"})
     store.search(A, query=question)
     assert recorded.documents[len(SEMANTIC) :] == ["my lamp arrived broken"]
+
+
+def _read_only(url: str) -> str:
+    """The same database through a connection that cannot write (a read-only replica after a failover, say)."""
+    if url.startswith("sqlite"):
+        return f"sqlite:///file:{url.split('///', 1)[1]}?mode=ro&uri=true"
+    return url + ("&" if "?" in url else "?") + "options=-c%20default_transaction_read_only%3Don"
+
+
+def test_a_search_that_cannot_store_its_vectors_still_scores_and_stays_a_read(
+    db_url: str, db: Database, embeddings: Embeddings
+) -> None:
+    """A search computes the vectors of items not embedded yet and stores them best-effort after its own
+    transaction: on a database that refuses the write it still answers with scores (and computes them again next
+    time), and the next search that can write stores them once."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    writer = SqlStore(db, embeddings)
+    for key, text in SEMANTIC.items():
+        writer.put(A, key, {"text": text})
+    question = "how long until the bookshelf arrives"
+    reader_db = Database.from_url(_read_only(db_url))
+    try:
+        recorded = RecordedEmbeddings(embeddings)
+        reader = SqlStore(reader_db, recorded)
+        with pytest.raises(SQLAlchemyError):  # the connection really cannot write
+            reader.put(A, "note", {"text": "a write"})
+        found = reader.search(A, query=question)
+        assert found[0].key == "bookshelf" and all(item.score is not None for item in found)
+        assert [i.score for i in reader.search(A, query=question)] == [i.score for i in found]
+        assert len(recorded.documents) == 2 * len(SEMANTIC)  # nothing was stored: computed again
+    finally:
+        reader_db.dispose()
+    recorded = RecordedEmbeddings(embeddings)
+    store = SqlStore(db, recorded)
+    assert [i.score for i in store.search(A, query=question)] == pytest.approx([i.score for i in found], abs=1e-6)
+    store.search(A, query=question)
+    assert len(recorded.documents) == len(SEMANTIC)  # stored by the first search that could write

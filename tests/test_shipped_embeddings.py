@@ -75,6 +75,21 @@ def test_shipped_files_of_other_weights_are_not_used(tmp_path: Path) -> None:
     assert list(loaded.get_many(["same weights", "other weights", "older package"])) == ["same weights"]
 
 
+def test_a_model_that_cannot_be_identified_uses_no_shipped_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Weights under another file name (a repackaged model): the vectors are computed, start-up does not fail."""
+    from threadline.memory import shipped_vectors
+
+    _group(tmp_path / "ours.npz", {"same weights": [0.1] * 384}).write()
+    monkeypatch.setattr(shipped_vectors, "WEIGHTS_FILE", "pytorch_model.bin")
+
+    loaded = ShippedVectors.load(tmp_path)
+
+    assert loaded.get_many(["same weights"]) == {}
+    assert "cannot be identified" in caplog.text
+
+
 @pytest.mark.slow
 def test_a_first_start_on_the_demo_computes_no_vector(tmp_path: Path) -> None:
     from threadline.product.services import open_services
