@@ -9,8 +9,8 @@
   loads the model and opens the services.
 * `cold_start_ratio`: their ratio (medians over the pairs; each pair runs cold then warm back to back, so a
   busy spell lands on both). `cold_vectors_computed` counts the vectors the cold run wrote to the empty cache
-  (texts it embedded with the model: the customer's message and nothing of start-up when the shipped vectors
-  cover it).
+  (texts it embedded with the model: nothing of start-up when the shipped vectors cover it; long-term memory
+  embeds the customer's words only when a search first meets them).
 """
 
 from __future__ import annotations

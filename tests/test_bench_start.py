@@ -28,8 +28,8 @@ def test_a_quick_run_times_a_cold_and_a_warm_first_turn_and_their_ratio() -> Non
     for key in ("cold_first_turn_s", "warm_turn_s", "cold_start_ratio"):
         assert _positive(measured[key]) and result[key] == measured[key], key
     assert measured["cold_start_ratio"] == pytest.approx(measured["cold_first_turn_s"] / measured["warm_turn_s"], 1e-3)
-    # The customer's words are embedded (and kept for their memory); nothing of start-up is: the vectors shipped.
-    assert 0 < measured["cold_vectors_computed"] <= 2
+    # Nothing of start-up is computed (the vectors shipped); at most the customer's own words are, for their memory.
+    assert measured["cold_vectors_computed"] <= 2
     assert result["goals"]["cold_start_ratio"]["goal"] == "<= 2"
     assert result["goals"]["cold_start_ratio"]["met"] is (measured["cold_start_ratio"] <= 2)
     console = Console(record=True, width=140)
