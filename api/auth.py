@@ -178,12 +178,13 @@ async def authorize_async(request: Request, services: Services, *roles: Role) ->
     return _admit(request, principal, roles)
 
 
-def authorize_route(request: Request) -> None:
+async def authorize_route(request: Request) -> None:
     """Check the caller against the guards of the route `request` matched, for a request refused before its
-    dependencies ran (a body that is not JSON): an unknown caller learns nothing about what the route expects."""
+    dependencies ran (a body that is not JSON): an unknown caller learns nothing about what the route expects. On
+    the event loop like the guards: only a key not in the cache is read from the database, on the thread pool."""
     route = request.scope.get("route")
     if isinstance(route, APIRoute) and (roles := _roles_guarding(route.dependant)):
-        authorize(request, services_of(request), *roles)
+        await authorize_async(request, services_of(request), *roles)
 
 
 def _admitted(request: Request, roles: tuple[Role, ...]) -> tuple[Role, ...]:

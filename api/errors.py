@@ -92,7 +92,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """422 in the shared shape, after the route's key check (FastAPI validates before dependencies run)."""
     assert isinstance(exc, RequestValidationError)
     try:
-        authorize_route(request)
+        await authorize_route(request)
     except ThreadlineError as refused:
         return await _handle(request, refused)
     problems = [_problem(err) for err in exc.errors()]
