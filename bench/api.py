@@ -175,8 +175,9 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, ready_path: str,
             process.wait()
 
 
-def _base_env(cache_dir: Path) -> dict[str, str]:
-    # The servers get the benchmark's configuration only, never a THREADLINE_* setting of the caller's shell.
+def subprocess_env(cache_dir: Path) -> dict[str, str]:
+    """The environment of a process the benchmarks start: offline, untraced, this source tree, the shared
+    embedding cache, and never a THREADLINE_* setting of the caller's shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
     return env | {
         "PYTHONPATH": str(REPO),
@@ -199,7 +200,7 @@ def threadline_env(cache_dir: Path, data_dir: Path, **overrides: str) -> dict[st
         "RATE_PER_KEY_PER_MINUTE": UNLIMITED,
         "RATE_PER_SENDER_PER_MINUTE": UNLIMITED,
     } | overrides
-    return _base_env(cache_dir) | {f"THREADLINE_{k}": v for k, v in settings.items()}
+    return subprocess_env(cache_dir) | {f"THREADLINE_{k}": v for k, v in settings.items()}
 
 
 def threadline_argv(workers: int = 1) -> list[str]:
@@ -262,7 +263,7 @@ def baseline_argv() -> list[str]:
 
 def baseline_env(cache_dir: Path, directory: Path, model_url: str | None = None) -> dict[str, str]:
     """The baseline server's environment: its checkpoint directory, and the OpenAI-compatible model if any."""
-    env = _base_env(cache_dir) | {baseline_api.DIR_VARIABLE: str(directory)}
+    env = subprocess_env(cache_dir) | {baseline_api.DIR_VARIABLE: str(directory)}
     return env | ({baseline_api.MODEL_URL_VARIABLE: model_url} if model_url else {})
 
 
@@ -430,7 +431,7 @@ def starts_and_throughput(
     with (
         spawn(threadline_argv(), threadline_env(cache, data), tmp / "warm.log", "/readyz", seen) as warm,
         spawn(baseline_argv(), baseline_env(cache, tmp / "baseline"), tmp / "baseline.log", "/readyz", seen) as base,
-        spawn(hello_argv(), _base_env(cache), tmp / "hello.log", "/", seen) as hello,
+        spawn(hello_argv(), subprocess_env(cache), tmp / "hello.log", "/", seen) as hello,
     ):
         say(f"warm start {warm.ready_s:.1f} s; turns, baseline turns and hello world, {CLIENTS} connections each")
         sides = {
@@ -487,7 +488,7 @@ def slow_model_phase(
     """Ours (same data dir, so a warm start) and the baseline loop on a stock `ChatOpenAI`, one after the other,
     on one simulated model with `MODEL_LATENCY_S` per call."""
     say("slow model: starting the simulated model")
-    model_env = _base_env(cache) | {"THREADLINE_BENCH_MODEL_LATENCY_S": str(MODEL_LATENCY_S)}
+    model_env = subprocess_env(cache) | {"THREADLINE_BENCH_MODEL_LATENCY_S": str(MODEL_LATENCY_S)}
     with spawn(slow_model_argv(), model_env, tmp / "model.log", "/stats", seen) as model:
         url = f"http://127.0.0.1:{model.port}/v1"
         env = threadline_env(

@@ -29,10 +29,10 @@ from typing import Any
 
 from rich.table import Table
 
+from threadline.bench.api import subprocess_env
 from threadline.bench.turns import machine
 
 Log = Callable[[str], None]
-REPO = Path(__file__).resolve().parents[1]
 MESSAGE = "where is my order?"
 FULL_PAIRS, QUICK_PAIRS = 3, 1
 TIMEOUT_S = 900
@@ -45,14 +45,8 @@ def chat_argv() -> list[str]:
 
 def chat_env(data_dir: Path, cache_dir: Path) -> dict[str, str]:
     """The demo configuration on these directories; no THREADLINE_* setting of the caller's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
-    return env | {
-        "PYTHONPATH": str(REPO),
-        "LANGSMITH_TRACING": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
+    return subprocess_env(cache_dir) | {
         "THREADLINE_DATA_DIR": str(data_dir),
-        "THREADLINE_CACHE_DIR": str(cache_dir),
         "THREADLINE_LOAD_DEMO": "true",
         "THREADLINE_MODEL": "offline",
         "THREADLINE_LOG_LEVEL": "warning",
