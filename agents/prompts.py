@@ -12,6 +12,7 @@ CHANNEL_STYLE = {
     "email": "Email: complete sentences; the greeting and sign-off are added for you.",
     "web": "Web chat: concise; light markdown is fine.",
     "social": "Social direct message: short, friendly, plain text.",
+    "whatsapp": "WhatsApp message: short, friendly, plain text; no markdown headings or tables.",
     "store": "A store associate is reading this to help the customer in person: be precise and brief.",
 }
 

@@ -13,6 +13,7 @@ CHANNEL_NAMES = {
     "web": "web chat",
     "email": "email",
     "social": "social message",
+    "whatsapp": "WhatsApp",
     "store": "in store",
 }
 _WORD = re.compile(r"[a-z0-9]+")
@@ -102,7 +103,7 @@ def history_reply(orders: list[dict[str, Any]]) -> str:
 
 
 CITATION = re.compile(r"\s*\(Source: [^)]*\)")
-CITING_CHANNELS = frozenset({"web", "email", "social", "store"})
+CITING_CHANNELS = frozenset({"web", "email", "social", "store", "whatsapp"})
 """Channels whose replies name the article they answer from; an SMS has no room for it and a voice never reads it."""
 _EDITOR_NOTE = re.compile("^(?:" + "|".join(re.escape(n) for n in EDITOR_NOTES) + ").*$\n?", re.M)
 DONT_KNOW = (

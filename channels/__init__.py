@@ -39,4 +39,6 @@ LIMITS: dict[Channel, ChannelLimits] = {
     # Messenger's Send API refuses text over 2,000 characters.
     Channel.SOCIAL: ChannelLimits(max_inbound_chars=4000, max_reply_chars=2000, max_reply_messages=3),
     Channel.STORE: ChannelLimits(max_inbound_chars=4000),
+    # WhatsApp Cloud API: a text message body is at most 4,096 characters.
+    Channel.WHATSAPP: ChannelLimits(max_inbound_chars=4000, max_reply_chars=4096, max_reply_messages=2),
 }

@@ -2,8 +2,8 @@
 timeout.
 
 Everything here runs under the same per-customer lock as customer turns, so an agent's message and a customer's turn
-never interleave on the thread. Delivery is the message log: an agent's reply or a timeout notice is logged on the
-customer's current channel for a sender to pick up.
+never interleave on the thread. An agent's reply or a timeout notice is logged on the customer's current channel and
+queued in the outbox, from which the channel's provider delivers it (`conversations.delivery`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, SystemMessage
 
+from threadline.conversations.delivery import Deliveries
 from threadline.conversations.threads import Threads
+from threadline.core.delivery import Purpose
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
 from threadline.core.order_actions import ActionRecord, OrderAction
 from threadline.core.ports import EpisodeRepository, EventLog, HandoffRepository, MessageLog, OrderSystem
@@ -57,8 +59,10 @@ class HandoffDesk:
         queue_timeout_minutes: float = 30.0,
         signature: str = DEFAULT_SIGNATURE,
         orders: OrderSystem | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self._orders = orders
+        self._deliveries = deliveries
         self._handoffs = handoffs
         self._messages = messages
         self._episodes = episodes
@@ -90,7 +94,7 @@ class HandoffDesk:
         if timed_out is None:
             return outcome
         notice = self._tell_timed_out(timed_out, channel, reply_to=current.id)
-        return outcome.model_copy(update={"reply": notice.text})
+        return outcome.model_copy(update={"reply": notice.text, "reply_id": notice.id})
 
     def time_out_overdue(self, now: datetime | None = None) -> list[Handoff]:
         """Cases queued past the timeout become `timed_out`, and each customer is told on their current channel
@@ -127,7 +131,7 @@ class HandoffDesk:
             raise ConflictError(f"handoff {handoff_id} is claimed by {handoff.assigned_agent}")
         with self._locks.hold(handoff.customer_id):
             channel = self._current_channel(handoff)
-            logged = self._deliver(handoff, text, channel, {"agent": agent})
+            logged = self._deliver(handoff, text, channel, {"agent": agent}, purpose=Purpose.AGENT_REPLY)
             payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
             self._handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
         return logged
@@ -196,7 +200,10 @@ class HandoffDesk:
             channel=channel.value,
             payload={"handoff_id": handoff.id, "after_minutes": self._queue_timeout_minutes},
         )
-        return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, {"queue_timeout": handoff.id}, reply_to=reply_to)
+        marker = {"queue_timeout": handoff.id}
+        if reply_to is not None:  # the notice answers the customer's message, in that request's response
+            return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, reply_to=reply_to)
+        return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, purpose=Purpose.QUEUE_TIMEOUT)
 
     def _current_channel(self, handoff: Handoff) -> Channel:
         """The channel the customer wrote on last (the packet's channel if they never wrote)."""
@@ -213,9 +220,12 @@ class HandoffDesk:
         marker: dict[str, Any],
         *,
         reply_to: int | None = None,
+        purpose: Purpose | None = None,
     ) -> LoggedMessage:
         """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
-        sees it once the case comes back. The caller holds the customer's turn lock."""
+        sees it once the case comes back; with a `purpose`, queue it for the channel's provider too (a message
+        that answers a request, `reply_to`, rides in that request's response instead). The caller holds the
+        customer's turn lock."""
         rendered = render(text, channel, signature=self._signature)
         logged = self._messages.append(
             handoff.customer_id,
@@ -229,6 +239,8 @@ class HandoffDesk:
         self._threads.append(
             handoff.customer_id, [AIMessage(content=rendered, additional_kwargs={"threadline": marker})]
         )
+        if purpose is not None and self._deliveries is not None:
+            self._deliveries.queue(logged, purpose)
         return logged
 
     def _handoff(self, handoff_id: HandoffId) -> Handoff:

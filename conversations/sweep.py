@@ -13,7 +13,9 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
+from threadline.conversations.delivery import Deliveries
 from threadline.conversations.turns import TurnService
+from threadline.core.delivery import Purpose
 from threadline.core.ports import MessageLog
 
 log = logging.getLogger("threadline.sweep")
@@ -22,8 +24,16 @@ log = logging.getLogger("threadline.sweep")
 class PendingSweep:
     """A daemon thread that answers stale unanswered messages every `interval_s`."""
 
-    def __init__(self, turns: TurnService, messages: MessageLog, *, stale_after: timedelta, interval_s: float) -> None:
-        self._turns, self._messages = turns, messages
+    def __init__(
+        self,
+        turns: TurnService,
+        messages: MessageLog,
+        *,
+        stale_after: timedelta,
+        interval_s: float,
+        deliveries: Deliveries | None = None,
+    ) -> None:
+        self._turns, self._messages, self._deliveries = turns, messages, deliveries
         self._stale_after, self._interval = stale_after, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pending-sweep", daemon=True)
@@ -44,8 +54,14 @@ class PendingSweep:
         for message in self._messages.stale((now or datetime.now(UTC)) - self._stale_after):
             if self._stop.is_set():
                 break
-            if self._turns.answer_stale(message) is not None:
-                answered += 1
+            outcome = self._turns.answer_stale(message)
+            if outcome is None:
+                continue
+            answered += 1
+            # Nobody waits for this answer in a response: it goes out through the channel's provider.
+            reply = self._messages.get(outcome.reply_id) if outcome.reply_id and self._deliveries else None
+            if reply is not None and self._deliveries is not None:
+                self._deliveries.queue(reply, Purpose.REPLY)
         if answered:
             log.info("answered %d message(s) whose turn had died", answered)
         return answered

@@ -83,6 +83,8 @@ class TurnService:
         """Accept and answer one inbound message; a redelivery returns the original outcome."""
         text = self._checked_text(message)
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
+        if message.alias:
+            self._identity.link_alias(who, message.channel, message.alias)
         if message.vouched and message.previous_sender:
             self._merging.sign_in(message.channel, message.previous_sender, who.customer.id)
         thread = thread_key(who)
@@ -246,17 +248,18 @@ class TurnService:
         )
         turn = {"request": current.id, "started": started, "finished": time.time(), "pid": os.getpid()}
         try:
-            self._messages.close_turn(
+            answer = self._messages.close_turn(
                 [m.id for m in taken],
                 customer_id=acting_for,
                 channel=context.channel,
                 reply=outcome.reply,
-                metadata={"outcome": outcome.model_dump(mode="json"), "turn": turn},
+                metadata={"outcome": outcome.model_dump(mode="json", exclude={"message_id", "reply_id"}), "turn": turn},
             )
         except ConflictError:  # the lock was lost mid-turn and another turn answered first: its reply stands
             log.warning("a turn finished after another turn had answered its messages; its reply was dropped")
             return None
-        return outcome, state
+        ids = {"message_id": current.id, "reply_id": answer.id if answer is not None else None}
+        return outcome.model_copy(update=ids), state
 
     def _part_ways(
         self, message: InboundMessage, who: Resolution, state: dict[str, Any], thread: str, *, first: LoggedMessage
@@ -318,8 +321,8 @@ class TurnService:
             if reply.metadata.get("turn", {}).get("request") == inbound.id:
                 # Another delivery of this very message ran its turn (a redelivery may reach the lock
                 # first): exactly one delivery reports the turn as its own.
-                return outcome.model_copy(update={"duplicate": True})
-            return outcome.model_copy(update={"reply": None, "tools": [], "folded": True})
+                return outcome.model_copy(update={"duplicate": True, "message_id": inbound.id, "reply_id": reply.id})
+            return outcome.model_copy(update={"reply": None, "tools": [], "folded": True, "message_id": inbound.id})
         handoff = self._handoffs.open_for_customer(inbound.customer_id)
         return TurnOutcome(
             customer_id=inbound.customer_id,
@@ -327,4 +330,5 @@ class TurnService:
             owner=handoff.owner if handoff else "ai",
             handoff_id=handoff.id if handoff else None,
             duplicate=duplicate,
+            message_id=inbound.id,
         )

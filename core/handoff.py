@@ -30,6 +30,8 @@ class StallPoint(StrEnum):
     TOOL_ERROR = "tool_error"
     OUT_OF_SCOPE = "out_of_scope"
     MODEL_REQUESTED = "model_requested"
+    DELIVERY_FAILED = "delivery_failed"
+    """A message to the customer could not be delivered (the provider refused it, or every retry failed)."""
 
 
 Priority = Literal["low", "normal", "high", "urgent"]

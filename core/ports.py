@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from threadline.core.auth import ApiKey, Role
+from threadline.core.delivery import Delivery, DeliveryFailureRate, DeliveryState, NewDelivery, SendReceipt
 from threadline.core.order_actions import ActionRecord, OrderAction
 from threadline.core.types import (
     AnalyticsEvent,
@@ -357,3 +358,70 @@ class ApiKeyRepository(Protocol):
     def revoke(self, key_id: str) -> ApiKey: ...
 
     def list(self, include_revoked: bool = False) -> builtins.list[ApiKey]: ...
+
+
+class Outbox(Protocol):
+    """Every outbound provider message, with its delivery state (see `core.delivery`)."""
+
+    def enqueue(self, delivery: NewDelivery, *, now: datetime | None = None) -> tuple[Delivery, bool]:
+        """Queue a message; returns it and whether it is new. A key queued before returns the first row unchanged,
+        so a redelivered webhook or a retried request never sends twice."""
+        ...
+
+    def claim(self, worker: str, *, now: datetime, lease: timedelta, limit: int = 20) -> builtins.list[Delivery]:
+        """Take up to `limit` deliveries due now (queued and due, or `sending` under a lapsed claim) for `worker`:
+        each becomes `sending` with `claimed_until = now + lease` and one more attempt. Concurrent dispatchers
+        never take the same row (`FOR UPDATE SKIP LOCKED` on Postgres; one writer at a time on SQLite)."""
+        ...
+
+    def mark_sent(self, delivery_id: int, worker: str, receipt: SendReceipt, *, now: datetime) -> Delivery | None:
+        """The provider accepted it. None when `worker` no longer holds the claim (another dispatcher re-sent it)."""
+        ...
+
+    def mark_retry(self, delivery_id: int, worker: str, error: str, *, at: datetime, now: datetime) -> Delivery | None:
+        """A transient failure: queued again for `at`."""
+        ...
+
+    def mark_failed(
+        self, delivery_id: int, worker: str, error: str, *, state: DeliveryState, now: datetime
+    ) -> Delivery | None:
+        """A final failure: `failed` (the provider refused it) or `dead` (attempts exhausted)."""
+        ...
+
+    def apply_status(
+        self,
+        provider: str,
+        provider_message_id: str,
+        reported: DeliveryState,
+        *,
+        at: datetime,
+        detail: str | None = None,
+        read: bool = False,
+    ) -> Delivery | None:
+        """A provider's status report (unordered): the state moves only forward (`core.delivery.advances`); the
+        report is kept in the history either way. None for an id this outbox never sent."""
+        ...
+
+    def get(self, delivery_id: int) -> Delivery | None: ...
+
+    def for_provider_id(self, provider: str, provider_message_id: str) -> Delivery | None:
+        """The delivery the provider knows by this id."""
+        ...
+
+    def for_messages(self, message_ids: Collection[int]) -> dict[int, builtins.list[Delivery]]:
+        """The deliveries carrying each logged message, by message id, parts in order."""
+        ...
+
+    def for_customer(self, customer_id: CustomerId, limit: int = 100) -> builtins.list[Delivery]:
+        """The customer's latest deliveries, oldest first."""
+        ...
+
+    def problems(self, limit: int = 100) -> builtins.list[Delivery]:
+        """Deliveries that failed or died, newest first."""
+        ...
+
+    def failure_rates(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> builtins.list[DeliveryFailureRate]:
+        """Per channel: deliveries created in the period, and how many failed or died."""
+        ...

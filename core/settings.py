@@ -102,6 +102,63 @@ class Settings(BaseSettings):
     email_signing_key: SecretStr | None = Field(None, description="Inbound-email webhook signing key (Mailgun style).")
     meta_app_secret: SecretStr | None = Field(None, description="Meta app secret: checks X-Hub-Signature-256.")
     meta_verify_token: SecretStr | None = Field(None, description="Meta webhook subscription verify token.")
+    webhook_reply_budget_ms: int = Field(
+        5000,
+        ge=0,
+        le=60_000,
+        description="How long a provider webhook waits for its turn before answering without the reply (empty TwiML, "
+        "200); the reply then goes out through the outbox. Twilio gives up after 15 s and Meta after 20 s.",
+    )
+    outbox_dispatch: bool = Field(
+        True, description="Run the outbox dispatcher in this process (every API worker runs one by default)."
+    )
+    outbox_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often an idle dispatcher looks for due deliveries (a new one wakes it)."
+    )
+    outbox_max_attempts: int = Field(
+        5, ge=1, le=50, description="Attempts of a delivery that fails transiently before it is dead."
+    )
+    outbox_backoff_s: float = Field(
+        2.0, gt=0, le=3600, description="Wait before the first retry; doubled each retry, with jitter."
+    )
+    outbox_backoff_max_s: float = Field(300.0, gt=0, le=86_400, description="The longest wait between retries.")
+    outbox_lease_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A delivery claimed this long ago and still `sending` (its dispatcher died mid-call) is sent again "
+        "with the same idempotency key.",
+    )
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID: sends SMS (and voice follow-ups).")
+    twilio_from_number: str | None = Field(
+        None, description="The Twilio number replies come from, unless the customer wrote to another of ours."
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        None, description="A Twilio Messaging Service to send from instead of one number."
+    )
+    twilio_api_base_url: str = Field("https://api.twilio.com", description="Base URL of Twilio's REST API.")
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="Sends email replies: smtp://user:pass@host:587 (STARTTLS when offered), smtps://… (TLS from the "
+        "start); unset means email replies are not sent.",
+    )
+    email_from: str | None = Field(
+        None, description="From address of email replies, e.g. 'Demo Store <support@example.com>'."
+    )
+    meta_page_access_token: SecretStr | None = Field(
+        None, description="Page access token for the Messenger/Instagram Send API."
+    )
+    meta_graph_base_url: str = Field("https://graph.facebook.com", description="Base URL of Meta's Graph API.")
+    meta_graph_version: str = Field("v23.0", pattern=r"^v\d+\.\d+$", description="Graph API version.")
+    whatsapp_access_token: SecretStr | None = Field(None, description="WhatsApp Cloud API access token.")
+    whatsapp_phone_number_id: str | None = Field(
+        None, description="The WhatsApp business phone number id replies are sent from."
+    )
+    whatsapp_templates: str = Field(
+        "",
+        description="Approved templates used outside the 24-hour window, per purpose: "
+        "'agent_reply:support_followup:en_US,queue_timeout:queue_update:en_US,order_update:order_update:en_US'.",
+    )
     store_name: str = Field("The Threadline Demo Store", description="Signs email replies.")
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted (413).")
     rate_per_key_per_minute: int = Field(1200, ge=1, description="Requests per minute per API key (429 beyond).")

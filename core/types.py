@@ -27,6 +27,7 @@ class Channel(StrEnum):
     EMAIL = "email"
     SOCIAL = "social"
     STORE = "store"
+    WHATSAPP = "whatsapp"
 
 
 class Direction(StrEnum):
@@ -43,6 +44,8 @@ class HandleType(StrEnum):
     PHONE = "phone"
     EMAIL = "email"
     SOCIAL = "social"
+    WHATSAPP = "whatsapp"
+    """A WhatsApp business-scoped user id (`US.13491208655302741918`): a user who hides their phone number."""
     LOYALTY = "loyalty"
     EXTERNAL = "external"
 
@@ -355,6 +358,8 @@ class HandoffEventKind(StrEnum):
     TIMED_OUT = "timed_out"
     ORDER_ACTION = "order_action"
     """The agent who owns the case ran an order action (done or refused)."""
+    DELIVERY_FAILED = "delivery_failed"
+    """A message to the customer failed or died in the outbox: `{delivery_id, message_id, channel, state, error}`."""
 
 
 class HandoffEvent(BaseModel):
@@ -510,6 +515,9 @@ class InboundMessage(BaseModel):
     sender, that handle's provisional conversation joins the signed-in customer's."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime | None = None
+    alias: str | None = Field(None, max_length=320)
+    """Another handle of the same sender on this channel, linked to the sender's customer when new: a WhatsApp
+    business-scoped user id beside the phone number, so the customer is known when the number is later withheld."""
 
 
 class TurnOutcome(BaseModel):
@@ -523,3 +531,7 @@ class TurnOutcome(BaseModel):
     duplicate: bool = False
     folded: bool = False
     """Answered together with other messages by the reply of another request's turn (so no reply here)."""
+    message_id: int | None = None
+    """The customer's message in the log."""
+    reply_id: int | None = None
+    """The reply in the log (None without a reply): what the outbox delivers when no response carries it."""

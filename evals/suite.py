@@ -22,7 +22,7 @@ from threadline.core.errors import InvalidInputError
 SUITE_VERSION = 1
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 SCHEMA_PATH = Path(__file__).resolve().parent / "suite.schema.json"
-CHANNELS = ("web", "sms", "voice", "email", "social", "store")
+CHANNELS = ("web", "sms", "voice", "email", "social", "store", "whatsapp")
 BUSINESS_HOURS_AT = time(12, 0)
 AFTER_HOURS_AT = time(23, 0)
 DEFAULT_START = datetime(2026, 3, 2, 12, 0)  # a Monday: the suites' test clock starts here unless told otherwise
@@ -119,7 +119,7 @@ class TurnExpectation(_Strict):
 class Turn(_Strict):
     """One customer message."""
 
-    channel: Literal["web", "sms", "voice", "email", "social", "store"]
+    channel: Literal["web", "sms", "voice", "email", "social", "store", "whatsapp"]
     sender: str = Field(min_length=1)
     """The sender handle on that channel: a phone number, an email, a visitor id; may name the persona."""
     vouched: bool = False

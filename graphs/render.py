@@ -108,4 +108,6 @@ def render(
         return email_body(text, name, signature, email_words)
     if channel is Channel.SOCIAL:
         return plain(text)[:2000]
+    if channel is Channel.WHATSAPP:
+        return plain(text)[:4096]
     return text.strip()

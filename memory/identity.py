@@ -11,11 +11,14 @@ from threadline.core.ports import CustomerRepository, OrderSystem
 from threadline.core.types import Channel, ChannelIdentity, Customer, CustomerId, HandleType, OrderId, VerificationLevel
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+"""A WhatsApp business-scoped user id: a country code, a period, and up to 128 letters and digits."""
 _HANDLE_FOR_CHANNEL = {
     Channel.SMS: HandleType.PHONE,
     Channel.VOICE: HandleType.PHONE,
     Channel.EMAIL: HandleType.EMAIL,
     Channel.SOCIAL: HandleType.SOCIAL,
+    Channel.WHATSAPP: HandleType.PHONE,  # a business-scoped user id instead when the phone is withheld
 }
 # Handles anyone can forge (a caller id, an SMS sender, an email From): verification earned on one lasts for the
 # conversation only.
@@ -26,6 +29,7 @@ _CAP = {
     HandleType.EMAIL: VerificationLevel.CLAIMED,
     HandleType.VISITOR: VerificationLevel.ANONYMOUS,
     HandleType.SOCIAL: VerificationLevel.CLAIMED,
+    HandleType.WHATSAPP: VerificationLevel.CLAIMED,
     HandleType.LOYALTY: VerificationLevel.CLAIMED,
     HandleType.EXTERNAL: VerificationLevel.CLAIMED,
 }
@@ -62,6 +66,8 @@ def classify_handle(channel: Channel, raw: str) -> tuple[HandleType, str]:
     handle_type = _HANDLE_FOR_CHANNEL.get(channel)
     if handle_type is None:  # web and store: an email when it looks like one, else a visitor id
         handle_type = HandleType.EMAIL if _EMAIL.match(value) else HandleType.VISITOR
+    if channel is Channel.WHATSAPP and _BSUID.match(value):  # the user hides their number: their BSUID instead
+        return HandleType.WHATSAPP, value
     if handle_type is HandleType.PHONE:
         return handle_type, normalize_phone(value)
     if handle_type is HandleType.EMAIL:
@@ -105,6 +111,17 @@ class IdentityResolver:
         if level is VerificationLevel.VERIFIED and handle_type in SPOOFABLE:
             self._customers.seen(identity.id, datetime.now(UTC))  # the conversation goes on
         return Resolution(customer, handle_type, handle, level, created)
+
+    def link_alias(self, who: Resolution, channel: Channel, alias: str) -> None:
+        """Link `alias` (another handle of the sender on `channel`) to the sender's customer when no one owns it yet;
+        it proves no more than the handle it came with. An alias already linked, to anyone, is left as it is."""
+        alias_type, value = classify_handle(channel, alias)
+        if alias_type == who.handle_type or self._customers.find_by_handle(alias_type, value) is not None:
+            return
+        level = min(who.level, _CAP[alias_type], key=lambda lvl: lvl.rank)
+        if level is VerificationLevel.STRONG:
+            level = VerificationLevel.CLAIMED
+        self._customers.link_identity(who.customer.id, alias_type, value, level, actor=f"channel:{channel.value}")
 
     def _level(self, identity: ChannelIdentity, handle_type: HandleType, vouched: bool) -> VerificationLevel:
         """Strong only while the channel proves it now. Verification earned in conversation holds on the handle

@@ -14,6 +14,7 @@ from threadline.core.ports import (
     MessageLog,
     NonceLog,
     OrderSystem,
+    Outbox,
 )
 from threadline.memory.db import Database
 from threadline.memory.repositories.api_keys import SqlApiKeyRepository
@@ -25,6 +26,7 @@ from threadline.memory.repositories.knowledge import SqlKnowledgeRepository
 from threadline.memory.repositories.messages import SqlMessageLog
 from threadline.memory.repositories.nonces import SqlNonceLog
 from threadline.memory.repositories.orders import SqlOrderSystem
+from threadline.memory.repositories.outbox import SqlOutbox
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Stores:
     events: EventLog
     api_keys: ApiKeyRepository
     nonces: NonceLog
+    outbox: Outbox
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -56,4 +59,5 @@ class Stores:
             events=SqlEventLog(db),
             api_keys=SqlApiKeyRepository(db),
             nonces=SqlNonceLog(db),
+            outbox=SqlOutbox(db),
         )

@@ -20,6 +20,7 @@ from langgraph.store.base import BaseStore
 
 from threadline.agents.concerns import ConcernDetector
 from threadline.agents.models import make_chat_model
+from threadline.conversations.delivery import CaseRaiser, Deliveries, Dispatcher
 from threadline.conversations.desk import HandoffDesk
 from threadline.conversations.merging import CustomerMerging
 from threadline.conversations.sweep import PendingSweep
@@ -49,6 +50,7 @@ from threadline.memory.repositories.handoffs import SqlHandoffRepository
 from threadline.memory.stores import Stores
 from threadline.memory.turn_locks import TurnLocks
 from threadline.product.database import open_database
+from threadline.product.senders import build_senders, whatsapp_templates
 from threadline.product.tuning import tune_threads
 
 log = logging.getLogger("threadline")
@@ -78,6 +80,10 @@ class Services:
     senders: RateLimiter = field(default_factory=lambda: RateLimiter(30))
     """Messages per minute per sender handle, across channels' webhooks and the messages API."""
     checkpointer: BaseCheckpointSaver[str] | None = None
+    deliveries: Deliveries | None = None
+    """Queues outbound messages in the outbox for their channel's provider."""
+    dispatcher: Dispatcher | None = None
+    """This process's outbox dispatcher (None when off, or when no provider is configured)."""
 
     def erasure(self) -> CustomerErasure:
         """Erases customers from the database, the conversation threads, the embedding cache and this
@@ -105,7 +111,9 @@ class Services:
     def with_graph(self, graph: CompiledStateGraph[Any, Any, Any, Any]) -> Services:
         """The same services with the conversation objects over another support graph (another model, say), on
         the same stores, checkpointer and memories."""
-        turns, desk, merging, threads = wire_conversations(self.settings, self.db, self.stores, self.index, graph)
+        turns, desk, merging, threads = wire_conversations(
+            self.settings, self.db, self.stores, self.index, graph, deliveries=self.deliveries
+        )
         return replace(self, turns=turns, desk=desk, merging=merging, threads=threads)
 
     def close(self) -> None:
@@ -188,10 +196,13 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         concerns=ConcernDetector(embeddings, cache_dir=settings.cache_path),
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
-    turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph)
+    deliveries, dispatcher = open_outbox(settings, stores, resources)
+    turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph, deliveries=deliveries)
     if settings.pending_sweep_s:
         stale = timedelta(seconds=settings.pending_sweep_s)
-        sweep = PendingSweep(turns, stores.messages, stale_after=stale, interval_s=settings.pending_sweep_s / 2)
+        sweep = PendingSweep(
+            turns, stores.messages, stale_after=stale, interval_s=settings.pending_sweep_s / 2, deliveries=deliveries
+        )
         resources.callback(sweep.start().stop)
     return Services(
         settings=settings,
@@ -207,7 +218,38 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         resources=resources,
         senders=RateLimiter(settings.rate_per_sender_per_minute),
         checkpointer=checkpointer,
+        deliveries=deliveries,
+        dispatcher=dispatcher,
     )
+
+
+def open_outbox(settings: Settings, stores: Stores, resources: ExitStack) -> tuple[Deliveries, Dispatcher | None]:
+    """The outbox's queue side, and this process's dispatcher when it is on and a provider is configured (stopped
+    with `resources`)."""
+    senders = build_senders(settings)
+    raiser = CaseRaiser(stores.handoffs, stores.customers)
+    dispatcher = None
+    if settings.outbox_dispatch and senders:
+        dispatcher = Dispatcher(
+            stores.outbox,
+            senders,
+            on_problem=raiser,
+            poll_s=settings.outbox_poll_s,
+            lease_s=settings.outbox_lease_s,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_s=settings.outbox_backoff_s,
+            backoff_max_s=settings.outbox_backoff_max_s,
+        )
+        resources.callback(dispatcher.start().stop)
+    deliveries = Deliveries(
+        stores.outbox,
+        stores.messages,
+        providers=senders,
+        templates=whatsapp_templates(settings),
+        wake=dispatcher.wake if dispatcher else None,
+        on_problem=raiser,
+    )
+    return deliveries, dispatcher
 
 
 def wire_conversations(
@@ -216,6 +258,8 @@ def wire_conversations(
     stores: Stores,
     index: KnowledgeIndex,
     graph: CompiledStateGraph[Any, Any, Any, Any],
+    *,
+    deliveries: Deliveries | None = None,
 ) -> tuple[TurnService, HandoffDesk, CustomerMerging, Threads]:
     """The conversation objects over the stores and one support graph, wired by composition."""
     handoffs = RedactingHandoffs(db) if settings.redact_handoff_transcripts else stores.handoffs
@@ -237,6 +281,7 @@ def wire_conversations(
         queue_timeout_minutes=settings.queue_timeout_minutes,
         signature=settings.store_name,
         orders=stores.orders,
+        deliveries=deliveries,
     )
     merging = CustomerMerging(CustomerMerges(db), stores.customers, threads, locks)
     turn_services = TurnServices(

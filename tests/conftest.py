@@ -27,7 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for key in [k for k in os.environ if k.startswith("THREADLINE_") and k != "THREADLINE_TEST_PG_DSN"]:
         os.environ.pop(key)
     # Embeddings are deterministic: every test and every server process the tests start shares one cache.
-    cache = config.cache.mkdir("threadline-embeddings") if config.cache else Path(".threadline-test-cache")
+    cache = (
+        config.cache.mkdir("threadline-embeddings")
+        if getattr(config, "cache", None)
+        else Path(".threadline-test-cache")
+    )
     os.environ["THREADLINE_CACHE_DIR"] = str(cache)
 
 

@@ -3,10 +3,17 @@
 Each webhook authenticates by the provider's signature (not an API key), turns the payload into an
 `InboundMessage` with the channel adapter, runs the turn and answers in the provider's format. A provider's
 message id makes redeliveries idempotent: a retried webhook gets the first answer and runs no second turn.
+
+A webhook waits for its turn at most `THREADLINE_WEBHOOK_REPLY_BUDGET_MS`. A turn done by then answers in the
+response where the provider takes one (TwiML); otherwise the response goes without the reply (an empty TwiML, a
+200) and the reply is queued in the outbox when the turn ends. Email, Messenger and WhatsApp never take a reply in
+the response: with their sender configured, every reply goes through the outbox.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +26,10 @@ from threadline.api.auth import require_roles
 from threadline.api.deps import ServicesDep
 from threadline.api.errors import ErrorOut
 from threadline.channels import email as email_channel
-from threadline.channels import social, twilio
+from threadline.channels import social, twilio, whatsapp
+from threadline.channels.senders import twilio as twilio_sender
 from threadline.core.auth import Role
+from threadline.core.delivery import DeliveryState, Purpose
 from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from threadline.core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
 from threadline.product.services import Services
@@ -29,8 +38,11 @@ router = APIRouter(
     tags=["channels"],
     responses={401: {"model": ErrorOut, "description": "Missing or forged provider signature (unauthenticated)."}},
 )
+log = logging.getLogger("threadline.api")
 XML = "application/xml"
 NO_SPEECH = "Sorry, I didn't catch that. How can I help you today?"
+STILL_WORKING = "Thanks, I'm still looking into that. I'll text you the answer in a moment."
+"""What a caller hears when the turn outlasts the webhook's budget; the answer follows by text message."""
 READY_FOR_PICKUP = {OrderStatus.PROCESSED}
 
 
@@ -61,15 +73,60 @@ async def _turn(services: Services, message: InboundMessage) -> TurnOutcome:
     return await run_in_threadpool(services.turns.handle, services.admit(message))
 
 
+async def _turn_within_budget(services: Services, message: InboundMessage) -> TurnOutcome | None:
+    """The turn's outcome when it ends within the webhook's reply budget; else None, and the reply is queued in
+    the outbox once the turn ends (a turn that dies is answered by the pending sweep, through the outbox too)."""
+    admitted = services.admit(message)
+    if services.deliveries is None or services.deliveries.provider_for(message.channel) is None:
+        return await run_in_threadpool(services.turns.handle, admitted)  # no sender: the response is the only way
+    task = asyncio.ensure_future(run_in_threadpool(services.turns.handle, admitted))
+    done, _ = await asyncio.wait({task}, timeout=services.settings.webhook_reply_budget_ms / 1000)
+    if task in done:
+        return task.result()
+    task.add_done_callback(lambda finished: _deliver_late(services, finished))
+    return None
+
+
+def _deliver_late(services: Services, finished: asyncio.Future[TurnOutcome]) -> None:
+    """A turn that outlasted its webhook ended: its reply goes out through the outbox (off the event loop)."""
+    if finished.cancelled() or finished.exception() is not None:
+        log.warning("a webhook's turn failed after its response: the pending sweep answers the message")
+        return
+    outcome = finished.result()
+    asyncio.get_running_loop().run_in_executor(None, _queue_reply, services, outcome)
+
+
+def _queue_reply(services: Services, outcome: TurnOutcome) -> bool:
+    """Queue the outcome's reply for the channel's provider; whether it is (now or already) queued."""
+    if outcome.reply_id is None or services.deliveries is None:
+        return False
+    reply = services.stores.messages.get(outcome.reply_id)
+    return reply is not None and bool(services.deliveries.queue(reply, Purpose.REPLY))
+
+
+async def _queued(services: Services, outcome: TurnOutcome) -> bool:
+    """`_queue_reply` on the thread pool."""
+    queued: bool = await run_in_threadpool(_queue_reply, services, outcome)
+    return queued
+
+
+def _already_sent(services: Services, outcome: TurnOutcome) -> bool:
+    """A redelivered webhook whose reply went out through the outbox: answering it again would send it twice."""
+    if not outcome.duplicate or outcome.reply_id is None or services.deliveries is None:
+        return False
+    return bool(services.deliveries.queued_for(outcome.reply_id))
+
+
 @router.post("/v1/channels/twilio/sms", response_class=Response, responses={200: {"content": {XML: {}}}})
 async def twilio_sms(request: Request, services: ServicesDep) -> Response:
     """Twilio's incoming-message webhook: answered with TwiML `<Message>`s (each within two segments)."""
     params = await _form(request)
     token = _secret(services.settings.twilio_auth_token, "THREADLINE_TWILIO_AUTH_TOKEN")
     twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
-    outcome = await _turn(services, twilio.parse_sms(params).to_inbound())
-    parts = twilio.split_sms(outcome.reply) if outcome.reply else []
-    return Response(twilio.sms_twiml(parts), media_type=XML)
+    outcome = await _turn_within_budget(services, twilio.parse_sms(params).to_inbound())
+    if outcome is None or not outcome.reply or _already_sent(services, outcome):
+        return Response(twilio.sms_twiml([]), media_type=XML)  # the reply, if any, goes through the outbox
+    return Response(twilio.sms_twiml(twilio.split_sms(outcome.reply)), media_type=XML)
 
 
 @router.post("/v1/channels/twilio/voice", response_class=Response, responses={200: {"content": {XML: {}}}})
@@ -84,8 +141,41 @@ async def twilio_voice(request: Request, services: ServicesDep, turn: int = 0) -
     action = f"{base}{request.url.path}?turn={turn + 1}"
     if isinstance(heard, twilio.VoiceNoSpeech):
         return Response(twilio.voice_twiml(NO_SPEECH, action), media_type=XML)
-    outcome = await _turn(services, heard.to_inbound())
+    outcome = await _turn_within_budget(services, heard.to_inbound())
+    if outcome is None:  # the caller hears that the answer follows by text
+        return Response(twilio.voice_twiml(STILL_WORKING, action), media_type=XML)
     return Response(twilio.voice_twiml(outcome.reply or "", action), media_type=XML)
+
+
+@router.post("/v1/channels/twilio/status", status_code=204, response_class=Response)
+async def twilio_status(request: Request, services: ServicesDep) -> Response:
+    """Twilio's StatusCallback for a message the outbox sent (sent, delivered, read, undelivered, failed): the
+    delivery's state moves forward only, whatever order the reports arrive in; an undelivered message raises the
+    case for a person."""
+    params = await _form(request)
+    token = _secret(services.settings.twilio_auth_token, "THREADLINE_TWILIO_AUTH_TOKEN")
+    twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
+    status = twilio_sender.parse_status(params)
+    report = ("twilio", status.message_sid, status.state, status.read, status.detail, None)
+    await run_in_threadpool(_status, services, *report)
+    return Response(status_code=204)
+
+
+def _status(
+    services: Services,
+    provider: str,
+    provider_message_id: str,
+    state: DeliveryState,
+    read: bool,
+    detail: str | None,
+    at: datetime | None,
+) -> bool:
+    """Apply a provider's status report to the delivery it names; whether it named one of ours."""
+    if services.deliveries is None:
+        return False
+    at = at or datetime.now(UTC)
+    found = services.deliveries.status(provider, provider_message_id, state, at=at, detail=detail, read=read)
+    return found is not None
 
 
 class EmailOut(BaseModel):
@@ -94,6 +184,13 @@ class EmailOut(BaseModel):
     reply: email_channel.EmailReply | None
     skipped: str | None = Field(None, description="Why no turn ran (automated mail).")
     owner: str = "ai"
+    queued: bool = Field(
+        False, description="The reply went to the outbox and is sent over SMTP (THREADLINE_SMTP_URL): don't send it."
+    )
+    pending: bool = Field(
+        False,
+        description="The turn outlasted THREADLINE_WEBHOOK_REPLY_BUDGET_MS; its reply follows through the outbox.",
+    )
 
 
 @router.post("/v1/channels/email", response_model=EmailOut)
@@ -110,12 +207,15 @@ async def inbound_email(request: Request, services: ServicesDep) -> EmailOut:
     message = email_channel.parse_email(form)
     if message.automated:  # auto-replies and bounces never start a loop
         return EmailOut(reply=None, skipped="automated")
-    outcome = await _turn(services, message.to_inbound())
+    outcome = await _turn_within_budget(services, message.to_inbound())
+    if outcome is None:
+        return EmailOut(reply=None, pending=True)
     if outcome.reply is None:
         return EmailOut(reply=None, owner=outcome.owner)
+    queued = await _queued(services, outcome)
     # The turn already wrote greeting and sign-off; the adapter adds addressing and threading.
     threaded = email_channel.email_reply(message, outcome.reply, store_name=services.settings.store_name)
-    return EmailOut(reply=threaded.model_copy(update={"body": outcome.reply}), owner=outcome.owner)
+    return EmailOut(reply=threaded.model_copy(update={"body": outcome.reply}), owner=outcome.owner, queued=queued)
 
 
 @router.get(
@@ -130,9 +230,12 @@ def social_subscription(request: Request, services: ServicesDep) -> Response:
 
 
 class SocialOut(BaseModel):
-    """Send API bodies for the replies (the caller posts them to Meta's Send API)."""
+    """Send API bodies for the replies when no page access token is configured (the caller posts them to Meta's
+    Send API); with one, the replies go through the outbox and `queued` counts them."""
 
     replies: list[dict[str, Any]]
+    queued: int = 0
+    pending: int = Field(0, description="Turns that outlasted the budget; their replies follow through the outbox.")
 
 
 @router.post("/v1/channels/social", response_model=SocialOut)
@@ -141,14 +244,67 @@ async def social_webhook(request: Request, services: ServicesDep) -> SocialOut:
     raw = await request.body()
     secret = _secret(services.settings.meta_app_secret, "THREADLINE_META_APP_SECRET")
     social.verify_meta(secret, raw, request.headers.get("X-Hub-Signature-256"))
-    replies: list[dict[str, Any]] = []
+    answer = SocialOut(replies=[])
     for event in social.parse_webhook(raw):
         if not isinstance(event, social.SocialMessage):
             continue  # attachments only: nothing to answer in text
-        outcome = await _turn(services, event.to_inbound())
-        if outcome.reply:
-            replies += social.send_api_bodies(event.sender_id, outcome.reply)
-    return SocialOut(replies=replies)
+        outcome = await _turn_within_budget(services, event.to_inbound())
+        if outcome is None:
+            answer.pending += 1
+        elif outcome.reply and await _queued(services, outcome):
+            answer.queued += 1
+        elif outcome.reply and not _already_sent(services, outcome):
+            answer.replies += social.send_api_bodies(event.sender_id, outcome.reply)
+    return answer
+
+
+@router.get(
+    "/v1/channels/whatsapp",
+    response_class=Response,
+    responses={200: {"description": "The challenge, echoed.", "content": {"text/plain": {}}}},
+)
+def whatsapp_subscription(request: Request, services: ServicesDep) -> Response:
+    """The WhatsApp Cloud API's webhook verification challenge (`hub.mode`, `hub.verify_token`, `hub.challenge`),
+    with the Meta verify token."""
+    token = _secret(services.settings.meta_verify_token, "THREADLINE_META_VERIFY_TOKEN")
+    return PlainTextResponse(social.verify_subscription(dict(request.query_params), token))
+
+
+class WhatsAppOut(BaseModel):
+    """What the post led to (WhatsApp takes no reply in the response: replies go through the outbox)."""
+
+    messages: int = Field(0, description="Customer messages accepted.")
+    queued: int = Field(0, description="Replies queued for the WhatsApp Cloud API.")
+    pending: int = Field(0, description="Turns that outlasted the budget; their replies follow through the outbox.")
+    statuses: int = Field(0, description="Status reports applied to messages the outbox sent.")
+    unsupported: int = Field(0, description="Messages with nothing to read (a picture, a voice note).")
+
+
+@router.post("/v1/channels/whatsapp", response_model=WhatsAppOut)
+async def whatsapp_webhook(request: Request, services: ServicesDep) -> WhatsAppOut:
+    """WhatsApp Cloud API webhook, signed with X-Hub-Signature-256 by the Meta app secret: customer messages (text,
+    button and list replies) run turns, and `statuses` (sent, delivered, read, failed; in any order) update the
+    outbox. A customer known only by their business-scoped user id is the same customer as their phone number once
+    a message has carried both."""
+    raw = await request.body()
+    secret = _secret(services.settings.meta_app_secret, "THREADLINE_META_APP_SECRET")
+    social.verify_meta(secret, raw, request.headers.get(social.SIGNATURE_HEADER))
+    answer = WhatsAppOut()
+    for event in whatsapp.parse_webhook(raw):
+        if isinstance(event, whatsapp.WhatsAppStatus):
+            report = ("whatsapp", event.wamid, event.state, event.read, event.detail, event.at)
+            answer.statuses += await run_in_threadpool(_status, services, *report)
+            continue
+        if isinstance(event, whatsapp.WhatsAppUnsupported):
+            answer.unsupported += 1
+            continue
+        answer.messages += 1
+        outcome = await _turn_within_budget(services, event.to_inbound())
+        if outcome is None:
+            answer.pending += 1
+        elif outcome.reply and await _queued(services, outcome):
+            answer.queued += 1
+    return answer
 
 
 class StoreMessageIn(BaseModel):

@@ -33,7 +33,14 @@ PACKET_FIELDS = (
     "language",
 )
 """The packet fields an agent can mark as missing or wrong when rating a packet."""
-CHANNEL_LABELS = {"web": "Web chat", "sms": "SMS", "email": "Email", "voice": "Voice", "social": "Social"}
+CHANNEL_LABELS = {
+    "web": "Web chat",
+    "sms": "SMS",
+    "email": "Email",
+    "voice": "Voice",
+    "social": "Social",
+    "whatsapp": "WhatsApp",
+}
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
