@@ -30,20 +30,22 @@ business-messaging/whatsapp/...):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from threadline.channels import LIMITS
 from threadline.channels._common import clip, invalid_input
+from threadline.channels.senders.meta import CUSTOMER_SERVICE_WINDOW, whatsapp_window_open
 from threadline.core.delivery import DeliveryState
 from threadline.core.errors import InvalidInputError
 from threadline.core.types import Channel, InboundMessage
 
 WHATSAPP_LIMITS = LIMITS[Channel.WHATSAPP]
-WINDOW = timedelta(hours=24)
-"""How long after a customer's last message we may answer in free text; after it, only an approved template."""
+WINDOW = CUSTOMER_SERVICE_WINDOW
+"""WhatsApp's customer-service window: free-form text up to 24 hours after the customer's last message."""
+window_open = whatsapp_window_open
 
 MessageKind = Literal["text", "button", "interactive"]
 
@@ -393,11 +395,3 @@ def parse_webhook(raw_body: bytes | str) -> list[WhatsAppEvent]:
                     events.append(event)
             events.extend(status for status in map(_status, value.statuses) if status is not None)
     return events
-
-
-# --- the customer-service window ----------------------------------------------------------------------------
-
-
-def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
-    """Whether free text may still go to a customer whose last message arrived at `last_inbound_at`."""
-    return last_inbound_at is not None and now - last_inbound_at < WINDOW

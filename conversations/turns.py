@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,8 +80,14 @@ class TurnService:
         self._locks = locks
         self._burst_s = burst_window_ms / 1000
 
-    def handle(self, message: InboundMessage, on_event: EventSink | None = None) -> TurnOutcome:
-        """Accept and answer one inbound message; a redelivery returns the original outcome."""
+    def handle(
+        self,
+        message: InboundMessage,
+        on_event: EventSink | None = None,
+        on_accepted: Callable[[LoggedMessage], None] | None = None,
+    ) -> TurnOutcome:
+        """Accept and answer one inbound message; a redelivery returns the original outcome. `on_accepted` hears the
+        logged message as soon as it is accepted (before the turn), for callers that answer before the turn ends."""
         text = self._checked_text(message)
         who = self._identity.resolve(message.channel, message.sender, vouched=message.vouched)
         if message.alias:
@@ -89,6 +96,8 @@ class TurnService:
             self._merging.sign_in(message.channel, message.previous_sender, who.customer.id)
         thread = thread_key(who)
         inbound, redelivered = self._accept(message, who, text, thread)
+        if on_accepted is not None:
+            on_accepted(inbound)
         faults.reached("after_accept")
         if inbound.handled is not None:
             return self._replay(inbound, duplicate=redelivered)

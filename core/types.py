@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -48,6 +49,11 @@ class HandleType(StrEnum):
     """A WhatsApp business-scoped user id (`US.13491208655302741918`): a user who hides their phone number."""
     LOYALTY = "loyalty"
     EXTERNAL = "external"
+
+
+BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+"""A WhatsApp business-scoped user id: a country code, a period (`ENT.` for a parent id), up to 128 letters and
+digits (`US.13491208655302741918`)."""
 
 
 class VerificationLevel(StrEnum):

@@ -8,11 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 from threadline.core.errors import InvalidInputError
 from threadline.core.ports import CustomerRepository, OrderSystem
-from threadline.core.types import Channel, ChannelIdentity, Customer, CustomerId, HandleType, OrderId, VerificationLevel
+from threadline.core.types import (
+    BSUID_PATTERN,
+    Channel,
+    ChannelIdentity,
+    Customer,
+    CustomerId,
+    HandleType,
+    OrderId,
+    VerificationLevel,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
-"""A WhatsApp business-scoped user id: a country code, a period, and up to 128 letters and digits."""
 _HANDLE_FOR_CHANNEL = {
     Channel.SMS: HandleType.PHONE,
     Channel.VOICE: HandleType.PHONE,
@@ -66,7 +73,7 @@ def classify_handle(channel: Channel, raw: str) -> tuple[HandleType, str]:
     handle_type = _HANDLE_FOR_CHANNEL.get(channel)
     if handle_type is None:  # web and store: an email when it looks like one, else a visitor id
         handle_type = HandleType.EMAIL if _EMAIL.match(value) else HandleType.VISITOR
-    if channel is Channel.WHATSAPP and _BSUID.match(value):  # the user hides their number: their BSUID instead
+    if channel is Channel.WHATSAPP and BSUID_PATTERN.match(value):  # the user hides their number: their BSUID instead
         return HandleType.WHATSAPP, value
     if handle_type is HandleType.PHONE:
         return handle_type, normalize_phone(value)

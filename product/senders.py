@@ -35,25 +35,12 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
         senders["smtp"] = SmtpSender(
             settings.smtp_url.get_secret_value(), from_address=from_address, timeout_s=SEND_TIMEOUT_S
         )
-    if settings.meta_page_access_token:
-        from threadline.channels.senders.meta import MessengerSender
+    from threadline.channels.senders.meta import messenger_sender, whatsapp_sender
 
-        senders["messenger"] = MessengerSender(
-            access_token=settings.meta_page_access_token.get_secret_value(),
-            base_url=settings.meta_graph_base_url,
-            version=settings.meta_graph_version,
-            timeout_s=SEND_TIMEOUT_S,
-        )
-    if settings.whatsapp_access_token and settings.whatsapp_phone_number_id:
-        from threadline.channels.senders.meta import WhatsAppSender
-
-        senders["whatsapp"] = WhatsAppSender(
-            access_token=settings.whatsapp_access_token.get_secret_value(),
-            phone_number_id=settings.whatsapp_phone_number_id,
-            base_url=settings.meta_graph_base_url,
-            version=settings.meta_graph_version,
-            timeout_s=SEND_TIMEOUT_S,
-        )
+    if (messenger := messenger_sender(settings)) is not None:
+        senders["messenger"] = messenger
+    if (whatsapp := whatsapp_sender(settings)) is not None:  # checks the templates setting too
+        senders["whatsapp"] = whatsapp
     return senders
 
 
@@ -64,6 +51,5 @@ def whatsapp_templates(settings: Settings) -> dict[Purpose, dict[str, Any]]:
     from threadline.channels.senders.meta import parse_templates
 
     return {
-        purpose: {"name": t.name, "language": t.language}
-        for purpose, t in parse_templates(settings.whatsapp_templates).items()
+        purpose: template.as_payload() for purpose, template in parse_templates(settings.whatsapp_templates).items()
     }

@@ -1,4 +1,5 @@
-"""`POST /v1/messages`: the generic inbound message from any channel."""
+"""`POST /v1/messages`: the generic inbound message from any channel, answered in the response, as server-sent
+events, or (`async=true`) at once with the message's id, its reply then read from `GET /v1/messages/{id}`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -21,12 +22,13 @@ from threadline.core.auth import Principal, Role
 from threadline.core.errors import (
     AuthenticationError,
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
     ThreadlineError,
     UsageError,
 )
 from threadline.core.signing import identity_is_signed
-from threadline.core.types import Channel, InboundMessage
+from threadline.core.types import Channel, InboundMessage, LoggedMessage
 from threadline.product.services import Services
 
 log = logging.getLogger("threadline.api")
@@ -117,7 +119,21 @@ def _inbound(body: MessageIn, services: Services, idempotency_key: str | None, r
     )
 
 
-STREAM_DOC = {
+class AcceptedOut(BaseModel):
+    """A message accepted for an asynchronous turn."""
+
+    message_id: int
+    customer_id: str
+    status: str = Field(description="`accepted`, or `answered`/`silent` for a redelivery of a message taken before.")
+    href: str = Field(description="Where the reply is read: `GET /v1/messages/{message_id}`.")
+
+
+ASYNC_DOC: dict[int | str, dict[str, Any]] = {
+    202: {"model": AcceptedOut, "description": "With `async=true`: accepted; the turn runs on."}
+}
+
+
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "With `stream=true`: server-sent events `progress` (a tool started: `{tool, text}`), "
         "`delta` (model text as it is produced), `reply` (the reply rendered for the channel) and finally "
@@ -127,7 +143,7 @@ STREAM_DOC = {
 }
 
 
-@router.post("/messages", response_model=MessageOut, responses=STREAM_DOC)  # type: ignore[arg-type]
+@router.post("/messages", response_model=MessageOut, responses={**STREAM_DOC, **ASYNC_DOC})
 async def post_message(
     body: MessageIn,
     services: ServicesDep,
@@ -142,13 +158,87 @@ async def post_message(
         ),
     ] = None,
     stream: Annotated[bool, Query(description="Answer with server-sent events.")] = False,
+    run_async: Annotated[
+        bool,
+        Query(
+            alias="async",
+            description="Answer 202 as soon as the message is accepted, with its id; the turn runs on and its reply "
+            "is read from `GET /v1/messages/{id}`.",
+        ),
+    ] = False,
 ) -> Any:
     """Run one customer turn (or return the original outcome of a redelivered message)."""
     inbound = _inbound(body, services, idempotency_key, request)
+    if run_async:
+        return await _accept_only(services, inbound)
     if not stream:
         outcome = await run_in_threadpool(services.turns.handle, inbound)
         return MessageOut.model_validate(outcome.model_dump())
     return StreamingResponse(_events(services, inbound), media_type="text/event-stream")
+
+
+async def _accept_only(services: Services, inbound: InboundMessage) -> JSONResponse:
+    """Start the turn and answer once its message is logged (a redelivery answers with the first id)."""
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[LoggedMessage] = loop.create_future()
+
+    def settle(message: LoggedMessage) -> None:
+        if not accepted.done():
+            accepted.set_result(message)
+
+    def on_accepted(message: LoggedMessage) -> None:
+        loop.call_soon_threadsafe(settle, message)
+
+    turn = asyncio.ensure_future(run_in_threadpool(services.turns.handle, inbound, None, on_accepted))
+    waiting: set[asyncio.Future[Any]] = {accepted, turn}
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if not accepted.done():
+        turn.result()  # the message was refused before it was logged: that error is the answer
+        raise RuntimeError("the turn ended without accepting its message")
+    turn.add_done_callback(_log_failure)
+    logged = accepted.result()
+    out = AcceptedOut(
+        message_id=logged.id,
+        customer_id=logged.customer_id,
+        status=logged.handled or "accepted",
+        href=f"/v1/messages/{logged.id}",
+    )
+    return JSONResponse(out.model_dump(), status_code=202)
+
+
+def _log_failure(turn: asyncio.Future[Any]) -> None:
+    if not turn.cancelled() and (error := turn.exception()) is not None:
+        log.warning("an asynchronous turn failed (the pending sweep answers its message): %s", error)
+
+
+class MessageStatusOut(BaseModel):
+    """A customer message and where its answer stands."""
+
+    message_id: int
+    customer_id: str
+    channel: Channel
+    status: str = Field(description="`pending` (the turn runs), `answered`, or `silent` (a person owns the case).")
+    reply: str | None = Field(description="The reply, once answered (it may answer several messages at once).")
+    reply_id: int | None
+
+
+@router.get(
+    "/messages/{message_id}", response_model=MessageStatusOut, responses={404: {"description": "No such message."}}
+)
+def get_message(message_id: int, services: ServicesDep) -> MessageStatusOut:
+    """A customer message's state and its reply: how an asynchronous request reads its answer."""
+    logged = services.stores.messages.get(message_id)
+    if logged is None or logged.direction.value != "inbound":
+        raise NotFoundError(f"message {message_id} not found")
+    reply = services.stores.messages.get(logged.answer_id) if logged.answer_id else None
+    return MessageStatusOut(
+        message_id=logged.id,
+        customer_id=logged.customer_id,
+        channel=logged.channel,
+        status=logged.handled or "pending",
+        reply=reply.text if reply else None,
+        reply_id=reply.id if reply else None,
+    )
 
 
 def _sse(event: dict[str, Any]) -> str:
