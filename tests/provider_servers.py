@@ -2,7 +2,8 @@
 answer either as the provider would or as a test scripted, so the real provider clients are tested over real HTTP.
 
 `ScriptedHttpServer` is the generic part (routes, recording, a queue of scripted replies, delayed replies);
-`TwilioApiServer` speaks enough of Twilio's Messages API for the official `twilio` client.
+`TwilioApiServer` speaks enough of Twilio's Messages API for the official `twilio` client; `GraphApiServer` speaks
+enough of Meta's Graph API for the Send API (Messenger, Instagram) and the WhatsApp Cloud API's messages endpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.smtp_server import closed_port
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,14 @@ class ReceivedRequest:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return (user, password) if colon else None
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The token of an `Authorization: Bearer` header, else None."""
+        scheme, _, token = (self.header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
 
 
 Route = Callable[[ReceivedRequest, "re.Match[str]"], Reply]
@@ -300,3 +311,113 @@ class TwilioApiServer(ScriptedHttpServer):
         with self._lock:
             self.messages.append(resource)
         return Reply(201, resource)
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens, so connecting is refused."""
+    return f"http://127.0.0.1:{closed_port()}"
+
+
+FBTRACE_ID = "AbCdEf123456"
+
+
+def graph_error(
+    code: int, message: str, *, subcode: int | None = None, type_: str = "OAuthException", **extra: Any
+) -> dict[str, Any]:
+    """A Graph API error body: `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id", ...}}`."""
+    error: dict[str, Any] = {"message": message, "type": type_, "code": code, "fbtrace_id": FBTRACE_ID, **extra}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return {"error": error}
+
+
+# A business-scoped user id as Meta shows it: a country code, `ENT.` for a parent id, letters and digits.
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]+")
+_TEXT_MAX_CHARS = 4096
+
+
+class GraphApiServer(ScriptedHttpServer):
+    """Meta's Graph API, as much as the senders need: `POST /{version}/{phone-number-id}/messages` (WhatsApp Cloud
+    API) answers `{"messaging_product", "contacts", "messages": [{"id": "wamid.…"}]}`, and `POST /{version}/me/messages`
+    or `/{version}/{page-id}/messages` (Send API) answers `{"recipient_id", "message_id": "m_…"}`. A numeric node is
+    the Send API when the body's `recipient` is an object (`{"id": psid}`), WhatsApp otherwise. Built with a `token`,
+    it takes only that token (a Bearer header or the `access_token` query parameter) and answers anything else with
+    Meta's 401 and code 190. It checks the fields Meta requires (code 100 when one is missing) and answers unknown
+    paths with code 2500. Scripted replies come first, in order. `sent` holds the body of every message it accepted.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        super().__init__()
+        self.token = token
+        self._sent: list[dict[str, Any]] = []
+        self.route("POST", r"/(?P<version>v\d+\.\d+)/(?P<node>me|\d+)/messages", self._messages)
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """The JSON body of every message the server accepted itself (scripted replies aside), oldest first."""
+        with self._lock:
+            return list(self._sent)
+
+    def not_found(self, request: ReceivedRequest) -> Reply:
+        """Meta's answer to a path it does not know."""
+        return Reply(400, graph_error(2500, f"Unknown path components: {request.path}"))
+
+    def _authorized(self, request: ReceivedRequest) -> bool:
+        if self.token is None:
+            return True
+        given = request.bearer_token or next(iter(request.query.get("access_token", [])), None)
+        return given == self.token
+
+    def _messages(self, request: ReceivedRequest, match: re.Match[str]) -> Reply:
+        if not self._authorized(request):
+            return Reply(401, graph_error(190, "Invalid OAuth access token - Cannot parse access token"))
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return Reply(400, graph_error(100, "(#100) The request body must be a JSON object"))
+        if match["node"] != "me" and not isinstance(body.get("recipient"), dict):
+            reply = self._cloud_api_message(body)
+        else:
+            reply = self._send_api_message(body)
+        if reply.status == 200:
+            with self._lock:
+                self._sent.append(body)
+        return reply
+
+    @staticmethod
+    def _cloud_api_message(body: dict[str, Any]) -> Reply:
+        if body.get("messaging_product") != "whatsapp":
+            return Reply(400, graph_error(100, "(#100) The parameter messaging_product is required."))
+        # Meta reads `to` when both are present.
+        given = body.get("to") or body.get("recipient")
+        if not isinstance(given, str) or not given:
+            return Reply(400, graph_error(100, "(#100) The parameter to is required."))
+        kind = body.get("type", "text")
+        content = body.get(kind)
+        if not isinstance(content, dict):
+            return Reply(400, graph_error(100, f"(#100) The parameter {kind} is required."))
+        if kind == "text":
+            text = content.get("body")
+            if not isinstance(text, str) or not text:
+                return Reply(400, graph_error(100, "(#100) The parameter text['body'] is required."))
+            if len(text) > _TEXT_MAX_CHARS:
+                message = f"(#100) Param text['body'] must be at most {_TEXT_MAX_CHARS} characters long."
+                return Reply(400, graph_error(100, message))
+        if _BSUID.fullmatch(given):
+            contact = {"input": given, "user_id": given}
+        else:
+            contact = {"input": given, "wa_id": re.sub(r"\D", "", given)}
+        wamid = "wamid." + base64.urlsafe_b64encode(secrets.token_bytes(30)).decode()
+        return Reply(200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]})
+
+    @staticmethod
+    def _send_api_message(body: dict[str, Any]) -> Reply:
+        recipient = body.get("recipient")
+        psid = recipient.get("id") if isinstance(recipient, dict) else None
+        if not isinstance(psid, str) or not psid:
+            return Reply(400, graph_error(100, "(#100) The parameter recipient is required"))
+        if not isinstance(body.get("message"), dict) and "sender_action" not in body:
+            return Reply(400, graph_error(100, "(#100) Must send either message or state"))
+        return Reply(200, {"recipient_id": psid, "message_id": "m_" + secrets.token_hex(16)})

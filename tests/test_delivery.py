@@ -5,21 +5,27 @@ outlasts its budget answered in time with the reply sent through the outbox; and
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
-from tests.provider_servers import TwilioApiServer
+from tests.provider_servers import GraphApiServer, TwilioApiServer
 from tests.smtp_server import LocalSmtpServer
 from threadline.api.app import create_app
 from threadline.channels.email import mailgun_signature
+from threadline.channels.social import meta_signature
 from threadline.channels.twilio import twilio_signature
 from threadline.core.settings import Settings
+from threadline.core.types import Channel
+from threadline.memory.schema import MessageRow
 
 AGENT_KEY = "agent-key-for-delivery-0001"
 CHANNEL_KEY = "channel-key-for-delivery-01"
@@ -294,3 +300,116 @@ def test_async_messages_answer_202_with_the_id_and_the_reply_is_read_later(demo_
         assert client.get("/v1/messages/999999", headers=CHANNEL).status_code == 404
         bad = client.post("/v1/messages", params={"async": "true"}, json={**body, "text": " "}, headers=CHANNEL)
         assert bad.status_code == 422
+
+
+# --- WhatsApp ---------------------------------------------------------------------------------------------------
+
+META_SECRET = "meta-app-secret-for-delivery"
+META_VERIFY = "meta-verify-token-delivery"
+WA_TOKEN = "whatsapp-access-token-0123"
+WA_NUMBER_ID = "472918305561204"
+WA_PHONE = "447700900123"
+BSUID = "GB.19283746501928374650"
+
+
+def _whatsapp_post(
+    client: TestClient, *, messages: list[Any] | None = None, statuses: list[Any] | None = None, **contact: Any
+) -> Any:
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15557340012", "phone_number_id": WA_NUMBER_ID},
+    }
+    if messages is not None:
+        value["contacts"] = [{"profile": {"name": "Priya Raman"}, **contact}]
+        value["messages"] = messages
+    if statuses is not None:
+        value["statuses"] = statuses
+    change = {"field": "messages", "value": value}
+    raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "318204719563021", "changes": [change]}]})
+    headers = {"X-Hub-Signature-256": meta_signature(META_SECRET, raw.encode()), "content-type": "application/json"}
+    return client.post("/v1/channels/whatsapp", content=raw, headers=headers)
+
+
+def _wa_text(text: str, wamid: str, *, at: datetime, phone: str | None = WA_PHONE) -> dict[str, Any]:
+    message = {"id": wamid, "timestamp": str(int(at.timestamp())), "type": "text", "text": {"body": text}}
+    return {**message, "from_user_id": BSUID, **({"from": phone} if phone else {})}
+
+
+def test_a_whatsapp_conversation_from_challenge_to_template(demo_db_url: str, tmp_path: Path) -> None:
+    with GraphApiServer(token=WA_TOKEN) as graph:
+        settings = _settings(
+            demo_db_url,
+            tmp_path,
+            meta_app_secret=META_SECRET,
+            meta_verify_token=META_VERIFY,
+            whatsapp_access_token=WA_TOKEN,
+            whatsapp_phone_number_id=WA_NUMBER_ID,
+            whatsapp_templates="agent_reply:support_followup:en_US",
+            meta_graph_base_url=graph.url,
+        )
+        with TestClient(create_app(settings)) as client:
+            challenge = {"hub.mode": "subscribe", "hub.verify_token": META_VERIFY, "hub.challenge": "1158201444"}
+            assert client.get("/v1/channels/whatsapp", params=challenge).text == "1158201444"
+            wrong = client.get("/v1/channels/whatsapp", params={**challenge, "hub.verify_token": "guess"})
+            assert wrong.status_code == 401
+
+            # The customer writes with their number and BSUID: the reply goes out as text through the Cloud API.
+            now = datetime.now(UTC)
+            first = _whatsapp_post(
+                client,
+                messages=[_wa_text("hiya!! whats ur return policy?", "wamid.in1", at=now)],
+                wa_id=WA_PHONE,
+                user_id=BSUID,
+            )
+            assert first.status_code == 200 and first.json()["queued"] == 1, first.text
+            [sent] = wait_for(lambda: graph.sent, what="the WhatsApp reply")
+            assert sent["to"] == WA_PHONE and sent["type"] == "text" and "return" in sent["text"]["body"].lower()
+            services = client.app.state.services  # type: ignore[attr-defined]
+            customer = services.stores.messages.find_by_provider_id(Channel.WHATSAPP, "wamid.in1").customer_id
+            outbox = services.stores.outbox
+            [delivery] = wait_for(lambda: [d for d in outbox.for_customer(customer) if d.state == "sent"])
+            wamid = delivery.provider_message_id
+
+            # Status reports arrive out of order in one post: read, then delivered, then sent.
+            stamp = str(int(now.timestamp()))
+            statuses = [
+                {"id": wamid, "status": s, "timestamp": stamp, "recipient_id": WA_PHONE}
+                for s in ("read", "delivered", "sent")
+            ]
+            applied = _whatsapp_post(client, statuses=statuses)
+            assert applied.status_code == 200 and applied.json()["statuses"] == 3
+            done = services.stores.outbox.get(delivery.id)
+            assert done.state == "delivered" and done.read_at is not None
+
+            # Later the number is withheld: the BSUID alone still finds the same customer.
+            again = _whatsapp_post(
+                client,
+                messages=[_wa_text("ok and can i talk to a person about it?", "wamid.in2", at=now, phone=None)],
+                user_id=BSUID,
+            )
+            assert again.status_code == 200, again.text
+            latest = services.stores.messages.find_by_provider_id(Channel.WHATSAPP, "wamid.in2")
+            assert latest.customer_id == customer and latest.sender == BSUID
+
+            # A person answers 30 hours after the customer's last message: only the template may go out.
+            stale = now - timedelta(hours=30)
+            escalated = _whatsapp_post(
+                client,
+                messages=[_wa_text("i want a real person please", "wamid.in3", at=stale, phone=None)],
+                user_id=BSUID,
+            )
+            assert escalated.status_code == 200
+            case = services.stores.handoffs.open_for_customer(customer)
+            assert case is not None
+            with services.db.transaction() as conn:  # the customer's messages are all older than the window
+                conn.execute(update(MessageRow).where(MessageRow.customer_id == customer).values(created_at=stale))
+            assert client.post(f"/v1/handoffs/{case.id}/claim", headers=AGENT).status_code == 200
+            text = "Hi Priya, it's Dana from the store - I can take care of that lamp return for you."
+            assert client.post(f"/v1/handoffs/{case.id}/reply", json={"text": text}, headers=AGENT).status_code == 200
+            template = wait_for(lambda: [m for m in graph.sent if m.get("type") == "template"], what="the template")
+            [body] = template
+            assert body["recipient"] == BSUID or body.get("to") == WA_PHONE
+            assert body["template"]["name"] == "support_followup"
+            assert body["template"]["language"] == {"code": "en_US"}
+            [parameter] = body["template"]["components"][0]["parameters"]
+            assert "lamp return" in parameter["text"]

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.provider_servers import TwilioApiServer
+from threadline.channels.senders.twilio import TwilioSender
 from threadline.conversations.delivery import CaseRaiser, Deliveries, Dispatcher
 from threadline.core.delivery import (
     Delivery,
@@ -184,30 +186,40 @@ def test_backoff_doubles_with_jitter_up_to_the_ceiling() -> None:
 
 
 def test_two_dispatchers_send_a_burst_of_200_and_none_twice(db_url: str) -> None:
-    """Two workers, each with its own connection pool and dispatcher, drain one burst concurrently."""
+    """Two workers, each with its own connection pool and dispatcher, drain one burst concurrently through the
+    official Twilio client to a local Messages API: the server receives each of the 200 messages once."""
     databases = [Database.from_url(db_url, pool_size=10) for _ in range(2)]
     try:
-        stores = [Stores.over(d) for d in databases]
-        customer = _customer(stores[0])
-        for n in range(200):
-            stores[0].outbox.enqueue(_new(customer, key=f"msg:{n}:0", body=f"message {n}"), now=T0)
-        senders = [ScriptedSender(), ScriptedSender()]
-        dispatchers = [
-            Dispatcher(s.outbox, {"twilio": sender}, clock=Clock(T0 + timedelta(seconds=1)), batch=4)
-            for s, sender in zip(stores, senders, strict=True)
-        ]
-        threads = [threading.Thread(target=d.drain, kwargs={"rounds": 500}) for d in dispatchers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        sent = Counter(c.idempotency_key for s in senders for c in s.calls)
-        assert len(sent) == 200 and max(sent.values()) == 1
-        assert all(len(s.calls) > 0 for s in senders), [len(s.calls) for s in senders]  # both took part
-        states = Counter(d.state for d in stores[0].outbox.for_customer(customer, limit=500))  # type: ignore[arg-type]
-        assert states == {DeliveryState.SENT: 200}
-        for d in dispatchers:
-            d.stop()
+        with TwilioApiServer() as api:
+            stores = [Stores.over(d) for d in databases]
+            customer = _customer(stores[0])
+            for n in range(200):
+                stores[0].outbox.enqueue(_new(customer, key=f"msg:{n}:0", body=f"message {n}"), now=T0)
+            sender = TwilioSender(
+                account_sid=api.account_sid,
+                auth_token=api.auth_token,
+                from_number="+15550009999",
+                base_url=api.url,
+                timeout_s=5,
+            )
+            dispatchers = [
+                Dispatcher(s.outbox, {"twilio": sender}, clock=Clock(T0 + timedelta(seconds=1)), batch=4)
+                for s in stores
+            ]
+            threads = [threading.Thread(target=d.drain, kwargs={"rounds": 500}) for d in dispatchers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            received = Counter(m["body"] for m in api.messages)
+            assert len(received) == 200 and max(received.values()) == 1
+            claimed_by = Counter(d.history[-1]["source"] for d in stores[0].outbox.for_customer(customer, limit=500))
+            states = Counter(d.state for d in stores[0].outbox.for_customer(customer, limit=500))  # type: ignore[arg-type]
+            assert states == {DeliveryState.SENT: 200} and claimed_by == {"dispatcher": 200}
+            workers = Counter(d.claimed_by for d in stores[0].outbox.for_customer(customer, limit=500))
+            assert len(workers) == 2, workers  # both workers took part
+            for d in dispatchers:
+                d.stop()
     finally:
         for d in databases:
             d.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.graph_api_server import GraphApiServer, Reply, closed_port_url, graph_error
+from tests.provider_servers import GraphApiServer, Reply, closed_port_url, graph_error
 from threadline.channels.senders.meta import (
     TEMPLATE_PARAMETER_MAX_CHARS,
     MessengerSender,
@@ -93,7 +94,7 @@ def graph() -> Iterator[GraphApiServer]:
 
 @pytest.fixture
 def messenger(graph: GraphApiServer) -> Iterator[MessengerSender]:
-    with MessengerSender(PAGE_TOKEN, base_url=graph.base_url, timeout_s=2, clock=_clock) as sender:
+    with MessengerSender(PAGE_TOKEN, base_url=graph.url, timeout_s=2, clock=_clock) as sender:
         yield sender
 
 
@@ -101,50 +102,43 @@ def messenger(graph: GraphApiServer) -> Iterator[MessengerSender]:
 def whatsapp(graph: GraphApiServer) -> Iterator[WhatsAppSender]:
     templates = {Purpose.QUEUE_TIMEOUT: Template(name="queue_update", language="en_US")}
     with WhatsAppSender(
-        WA_TOKEN, PHONE_NUMBER_ID, templates=templates, base_url=graph.base_url, timeout_s=2, clock=_clock
+        WA_TOKEN, PHONE_NUMBER_ID, templates=templates, base_url=graph.url, timeout_s=2, clock=_clock
     ) as sender:
         yield sender
 
 
 SEND_API_OK = Reply(200, {"recipient_id": PSID, "message_id": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"})
-CLOUD_API_OK = Reply(
-    200,
-    {
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": "15551234567", "wa_id": "15551234567"}],
-        "messages": [{"id": WAMID}],
-    },
-)
+MESSAGE_ID = re.compile(r"^m_[0-9a-f]{32}$")
+GRAPH_WAMID = re.compile(r"^wamid\.[A-Za-z0-9_-]{40}$")
 
 
 # --- Messenger ----------------------------------------------------------------------------------------------
 
 
 def test_messenger_replies_as_a_response_within_24_hours(graph: GraphApiServer, messenger: MessengerSender) -> None:
-    graph.script(SEND_API_OK)
     receipt = messenger.send(_delivery(last_inbound_at=_ago(hours=23, minutes=59)))
 
-    assert receipt.provider_message_id == "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"
+    assert MESSAGE_ID.match(receipt.provider_message_id)
     assert not receipt.delivered
     [request] = graph.requests
     assert request.path == "/v23.0/me/messages"
-    assert request.query == {"access_token": PAGE_TOKEN}
-    assert request.headers["content-type"] == "application/json"
-    assert request.json == {
+    assert request.query == {"access_token": [PAGE_TOKEN]}
+    assert request.header("Content-Type") == "application/json"
+    assert request.json() == {
         "recipient": {"id": PSID},
         "messaging_type": "RESPONSE",
         "message": {"text": "Your refund for order #W2611340 was issued today."},
     }
+    assert graph.sent == [request.json()]
 
 
 def test_messenger_tags_an_agent_reply_after_24_hours_as_human_agent(
     graph: GraphApiServer, messenger: MessengerSender
 ) -> None:
-    graph.script(SEND_API_OK)
     messenger.send(_delivery(purpose=Purpose.AGENT_REPLY, last_inbound_at=_ago(days=3)))
 
     [request] = graph.requests
-    assert request.json == {
+    assert request.json() == {
         "recipient": {"id": PSID},
         "messaging_type": "MESSAGE_TAG",
         "tag": "HUMAN_AGENT",
@@ -153,9 +147,8 @@ def test_messenger_tags_an_agent_reply_after_24_hours_as_human_agent(
 
 
 def test_messenger_accepts_a_zulu_timestamp(graph: GraphApiServer, messenger: MessengerSender) -> None:
-    graph.script(SEND_API_OK)
     messenger.send(_delivery(last_inbound_at="2026-07-01T09:30:00Z"))
-    assert graph.requests[0].json["messaging_type"] == "RESPONSE"
+    assert graph.requests[0].json()["messaging_type"] == "RESPONSE"
 
 
 def test_messenger_refuses_an_agent_reply_after_7_days_without_calling_meta(
@@ -207,41 +200,41 @@ def test_messenger_messaging_boundaries() -> None:
 def test_whatsapp_sends_text_to_a_phone_number_inside_the_window(
     graph: GraphApiServer, whatsapp: WhatsAppSender
 ) -> None:
-    graph.script(CLOUD_API_OK)
     receipt = whatsapp.send(_wa_delivery(last_inbound_at=_ago(hours=2)))
 
-    assert receipt.provider_message_id == WAMID
+    assert GRAPH_WAMID.match(receipt.provider_message_id)
     [request] = graph.requests
     assert request.path == f"/v23.0/{PHONE_NUMBER_ID}/messages"
     assert request.query == {}
-    assert request.headers["authorization"] == f"Bearer {WA_TOKEN}"
-    assert request.json == {
+    assert request.header("Authorization") == f"Bearer {WA_TOKEN}"
+    assert request.json() == {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": "15551234567",
         "type": "text",
         "text": {"body": "Your refund for order #W2611340 was issued today.", "preview_url": False},
     }
+    assert graph.sent == [request.json()]
 
 
 @pytest.mark.parametrize("bsuid", [BSUID, PARENT_BSUID])
 def test_whatsapp_sends_to_a_business_scoped_user_id_in_recipient(
     graph: GraphApiServer, whatsapp: WhatsAppSender, bsuid: str
 ) -> None:
-    graph.script(
-        Reply(200, {"messaging_product": "whatsapp", "contacts": [{"input": bsuid, "user_id": bsuid}],
-                    "messages": [{"id": WAMID}]})
-    )  # fmt: skip
-    whatsapp.send(_wa_delivery(recipient=bsuid, last_inbound_at=_ago(minutes=5)))
+    receipt = whatsapp.send(_wa_delivery(recipient=bsuid, last_inbound_at=_ago(minutes=5)))
 
-    body = graph.requests[0].json
+    assert GRAPH_WAMID.match(receipt.provider_message_id)
+    [body] = graph.sent
     assert body["recipient"] == bsuid
     assert "to" not in body  # Meta prefers `to` when both are present
     assert body["type"] == "text"
 
 
 def test_whatsapp_sends_the_template_outside_the_window(graph: GraphApiServer, whatsapp: WhatsAppSender) -> None:
-    graph.script(CLOUD_API_OK)
+    graph.script(
+        Reply(200, {"messaging_product": "whatsapp", "contacts": [{"input": "15551234567", "wa_id": "15551234567"}],
+                    "messages": [{"id": WAMID}]})
+    )  # fmt: skip
     text = "Hi Dana,\n\nyour replacement ships Monday.\tTracking:    1Z999AA10123456784"
     receipt = whatsapp.send(
         _wa_delivery(
@@ -253,7 +246,7 @@ def test_whatsapp_sends_the_template_outside_the_window(graph: GraphApiServer, w
     )
 
     assert receipt.provider_message_id == WAMID
-    assert graph.requests[0].json == {
+    assert graph.requests[0].json() == {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": "15551234567",
@@ -276,10 +269,9 @@ def test_whatsapp_sends_the_template_outside_the_window(graph: GraphApiServer, w
 def test_whatsapp_falls_back_to_the_configured_template_when_the_payload_names_none(
     graph: GraphApiServer, whatsapp: WhatsAppSender
 ) -> None:
-    graph.script(CLOUD_API_OK)
     whatsapp.send(_wa_delivery(recipient=BSUID, purpose=Purpose.QUEUE_TIMEOUT))  # no last_inbound_at: closed
 
-    body = graph.requests[0].json
+    [body] = graph.sent
     assert body["recipient"] == BSUID
     assert body["template"]["name"] == "queue_update"
     assert body["template"]["language"] == {"code": "en_US"}
@@ -288,11 +280,10 @@ def test_whatsapp_falls_back_to_the_configured_template_when_the_payload_names_n
 def test_whatsapp_clips_a_long_reply_to_the_template_parameter_limit(
     graph: GraphApiServer, whatsapp: WhatsAppSender
 ) -> None:
-    graph.script(CLOUD_API_OK)
     long_text = " ".join(f"word{i}" for i in range(600))
     whatsapp.send(_wa_delivery(body=long_text, last_inbound_at=_ago(days=2), template=SUPPORT_FOLLOWUP.as_payload()))
 
-    parameter = graph.requests[0].json["template"]["components"][0]["parameters"][0]["text"]
+    parameter = graph.sent[0]["template"]["components"][0]["parameters"][0]["text"]
     assert len(parameter) <= TEMPLATE_PARAMETER_MAX_CHARS
     assert parameter.endswith("...")
     assert long_text.startswith(parameter.removesuffix("..."))
@@ -590,7 +581,7 @@ def test_whatsapp_success_without_a_wamid_is_not_retried(
 
 def test_a_timeout_is_transient(graph: GraphApiServer) -> None:
     graph.script(Reply(200, {"messages": [{"id": WAMID}]}, delay_s=1.0))
-    with WhatsAppSender(WA_TOKEN, PHONE_NUMBER_ID, base_url=graph.base_url, timeout_s=0.2, clock=_clock) as sender:
+    with WhatsAppSender(WA_TOKEN, PHONE_NUMBER_ID, base_url=graph.url, timeout_s=0.2, clock=_clock) as sender:
         started = time.monotonic()
         with pytest.raises(TransientSendError, match=r"did not answer within 0\.2 s"):
             sender.send(_wa_delivery(last_inbound_at=_ago(hours=1)))
@@ -612,12 +603,51 @@ def test_a_closed_port_is_transient() -> None:
 
 
 def test_one_sender_serves_many_deliveries_over_its_pool(graph: GraphApiServer, messenger: MessengerSender) -> None:
-    graph.script(SEND_API_OK, Reply(500, graph_error(2, "An unexpected error has occurred.")), SEND_API_OK)
-    messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
+    graph.script(SEND_API_OK, Reply(500, graph_error(2, "An unexpected error has occurred.")))
+    first = messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
     with pytest.raises(TransientSendError):
         messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
-    messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
+    third = messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
+
+    assert first.provider_message_id == "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM"  # scripted replies come first
+    assert MESSAGE_ID.match(third.provider_message_id)  # then the server answers as Meta would
     assert len(graph.requests) == 3
+    assert len(graph.sent) == 1
+
+
+def test_whatsapp_token_rides_in_the_bearer_header_and_a_revoked_one_is_refused() -> None:
+    revoked = "EAAJbRevokedToken789"
+    with GraphApiServer(token=WA_TOKEN) as graph:
+        with WhatsAppSender(WA_TOKEN, PHONE_NUMBER_ID, base_url=graph.url, timeout_s=2, clock=_clock) as sender:
+            sender.send(_wa_delivery(last_inbound_at=_ago(hours=1)))
+        with (
+            WhatsAppSender(revoked, PHONE_NUMBER_ID, base_url=graph.url, timeout_s=2, clock=_clock) as sender,
+            pytest.raises(PermanentSendError, match=r"THREADLINE_WHATSAPP_ACCESS_TOKEN.*HTTP 401, code 190"),
+        ):
+            sender.send(_wa_delivery(last_inbound_at=_ago(hours=1)))
+        assert len(graph.sent) == 1
+        assert [request.bearer_token for request in graph.requests] == [WA_TOKEN, revoked]
+
+
+def test_messenger_token_rides_in_the_query_and_a_revoked_one_is_refused() -> None:
+    revoked = "EAAGm0RevokedToken789"
+    with GraphApiServer(token=PAGE_TOKEN) as graph:
+        with MessengerSender(PAGE_TOKEN, base_url=graph.url, timeout_s=2, clock=_clock) as sender:
+            sender.send(_delivery(last_inbound_at=_ago(hours=1)))
+        with (
+            MessengerSender(revoked, base_url=graph.url, timeout_s=2, clock=_clock) as sender,
+            pytest.raises(PermanentSendError, match="set a valid THREADLINE_META_PAGE_ACCESS_TOKEN") as caught,
+        ):
+            sender.send(_delivery(last_inbound_at=_ago(hours=1)))
+        assert revoked not in caught.value.message
+        assert [request.query["access_token"] for request in graph.requests] == [[PAGE_TOKEN], [revoked]]
+        assert len(graph.sent) == 1
+
+
+def test_whatsapp_text_over_meta_limit_is_refused_for_good(graph: GraphApiServer, whatsapp: WhatsAppSender) -> None:
+    with pytest.raises(PermanentSendError, match=r"code 100.*must be at most 4096 characters"):
+        whatsapp.send(_wa_delivery(body="x" * 4097, last_inbound_at=_ago(hours=1)))
+    assert graph.sent == []
 
 
 # --- from settings ------------------------------------------------------------------------------------------
@@ -629,13 +659,12 @@ def test_senders_from_settings(graph: GraphApiServer) -> None:
 
     settings = Settings(
         meta_page_access_token=PAGE_TOKEN,
-        meta_graph_base_url=graph.base_url,
+        meta_graph_base_url=graph.url,
         meta_graph_version="v24.0",
         whatsapp_access_token=WA_TOKEN,
         whatsapp_phone_number_id=PHONE_NUMBER_ID,
         whatsapp_templates="agent_reply:support_followup:en_US",
     )
-    graph.script(SEND_API_OK, CLOUD_API_OK)
     messenger = messenger_sender(settings, clock=_clock)
     whatsapp = whatsapp_sender(settings, clock=_clock)
     assert messenger is not None and whatsapp is not None
@@ -643,7 +672,7 @@ def test_senders_from_settings(graph: GraphApiServer) -> None:
         messenger.send(_delivery(last_inbound_at=_ago(hours=1)))
         whatsapp.send(_wa_delivery(purpose=Purpose.AGENT_REPLY, last_inbound_at=_ago(days=2)))
     assert [request.path for request in graph.requests] == ["/v24.0/me/messages", f"/v24.0/{PHONE_NUMBER_ID}/messages"]
-    assert graph.requests[1].json["template"]["name"] == "support_followup"
+    assert graph.sent[1]["template"]["name"] == "support_followup"
 
 
 def test_whatsapp_settings_must_be_complete_and_valid() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.provider_servers import Reply, TwilioApiServer
+from tests.provider_servers import Reply, TwilioApiServer, closed_port_url
 from threadline.channels.senders.twilio import TwilioSender, TwilioStatus, parse_status, retry_after_s
 from threadline.core.delivery import (
     Delivery,
@@ -71,13 +70,6 @@ def delivery(*, recipient: str = CUSTOMER_NUMBER, body: str = "Your order shippe
         created_at=now,
         updated_at=now,
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # --- what goes out ------------------------------------------------------------------------------------------
@@ -242,7 +234,7 @@ def test_a_problem_details_refusal_is_permanent(api: TwilioApiServer) -> None:
 
 def test_a_refused_connection_is_transient() -> None:
     sender = TwilioSender(account_sid="AC1", auth_token="token", from_number=OUR_NUMBER,
-                          base_url=f"http://127.0.0.1:{closed_port()}", timeout_s=1.0)  # fmt: skip
+                          base_url=closed_port_url(), timeout_s=1.0)  # fmt: skip
     started = time.monotonic()
     with pytest.raises(TransientSendError, match="could not connect"):
         sender.send(delivery())
