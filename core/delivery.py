@@ -68,7 +68,6 @@ class Purpose(StrEnum):
     """The AI's answer to the customer's message, sent later than the request that brought it."""
     AGENT_REPLY = "agent_reply"
     QUEUE_TIMEOUT = "queue_timeout"
-    ORDER_UPDATE = "order_update"
 
 
 class Delivery(BaseModel):

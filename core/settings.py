@@ -157,7 +157,8 @@ class Settings(BaseSettings):
     whatsapp_templates: str = Field(
         "",
         description="Approved templates used outside the 24-hour window, per purpose: "
-        "'agent_reply:support_followup:en_US,queue_timeout:queue_update:en_US,order_update:order_update:en_US'.",
+        "'agent_reply:support_followup:en_US,queue_timeout:queue_update:en_US' "
+        "(purposes: reply, agent_reply, queue_timeout).",
     )
     store_name: str = Field("The Threadline Demo Store", description="Signs email replies.")
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted (413).")

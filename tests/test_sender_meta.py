@@ -159,7 +159,7 @@ def test_messenger_refuses_an_agent_reply_after_7_days_without_calling_meta(
     assert graph.requests == []
 
 
-@pytest.mark.parametrize("purpose", [Purpose.REPLY, Purpose.QUEUE_TIMEOUT, Purpose.ORDER_UPDATE])
+@pytest.mark.parametrize("purpose", [Purpose.REPLY, Purpose.QUEUE_TIMEOUT])
 def test_messenger_refuses_anything_but_an_agent_reply_after_24_hours(
     graph: GraphApiServer, messenger: MessengerSender, purpose: Purpose
 ) -> None:
@@ -341,11 +341,11 @@ def test_template_parameter_is_one_line() -> None:
 
 
 def test_parse_templates() -> None:
-    setting = " agent_reply:support_followup:en_US , queue_timeout:queue_update:pt_BR,order_update:order_update:en ,"
+    setting = " agent_reply:support_followup:en_US , queue_timeout:queue_update:pt_BR,reply:answer_followup:en ,"
     assert parse_templates(setting) == {
         Purpose.AGENT_REPLY: Template(name="support_followup", language="en_US"),
         Purpose.QUEUE_TIMEOUT: Template(name="queue_update", language="pt_BR"),
-        Purpose.ORDER_UPDATE: Template(name="order_update", language="en"),
+        Purpose.REPLY: Template(name="answer_followup", language="en"),
     }
     assert parse_templates("") == {}
 
