@@ -70,13 +70,12 @@ class Purpose(StrEnum):
     QUEUE_TIMEOUT = "queue_timeout"
 
 
-class Delivery(BaseModel):
-    """One outbound provider message and where it stands."""
+class NewDelivery(BaseModel):
+    """A delivery to queue: what goes where, and why."""
 
     model_config = ConfigDict(from_attributes=True, frozen=True)
 
-    id: int
-    idempotency_key: str
+    idempotency_key: str = Field(min_length=1, max_length=200)
     """Unique: the same key never queues a second message (a redelivered webhook, a retried agent request)."""
     message_id: int | None
     """The logged outbound message this carries (a long reply may take several deliveries, one per part)."""
@@ -93,7 +92,13 @@ class Delivery(BaseModel):
     """The text of this part, rendered for the channel."""
     payload: dict[str, Any] = Field(default_factory=dict)
     """What the provider needs besides: the business number, subject and threading headers, the page, the
-    template and its parameters, the Send API tag."""
+    template, the time of the customer's last message (the windows)."""
+
+
+class Delivery(NewDelivery):
+    """One outbound provider message in the outbox, and where it stands."""
+
+    id: int
     state: DeliveryState
     attempts: int = 0
     next_attempt_at: datetime
@@ -108,23 +113,6 @@ class Delivery(BaseModel):
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
     read_at: datetime | None = None
-
-
-class NewDelivery(BaseModel):
-    """A delivery to queue."""
-
-    model_config = ConfigDict(frozen=True)
-
-    idempotency_key: str = Field(min_length=1, max_length=200)
-    message_id: int | None
-    part: int = 0
-    customer_id: CustomerId
-    channel: Channel
-    provider: str
-    purpose: Purpose = Purpose.REPLY
-    recipient: str
-    body: str
-    payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class SendReceipt(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.deliveries import claimed
 from tests.provider_servers import GraphApiServer, Reply, closed_port_url, graph_error
 from threadline.channels.senders.meta import (
     TEMPLATE_PARAMETER_MAX_CHARS,
@@ -26,7 +27,6 @@ from threadline.channels.senders.meta import (
 )
 from threadline.core.delivery import (
     Delivery,
-    DeliveryState,
     PermanentSendError,
     Purpose,
     SendError,
@@ -34,7 +34,7 @@ from threadline.core.delivery import (
 )
 from threadline.core.errors import ConfigurationError
 from threadline.core.settings import Settings
-from threadline.core.types import Channel, CustomerId
+from threadline.core.types import Channel
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 PAGE_TOKEN = "EAAGm0PX4ZCpsBAPageToken123"
@@ -63,22 +63,14 @@ def _delivery(
     purpose: Purpose = Purpose.REPLY,
     **payload: Any,
 ) -> Delivery:
-    return Delivery(
-        id=41,
-        idempotency_key="reply:msg-88:0",
-        message_id=88,
-        customer_id=CustomerId("cus_7f3a"),
+    return claimed(
         channel=Channel.WHATSAPP if provider == "whatsapp" else Channel.SOCIAL,
         provider=provider,
         purpose=purpose,
         recipient=recipient,
         body=body,
         payload=payload,
-        state=DeliveryState.SENDING,
-        attempts=1,
-        next_attempt_at=NOW,
-        created_at=NOW,
-        updated_at=NOW,
+        now=NOW,
     )
 
 

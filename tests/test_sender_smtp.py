@@ -6,18 +6,18 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.deliveries import claimed
 from tests.smtp_server import LocalSmtpServer, closed_port, tls_contexts
 from threadline.channels.senders.smtp import SmtpSender, SmtpTarget, message_id, parse_smtp_url
-from threadline.core.delivery import Delivery, DeliveryState, PermanentSendError, TransientSendError
+from threadline.core.delivery import Delivery, PermanentSendError, TransientSendError
 from threadline.core.errors import ConfigurationError
-from threadline.core.types import Channel, CustomerId
+from threadline.core.types import Channel
 
 FROM = "Demo Store <support@example.com>"
 CUSTOMER = "jane.doe@example.net"
@@ -28,27 +28,19 @@ SECRET = "p@ss:w/rd?#%"  # characters that must be percent-encoded in the URL
 
 
 def delivery(key: str = "email:msg-41:0", **payload: Any) -> Delivery:
-    now = datetime.now(UTC)
     fields: dict[str, Any] = {
         "subject": "Re: Where is my order?",
         "in_reply_to": PARENT,
         "references": REFERENCES,
         **payload,
     }
-    return Delivery(
-        id=41,
+    return claimed(
         idempotency_key=key,
-        message_id=7,
-        customer_id=CustomerId("cus_1"),
         channel=Channel.EMAIL,
         provider="smtp",
         recipient=CUSTOMER,
         body=BODY,
         payload={name: value for name, value in fields.items() if value is not None},
-        state=DeliveryState.SENDING,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
     )
 
 

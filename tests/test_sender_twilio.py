@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.deliveries import claimed
 from tests.provider_servers import Reply, TwilioApiServer, closed_port_url
 from threadline.channels.senders.twilio import TwilioSender, TwilioStatus, parse_status, retry_after_s
 from threadline.core.delivery import (
@@ -23,7 +24,7 @@ from threadline.core.delivery import (
     TransientSendError,
 )
 from threadline.core.errors import InvalidInputError, UsageError
-from threadline.core.types import Channel, CustomerId
+from threadline.core.types import Channel
 
 CUSTOMER_NUMBER = "+14155550123"
 OUR_NUMBER = "+18005550100"
@@ -54,22 +55,7 @@ def make_sender(api: TwilioApiServer, **overrides: Any) -> TwilioSender:
 
 
 def delivery(*, recipient: str = CUSTOMER_NUMBER, body: str = "Your order shipped today.", **payload: Any) -> Delivery:
-    now = datetime.now(UTC)
-    return Delivery(
-        id=1,
-        idempotency_key="reply:42:0",
-        message_id=42,
-        customer_id=CustomerId("cus_1"),
-        channel=Channel.SMS,
-        provider="twilio",
-        recipient=recipient,
-        body=body,
-        payload=payload,
-        state=DeliveryState.SENDING,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    return claimed(channel=Channel.SMS, provider="twilio", recipient=recipient, body=body, payload=payload)
 
 
 # --- what goes out ------------------------------------------------------------------------------------------
