@@ -161,9 +161,11 @@ class Deliveries:
         """The message's parts as the provider takes them, and what it needs besides the recipient."""
         text, meta = logged.text, latest.metadata
         last_inbound_at = latest.created_at.astimezone(UTC).isoformat()
-        if logged.channel in (Channel.SMS, Channel.VOICE):
+        if logged.channel is Channel.SMS:  # from the number the customer texted
             payload = {"from": meta.get("to")} if meta.get("to") else {}
             return split_sms(text), payload
+        if logged.channel is Channel.VOICE:  # a text after a call: from our texting number (a voice line may not text)
+            return split_sms(text), {}
         if logged.channel is Channel.EMAIL:
             references = [
                 *meta.get("references", []),

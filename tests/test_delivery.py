@@ -413,3 +413,31 @@ def test_a_whatsapp_conversation_from_challenge_to_template(demo_db_url: str, tm
             assert body["template"]["language"] == {"code": "en_US"}
             [parameter] = body["template"]["components"][0]["parameters"]
             assert "lamp return" in parameter["text"]
+
+
+def test_a_messenger_reply_goes_out_through_the_send_api(demo_db_url: str, tmp_path: Path) -> None:
+    with GraphApiServer(token="page-token-0123") as graph:
+        settings = _settings(
+            demo_db_url,
+            tmp_path,
+            meta_app_secret=META_SECRET,
+            meta_page_access_token="page-token-0123",
+            meta_graph_base_url=graph.url,
+        )
+        event = {
+            "sender": {"id": "6185472093817264"},
+            "recipient": {"id": "104857201938475"},
+            "timestamp": int(time.time() * 1000),
+            "message": {"mid": "m_in_0001", "text": "hey!! do u take paypal?"},
+        }
+        raw = json.dumps({"object": "page", "entry": [{"id": "104857201938475", "messaging": [event]}]}).encode()
+        headers = {"X-Hub-Signature-256": meta_signature(META_SECRET, raw), "content-type": "application/json"}
+        with TestClient(create_app(settings)) as client:
+            answer = client.post("/v1/channels/social", content=raw, headers=headers)
+            assert answer.status_code == 200 and answer.json() == {"replies": [], "queued": 1, "pending": 0}
+            [sent] = wait_for(lambda: graph.sent, what="the Send API call")
+            again = client.post("/v1/channels/social", content=raw, headers=headers)  # Meta retries the post
+            assert again.status_code == 200 and again.json()["replies"] == []
+            time.sleep(0.2)
+    assert sent["recipient"] == {"id": "6185472093817264"} and sent["messaging_type"] == "RESPONSE"
+    assert "paypal" in sent["message"]["text"].lower() and len(graph.sent) == 1

@@ -288,3 +288,12 @@ def test_deliveries_carry_the_whatsapp_window_and_the_template_for_the_purpose(s
     assert queued.recipient == "US.13491208655302741918" and queued.payload["phone_number_id"] == "1098765"
     assert datetime.fromisoformat(queued.payload["last_inbound_at"]) == wrote
     assert queued.payload["template"] == {"name": "support_followup", "language": "en_US"}
+
+
+def test_a_follow_up_to_a_caller_is_a_text_from_our_texting_number(stores: Stores) -> None:
+    customer = _customer(stores)
+    _log(stores, customer, Channel.VOICE, Direction.INBOUND, "where's my order", sender="+15555550123",
+         metadata={"to": "+15555550888", "call_sid": "CA1"})  # fmt: skip
+    reply = _log(stores, customer, Channel.VOICE, Direction.OUTBOUND, "It ships tomorrow; tracking follows by text.")
+    [queued] = Deliveries(stores.outbox, stores.messages, providers={"twilio": object()}).queue(reply)
+    assert queued.provider == "twilio" and queued.recipient == "+15555550123" and queued.payload == {}
