@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from rich.table import Table
 
-Only = Literal["all", "turns", "history", "api", "knowledge", "orders", "start"]
-PARTS: tuple[Only, ...] = ("turns", "history", "api", "knowledge", "orders", "start")
+Only = Literal["all", "turns", "history", "api", "knowledge", "orders", "start", "delivery"]
+PARTS: tuple[Only, ...] = ("turns", "history", "api", "knowledge", "orders", "start", "delivery")
 GOALS: dict[str, tuple[str, float]] = {
     "turn_cost_ratio": ("<=", 1.5),
     "history_flatness_ratio": ("<=", 1.3),
@@ -26,6 +26,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "kb_recall10_100k": (">=", 0.95),
     "order_lookup_ratio": ("<=", 10.0),
     "cold_start_ratio": ("<=", 2.0),
+    "webhook_budget_ratio": ("<=", 1.5),
+    "late_replies_delivered": (">=", 1.0),
 }
 """The stated goal of each headline figure: (comparison, bound). Absolute times and rates move with the machine,
 so the HTTP API's goals are ratios to a minimal LangGraph loop served the same way (`bench.api`); its turns/s and
@@ -73,6 +75,9 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
     if "start" in result:
         for key in ("cold_first_turn_s", "warm_turn_s", "cold_start_ratio"):
             top[key] = result["start"][key]
+    if "delivery" in result:
+        for key in ("webhook_budget_ratio", "webhook_sync_p99_s", "late_replies_delivered"):
+            top[key] = result["delivery"][key]
     return top
 
 
@@ -120,10 +125,14 @@ def run_all(quick: bool, *, only: Only = "all", log: Callable[[str], None] | Non
             from threadline.bench.orders import run as run_orders
 
             result["orders"] = run_orders(quick, log=log)
-        else:
+        elif part == "start":
             from threadline.bench.start import run as run_start
 
             result["start"] = run_start(quick, log=log)
+        else:
+            from threadline.bench.delivery import run as run_delivery
+
+            result["delivery"] = run_delivery(quick, log=log)
     result.update(_headline(result))
     result["goals"] = goals(result)
     return result
@@ -148,6 +157,10 @@ def render_all(result: dict[str, Any]) -> list[Table]:
         from threadline.bench import start
 
         tables.append(start.render(result["start"]))
+    if "delivery" in result:
+        from threadline.bench import delivery
+
+        tables.append(delivery.render(result["delivery"]))
     summary = Table("figure", "measured", "goal", "met", title="Goals")
     for key, row in result["goals"].items():
         summary.add_row(key, f"{row['value']:.3f}", row["goal"], "yes" if row["met"] else "no")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -182,13 +181,6 @@ class LocalSmtpServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:

@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.provider_servers import GraphApiServer, TwilioApiServer
 from tests.smtp_server import LocalSmtpServer
 from threadline.api.app import create_app
 from threadline.channels.email import mailgun_signature
+from threadline.channels.local_providers import GraphApiServer, TwilioApiServer
 from threadline.channels.social import meta_signature
 from threadline.channels.twilio import twilio_signature
 from threadline.core.settings import Settings

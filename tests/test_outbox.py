@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.provider_servers import TwilioApiServer
+from threadline.channels.local_providers import TwilioApiServer
 from threadline.channels.senders.twilio import TwilioSender
 from threadline.conversations.delivery import CaseRaiser, Deliveries, Dispatcher
 from threadline.core.delivery import (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.deliveries import claimed
-from tests.provider_servers import GraphApiServer, Reply, closed_port_url, graph_error
+from threadline.channels.local_providers import GraphApiServer, Reply, graph_error
 from threadline.channels.senders.meta import (
     TEMPLATE_PARAMETER_MAX_CHARS,
     MessengerSender,
@@ -35,6 +35,7 @@ from threadline.core.delivery import (
 from threadline.core.errors import ConfigurationError
 from threadline.core.settings import Settings
 from threadline.core.types import Channel
+from threadline.product.loopback import free_port
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 PAGE_TOKEN = "EAAGm0PX4ZCpsBAPageToken123"
@@ -582,7 +583,7 @@ def test_a_timeout_is_transient(graph: GraphApiServer) -> None:
 
 
 def test_a_closed_port_is_transient() -> None:
-    url = closed_port_url()
+    url = f"http://127.0.0.1:{free_port()}"
     with MessengerSender(PAGE_TOKEN, base_url=url, timeout_s=1, clock=_clock) as messenger:
         with pytest.raises(TransientSendError, match="could not reach Meta's Send API") as caught:
             messenger.send(_delivery(last_inbound_at=_ago(hours=1)))

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from tests.deliveries import claimed
-from tests.smtp_server import LocalSmtpServer, closed_port, tls_contexts
+from tests.smtp_server import LocalSmtpServer, tls_contexts
 from threadline.channels.senders.smtp import SmtpSender, SmtpTarget, message_id, parse_smtp_url
 from threadline.core.delivery import Delivery, PermanentSendError, TransientSendError
 from threadline.core.errors import ConfigurationError
 from threadline.core.types import Channel
+from threadline.product.loopback import free_port as closed_port
 
 FROM = "Demo Store <support@example.com>"
 CUSTOMER = "jane.doe@example.net"

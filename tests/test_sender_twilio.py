@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.deliveries import claimed
-from tests.provider_servers import Reply, TwilioApiServer, closed_port_url
+from threadline.channels.local_providers import Reply, TwilioApiServer
 from threadline.channels.senders.twilio import TwilioSender, TwilioStatus, parse_status, retry_after_s
 from threadline.core.delivery import (
     Delivery,
@@ -25,6 +25,7 @@ from threadline.core.delivery import (
 )
 from threadline.core.errors import InvalidInputError, UsageError
 from threadline.core.types import Channel
+from threadline.product.loopback import free_port
 
 CUSTOMER_NUMBER = "+14155550123"
 OUR_NUMBER = "+18005550100"
@@ -220,7 +221,7 @@ def test_a_problem_details_refusal_is_permanent(api: TwilioApiServer) -> None:
 
 def test_a_refused_connection_is_transient() -> None:
     sender = TwilioSender(account_sid="AC1", auth_token="token", from_number=OUR_NUMBER,
-                          base_url=closed_port_url(), timeout_s=1.0)  # fmt: skip
+                          base_url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)  # fmt: skip
     started = time.monotonic()
     with pytest.raises(TransientSendError, match="could not connect"):
         sender.send(delivery())

@@ -1,5 +1,6 @@
 """Local stand-ins for providers' HTTP APIs: real HTTP servers on 127.0.0.1 (port 0) that record every request and
-answer either as the provider would or as a test scripted, so the real provider clients are tested over real HTTP.
+answer either as the provider would or as scripted, so the real provider clients run over real HTTP in the tests and
+the delivery benchmark, with no provider account (as `agents.scripted_server` stands in for a model).
 
 `ScriptedHttpServer` is the generic part (routes, recording, a queue of scripted replies, delayed replies);
 `TwilioApiServer` speaks enough of Twilio's Messages API for the official `twilio` client; `GraphApiServer` speaks
@@ -23,8 +24,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
-
-from tests.smtp_server import closed_port
 
 
 @dataclass(frozen=True)
@@ -311,11 +310,6 @@ class TwilioApiServer(ScriptedHttpServer):
         with self._lock:
             self.messages.append(resource)
         return Reply(201, resource)
-
-
-def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens, so connecting is refused."""
-    return f"http://127.0.0.1:{closed_port()}"
 
 
 FBTRACE_ID = "AbCdEf123456"
