@@ -133,7 +133,11 @@ def chat(
                 InboundMessage(channel=channel, sender=sender, text=message, vouched=verified)
             )
             if as_json:
-                typer.echo(json.dumps(outcome.model_dump(mode="json", exclude={"duplicate", "folded"})))
+                typer.echo(
+                    json.dumps(
+                        outcome.model_dump(mode="json", exclude={"duplicate", "folded", "message_id", "reply_id"})
+                    )
+                )
             else:
                 _print_outcome(outcome)
             return
