@@ -90,6 +90,11 @@ class TimelineEntry(BaseModel):
     text: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     ref: str = Field(description="The row this entry comes from, e.g. message:42.")
+    delivery: str | None = Field(
+        None,
+        description="An outbound message's delivery through its provider, the worst across its parts: dead, failed, "
+        "queued, sending, sent, delivered or read (null when nothing was queued for it, as on web chat).",
+    )
 
 
 def find_customer(db: Database, handles: dict[HandleType, str]) -> Customer | None:

@@ -5,6 +5,7 @@ arrive live while the AI stays silent, and hands the case back to the AI, which 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from threadline.api.app import create_app
+from threadline.conversations.delivery import CaseRaiser
+from threadline.core.delivery import DeliveryState, NewDelivery
 from threadline.core.settings import Settings
+from threadline.core.types import Channel, Direction
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
@@ -218,6 +224,67 @@ def test_an_agent_runs_a_return_from_the_console_for_a_claimed_case(live_server:
     assert actions[0]["actor"].startswith("agent:") and actions[0]["confirming_message_id"] is None
     assert actions[0]["before"]["status"] == "delivered" and actions[0]["after"]["status"] == "return requested"
     assert actions[0]["action"]["payment_method_id"].startswith("credit_card")
+
+
+def test_a_failed_whatsapp_message_is_marked_in_the_queue_and_the_case(live_server: str, demo_db_url: str) -> None:
+    """A WhatsApp message to the customer fails at the provider: the outbox raises a case, the queue marks it
+    "delivery failed", the case shows the message as failed (the provider's error on hover), and the line above
+    the reply box says a free-form reply may still go (the customer wrote a moment ago)."""
+    require_chromium()
+    db = Database.from_url(demo_db_url)
+    try:
+        stores = Stores.over(db)
+        customer = stores.customers.create(provisional=True, first_name="Ada", last_name="Okafor").id
+        stores.messages.append(
+            customer, Channel.WHATSAPP, Direction.INBOUND, "is my parcel coming?", sender="15550100145"
+        )
+        sent = stores.messages.append(customer, Channel.WHATSAPP, Direction.OUTBOUND, "It ships on Monday.")
+        new = NewDelivery(
+            idempotency_key=f"msg:{sent.id}:0",
+            message_id=sent.id,
+            customer_id=customer,
+            channel=Channel.WHATSAPP,
+            provider="whatsapp",
+            recipient="15550100145",
+            body=sent.text,
+        )
+        stores.outbox.enqueue(new)
+        now = datetime.now(UTC)
+        [claimed] = stores.outbox.claim("test-dispatcher", now=now, lease=timedelta(seconds=60))
+        error = "131026: Message undeliverable"
+        failed = stores.outbox.mark_failed(claimed.id, "test-dispatcher", error, state=DeliveryState.FAILED, now=now)
+        assert failed is not None
+        CaseRaiser(stores.handoffs, stores.customers)(failed)  # what the dispatcher does with a failed delivery
+        handoff = stores.handoffs.open_for_customer(customer)
+        assert handoff is not None
+    finally:
+        db.dispose()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(f"{live_server}/console")
+            expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            page.get_by_test_id("agent-key").fill(AGENT_KEY)
+            page.get_by_test_id("signin-submit").click()
+            item = page.locator(f'[data-testid="queue-item"][data-handoff="{handoff.id}"]')
+            expect(item.get_by_test_id("queue-delivery")).to_have_text("delivery failed")
+            item.click()
+            expect(page.get_by_test_id("case-delivery")).to_have_text("delivery failed")
+            message = page.locator(f'[data-testid="timeline-message"][data-ref="message:{sent.id}"]')
+            label = message.get_by_test_id("delivery-state")
+            expect(label).to_have_text("failed")
+            expect(label).to_have_attribute("title", error)
+            window = page.get_by_test_id("whatsapp-window")
+            expect(window).to_contain_text("Free-form reply: window open until ")
+            expect(window).to_have_attribute("data-applies", "text")
+            page.get_by_test_id("case").screenshot(path=str(REPORTS / "console-delivery-failed.png"))
+            assert problems == []
+        finally:
+            browser.close()
 
 
 LONG_QUESTION = (

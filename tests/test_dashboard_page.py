@@ -4,7 +4,7 @@ a QA key, picks the simulated days, and every chart and headline figure shows th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,11 @@ from playwright.sync_api import expect, sync_playwright
 from tests.live import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
 from threadline.api.app import create_app
 from threadline.cli.demo_traffic import run_traffic
+from threadline.core.delivery import DeliveryState, NewDelivery, SendReceipt
 from threadline.core.settings import Settings
+from threadline.core.types import Channel
+from threadline.memory.db import Database
+from threadline.memory.stores import Stores
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
@@ -61,6 +65,33 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else round(value * 1000) / 10
 
 
+def _seed_deliveries(settings: Settings) -> None:
+    """Three outbound provider messages inside the range, straight through the outbox: an SMS sent, an SMS the
+    provider refused, an email that died after its retries."""
+    db = Database.from_url(settings.sqlalchemy_url)
+    try:
+        stores = Stores.over(db)
+        customer = stores.customers.create(provisional=True).id
+        at = datetime.combine(START, time(12), tzinfo=UTC)
+        for index, (channel, provider) in enumerate([("sms", "twilio"), ("sms", "twilio"), ("email", "smtp")]):
+            new = NewDelivery(
+                idempotency_key=f"dashboard:{index}",
+                message_id=None,
+                customer_id=customer,
+                channel=Channel(channel),
+                provider=provider,
+                recipient="+15550100146" if channel == "sms" else "ada@example.com",
+                body="Your order shipped.",
+            )
+            stores.outbox.enqueue(new, now=at)
+        sent, refused, died = stores.outbox.claim("test", now=at, lease=timedelta(seconds=60))
+        stores.outbox.mark_sent(sent.id, "test", SendReceipt(provider_message_id="SM1"), now=at)
+        stores.outbox.mark_failed(refused.id, "test", "400: invalid number", state=DeliveryState.FAILED, now=at)
+        stores.outbox.mark_failed(died.id, "test", "connection refused", state=DeliveryState.DEAD, now=at)
+    finally:
+        db.dispose()
+
+
 @pytest.fixture
 def live_server(demo_db_url: str, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
     settings = _settings(demo_db_url, tmp_path)
@@ -75,8 +106,13 @@ def test_the_dashboard_draws_the_api_numbers_after_demo_traffic(live_server: tup
     base, settings = live_server
     driven = run_traffic(settings, customers=5, days=4, seed=5, start=START, url=base, key=ADMIN_KEY)
     assert driven.turns > 0 and driven.escalations > 0 and driven.purchases > 0
+    _seed_deliveries(settings)
     summary, metrics, attribution = _api(base, "summary"), _api(base, "metrics"), _api(base, "attribution")
-    journeys = _api(base, "journeys")
+    journeys, delivery = _api(base, "journeys"), _api(base, "delivery")
+    assert [(r["channel"], r["total"], r["failed"], r["dead"]) for r in delivery["by_channel"]] == [
+        ("email", 1, 0, 1),
+        ("sms", 2, 1, 0),
+    ]
     assert summary["headline"]["conversations"] > 0 and metrics["overall"]["handoffs"] == driven.escalations
 
     with sync_playwright() as pw:
@@ -166,6 +202,14 @@ def test_the_dashboard_draws_the_api_numbers_after_demo_traffic(live_server: tup
             expect(paths).to_have_count(len(journeys["top_paths_to_purchase"]))
             if journeys["top_paths_to_purchase"]:
                 expect(paths.first).to_contain_text(" → ".join(journeys["top_paths_to_purchase"][0]["path"]))
+            # Delivery failure rate by channel: the API's counts and rates, and all channels together.
+            for rate in delivery["by_channel"]:
+                row = page.locator(f'[data-testid="delivery-channel"][data-channel="{rate["channel"]}"]')
+                expect(row.locator('[data-cell="total"]')).to_have_text(str(rate["total"]))
+                expect(row.locator('[data-cell="failed"]')).to_have_text(str(rate["failed"]))
+                expect(row.locator('[data-cell="dead"]')).to_have_text(str(rate["dead"]))
+                expect(row.locator('[data-cell="rate"]')).to_have_text(f"{rate['rate'] * 100:.1f}%")
+            expect(page.get_by_test_id("delivery-all").locator('[data-cell="rate"]')).to_have_text("66.7%")
             page.screenshot(path=str(REPORTS / "dashboard.png"), full_page=True)
             assert not problems, problems
         finally:

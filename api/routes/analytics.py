@@ -1,5 +1,6 @@
 """`GET /v1/analytics/summary|metrics|journeys|attribution`: what the AI does across channels, computed from the
-append-only event log on every request (README "Analytics" defines each figure).
+append-only event log on every request (README "Analytics" defines each figure); `GET /v1/analytics/delivery`: how
+many outbound provider messages failed, per channel, from the outbox.
 
 Filters: `from` and `to` (local days in THREADLINE_BUSINESS_TIMEZONE, inclusive; default the last 30 days),
 `channel`, and `hours` (`business`, `after_hours` or `all`, by where a conversation starts). Keys: admin, qa (the
@@ -8,10 +9,11 @@ figures include agents' ratings and customers' journeys).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from threadline.analytics.report import (
@@ -50,16 +52,20 @@ ChannelQ = Annotated[Channel | None, Query(description="Only conversations on th
 HoursQ = Annotated[Hours, Query(description="business, after_hours or all (where a conversation starts).")]
 
 
-def _dataset(
-    services: Services, start: date | None, end: date | None, channel: Channel | None, hours: Hours
-) -> Dataset:
-    config = Config.from_settings(services.settings)
+def _filters(config: Config, start: date | None, end: date | None, channel: Channel | None, hours: Hours) -> Filters:
     filters = Filters.of(config, start, end, channel.value if channel else None, hours)
     if filters.end < filters.start:
         raise InvalidInputError("`from` is after `to`")
     if (filters.end - filters.start).days >= MAX_RANGE_DAYS:
         raise InvalidInputError(f"the date range is longer than {MAX_RANGE_DAYS} days")
-    return load(services.stores, config, filters)
+    return filters
+
+
+def _dataset(
+    services: Services, start: date | None, end: date | None, channel: Channel | None, hours: Hours
+) -> Dataset:
+    config = Config.from_settings(services.settings)
+    return load(services.stores, config, _filters(config, start, end, channel, hours))
 
 
 @router.get("/summary", response_model=dict[str, Any])
@@ -121,3 +127,55 @@ async def attribution(
     conversation) and linear (shared equally by every AI conversation in the window); `channel` and `hours` filter
     which conversations count as touches."""
     return await run_in_threadpool(lambda: attribution_report(_dataset(services, start, end, channel, hours)))
+
+
+class DeliveryRate(BaseModel):
+    """One channel's outbound provider messages in the range, and the share that failed or died."""
+
+    channel: str
+    total: int = Field(description="Deliveries created in the range (one per provider message: a long SMS is two).")
+    failed: int = Field(description="Refused by the provider for good, or reported undelivered.")
+    dead: int = Field(description="Failed transiently on every attempt (THREADLINE_OUTBOX_MAX_ATTEMPTS).")
+    rate: float | None = Field(description="(failed + dead) / total; null when nothing was sent.")
+
+
+class DeliveryReport(BaseModel):
+    """Delivery failure rate by channel, and over all channels."""
+
+    filters: dict[str, Any]
+    by_channel: list[DeliveryRate]
+    overall: DeliveryRate
+
+
+def _rate(channel: str, total: int, failed: int, dead: int) -> DeliveryRate:
+    rate = (failed + dead) / total if total else None
+    return DeliveryRate(channel=channel, total=total, failed=failed, dead=dead, rate=rate)
+
+
+def delivery_report(
+    services: Services, start: date | None, end: date | None, channel: Channel | None
+) -> DeliveryReport:
+    """The outbox's failure rates for local days `start`..`end` (deliveries by when they were created)."""
+    config = Config.from_settings(services.settings)
+    filters = _filters(config, start, end, channel, "all")
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=config.hours.zone).astimezone(UTC)
+
+    found = services.stores.outbox.failure_rates(midnight(filters.start), midnight(filters.end + timedelta(days=1)))
+    rows = [_rate(r.channel, r.total, r.failed, r.dead) for r in found if channel is None or r.channel == channel]
+    overall = _rate("all", sum(r.total for r in rows), sum(r.failed for r in rows), sum(r.dead for r in rows))
+    described = {k: v for k, v in filters.describe().items() if k != "hours"}
+    return DeliveryReport(filters=described, by_channel=rows, overall=overall)
+
+
+@router.get("/delivery", response_model=DeliveryReport)
+async def delivery(
+    services: ServicesDep, start: FromQ = None, end: ToQ = None, channel: ChannelQ = None
+) -> DeliveryReport:
+    """Delivery failure rate by channel: rate = (failed + dead) / deliveries created in the period (outbound
+    provider messages: agents' replies, queue-timeout notices, late replies; one per part). `failed`: the provider
+    refused it for good or reported it undelivered; `dead`: every attempt failed transiently. Deliveries still
+    queued or sending count in the total. Web chat sends nothing through a provider and never appears. `hours` does
+    not apply."""
+    return await run_in_threadpool(lambda: delivery_report(services, start, end, channel))

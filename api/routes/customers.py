@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.api.auth import roles_dependency
+from threadline.api.deliveries import overall_state
 from threadline.api.deps import ServicesDep
 from threadline.api.routes import MAX_ID
 from threadline.core.auth import Role
@@ -104,10 +105,18 @@ def get_timeline(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     before: datetime | None = None,
 ) -> list[TimelineEntry]:
-    """Every message and event across channels, oldest first (the `limit` most recent before `before`)."""
+    """Every message and event across channels, oldest first (the `limit` most recent before `before`); an outbound
+    message carries its delivery state (`delivery`) when it went through a provider."""
     entries = timeline(services.db, CustomerId(customer_id), limit=limit, before=before)
+    outbound = [int(e.ref.split(":")[1]) for e in entries if e.kind == "message" and e.direction == "outbound"]
+    delivery = {f"message:{m}": overall_state(d) for m, d in services.stores.outbox.for_messages(outbound).items()}
     # An export: card numbers, emails and phone numbers in what was said and recorded are redacted.
-    return [e.model_copy(update={"text": redact_value(e.text), "detail": redact_value(e.detail)}) for e in entries]
+    return [
+        e.model_copy(
+            update={"text": redact_value(e.text), "detail": redact_value(e.detail), "delivery": delivery.get(e.ref)}
+        )
+        for e in entries
+    ]
 
 
 @router.get("/{customer_id}/actions", response_model=list[ActionRecord])

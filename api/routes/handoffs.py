@@ -22,15 +22,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import roles_dependency
+from threadline.api.deliveries import (
+    DeliveryOut,
+    WhatsAppWindow,
+    current_channel,
+    delivery_out,
+    delivery_problems,
+    reply_delivery,
+    whatsapp_window,
+)
 from threadline.api.deps import ServicesDep
 from threadline.api.errors import ErrorOut
 from threadline.api.routes import MAX_ID
+from threadline.conversations.delivery import RECENT_MESSAGES
 from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
+from threadline.core.delivery import Purpose
 from threadline.core.errors import NotFoundError
 from threadline.core.handoff import HandoffPacket
 from threadline.core.order_actions import ActionRecord, OrderAction
-from threadline.core.types import Channel, Handoff, HandoffEvent, HandoffId, HandoffStatus
+from threadline.core.types import Channel, Direction, Handoff, HandoffEvent, HandoffId, HandoffStatus
+from threadline.product.senders import whatsapp_templates
+from threadline.product.services import Services
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -80,6 +93,11 @@ class HandoffOut(BaseModel):
     resolved_at: datetime | None
     packet_version: str
     packet: dict[str, Any] = Field(description="The handoff packet; see `GET /v1/handoffs/schema`.")
+    delivery_problems: int = Field(
+        0,
+        description="The customer's messages that failed or died in the outbox since the case opened (and the one "
+        "that raised it): a person must reach the customer another way.",
+    )
 
 
 class HandoffDetail(HandoffOut):
@@ -104,6 +122,25 @@ class ReplyOut(BaseModel):
     channel: Channel
     text: str = Field(description="The text as the channel carries it (an SMS is fitted to two segments).")
     created_at: datetime
+    deliveries: list[DeliveryOut] = Field(
+        default_factory=list, description="What was queued for the channel's provider (none for web chat)."
+    )
+    delivery: str = Field(
+        "",
+        description="What became of the reply, for the agent: 'Queued for Twilio (SMS)', 'Queued for WhatsApp as the "
+        "template support_followup: the customer's 24-hour window closed', 'Not sent: no SMS provider is "
+        "configured; …'.",
+    )
+
+
+class CaseDeliveries(BaseModel):
+    """The outbox rows of a case's customer, and the WhatsApp window when the reply goes on WhatsApp."""
+
+    deliveries: list[DeliveryOut] = Field(description="The customer's latest deliveries, oldest first.")
+    window: WhatsAppWindow | None = Field(
+        description="When the customer's current channel is WhatsApp: whether free text may still go, or which "
+        "template a reply becomes; null otherwise."
+    )
 
 
 class ReleaseIn(BaseModel):
@@ -125,7 +162,7 @@ class RateIn(BaseModel):
     wrong: list[str] = Field(default_factory=list, max_length=50)
 
 
-def _out(handoff: Handoff) -> HandoffOut:
+def _out(handoff: Handoff, problems: int = 0) -> HandoffOut:
     until = handoff.claimed_at or handoff.resolved_at or datetime.now(UTC)
     return HandoffOut(
         id=handoff.id,
@@ -143,7 +180,12 @@ def _out(handoff: Handoff) -> HandoffOut:
         resolved_at=handoff.resolved_at,
         packet_version=handoff.packet_version,
         packet=handoff.packet,
+        delivery_problems=problems,
     )
+
+
+def _with_problems(services: Services, handoff: Handoff) -> HandoffOut:
+    return _out(handoff, delivery_problems(services.db, [handoff]).get(handoff.id, 0))
 
 
 @schema_router.get("/schema", response_model=dict[str, Any])
@@ -156,8 +198,8 @@ EVENTS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "With `Accept: text/event-stream`: server-sent events, one per handoff event (`id` is the "
         "event id, `event` its kind: created, claimed, customer_message, agent_reply, released, resolved, rated, "
-        "timed_out; `data` the HandoffEvent), for `stream_s` seconds, after which the client reconnects with "
-        "`Last-Event-ID`. Otherwise (polling) the JSON list of events after `since`.",
+        "timed_out, order_action, delivery_failed; `data` the HandoffEvent), for `stream_s` seconds, after which the "
+        "client reconnects with `Last-Event-ID`. Otherwise (polling) the JSON list of events after `since`.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -211,13 +253,16 @@ def list_handoffs(
     channel: Annotated[Channel | None, Query(description="The packet's channel.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[HandoffOut]:
-    """Handed-off cases, oldest first. Cases queued past the queue timeout become `timed_out` first (and their
-    customers are told), so the list never shows a silent overdue case."""
+    """Handed-off cases: those with a delivery problem first (a message to the customer failed), then oldest first.
+    Cases queued past the queue timeout become `timed_out` first (and their customers are told), so the list never
+    shows a silent overdue case."""
     services.desk.time_out_overdue()
     found = services.stores.handoffs.list(
         status or None, limit, priority=priority, channel=channel.value if channel else None
     )
-    return [_out(h) for h in found]
+    problems = delivery_problems(services.db, found)
+    listed = [_out(h, problems.get(h.id, 0)) for h in found]
+    return sorted(listed, key=lambda h: h.delivery_problems == 0)
 
 
 @agent_router.get("/{handoff_id}", response_model=HandoffDetail, responses=NOT_FOUND)
@@ -227,27 +272,56 @@ def get_handoff(handoff_id: str, services: ServicesDep) -> HandoffDetail:
     if handoff is None:
         raise NotFoundError(f"handoff {handoff_id} not found")
     events = services.stores.handoffs.events(handoff.id)
-    return HandoffDetail(**_out(handoff).model_dump(), events=events)
+    return HandoffDetail(**_with_problems(services, handoff).model_dump(), events=events)
+
+
+@agent_router.get("/{handoff_id}/deliveries", response_model=CaseDeliveries, responses=NOT_FOUND)
+def case_deliveries(handoff_id: str, services: ServicesDep) -> CaseDeliveries:
+    """The customer's outbound provider messages (newest last) with their delivery state, attempts, last error and
+    history; and, when the customer's current channel is WhatsApp, its 24-hour window: free-form text while it is
+    open, the agent-reply template after it closes, nothing when no template is configured."""
+    handoff = services.stores.handoffs.get(HandoffId(handoff_id))
+    if handoff is None:
+        raise NotFoundError(f"handoff {handoff_id} not found")
+    deliveries = services.stores.outbox.for_customer(handoff.customer_id)
+    window = None
+    recent = services.stores.messages.for_customer(handoff.customer_id, limit=RECENT_MESSAGES)
+    if current_channel(handoff, recent) is Channel.WHATSAPP:
+        latest = next(
+            (m for m in reversed(recent) if m.direction is Direction.INBOUND and m.channel is Channel.WHATSAPP), None
+        )
+        template = whatsapp_templates(services.settings).get(Purpose.AGENT_REPLY)
+        window = whatsapp_window(
+            latest.created_at if latest else None,
+            str(template["name"]) if template else None,
+            now=datetime.now(UTC),
+        )
+    return CaseDeliveries(deliveries=[delivery_out(d) for d in deliveries], window=window)
 
 
 @agent_router.post("/{handoff_id}/claim", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})
 def claim(handoff_id: str, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Take a queued (or timed-out) case: the customer now talks to you. Claiming your own case again is a no-op;
     a case another agent holds is a 409."""
-    return _out(services.desk.claim(HandoffId(handoff_id), agent))
+    return _with_problems(services, services.desk.claim(HandoffId(handoff_id), agent))
 
 
 @agent_router.post("/{handoff_id}/reply", response_model=ReplyOut, responses={**NOT_FOUND, **CONFLICT})
 def reply(handoff_id: str, body: ReplyIn, services: ServicesDep, agent: AgentDep) -> ReplyOut:
     """Send the customer a message on the channel they wrote on last, rendered for it. Only the agent who
-    claimed the case may reply. The message is logged for delivery (the channel outbox)."""
+    claimed the case may reply. The message is logged and queued in the outbox for the channel's provider:
+    `deliveries` are the queued rows and `delivery` says in a sentence what becomes of the message."""
     logged = services.desk.agent_reply(HandoffId(handoff_id), agent, body.text)
+    queued = services.deliveries.queued_for(logged.id) if services.deliveries else []
+    provider = services.deliveries.provider_for(logged.channel) if services.deliveries else None
     return ReplyOut(
         message_id=logged.id,
         customer_id=logged.customer_id,
         channel=logged.channel,
         text=logged.text,
         created_at=logged.created_at,
+        deliveries=[delivery_out(d) for d in queued],
+        delivery=reply_delivery(logged.channel, provider, queued, now=datetime.now(UTC)),
     )
 
 
@@ -270,13 +344,13 @@ def order_action(
 @agent_router.post("/{handoff_id}/release", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})
 def release(handoff_id: str, body: ReleaseIn, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Give the case back to the AI; your note is in its context from its next turn."""
-    return _out(services.desk.release(HandoffId(handoff_id), agent, body.note))
+    return _with_problems(services, services.desk.release(HandoffId(handoff_id), agent, body.note))
 
 
 @agent_router.post("/{handoff_id}/resolve", response_model=HandoffOut, responses={**NOT_FOUND, **CONFLICT})
 def resolve(handoff_id: str, services: ServicesDep, agent: AgentDep) -> HandoffOut:
     """Close the case and the customer's current episode."""
-    return _out(services.desk.resolve(HandoffId(handoff_id), agent))
+    return _with_problems(services, services.desk.resolve(HandoffId(handoff_id), agent))
 
 
 @agent_router.post("/{handoff_id}/rate", response_model=HandoffOut, responses=NOT_FOUND)
@@ -284,7 +358,7 @@ def rate(handoff_id: str, body: RateIn, services: ServicesDep, agent: AgentDep) 
     """Rate the handoff packet (usefulness 1 to 5; which fields were missing or wrong), for escalation-quality
     analytics."""
     rated = services.desk.rate(HandoffId(handoff_id), agent, body.usefulness, body.missing, body.wrong)
-    return _out(rated)
+    return _with_problems(services, rated)
 
 
 router.include_router(schema_router)

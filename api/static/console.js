@@ -56,6 +56,8 @@
     context: $("composer-context"),
     replyText: $("reply-text"),
     send: $("send"),
+    window: $("composer-window"),
+    replyDelivery: $("reply-delivery"),
   };
   const KEY_STORAGE = "threadline-console-key";
   const AGENT_STORAGE = "threadline-console-agent";
@@ -68,6 +70,8 @@
     released: "Back with the AI",
     resolved: "Resolved",
   };
+  // A message's parts add up to the worst of their states (one failed part: the message failed).
+  const DELIVERY_SEVERITY = ["dead", "failed", "queued", "sending", "sent", "delivered", "read"];
 
   const state = {
     key: sessionStorage.getItem(KEY_STORAGE) || "",
@@ -78,6 +82,9 @@
     profile: null,
     entries: [], // the open customer's timeline
     agentMessages: new Set(), // message ids sent by agents (from agent_reply events)
+    deliveries: new Map(), // "message:<id>" -> { state, error }: the open customer's outbound messages' delivery
+    deliveriesSeen: "", // what the delivery labels were last drawn from
+    window: null, // the open case's WhatsApp window (null when the reply does not go on WhatsApp)
     unread: new Set(), // handoff ids with activity not looked at yet
     latest: null, // the handoff id with the newest activity
     flash: new Set(), // handoff ids whose activity arrived in the last poll: their rows flash once
@@ -113,6 +120,11 @@
 
   function clock(iso) {
     return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function until(iso) {
+    const today = new Date().toDateString() === new Date(iso).toDateString();
+    return (today ? "" : "tomorrow ") + clock(iso); // a WhatsApp window closes within 24 hours
   }
 
   function duration(seconds) {
@@ -242,8 +254,9 @@
 
   function setQueue(queue) {
     state.queue = queue.slice().sort((a, b) => {
+      const problems = Number(b.delivery_problems > 0) - Number(a.delivery_problems > 0);
       const rank = (PRIORITY_RANK[a.priority] ?? 9) - (PRIORITY_RANK[b.priority] ?? 9);
-      return rank || new Date(a.created_at) - new Date(b.created_at);
+      return problems || rank || new Date(a.created_at) - new Date(b.created_at);
     });
     state.fetchedAt = Date.now();
     renderQueue();
@@ -263,6 +276,13 @@
     const left = (new Date(handoff.sla_due_at) - Date.now()) / 1000;
     if (left < 0) return { text: "SLA overdue " + duration(-left), late: true };
     return { text: "SLA in " + duration(left), late: left < 600 };
+  }
+
+  function deliveryBadge(handoff, testid) {
+    const n = handoff.delivery_problems || 0;
+    if (!n) return null;
+    return el("span", { class: "badge badge--delivery", "data-testid": testid, text: "delivery failed",
+      title: n + (n === 1 ? " message" : " messages") + " to the customer failed: reach them another way" });
   }
 
   function renderQueue() {
@@ -289,6 +309,7 @@
             { class: "queue-row" },
             el("span", { class: "badge badge--" + handoff.priority, "data-testid": "queue-priority", text: handoff.priority }),
             el("span", { class: "queue-name", "data-testid": "queue-customer", text: customerName(packet) }),
+            deliveryBadge(handoff, "queue-delivery"),
             el("span", { class: "chan chan--" + (handoff.channel || "none"), title: channelLabel(handoff.channel) },
               icon(handoff.channel || "web")),
           ),
@@ -354,8 +375,12 @@
       els.ratePanel.hidden = true;
       els.orderPanel.hidden = true;
       els.replyText.value = "";
+      els.replyDelivery.textContent = "";
       state.entries = [];
       state.profile = null;
+      state.deliveries = new Map();
+      state.deliveriesSeen = "";
+      state.window = null;
     }
     try {
       const detail = await api("GET", "/handoffs/" + encodeURIComponent(handoffId));
@@ -367,7 +392,7 @@
       els.caseBody.dataset.handoff = detail.id;
       renderCase();
       renderQueue();
-      await Promise.all([loadTimeline(), loadProfile()]);
+      await Promise.all([loadTimeline(), loadProfile(), loadDeliveries()]);
     } catch (error) {
       showError(error.message);
     }
@@ -401,6 +426,32 @@
     if (changed) renderTimeline();
   }
 
+  async function loadDeliveries() {
+    if (!state.selected) return;
+    const id = state.selected.id;
+    const found = await api("GET", "/handoffs/" + encodeURIComponent(id) + "/deliveries");
+    if (!state.selected || state.selected.id !== id) return;
+    const byMessage = new Map();
+    for (const d of found.deliveries) {
+      if (d.message_id === null) continue;
+      const ref = "message:" + d.message_id;
+      const shown = d.state === "delivered" && d.read_at ? "read" : d.state;
+      const known = byMessage.get(ref);
+      if (!known || DELIVERY_SEVERITY.indexOf(shown) < DELIVERY_SEVERITY.indexOf(known.state)) {
+        byMessage.set(ref, { state: shown, error: d.last_error });
+      }
+    }
+    state.window = found.window;
+    const seen = JSON.stringify([...byMessage]);
+    if (seen !== state.deliveriesSeen) {
+      state.deliveries = byMessage;
+      state.deliveriesSeen = seen;
+      renderTimeline();
+    } else {
+      renderComposer();
+    }
+  }
+
   function mine() {
     const c = state.selected;
     return !!c && c.status === "claimed" && !!c.assigned_agent && c.assigned_agent === state.agent;
@@ -411,6 +462,20 @@
     renderStatus();
     renderPacket();
     renderComposer();
+  }
+
+  function renderWindow() {
+    const w = state.window;
+    els.window.hidden = !w;
+    if (!w) return;
+    els.window.dataset.applies = w.open ? "text" : w.template ? "template" : "none";
+    els.window.replaceChildren(icon(w.open ? "clock" : "alert"), el("span", {
+      text: w.open
+        ? "Free-form reply: window open until " + until(w.closes_at)
+        : w.template
+          ? "Outside the 24-hour window: your reply goes as the template " + w.template
+          : "Outside the window and no template configured: the reply cannot be sent",
+    }));
   }
 
   function renderHead() {
@@ -450,6 +515,7 @@
     const pills = [
       el("span", { class: "badge badge--" + c.priority, text: c.priority }),
       el("span", { class: "status status--" + c.status, "data-testid": "case-status", text: owner }),
+      deliveryBadge(c, "case-delivery"),
       el("span", { class: "pill", title: "Waited for an agent" }, icon("clock"), el("span", { text: duration(waiting) })),
       c.status === "queued" || c.status === "timed_out" || c.status === "claimed"
         ? el("span", { class: "pill" + (sla.late ? " is-late" : ""), text: sla.text })
@@ -605,6 +671,20 @@
     els.context.replaceChildren(icon(channel), el("span", {
       text: ok ? "Replying on " + channelLabel(channel) + " — the customer's current channel" : "Read only until you claim the case",
     }));
+    renderWindow();
+  }
+
+  function deliveryLabel(entry) {
+    const known = state.deliveries.get(entry.ref) || (entry.delivery ? { state: entry.delivery, error: null } : null);
+    if (!known) return null;
+    const failed = known.state === "failed" || known.state === "dead";
+    return el("span", {
+      class: "delivery delivery--" + known.state,
+      "data-testid": "delivery-state",
+      "data-state": known.state,
+      title: failed ? (known.error || "The provider did not deliver it") : "Delivery: " + known.state,
+      text: known.state,
+    });
   }
 
   function entryView(entry) {
@@ -619,7 +699,8 @@
           "data-role": role, "data-channel": entry.channel, "data-ref": entry.ref },
         el("div", { class: "entry-meta" }, icon(entry.channel || "web"),
           el("span", { class: "channel-name", text: channelLabel(entry.channel) }),
-          el("span", { text: "· " + who + " · " + clock(entry.at) })),
+          el("span", { text: "· " + who + " · " + clock(entry.at) }),
+          inbound ? null : deliveryLabel(entry)),
         el("div", { class: "bubble text", text: entry.text || "" }),
       );
     }
@@ -836,6 +917,7 @@
       const sent = await api("POST", path(id, "reply"), { text });
       state.agentMessages.add("message:" + sent.message_id);
       els.replyText.value = "";
+      els.replyDelivery.textContent = sent.delivery;
     });
   });
   els.replyText.addEventListener("keydown", (event) => {
@@ -887,7 +969,8 @@
       state.ticks += 1;
       if (state.selected && !state.busy) {
         if (touchedOpen) await openCase(state.selected.id);
-        else if (state.ticks % 3 === 0) await loadTimeline(); // the AI's turns after a release log no handoff events
+        // The AI's turns after a release log no handoff events, and neither do providers' delivery reports.
+        else if (state.ticks % 3 === 0) await Promise.all([loadTimeline(), loadDeliveries()]);
       }
       setLive("live", "Live · updated " + new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
     } catch (error) {

@@ -154,6 +154,22 @@
     $("actions-refused").textContent = `${actions.refused} refused by the store policy.`;
   }
 
+  function deliveryRow(rate, name, testid) {
+    return el("tr", { "data-channel": rate.channel, "data-testid": testid },
+      el("th", { scope: "row", text: name }),
+      el("td", { "data-cell": "total", text: String(rate.total) }),
+      el("td", { "data-cell": "failed", text: String(rate.failed) }),
+      el("td", { "data-cell": "dead", text: String(rate.dead) }),
+      el("td", { "data-cell": "rate", text: percent(rate.rate) }));
+  }
+
+  function renderDelivery(report) {
+    const rows = report.by_channel.map((r) => deliveryRow(r, channelName(r.channel), "delivery-channel"));
+    $("delivery-body").replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { colspan: "5", class: "muted", text: "Nothing was sent through a provider in this range." }))]));
+    $("delivery-overall").replaceChildren(...(rows.length > 1 ? [deliveryRow(report.overall, "All channels", "delivery-all")] : []));
+  }
+
   const OUTCOMES = [["confirmed", "Resolved, confirmed by the customer"], ["assumed", "Resolved, assumed (did not come back)"],
     ["reopened", "Came back within the reopen window"], ["no_useful_answer", "No useful answer"],
     ["handed_off", "Handed to a person"]];
@@ -186,8 +202,9 @@
     document.body.dataset.loaded = "false";
     try {
       const params = filters();
-      const [summary, metrics, journeys, attribution] = await Promise.all([
+      const [summary, metrics, journeys, attribution, delivery] = await Promise.all([
         api("/summary", params), api("/metrics", params), api("/journeys", params), api("/attribution", params),
+        api("/delivery", params),
       ]);
       $("f-from").value = summary.filters.from;
       $("f-to").value = summary.filters.to;
@@ -198,6 +215,7 @@
       renderHours(metrics);
       renderAttribution(attribution);
       renderActions(summary.order_actions);
+      renderDelivery(delivery);
       renderOutcomes(summary.outcomes);
       renderGaps(summary.top_gap_queries);
       renderPaths($("paths-purchase"), journeys.top_paths_to_purchase);
