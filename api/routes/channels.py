@@ -147,8 +147,14 @@ async def twilio_voice(request: Request, services: ServicesDep, turn: int = 0) -
     return Response(twilio.voice_twiml(outcome.reply or "", action), media_type=XML)
 
 
-@router.post("/v1/channels/twilio/status", status_code=204, response_class=Response)
-async def twilio_status(request: Request, services: ServicesDep) -> Response:
+class StatusOut(BaseModel):
+    """Whether a status report named a message the outbox sent."""
+
+    applied: bool = Field(description="False for a message this server did not send (the report is ignored).")
+
+
+@router.post("/v1/channels/twilio/status", response_model=StatusOut)
+async def twilio_status(request: Request, services: ServicesDep) -> StatusOut:
     """Twilio's StatusCallback for a message the outbox sent (sent, delivered, read, undelivered, failed): the
     delivery's state moves forward only, whatever order the reports arrive in; an undelivered message raises the
     case for a person."""
@@ -157,8 +163,7 @@ async def twilio_status(request: Request, services: ServicesDep) -> Response:
     twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
     status = twilio_sender.parse_status(params)
     report = ("twilio", status.message_sid, status.state, status.read, status.detail, None)
-    await run_in_threadpool(_status, services, *report)
-    return Response(status_code=204)
+    return StatusOut(applied=await run_in_threadpool(_status, services, *report))
 
 
 def _status(

@@ -9,14 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.auth import roles_dependency
 from threadline.api.deps import ServicesDep
-from threadline.api.routes import plausible_time
+from threadline.api.routes import MAX_ID, plausible_time
 from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.errors import (
@@ -225,7 +225,7 @@ class MessageStatusOut(BaseModel):
 @router.get(
     "/messages/{message_id}", response_model=MessageStatusOut, responses={404: {"description": "No such message."}}
 )
-def get_message(message_id: int, services: ServicesDep) -> MessageStatusOut:
+def get_message(message_id: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> MessageStatusOut:
     """A customer message's state and its reply: how an asynchronous request reads its answer."""
     logged = services.stores.messages.get(message_id)
     if logged is None or logged.direction.value != "inbound":
