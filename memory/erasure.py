@@ -46,6 +46,7 @@ from threadline.memory.schema import (
     MessageRow,
     OrderActionRow,
     OrderRow,
+    OutboxRow,
     TurnLeaseRow,
     utcnow,
 )
@@ -153,6 +154,7 @@ def _delete_rows(conn: Connection, ids: list[str], handles: list[str]) -> dict[s
         conn.execute(delete(HandoffEventRow).where(HandoffEventRow.handoff_id.in_(handoffs)))
     )
     removed["handoffs"] = _count(conn.execute(delete(HandoffRow).where(HandoffRow.customer_id.in_(ids))))
+    removed["outbox"] = _count(conn.execute(delete(OutboxRow).where(OutboxRow.customer_id.in_(ids))))
     mine = select(MessageRow.id).where(MessageRow.customer_id.in_(ids))
     conn.execute(update(MessageRow).where(MessageRow.reply_to_id.in_(mine)).values(reply_to_id=None))
     removed["messages"] = _count(conn.execute(delete(MessageRow).where(MessageRow.customer_id.in_(ids))))

@@ -29,6 +29,7 @@ from threadline.memory.schema import (
     MemoryItemRow,
     MessageRow,
     OrderRow,
+    OutboxRow,
     utcnow,
 )
 
@@ -39,6 +40,7 @@ _OWNED: dict[str, Any] = {
     "handoffs": HandoffRow,
     "orders": OrderRow,
     "analytics_events": AnalyticsEventRow,
+    "outbox": OutboxRow,
 }
 
 

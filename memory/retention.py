@@ -16,13 +16,15 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, inspect, select, text, update
 
+from threadline.core.delivery import DeliveryState
 from threadline.core.settings import Settings
 from threadline.memory.checkpoint_trim import ORPHANED_BLOB, WRITES_TABLE
 from threadline.memory.db import Database
-from threadline.memory.schema import MessageRow, utcnow
+from threadline.memory.schema import MessageRow, OutboxRow, utcnow
 
 log = logging.getLogger("threadline.retention")
 
@@ -131,6 +133,12 @@ def prune_checkpoints(db: Database, policy: RetentionPolicy, report: RetentionRe
             _orphan_blobs(conn, report)
 
 
+def _sent_before(cutoff: datetime) -> tuple[Any, ...]:
+    """Outbox rows queued before `cutoff` and no longer waiting to be sent."""
+    waiting = [DeliveryState.QUEUED.value, DeliveryState.SENDING.value]
+    return OutboxRow.created_at < cutoff, OutboxRow.state.not_in(waiting)
+
+
 def prune_messages(db: Database, policy: RetentionPolicy, report: RetentionReport, now: datetime) -> None:
     """Delete messages older than `messages_days` (replies to them lose only the link)."""
     if not policy.messages_days:
@@ -140,10 +148,15 @@ def prune_messages(db: Database, policy: RetentionPolicy, report: RetentionRepor
     with db.session() as s:
         if report.dry_run:
             report.removed["messages"] += int(s.scalar(select(func.count()).select_from(old.subquery())) or 0)
+            report.removed["outbox"] += int(s.scalar(select(func.count()).where(*_sent_before(cutoff))) or 0)
             return
         s.execute(update(MessageRow).where(MessageRow.reply_to_id.in_(old)).values(reply_to_id=None))
         gone = s.execute(delete(MessageRow).where(MessageRow.created_at < cutoff))
         report.removed["messages"] += int(gone.rowcount or 0)  # type: ignore[attr-defined]
+        # The outbox holds the same words and the customer's address: what was sent that long ago goes too (rows
+        # still waiting to be sent stay, whatever their age).
+        sent = s.execute(delete(OutboxRow).where(*_sent_before(cutoff)))
+        report.removed["outbox"] += int(sent.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def run_retention(

@@ -26,6 +26,9 @@ from threadline.core.delivery import (
 )
 from threadline.core.types import Channel, Direction, HandoffEventKind
 from threadline.memory.db import Database
+from threadline.memory.erasure import CustomerErasure
+from threadline.memory.merges import CustomerMerges
+from threadline.memory.retention import RetentionPolicy, run_retention
 from threadline.memory.stores import Stores
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -297,3 +300,28 @@ def test_a_follow_up_to_a_caller_is_a_text_from_our_texting_number(stores: Store
     reply = _log(stores, customer, Channel.VOICE, Direction.OUTBOUND, "It ships tomorrow; tracking follows by text.")
     [queued] = Deliveries(stores.outbox, stores.messages, providers={"twilio": object()}).queue(reply)
     assert queued.provider == "twilio" and queued.recipient == "+15555550123" and queued.payload == {}
+
+
+def test_erasure_retention_and_merges_take_the_outbox_with_the_customer(stores: Stores, db: Database) -> None:
+    """The outbox holds the customer's address and words: erasing them removes it, retention prunes what was sent
+    long ago (never what still waits), and a merge moves it with the rest."""
+    erased, merged, kept = _customer(stores), _customer(stores), _customer(stores)
+    stores.outbox.enqueue(_new(erased, key="msg:1:0"), now=T0)
+    stores.outbox.enqueue(_new(merged, key="msg:2:0"), now=T0)
+    old = T0 - timedelta(days=400)
+    stores.outbox.enqueue(_new(kept, key="msg:3:0"), now=old)
+    stores.outbox.enqueue(_new(kept, key="msg:4:0"), now=old)
+    [claimed] = stores.outbox.claim("w", now=T0, lease=timedelta(seconds=60), limit=1)  # the oldest: msg:3
+    stores.outbox.mark_sent(claimed.id, "w", SendReceipt(provider_message_id="SMold"), now=T0)
+
+    report = CustomerErasure(db, None).erase(erased, actor="test")
+    assert report.removed["outbox"] == 1 and stores.outbox.for_customer(erased) == []  # type: ignore[arg-type]
+
+    record = CustomerMerges(db).merge(merged, kept, actor="test", reason="same person")  # type: ignore[arg-type]
+    assert [d.idempotency_key for d in stores.outbox.for_customer(kept)] == ["msg:2:0", "msg:3:0", "msg:4:0"]  # type: ignore[arg-type]
+    CustomerMerges(db).unmerge(record.event_id, actor="test")
+    assert [d.idempotency_key for d in stores.outbox.for_customer(merged)] == ["msg:2:0"]  # type: ignore[arg-type]
+
+    pruned = run_retention(db, RetentionPolicy(messages_days=30), now=T0)
+    assert pruned.removed["outbox"] == 1  # the old sent one; the old one still queued stays
+    assert [d.idempotency_key for d in stores.outbox.for_customer(kept)] == ["msg:4:0"]  # type: ignore[arg-type]
