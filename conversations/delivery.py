@@ -132,16 +132,16 @@ class Deliveries:
     ) -> Delivery | None:
         """A provider's status report; a delivery it turns `failed` raises the case for a person. None for a message
         this outbox did not send (another system's, or a report that outran our own record of the send)."""
-        before = None
-        if reported is DeliveryState.FAILED:
-            before = self._outbox.for_provider_id(provider, provider_message_id)
-        updated = self._outbox.apply_status(provider, provider_message_id, reported, at=at, detail=detail, read=read)
-        if updated is None:
+        applied = self._outbox.apply_status(provider, provider_message_id, reported, at=at, detail=detail, read=read)
+        if applied is None:
             log.info("a %s status report for an unknown message %s was ignored", provider, provider_message_id)
             return None
-        newly_failed = before is not None and before.state is not DeliveryState.FAILED
-        if newly_failed and updated.state is DeliveryState.FAILED and self._on_problem is not None:
-            self._on_problem(updated)
+        before, updated = applied
+        if before is not DeliveryState.FAILED and updated.state is DeliveryState.FAILED and self._on_problem:
+            try:
+                self._on_problem(updated)
+            except Exception:  # the state is recorded and the console shows it; the provider need not retry
+                log.exception("delivery %s: raising the case failed", updated.id)
         return updated
 
     def queued_for(self, message_id: int) -> list[Delivery]:

@@ -397,16 +397,13 @@ class Outbox(Protocol):
         at: datetime,
         detail: str | None = None,
         read: bool = False,
-    ) -> Delivery | None:
+    ) -> tuple[DeliveryState, Delivery] | None:
         """A provider's status report (unordered): the state moves only forward (`core.delivery.advances`); the
-        report is kept in the history either way. None for an id this outbox never sent."""
+        report is kept in the history either way. The state before the report and the delivery after it, read and
+        written in one locked transaction; None for an id this outbox never sent."""
         ...
 
     def get(self, delivery_id: int) -> Delivery | None: ...
-
-    def for_provider_id(self, provider: str, provider_message_id: str) -> Delivery | None:
-        """The delivery the provider knows by this id."""
-        ...
 
     def for_messages(self, message_ids: Collection[int]) -> dict[int, builtins.list[Delivery]]:
         """The deliveries carrying each logged message, by message id, parts in order."""

@@ -99,8 +99,12 @@ def test_a_sent_message_then_its_status_reports_out_of_order(stores: Stores) -> 
     delivered = stores.outbox.apply_status("twilio", pid, DeliveryState.DELIVERED, at=T0 + timedelta(seconds=3))
     late_sent = stores.outbox.apply_status("twilio", pid, DeliveryState.SENT, at=T0 + timedelta(seconds=1))
     late_failed = stores.outbox.apply_status("twilio", pid, DeliveryState.FAILED, at=T0 + timedelta(seconds=2))
-    read = stores.outbox.apply_status("twilio", pid, DeliveryState.DELIVERED, at=T0 + timedelta(seconds=9), read=True)
-    assert delivered and late_sent and late_failed and read
+    reading = stores.outbox.apply_status(
+        "twilio", pid, DeliveryState.DELIVERED, at=T0 + timedelta(seconds=9), read=True
+    )
+    assert delivered and late_sent and late_failed and reading
+    assert [delivered[0], late_sent[0], late_failed[0]] == [DeliveryState.SENT] + [DeliveryState.DELIVERED] * 2
+    read = reading[1]
     assert read.state is DeliveryState.DELIVERED  # a late `sent` or `failed` never moves it back
     assert read.delivered_at == T0 + timedelta(seconds=3) and read.read_at == T0 + timedelta(seconds=9)
     assert [h["state"] for h in read.history] == ["queued", "sent", "delivered", "sent", "failed", "read"]
@@ -325,3 +329,33 @@ def test_erasure_retention_and_merges_take_the_outbox_with_the_customer(stores: 
     pruned = run_retention(db, RetentionPolicy(messages_days=30), now=T0)
     assert pruned.removed["outbox"] == 1  # the old sent one; the old one still queued stays
     assert [d.idempotency_key for d in stores.outbox.for_customer(kept)] == ["msg:4:0"]  # type: ignore[arg-type]
+
+
+def test_concurrent_status_reports_each_land_and_never_move_the_state_back(db_url: str) -> None:
+    """Reports of one message from many threads at once (each its own connection): every one is in the history,
+    and a `failed` racing a `delivered` never leaves the message `failed`."""
+    database = Database.from_url(db_url, pool_size=20)
+    try:
+        stores = Stores.over(database)
+        customer = _customer(stores)
+        stores.outbox.enqueue(_new(customer), now=T0)
+        Dispatcher(stores.outbox, {"twilio": ScriptedSender()}, clock=Clock()).drain()
+        [sent] = stores.outbox.for_customer(customer)  # type: ignore[arg-type]
+        reports = [DeliveryState.DELIVERED, DeliveryState.FAILED] * 8
+        start = threading.Barrier(len(reports))
+
+        def report(state: DeliveryState) -> None:
+            start.wait()
+            stores.outbox.apply_status("twilio", sent.provider_message_id or "", state, at=T0)
+
+        threads = [threading.Thread(target=report, args=(state,)) for state in reports]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        final = stores.outbox.get(sent.id)
+        assert final is not None and len(final.history) == 2 + len(reports)  # queued, sent, then every report
+        # A `failed` may be followed by `delivered`, never the reverse: whatever the order, the customer has it.
+        assert final.state is DeliveryState.DELIVERED and final.delivered_at == T0
+    finally:
+        database.dispose()

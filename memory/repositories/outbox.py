@@ -4,6 +4,10 @@ A claim is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETUR
 several workers skip each other's rows instead of waiting on them; on SQLite the statement runs under the database's
 single write lock, so two dispatchers can never take the same row either. Every later write is fenced by the claim
 (`claimed_by` and state `sending`), so a dispatcher whose claim lapsed and was taken over writes nothing.
+
+A write that reads the row first (to extend its history) locks it before reading: `FOR UPDATE` on Postgres; on SQLite,
+whose transactions begin at their first write, a no-op update of the row first, so the read happens under the
+database's write lock and two status reports (or a dispatcher and a report) never read the same state.
 """
 
 from __future__ import annotations
@@ -64,6 +68,12 @@ _HELD = (
     )
     .with_for_update()
 )
+_TOUCH = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row")).values(id=_OUTBOX.c.id)
+_TOUCH_BY_PROVIDER_ID = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.provider == bindparam("sender"), _OUTBOX.c.provider_message_id == bindparam("pid"))
+    .values(id=_OUTBOX.c.id)
+)
 _BY_PROVIDER_ID = (
     select(_OUTBOX)
     .where(_OUTBOX.c.provider == bindparam("provider"), _OUTBOX.c.provider_message_id == bindparam("pid"))
@@ -123,15 +133,19 @@ class SqlOutbox:
 
     def _finish(self, delivery_id: int, worker: str, values: dict[str, Any], entry: dict[str, Any]) -> Delivery | None:
         with self._db.transaction() as conn:
+            if self._db.backend == "sqlite":
+                conn.execute(_TOUCH, {"row": delivery_id})  # the write lock first: see the module's docstring
             held = conn.execute(_HELD, {"id": delivery_id, "worker": worker}).first()
             if held is None:  # the claim lapsed and another dispatcher took it over: its outcome stands
                 return None
-            return self._update(conn, delivery_id, {**values, "history": _appended(held.history, entry)})
+            fence = (_OUTBOX.c.claimed_by == worker, _OUTBOX.c.state == DeliveryState.SENDING.value)
+            return self._update(conn, delivery_id, {**values, "history": _appended(held.history, entry)}, *fence)
 
     @staticmethod
-    def _update(conn: Connection, delivery_id: int, values: dict[str, Any]) -> Delivery:
-        statement = update(_OUTBOX).where(_OUTBOX.c.id == delivery_id).values(**values).returning(*_OUTBOX.c)
-        return Delivery.model_validate(conn.execute(statement).one())
+    def _update(conn: Connection, delivery_id: int, values: dict[str, Any], *fence: Any) -> Delivery | None:
+        statement = update(_OUTBOX).where(_OUTBOX.c.id == delivery_id, *fence).values(**values).returning(*_OUTBOX.c)
+        row = conn.execute(statement).first()
+        return Delivery.model_validate(row) if row is not None else None
 
     def mark_sent(self, delivery_id: int, worker: str, receipt: SendReceipt, *, now: datetime) -> Delivery | None:
         state = DeliveryState.DELIVERED if receipt.delivered else DeliveryState.SENT
@@ -174,8 +188,10 @@ class SqlOutbox:
         at: datetime,
         detail: str | None = None,
         read: bool = False,
-    ) -> Delivery | None:
+    ) -> tuple[DeliveryState, Delivery] | None:
         with self._db.transaction() as conn:
+            if self._db.backend == "sqlite":
+                conn.execute(_TOUCH_BY_PROVIDER_ID, {"sender": provider, "pid": provider_message_id})
             row = conn.execute(_BY_PROVIDER_ID, {"provider": provider, "pid": provider_message_id}).first()
             if row is None:
                 return None
@@ -190,14 +206,8 @@ class SqlOutbox:
                 values["delivered_at"] = at
             if read and row.read_at is None:
                 values["read_at"] = at
-            return self._update(conn, row.id, values)
-
-    def for_provider_id(self, provider: str, provider_message_id: str) -> Delivery | None:
-        query = select(_OUTBOX).where(
-            _OUTBOX.c.provider == provider, _OUTBOX.c.provider_message_id == provider_message_id
-        )
-        row = self._db.first(query.order_by(_OUTBOX.c.id).limit(1))
-        return Delivery.model_validate(row) if row else None
+            updated = self._update(conn, row.id, values)
+            return (current, updated) if updated is not None else None
 
     def get(self, delivery_id: int) -> Delivery | None:
         row = self._db.first(select(_OUTBOX).where(_OUTBOX.c.id == delivery_id))
