@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,27 +74,58 @@ async def _turn(services: Services, message: InboundMessage) -> TurnOutcome:
     return await run_in_threadpool(services.turns.handle, services.admit(message))
 
 
-async def _turn_within_budget(services: Services, message: InboundMessage) -> TurnOutcome | None:
-    """The turn's outcome when it ends within the webhook's reply budget; else None, and the reply is queued in
-    the outbox once the turn ends (a turn that dies is answered by the pending sweep, through the outbox too)."""
+class _Handover:
+    """Who delivers a turn's reply: the webhook's response, or (once the response went without it) the outbox. The
+    turn's thread queues a late reply itself, right after the turn, so no reply depends on the event loop or the
+    response once the turn has logged it; a lock settles a turn that ends as its webhook gives up."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._lock = threading.Lock()
+        self._outcome: TurnOutcome | None = None
+        self._gave_up = False
+
+    def run(self, message: InboundMessage) -> TurnOutcome:
+        """The turn, on a worker thread; its reply queued when the webhook has answered without it."""
+        outcome = self._services.turns.handle(message)
+        with self._lock:
+            self._outcome = outcome
+            late = self._gave_up
+        if late:
+            _queue_reply(self._services, outcome)
+        return outcome
+
+    def give_up(self) -> TurnOutcome | None:
+        """The webhook answers now: the outcome if the turn just ended, else None and the turn queues its reply."""
+        with self._lock:
+            self._gave_up = self._outcome is None
+            return self._outcome
+
+
+async def _turn_within_budget(services: Services, message: InboundMessage, deadline: float) -> TurnOutcome | None:
+    """The turn's outcome when it ends before `deadline` (the post's reply budget, on the loop's clock); else None,
+    and the turn queues its reply in the outbox when it ends (one that dies is answered by the pending sweep, whose
+    reply goes through the outbox too). A channel with no sender waits for the turn: the response is its only way."""
     admitted = services.admit(message)
     if services.deliveries is None or services.deliveries.provider_for(message.channel) is None:
-        return await run_in_threadpool(services.turns.handle, admitted)  # no sender: the response is the only way
-    task = asyncio.ensure_future(run_in_threadpool(services.turns.handle, admitted))
-    done, _ = await asyncio.wait({task}, timeout=services.settings.webhook_reply_budget_ms / 1000)
+        return await run_in_threadpool(services.turns.handle, admitted)
+    handover = _Handover(services)
+    task = asyncio.ensure_future(run_in_threadpool(handover.run, admitted))
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
     if task in done:
         return task.result()
-    task.add_done_callback(lambda finished: _deliver_late(services, finished))
-    return None
+    task.add_done_callback(_log_failure)
+    return handover.give_up()
 
 
-def _deliver_late(services: Services, finished: asyncio.Future[TurnOutcome]) -> None:
-    """A turn that outlasted its webhook ended: its reply goes out through the outbox (off the event loop)."""
-    if finished.cancelled() or finished.exception() is not None:
+def _deadline(services: Services) -> float:
+    """When a webhook post must be answered, on the event loop's clock: one budget for all of a post's messages."""
+    return asyncio.get_running_loop().time() + services.settings.webhook_reply_budget_ms / 1000
+
+
+def _log_failure(finished: asyncio.Future[TurnOutcome]) -> None:
+    if not finished.cancelled() and finished.exception() is not None:
         log.warning("a webhook's turn failed after its response: the pending sweep answers the message")
-        return
-    outcome = finished.result()
-    asyncio.get_running_loop().run_in_executor(None, _queue_reply, services, outcome)
 
 
 def _queue_reply(services: Services, outcome: TurnOutcome) -> bool:
@@ -110,22 +142,19 @@ async def _queued(services: Services, outcome: TurnOutcome) -> bool:
     return queued
 
 
-def _already_sent(services: Services, outcome: TurnOutcome) -> bool:
-    """A redelivered webhook whose reply went out through the outbox: answering it again would send it twice."""
-    if not outcome.duplicate or outcome.reply_id is None or services.deliveries is None:
-        return False
-    return bool(services.deliveries.queued_for(outcome.reply_id))
-
-
 @router.post("/v1/channels/twilio/sms", response_class=Response, responses={200: {"content": {XML: {}}}})
 async def twilio_sms(request: Request, services: ServicesDep) -> Response:
     """Twilio's incoming-message webhook: answered with TwiML `<Message>`s (each within two segments)."""
     params = await _form(request)
     token = _secret(services.settings.twilio_auth_token, "THREADLINE_TWILIO_AUTH_TOKEN")
     twilio.verify_twilio(token, _public_url(request, services), params, request.headers.get(twilio.SIGNATURE_HEADER))
-    outcome = await _turn_within_budget(services, twilio.parse_sms(params).to_inbound())
-    if outcome is None or not outcome.reply or _already_sent(services, outcome):
+    outcome = await _turn_within_budget(services, twilio.parse_sms(params).to_inbound(), _deadline(services))
+    if outcome is None or not outcome.reply:
         return Response(twilio.sms_twiml([]), media_type=XML)  # the reply, if any, goes through the outbox
+    if outcome.duplicate and await _queued(services, outcome):
+        # A redelivery: its reply may have gone out through the outbox already (the first delivery's webhook gave
+        # up on its turn); queueing it again is a no-op then, and the response must not carry it a second time.
+        return Response(twilio.sms_twiml([]), media_type=XML)
     return Response(twilio.sms_twiml(twilio.split_sms(outcome.reply)), media_type=XML)
 
 
@@ -141,7 +170,7 @@ async def twilio_voice(request: Request, services: ServicesDep, turn: int = 0) -
     action = f"{base}{request.url.path}?turn={turn + 1}"
     if isinstance(heard, twilio.VoiceNoSpeech):
         return Response(twilio.voice_twiml(NO_SPEECH, action), media_type=XML)
-    outcome = await _turn_within_budget(services, heard.to_inbound())
+    outcome = await _turn_within_budget(services, heard.to_inbound(), _deadline(services))
     if outcome is None:  # the caller hears that the answer follows by text
         return Response(twilio.voice_twiml(STILL_WORKING, action), media_type=XML)
     return Response(twilio.voice_twiml(outcome.reply or "", action), media_type=XML)
@@ -212,7 +241,7 @@ async def inbound_email(request: Request, services: ServicesDep) -> EmailOut:
     message = email_channel.parse_email(form)
     if message.automated:  # auto-replies and bounces never start a loop
         return EmailOut(reply=None, skipped="automated")
-    outcome = await _turn_within_budget(services, message.to_inbound())
+    outcome = await _turn_within_budget(services, message.to_inbound(), _deadline(services))
     if outcome is None:
         return EmailOut(reply=None, pending=True)
     if outcome.reply is None:
@@ -249,16 +278,16 @@ async def social_webhook(request: Request, services: ServicesDep) -> SocialOut:
     raw = await request.body()
     secret = _secret(services.settings.meta_app_secret, "THREADLINE_META_APP_SECRET")
     social.verify_meta(secret, raw, request.headers.get("X-Hub-Signature-256"))
-    answer = SocialOut(replies=[])
+    answer, deadline = SocialOut(replies=[]), _deadline(services)
     for event in social.parse_webhook(raw):
         if not isinstance(event, social.SocialMessage):
             continue  # attachments only: nothing to answer in text
-        outcome = await _turn_within_budget(services, event.to_inbound())
+        outcome = await _turn_within_budget(services, event.to_inbound(), deadline)
         if outcome is None:
             answer.pending += 1
         elif outcome.reply and await _queued(services, outcome):
             answer.queued += 1
-        elif outcome.reply and not _already_sent(services, outcome):
+        elif outcome.reply:
             answer.replies += social.send_api_bodies(event.sender_id, outcome.reply)
     return answer
 
@@ -294,7 +323,7 @@ async def whatsapp_webhook(request: Request, services: ServicesDep) -> WhatsAppO
     raw = await request.body()
     secret = _secret(services.settings.meta_app_secret, "THREADLINE_META_APP_SECRET")
     social.verify_meta(secret, raw, request.headers.get(social.SIGNATURE_HEADER))
-    answer = WhatsAppOut()
+    answer, deadline = WhatsAppOut(), _deadline(services)
     for event in whatsapp.parse_webhook(raw):
         if isinstance(event, whatsapp.WhatsAppStatus):
             report = ("whatsapp", event.wamid, event.state, event.read, event.detail, event.at)
@@ -304,7 +333,7 @@ async def whatsapp_webhook(request: Request, services: ServicesDep) -> WhatsAppO
             answer.unsupported += 1
             continue
         answer.messages += 1
-        outcome = await _turn_within_budget(services, event.to_inbound())
+        outcome = await _turn_within_budget(services, event.to_inbound(), deadline)
         if outcome is None:
             answer.pending += 1
         elif outcome.reply and await _queued(services, outcome):
