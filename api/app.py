@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -51,7 +52,7 @@ def create_app(
     settings = settings or get_settings()
 
     async def start(app: FastAPI) -> None:
-        services = await run_in_threadpool(open_services, settings)
+        services = await run_in_threadpool(partial(open_services, settings, dispatch=True))
         try:
             settle_after_startup()
             await run_in_threadpool(bootstrap_keys, settings, services.stores)

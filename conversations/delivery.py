@@ -2,8 +2,9 @@
 the customer's latest message on the channel; `Dispatcher` sends what is due through each provider's sender.
 
 What goes through the outbox: an agent's reply, the queue-timeout notice, and a turn's reply that its request no
-longer waits for (a provider webhook past its reply budget, an asynchronous API request, a message answered by the
-pending sweep). Web chat and the in-store channel have no provider: their pages read the message log.
+longer waits for (a provider webhook past its reply budget, a message answered by the pending sweep). An asynchronous
+API request's reply is read from the API, not sent. Web chat and the in-store channel have no provider: their pages
+read the message log.
 
 A delivery's idempotency key is the logged message and its part (`msg:<id>:<part>`), so queueing the same message
 again (a redelivered webhook, a retried request) never adds a row. The dispatcher retries transient failures with
@@ -20,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +43,7 @@ from threadline.core.delivery import (
 from threadline.core.handoff import PACKET_VERSION, HandoffPacket, PacketCustomer, Stall, StallPoint
 from threadline.core.ports import CustomerRepository, HandoffRepository, MessageLog, Outbox
 from threadline.core.types import Channel, CustomerId, Direction, HandoffEventKind, HandoffId, LoggedMessage
+from threadline.memory.turn_locks import TurnLocks
 
 log = logging.getLogger("threadline.delivery")
 
@@ -198,9 +201,12 @@ class Deliveries:
 class CaseRaiser:
     """Puts a failed or dead delivery in front of a person: an event on the customer's open case, or a new case."""
 
-    def __init__(self, handoffs: HandoffRepository, customers: CustomerRepository) -> None:
+    def __init__(
+        self, handoffs: HandoffRepository, customers: CustomerRepository, locks: TurnLocks | None = None
+    ) -> None:
         self._handoffs = handoffs
         self._customers = customers
+        self._locks = locks
 
     def __call__(self, delivery: Delivery) -> None:
         detail = {
@@ -210,16 +216,17 @@ class CaseRaiser:
             "state": delivery.state.value,
             "error": delivery.last_error,
         }
-        handoff = self._handoffs.open_for_customer(delivery.customer_id)
-        if handoff is None:
-            handoff = self._handoffs.create(
-                delivery.customer_id,
-                packet=self._packet(delivery).model_dump(mode="json"),
-                packet_version=PACKET_VERSION,
-                priority="high",
-            )
-            self._handoffs.record(HandoffId(handoff.id), HandoffEventKind.CREATED, "outbox", detail)
-        self._handoffs.record(HandoffId(handoff.id), HandoffEventKind.DELIVERY_FAILED, "outbox", detail)
+        # Under the customer's turn lock, as the AI's own handoffs: two failed parts of one message open one case.
+        with self._locks.hold(delivery.customer_id) if self._locks else nullcontext():
+            handoff = self._handoffs.open_for_customer(delivery.customer_id)
+            if handoff is None:
+                handoff = self._handoffs.create(
+                    delivery.customer_id,
+                    packet=self._packet(delivery).model_dump(mode="json"),
+                    packet_version=PACKET_VERSION,
+                    priority="high",
+                )
+            self._handoffs.record(HandoffId(handoff.id), HandoffEventKind.DELIVERY_FAILED, "outbox", detail)
 
     def _packet(self, delivery: Delivery) -> HandoffPacket:
         customer = self._customers.get(delivery.customer_id)

@@ -116,9 +116,10 @@ class HandoffDesk:
         )
         return handoff
 
-    def agent_reply(self, handoff_id: HandoffId, agent: str, text: str) -> LoggedMessage:
+    def agent_reply(self, handoff_id: HandoffId, agent: str, text: str, key: str | None = None) -> LoggedMessage:
         """The agent's message to the customer, on the customer's current channel and rendered for it; it joins
-        the customer's thread. Only the agent who claimed the case may reply."""
+        the customer's thread. Only the agent who claimed the case may reply. With `key`, a retried request (a
+        double click, a client's retry) returns the message the first one logged and sends nothing more."""
         text = text.strip()
         if not text:
             raise InvalidInputError("the reply text is empty")
@@ -131,7 +132,11 @@ class HandoffDesk:
             raise ConflictError(f"handoff {handoff_id} is claimed by {handoff.assigned_agent}")
         with self._locks.hold(handoff.customer_id):
             channel = self._current_channel(handoff)
-            logged = self._deliver(handoff, text, channel, {"agent": agent}, purpose=Purpose.AGENT_REPLY)
+            request = f"agent:{handoff_id}:{key}" if key else None
+            if request and (earlier := self._messages.find_by_provider_id(channel, request)) is not None:
+                return earlier
+            marker = {"agent": agent}
+            logged = self._deliver(handoff, text, channel, marker, purpose=Purpose.AGENT_REPLY, request=request)
             payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
             self._handoffs.record(handoff_id, HandoffEventKind.AGENT_REPLY, agent, payload)
         return logged
@@ -221,6 +226,7 @@ class HandoffDesk:
         *,
         reply_to: int | None = None,
         purpose: Purpose | None = None,
+        request: str | None = None,
     ) -> LoggedMessage:
         """Log a message to the customer on `channel` (rendered for it) and add it to their thread, so the AI
         sees it once the case comes back; with a `purpose`, queue it for the channel's provider too (a message
@@ -235,6 +241,7 @@ class HandoffDesk:
             episode_id=handoff.episode_id,
             metadata={"handoff_id": handoff.id, **marker},
             reply_to_id=reply_to,
+            provider_message_id=request,
         )
         self._threads.append(
             handoff.customer_id, [AIMessage(content=rendered, additional_kwargs={"threadline": marker})]

@@ -116,15 +116,19 @@ class Settings(BaseSettings):
         1.0, gt=0, le=60, description="How often an idle dispatcher looks for due deliveries (a new one wakes it)."
     )
     outbox_max_attempts: int = Field(
-        5, ge=1, le=50, description="Attempts of a delivery that fails transiently before it is dead."
+        6, ge=1, le=50, description="Attempts of a delivery that fails transiently before it is dead."
     )
     outbox_backoff_s: float = Field(
-        2.0, gt=0, le=3600, description="Wait before the first retry; doubled each retry, with jitter."
-    )
-    outbox_backoff_max_s: float = Field(300.0, gt=0, le=86_400, description="The longest wait between retries.")
-    outbox_lease_s: float = Field(
-        60.0,
+        30.0,
         gt=0,
+        le=3600,
+        description="Wait before the first retry; doubled each retry, with jitter (the defaults retry for about a "
+        "quarter of an hour: a provider's outage or a greylisting mail server passes).",
+    )
+    outbox_backoff_max_s: float = Field(900.0, gt=0, le=86_400, description="The longest wait between retries.")
+    outbox_lease_s: float = Field(
+        120.0,
+        ge=30,
         le=3600,
         description="A delivery claimed this long ago and still `sending` (its dispatcher died mid-call) is sent again "
         "with the same idempotency key.",

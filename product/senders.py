@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from threadline.core.delivery import Purpose, Sender
+from threadline.core.errors import ConfigurationError
 from threadline.core.settings import Settings
 
 TWILIO_STATUS_PATH = "/v1/channels/twilio/status"
@@ -31,7 +32,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
     if settings.smtp_url:
         from threadline.channels.senders.smtp import SmtpSender
 
-        from_address = settings.email_from or f"{settings.store_name} <support@localhost>"
+        if not settings.email_from:
+            raise ConfigurationError(
+                "THREADLINE_SMTP_URL is set: set THREADLINE_EMAIL_FROM, the address replies come from"
+            )
+        from_address = settings.email_from
         senders["smtp"] = SmtpSender(
             settings.smtp_url.get_secret_value(), from_address=from_address, timeout_s=SEND_TIMEOUT_S
         )

@@ -153,8 +153,10 @@ def open_index(settings: Settings, stores: Stores, embeddings: Embeddings | None
     return index
 
 
-def open_services(settings: Settings, *, progress: Progress | None = None) -> Services:
-    """Open the database, load the demo into an empty one when configured, and build the services."""
+def open_services(settings: Settings, *, progress: Progress | None = None, dispatch: bool = False) -> Services:
+    """Open the database, load the demo into an empty one when configured, and build the services. With `dispatch`
+    (the API server) the outbox dispatcher runs too: a command, an evaluation or a benchmark queues messages but
+    never sends them."""
     db = open_database(settings)
     stores = Stores.over(db)
     report = None
@@ -196,7 +198,7 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
         concerns=ConcernDetector(embeddings, cache_dir=settings.cache_path),
     )
     tune_threads()  # start-up's batch embedding is done: turns embed one text each
-    deliveries, dispatcher = open_outbox(settings, stores, resources)
+    deliveries, dispatcher = open_outbox(settings, stores, resources, dispatch=dispatch)
     turns, desk, merging, threads = wire_conversations(settings, db, stores, index, graph, deliveries=deliveries)
     if settings.pending_sweep_s:
         stale = timedelta(seconds=settings.pending_sweep_s)
@@ -223,13 +225,17 @@ def open_services(settings: Settings, *, progress: Progress | None = None) -> Se
     )
 
 
-def open_outbox(settings: Settings, stores: Stores, resources: ExitStack) -> tuple[Deliveries, Dispatcher | None]:
-    """The outbox's queue side, and this process's dispatcher when it is on and a provider is configured (stopped
-    with `resources`)."""
+def open_outbox(
+    settings: Settings, stores: Stores, resources: ExitStack, *, dispatch: bool
+) -> tuple[Deliveries, Dispatcher | None]:
+    """The outbox's queue side, and this process's dispatcher when `dispatch` asks for it, the settings allow it and
+    a provider is configured (stopped with `resources`)."""
     senders = build_senders(settings)
-    raiser = CaseRaiser(stores.handoffs, stores.customers)
+    handoffs = RedactingHandoffs(stores.db) if settings.redact_handoff_transcripts else stores.handoffs
+    locks = TurnLocks(stores.db, lease_s=settings.turn_lease_s, max_turns=settings.db_pool_size)
+    raiser = CaseRaiser(handoffs, stores.customers, locks)
     dispatcher = None
-    if settings.outbox_dispatch and senders:
+    if dispatch and settings.outbox_dispatch and senders:
         dispatcher = Dispatcher(
             stores.outbox,
             senders,

@@ -121,6 +121,7 @@ class LocalSmtpServer:
         if starttls is not None:
             smtp_kwargs["tls_context"] = starttls
         self.scheme = "smtps" if implicit_tls is not None else "smtp"
+        self._offers_starttls = starttls is not None
         self._controller = _PortZeroController(
             _Handler(self), hostname=HOST, port=0, ssl_context=implicit_tls, **smtp_kwargs
         )
@@ -159,11 +160,13 @@ class LocalSmtpServer:
 
     @property
     def url(self) -> str:
-        """The SMTP URL of this server, with its login when it requires one."""
-        login = ""
+        """The SMTP URL of this server, with its login when it requires one (and `?starttls=auto` when it takes the
+        login without offering STARTTLS: a loopback server has no certificate)."""
+        login = query = ""
         if self.auth is not None:
             login = f"{quote(self.auth[0], safe='')}:{quote(self.auth[1], safe='')}@"
-        return f"{self.scheme}://{login}{HOST}:{self.port}"
+            query = "?starttls=auto" if self.scheme == "smtp" and not self._offers_starttls else ""
+        return f"{self.scheme}://{login}{HOST}:{self.port}{query}"
 
     def start(self) -> LocalSmtpServer:
         """Start listening; returns the server."""

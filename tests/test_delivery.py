@@ -36,7 +36,7 @@ TOKEN = TwilioApiServer.AUTH_TOKEN
 EMAIL_KEY = "mailgun-signing-key-delivery"
 STORE_NUMBER = "+15550009999"
 PHONE = "+15557654001"
-FAST_RETRIES = {"outbox_backoff_s": 0.05, "outbox_backoff_max_s": 0.1, "outbox_poll_s": 0.05}
+FAST_RETRIES = {"outbox_backoff_s": 0.05, "outbox_backoff_max_s": 0.1, "outbox_poll_s": 0.05, "outbox_max_attempts": 5}
 
 
 def _settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -155,8 +155,12 @@ def test_five_500s_make_it_dead_and_put_it_in_front_of_the_agent(
     [dead] = wait_for(lambda: [d for d in _deliveries(sms_client, message_id) if d.state == "dead"], timeout_s=15)
     assert dead.attempts == 5 and "500" in (dead.last_error or "")
     assert len([r for r in twilio_api.requests if r.method == "POST"]) == 5 and twilio_api.messages == []
-    detail = sms_client.get(f"/v1/handoffs/{case}", headers=AGENT).json()
-    [event] = [e for e in detail["events"] if e["kind"] == "delivery_failed"]
+
+    def failed_events() -> list[Any]:
+        detail = sms_client.get(f"/v1/handoffs/{case}", headers=AGENT).json()
+        return [e for e in detail["events"] if e["kind"] == "delivery_failed"]
+
+    [event] = wait_for(failed_events, what="the case raised")  # right after the row is marked dead
     assert event["payload"]["state"] == "dead" and event["payload"]["message_id"] == message_id
 
 
@@ -437,3 +441,20 @@ def test_a_messenger_reply_goes_out_through_the_send_api(demo_db_url: str, tmp_p
             time.sleep(0.2)
     assert sent["recipient"] == {"id": "6185472093817264"} and sent["messaging_type"] == "RESPONSE"
     assert "paypal" in sent["message"]["text"].lower() and len(graph.sent) == 1
+
+
+def test_an_agents_reply_sent_twice_with_one_key_reaches_the_customer_once(
+    sms_client: TestClient, twilio_api: TwilioApiServer
+) -> None:
+    case = _claimed_case(sms_client, "SMcustomer0009")
+    keyed = {**AGENT, "Idempotency-Key": "draft-7f3a"}
+    body = {"text": "Your refund went out this morning."}
+    first = sms_client.post(f"/v1/handoffs/{case}/reply", json=body, headers=keyed)
+    again = sms_client.post(f"/v1/handoffs/{case}/reply", json=body, headers=keyed)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["message_id"] == again.json()["message_id"]
+    wait_for(lambda: twilio_api.messages, what="the reply")
+    time.sleep(0.3)
+    assert len(twilio_api.messages) == 1
+    other = sms_client.post(f"/v1/handoffs/{case}/reply", json=body, headers={**AGENT, "Idempotency-Key": "draft-8"})
+    assert other.json()["message_id"] != first.json()["message_id"]

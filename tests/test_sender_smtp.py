@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,11 @@ def only(server: LocalSmtpServer) -> EmailMessage:
 
 def test_parse_smtp_url_reads_host_port_login_and_tls_mode() -> None:
     target = parse_smtp_url("smtp://apikey:s%40cret%2Fx@smtp.example.com:587")
-    assert target == SmtpTarget(host="smtp.example.com", port=587, username="apikey", password="s@cret/x")
-    assert not target.implicit_tls and not target.starttls_required
+    expected = SmtpTarget(host="smtp.example.com", port=587, username="apikey", password="s@cret/x")
+    assert target == replace(expected, starttls_required=True)  # a login never crosses the network in clear
+    assert not target.implicit_tls
+    assert not parse_smtp_url("smtp://apikey:pw@relay.internal:587?starttls=auto").starttls_required
+    assert not parse_smtp_url("smtp://relay.internal").starttls_required  # no login: upgraded when offered
     assert parse_smtp_url("smtp://relay.internal").port == 25
     secure = parse_smtp_url("smtps://u:p@smtp.example.com")
     assert (secure.port, secure.implicit_tls) == (465, True)
@@ -101,7 +105,7 @@ def test_the_password_never_appears_in_a_repr() -> None:
     target = parse_smtp_url("smtp://user:hunter2@smtp.example.com:587")
     assert "hunter2" not in repr(target)
     assert "hunter2" not in target.redacted
-    assert target.redacted == "smtp://user@smtp.example.com:587"
+    assert target.redacted == "smtp://user@smtp.example.com:587?starttls=required"
     assert "hunter2" not in repr(SmtpSender(target, from_address=FROM))
 
 

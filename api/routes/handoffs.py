@@ -307,11 +307,18 @@ def claim(handoff_id: str, services: ServicesDep, agent: AgentDep) -> HandoffOut
 
 
 @agent_router.post("/{handoff_id}/reply", response_model=ReplyOut, responses={**NOT_FOUND, **CONFLICT})
-def reply(handoff_id: str, body: ReplyIn, services: ServicesDep, agent: AgentDep) -> ReplyOut:
+def reply(
+    handoff_id: str,
+    body: ReplyIn,
+    services: ServicesDep,
+    agent: AgentDep,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=64)] = None,
+) -> ReplyOut:
     """Send the customer a message on the channel they wrote on last, rendered for it. Only the agent who
     claimed the case may reply. The message is logged and queued in the outbox for the channel's provider:
-    `deliveries` are the queued rows and `delivery` says in a sentence what becomes of the message."""
-    logged = services.desk.agent_reply(HandoffId(handoff_id), agent, body.text)
+    `deliveries` are the queued rows and `delivery` says in a sentence what becomes of the message. Send an
+    `Idempotency-Key` so a retried request (a double click) returns the first message and sends nothing more."""
+    logged = services.desk.agent_reply(HandoffId(handoff_id), agent, body.text, idempotency_key)
     queued = services.deliveries.queued_for(logged.id) if services.deliveries else []
     provider = services.deliveries.provider_for(logged.channel) if services.deliveries else None
     return ReplyOut(

@@ -909,13 +909,23 @@
     }
   });
 
+  // One key per draft: a double click or a retry after a network error sends the same key, so the customer gets the
+  // message once; a new draft, or the same words sent again after a success, gets a new key.
+  let replyKey = "";
+  let replyKeyText = null;
   els.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = els.replyText.value.trim();
     if (!text || !mine()) return;
+    if (text !== replyKeyText) {
+      replyKey = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+      replyKeyText = text;
+    }
+    const key = replyKey;
     act(async (id) => {
-      const sent = await api("POST", path(id, "reply"), { text });
+      const sent = await api("POST", path(id, "reply"), { text }, { "Idempotency-Key": key });
       state.agentMessages.add("message:" + sent.message_id);
+      if (replyKey === key) replyKeyText = null;
       els.replyText.value = "";
       els.replyDelivery.textContent = sent.delivery;
     });

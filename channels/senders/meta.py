@@ -421,7 +421,8 @@ class WhatsAppSender:
             raise ConfigurationError(
                 "THREADLINE_WHATSAPP_PHONE_NUMBER_ID must be the numeric id of the business phone number"
             )
-        self._url = f"{base_url.rstrip('/')}/{version}/{phone_number_id.strip()}/messages"
+        self._base = f"{base_url.rstrip('/')}/{version}"
+        self._url = f"{self._base}/{phone_number_id.strip()}/messages"
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._templates = dict(templates or {})
         self._clock = clock
@@ -441,7 +442,10 @@ class WhatsAppSender:
         else:
             content = self._template_message(delivery)
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", **recipient, **content}
-        wamid = self._graph.send(self._url, body, headers=self._headers, message_id=_wamid, field="messages[0].id")
+        # From the business number the customer wrote to (a store may have several under one account), else ours.
+        number = str(delivery.payload.get("phone_number_id") or "").strip()
+        url = f"{self._base}/{number}/messages" if number.isdigit() else self._url
+        wamid = self._graph.send(url, body, headers=self._headers, message_id=_wamid, field="messages[0].id")
         return SendReceipt(provider_message_id=wamid)
 
     def template_for(self, delivery: Delivery) -> Template | None:

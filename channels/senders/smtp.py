@@ -1,8 +1,10 @@
 """Email replies over SMTP: `THREADLINE_SMTP_URL` parsed into a target, and a sender that hands each delivery to
 that server with the standard library's `smtplib`.
 
-`smtp://user:pass@host:587` connects in plain text and upgrades with STARTTLS when the server offers it (add
-`?starttls=required` to refuse a server that does not); `smtps://…:465` speaks TLS from the first byte. The server's
+`smtp://user:pass@host:587` connects in plain text and upgrades with STARTTLS, and refuses a server that does not
+offer it (the password never crosses the network in clear; `?starttls=auto` logs in without TLS when the server offers
+none, for a relay on a trusted network); `smtp://host:25` without a login upgrades when offered; `smtps://…:465`
+speaks TLS from the first byte. The server's
 certificate is verified against the system's trust store. An SMTP reply code says whether to retry: 4xx is a
 temporary refusal (greylisting, a full mailbox, a busy server), 5xx a permanent one. A server that accepted a message
 has only taken it for onward delivery, so a receipt never says `delivered`.
@@ -75,7 +77,9 @@ def parse_smtp_url(url: str | SecretStr) -> SmtpTarget:
         raise ConfigurationError(f"{SETTING} has a port that is not a number from 1 to 65535") from None
     if parts.path not in ("", "/") or parts.fragment:
         raise ConfigurationError(f"{SETTING} takes no path or fragment: expected {scheme}://user:password@host:port")
-    starttls_required = False
+    # A password never crosses the network in clear: with a login, smtp:// requires STARTTLS (someone on the path
+    # could strip the server's offer) unless the URL says `?starttls=auto` (a relay on a trusted network).
+    starttls_required = parts.password is not None and scheme == "smtp"
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name != "starttls" or value not in ("required", "auto"):
             raise ConfigurationError(f"{SETTING} takes only ?starttls=required (or auto), not ?{name}={value}")
