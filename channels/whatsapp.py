@@ -240,8 +240,8 @@ class WhatsAppMessage(_Parsed):
 
 
 class WhatsAppUnsupported(_Parsed):
-    """A picture, voice note, sticker, location or other message with nothing to read: worth telling the customer
-    that only text is read here."""
+    """A picture, voice note, sticker, location or other message with nothing to read (the webhook counts it and runs
+    no turn)."""
 
     wamid: str
     phone: str | None

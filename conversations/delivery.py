@@ -336,7 +336,8 @@ class Dispatcher:
             log.exception("delivery %s: the %s sender failed unexpectedly", delivery.id, delivery.provider)
             self._failed(delivery, SendError(f"{type(error).__name__}: {error}"))
             return
-        self._outbox.mark_sent(delivery.id, self.worker, receipt, now=self._clock())
+        if self._outbox.mark_sent(delivery.id, self.worker, receipt, now=self._clock()) is None:
+            log.warning("delivery %s was sent, but its claim had lapsed and another dispatcher took it", delivery.id)
 
     def _failed(self, delivery: Delivery, error: SendError) -> None:
         now = self._clock()

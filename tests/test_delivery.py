@@ -195,7 +195,7 @@ def test_a_webhook_whose_turn_outlasts_the_budget_answers_in_time_and_the_reply_
     from threadline.agents.models import shared_classifier
     from threadline.agents.scripted_server import ScriptedModelServer
 
-    with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="k", latency_s=0.8) as model:
+    with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="k", latency_s=1.5) as model:
         settings = _settings(
             demo_db_url,
             tmp_path,
@@ -212,7 +212,7 @@ def test_a_webhook_whose_turn_outlasts_the_budget_answers_in_time_and_the_reply_
             response = _text(client, "hey do you ship to canada?", "SMslowturn0001")
             answered_in = time.monotonic() - started
             assert response.status_code == 200 and "<Message>" not in response.text, response.text
-            assert answered_in < 0.8 + 0.5  # within the budget, long before a model call (0.8 s) and its reply
+            assert answered_in < 1.2  # the budget (0.3 s) and some slack; the turn's two model calls take 3 s
             [sent] = wait_for(lambda: twilio_api.messages, timeout_s=20, what="the reply through the outbox")
             assert sent["to"] == PHONE and "ship" in sent["body"].lower(), sent["body"]
 
