@@ -87,6 +87,18 @@ def _outbound(base: str, customer_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+def _signed_in(browser: Any, base: str, *, width: int) -> tuple[Any, list[str]]:
+    """A console page signed in with the agent key, and the page errors it raises from then on."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(f"{base}/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page.get_by_test_id("agent-key").fill(AGENT_KEY)
+    page.get_by_test_id("signin-submit").click()
+    return page, problems
+
+
 def test_an_agent_takes_an_sms_escalation_and_hands_it_back_in_the_browser(live_server: str) -> None:
     require_chromium()
     REPORTS.mkdir(exist_ok=True)
@@ -190,13 +202,7 @@ def test_an_agent_runs_a_return_from_the_console_for_a_claimed_case(live_server:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(f"{live_server}/console")
-            expect(page.locator("body[data-ready=true]")).to_have_count(1)
-            page.get_by_test_id("agent-key").fill(AGENT_KEY)
-            page.get_by_test_id("signin-submit").click()
+            page, problems = _signed_in(browser, live_server, width=1440)
             page.locator(f'[data-testid="queue-item"][data-handoff="{handoff_id}"]').click()
             page.get_by_test_id("claim").click()
             expect(page.get_by_test_id("case-status")).to_have_text("You have this case")
@@ -263,13 +269,7 @@ def test_a_failed_whatsapp_message_is_marked_in_the_queue_and_the_case(live_serv
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(f"{live_server}/console")
-            expect(page.locator("body[data-ready=true]")).to_have_count(1)
-            page.get_by_test_id("agent-key").fill(AGENT_KEY)
-            page.get_by_test_id("signin-submit").click()
+            page, problems = _signed_in(browser, live_server, width=1440)
             item = page.locator(f'[data-testid="queue-item"][data-handoff="{handoff.id}"]')
             expect(item.get_by_test_id("queue-delivery")).to_have_text("delivery failed")
             item.click()
@@ -331,13 +331,7 @@ def test_the_packet_keeps_long_facts_readable_and_shows_language_and_the_pending
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(f"{live_server}/console")
-            expect(page.locator("body[data-ready=true]")).to_have_count(1)
-            page.get_by_test_id("agent-key").fill(AGENT_KEY)
-            page.get_by_test_id("signin-submit").click()
+            page, problems = _signed_in(browser, live_server, width=1400)
             page.locator(f'[data-testid="queue-item"][data-handoff="{escalated["handoff_id"]}"]').click()
 
             expect(page.get_by_test_id("packet-language")).to_have_text("Language: English")

@@ -52,6 +52,12 @@ def _settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     )
 
 
+def _twilio_settings(db_url: str, tmp_path: Path, api: TwilioApiServer, **overrides: Any) -> Settings:
+    """Settings with the Twilio sender pointed at the local Messages API."""
+    twilio = {"twilio_account_sid": api.account_sid, "twilio_from_number": STORE_NUMBER, "twilio_api_base_url": api.url}
+    return _settings(db_url, tmp_path, **twilio, **overrides)
+
+
 def wait_for(check: Callable[[], Any], *, timeout_s: float = 10.0, what: str = "the condition") -> Any:
     """Poll `check` until it returns something truthy (bounded: fails after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
@@ -70,14 +76,7 @@ def twilio_api() -> Iterator[TwilioApiServer]:
 
 @pytest.fixture
 def sms_client(demo_db_url: str, tmp_path: Path, twilio_api: TwilioApiServer) -> Iterator[TestClient]:
-    settings = _settings(
-        demo_db_url,
-        tmp_path,
-        twilio_account_sid=TwilioApiServer.ACCOUNT_SID,
-        twilio_from_number=STORE_NUMBER,
-        twilio_api_base_url=twilio_api.url,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(_twilio_settings(demo_db_url, tmp_path, twilio_api))) as client:
         yield client
 
 
@@ -169,14 +168,7 @@ def test_a_redelivered_sms_webhook_never_queues_a_second_message(
 ) -> None:
     """The first delivery's turn outlasts the budget (its reply goes through the outbox); Twilio's retry of the same
     message gets an empty answer and adds nothing to the outbox."""
-    settings = _settings(
-        demo_db_url,
-        tmp_path,
-        twilio_account_sid=TwilioApiServer.ACCOUNT_SID,
-        twilio_from_number=STORE_NUMBER,
-        twilio_api_base_url=twilio_api.url,
-        webhook_reply_budget_ms=0,
-    )
+    settings = _twilio_settings(demo_db_url, tmp_path, twilio_api, webhook_reply_budget_ms=0)
     with TestClient(create_app(settings)) as client:
         first = _text(client, "whats ur return policy?", "SMredelivered01")
         assert first.status_code == 200 and "<Message>" not in first.text
@@ -196,12 +188,10 @@ def test_a_webhook_whose_turn_outlasts_the_budget_answers_in_time_and_the_reply_
     from threadline.agents.scripted_server import ScriptedModelServer
 
     with ScriptedModelServer(classifier=shared_classifier(embeddings), api_key="k", latency_s=1.5) as model:
-        settings = _settings(
+        settings = _twilio_settings(
             demo_db_url,
             tmp_path,
-            twilio_account_sid=TwilioApiServer.ACCOUNT_SID,
-            twilio_from_number=STORE_NUMBER,
-            twilio_api_base_url=twilio_api.url,
+            twilio_api,
             webhook_reply_budget_ms=300,
             model="openai:scripted-model",
             openai_base_url=model.base_url,
