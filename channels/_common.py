@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from threadline.core.errors import InvalidInputError
 
 Fits = Callable[[str], bool]
 """Whether a piece of text fits one outbound message."""
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 Clock = Callable[[], datetime]
 """The current time, timezone-aware; a parameter so tests can fix it."""
 
@@ -55,6 +57,19 @@ def invalid_input(exc: ValidationError) -> InvalidInputError:
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
         problems.append(f"{path or 'body'}: {error['msg']}")
     return InvalidInputError("; ".join(problems))
+
+
+def validated_json(model: type[ModelT], body: str | bytes | Mapping[str, Any], *, what: str) -> ModelT:
+    """`body` (raw JSON, or already decoded) as `model`; a body that is not JSON, or not of that shape, is an
+    `InvalidInputError` naming `what` or each wrong field."""
+    try:
+        if isinstance(body, str | bytes):
+            return model.model_validate_json(body)
+        return model.model_validate(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise InvalidInputError(f"{what} is not JSON") from exc
+        raise invalid_input(exc) from exc
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:

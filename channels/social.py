@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.channels import LIMITS
-from threadline.channels._common import clip, invalid_input, split_to_fit
+from threadline.channels._common import clip, split_to_fit, validated_json
 from threadline.core.errors import AuthenticationError, InvalidInputError, UsageError
 from threadline.core.types import Channel, InboundMessage
 
@@ -217,12 +217,7 @@ def _event(platform: Platform, event: _Event) -> SocialEvent | None:
 def parse_webhook(raw_body: bytes | str) -> list[SocialEvent]:
     """The customer messages in a Messenger (`object: page`) or Instagram (`object: instagram`) webhook post, in
     order; echoes of our own messages, deliveries, reads and other events are skipped. Verify the post first."""
-    try:
-        webhook = _Webhook.model_validate_json(raw_body)
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise InvalidInputError("the webhook body is not JSON") from exc
-        raise invalid_input(exc) from exc
+    webhook = validated_json(_Webhook, raw_body, what="the webhook body")
     platform: Platform = "messenger" if webhook.object == "page" else "instagram"
     events = (_event(platform, event) for entry in webhook.entry for event in entry.messaging)
     return [event for event in events if event is not None]

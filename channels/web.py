@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.channels import LIMITS
-from threadline.channels._common import clip, invalid_input
+from threadline.channels._common import clip, validated_json
 from threadline.core.errors import AuthenticationError, ConfigurationError, InvalidInputError
 from threadline.core.signing import identity_is_signed
 from threadline.core.types import Channel, InboundMessage
@@ -74,15 +74,7 @@ class WebMessage(BaseModel):
 
 def parse_web(body: Mapping[str, Any] | str | bytes, *, secret: str | None) -> WebMessage:
     """The widget's JSON body (raw or decoded) as a message; `secret` is the site's identity secret, if any."""
-    try:
-        if isinstance(body, str | bytes):
-            raw = WebMessageIn.model_validate_json(body)
-        else:
-            raw = WebMessageIn.model_validate(body)
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise InvalidInputError("the message body is not JSON") from exc
-        raise invalid_input(exc) from exc
+    raw = validated_json(WebMessageIn, body, what="the message body")
     text, truncated = clip(raw.text.strip(), WEB_LIMITS.max_inbound_chars)
     if not text:
         raise InvalidInputError("text is empty")

@@ -33,10 +33,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.channels import LIMITS
-from threadline.channels._common import clip, invalid_input
+from threadline.channels._common import clip, validated_json
 from threadline.channels.senders.meta import CUSTOMER_SERVICE_WINDOW, whatsapp_window_open
 from threadline.core.delivery import DeliveryState
 from threadline.core.errors import InvalidInputError
@@ -377,12 +377,7 @@ def parse_webhook(raw_body: bytes | str) -> list[WhatsAppEvent]:
     """The customer messages and our messages' statuses in a WhatsApp Cloud API webhook post, in the post's order
     (per change: its messages, then its statuses); reactions, system notices, group messages, other webhook
     fields and unknown statuses are skipped. Verify the post first."""
-    try:
-        webhook = _Webhook.model_validate_json(raw_body)
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise InvalidInputError("the webhook body is not JSON") from exc
-        raise invalid_input(exc) from exc
+    webhook = validated_json(_Webhook, raw_body, what="the webhook body")
     events: list[WhatsAppEvent] = []
     for e, entry in enumerate(webhook.entry):
         for c, change in enumerate(entry.changes):
