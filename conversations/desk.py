@@ -13,6 +13,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, SystemMessage
 
+from threadline.channels.email import greeting_name
 from threadline.conversations.delivery import Deliveries
 from threadline.conversations.threads import Threads
 from threadline.core.delivery import Purpose
@@ -210,6 +211,15 @@ class HandoffDesk:
             return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, reply_to=reply_to)
         return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, purpose=Purpose.QUEUE_TIMEOUT)
 
+    def _greeting_name(self, handoff: Handoff, channel: Channel) -> str | None:
+        """The first name an email to the customer greets: from their last email's From, else the packet's name."""
+        if channel is not Channel.EMAIL:
+            return None
+        inbound = [m for m in self._messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND]
+        latest = next((m for m in reversed(inbound) if m.channel is Channel.EMAIL), None)
+        named = greeting_name(latest.metadata.get("sender_name")) if latest else None
+        return named or greeting_name((handoff.packet.get("customer") or {}).get("name"))
+
     def _current_channel(self, handoff: Handoff) -> Channel:
         """The channel the customer wrote on last (the packet's channel if they never wrote)."""
         latest = [m for m in self._messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND]
@@ -232,7 +242,7 @@ class HandoffDesk:
         sees it once the case comes back; with a `purpose`, queue it for the channel's provider too (a message
         that answers a request, `reply_to`, rides in that request's response instead). The caller holds the
         customer's turn lock."""
-        rendered = render(text, channel, signature=self._signature)
+        rendered = render(text, channel, signature=self._signature, name=self._greeting_name(handoff, channel))
         logged = self._messages.append(
             handoff.customer_id,
             channel,

@@ -263,7 +263,8 @@ def test_an_agents_email_reply_arrives_threaded_under_the_customers_email(
         "<CAF=maria-2@mail.example.com>",
     ]
     assert email["Message-ID"].endswith("@store.example>")
-    assert "your sofa will arrive on the 17th" in email.get_content()
+    body = email.get_content()
+    assert body.startswith("Hi Maria,") and "your sofa will arrive on the 17th" in body  # her name, from her From
 
 
 def test_async_messages_answer_202_with_the_id_and_the_reply_is_read_later(demo_db_url: str, tmp_path: Path) -> None:
