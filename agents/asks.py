@@ -19,6 +19,9 @@ _ASKS = re.compile(
     rf"(?: of)?) (?:things|questions|qs)|quick question)\s*[,!.:-]?\s+)*{_QUESTION_START}\b",
     re.I,
 )
+_LEADING_JOIN = re.compile(rf"^(?:and\s+also|and|also|plus|oh\s+and|btw)\s*,?\s+(?={_QUESTION_START}\b)", re.I)
+"""A joining word a question that starts a sentence of its own begins with ("…canada? and whats ur return policy"):
+it belongs to the message, not to the question searched."""
 _NOT_AN_ASK = re.compile(r"^(?:thanks?|thank you|cheers|regards|best|kind regards|sent from)\b", re.I)
 MAX_ASKS = 4
 
@@ -29,5 +32,5 @@ def split_asks(text: str) -> list[str]:
     for sentence in _SENTENCES.split(text.strip()):
         pieces += [p.strip(" ,;") for p in _JOINED.split(sentence) if p.strip(" ,;")]
     asks = [p for p in pieces if not _NOT_AN_ASK.match(p) and (p.endswith("?") or _ASKS.match(p))]
-    asks = [a for a in asks if len(a.split()) >= 3]
+    asks = [_LEADING_JOIN.sub("", a) for a in asks if len(a.split()) >= 3]
     return asks[:MAX_ASKS] if len(asks) >= 2 else [text]

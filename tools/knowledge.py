@@ -86,11 +86,8 @@ def _body(text: str) -> str:
     return text.split("\n\n", 1)[-1]
 
 
-@tool(SEARCH_KNOWLEDGE)
-def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
-    """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
-    return the most relevant passages, each with its article id, title and version to cite."""
-    context = turn_context(runtime)
+def _passages(context: Any, query: str) -> list[Any]:
+    """The (at most three) passages relevant enough to answer `query` from, best first."""
     searched = context.services.knowledge.search(
         query[:500], k=16, channel=context.channel.value, min_score=MIN_SCORE, audience=Audience.CUSTOMER
     )
@@ -100,7 +97,23 @@ def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
     # no word an answer must share (though an article that does share it, "30% off jackets", ranks first).
     asked = without_products(query, catalog_type_names(context.services.orders))
     passages = [p for p in ranked if relevant(query, p.score, _body(p.text)) or relevant(asked, p.score, _body(p.text))]
-    passages = passages[:3]
+    return passages[:3]
+
+
+@tool(SEARCH_KNOWLEDGE)
+def search_knowledge(query: str, runtime: SupportRuntime) -> Command[Any]:
+    """Search the store's knowledge base (policies, procedures, FAQs, promotions, product information) and
+    return the most relevant passages, each with its article id, title and version to cite."""
+    context = turn_context(runtime)
+    passages = _passages(context, query)
+    if not passages:
+        # A question followed by what the shopper adds ("whats ur return policy? bought a lamp last wk"): the added
+        # words blur the question's meaning, so the question is searched on its own too.
+        questions = [c for c in _CLAUSES.split(query) if c.strip().endswith("?") and c.strip() != query.strip()]
+        for question in questions[:2]:
+            passages = _passages(context, question)
+            if passages:
+                break
     found = [
         KnowledgePassage(
             article_id=p.article_id, title=p.title, version=p.version, kind=p.kind, text=p.text, score=round(p.score, 3)
