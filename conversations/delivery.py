@@ -21,7 +21,6 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +42,6 @@ from threadline.core.delivery import (
 from threadline.core.handoff import PACKET_VERSION, HandoffPacket, PacketCustomer, Stall, StallPoint
 from threadline.core.ports import CustomerRepository, HandoffRepository, MessageLog, Outbox
 from threadline.core.types import Channel, CustomerId, Direction, HandoffEventKind, HandoffId, LoggedMessage
-from threadline.memory.turn_locks import TurnLocks
 
 log = logging.getLogger("threadline.delivery")
 
@@ -201,12 +199,10 @@ class Deliveries:
 class CaseRaiser:
     """Puts a failed or dead delivery in front of a person: an event on the customer's open case, or a new case."""
 
-    def __init__(
-        self, handoffs: HandoffRepository, customers: CustomerRepository, locks: TurnLocks | None = None
-    ) -> None:
+    def __init__(self, handoffs: HandoffRepository, customers: CustomerRepository) -> None:
         self._handoffs = handoffs
         self._customers = customers
-        self._locks = locks
+        self._opening = threading.Lock()
 
     def __call__(self, delivery: Delivery) -> None:
         detail = {
@@ -216,8 +212,9 @@ class CaseRaiser:
             "state": delivery.state.value,
             "error": delivery.last_error,
         }
-        # Under the customer's turn lock, as the AI's own handoffs: two failed parts of one message open one case.
-        with self._locks.hold(delivery.customer_id) if self._locks else nullcontext():
+        # Two failed parts of one message, sent side by side, open one case. Not under the customer's turn lock: a
+        # dispatcher never waits for a turn (a long one would hold every other customer's messages back).
+        with self._opening:
             handoff = self._handoffs.open_for_customer(delivery.customer_id)
             if handoff is None:
                 handoff = self._handoffs.create(
@@ -268,7 +265,7 @@ class Dispatcher:
         on_problem: Callable[[Delivery], None] | None = None,
         worker: str | None = None,
         poll_s: float = 1.0,
-        lease_s: float = 60.0,
+        lease_s: float = 180.0,
         max_attempts: int = 5,
         backoff_s: float = 2.0,
         backoff_max_s: float = 300.0,

@@ -126,6 +126,9 @@ class HandoffDesk:
             raise InvalidInputError("the reply text is empty")
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"the reply is longer than {MAX_TEXT_CHARS} characters")
+        request = f"agent:{handoff_id}:{key}" if key else None
+        if request and (earlier := self._sent_before(request)) is not None:
+            return earlier  # a retry, on whichever channel the first went out, even once the case has moved on
         handoff = self._handoff(handoff_id)
         if handoff.status is not HandoffStatus.CLAIMED:
             raise ConflictError(f"handoff {handoff_id} is {handoff.status.value}; claim it before replying")
@@ -133,9 +136,8 @@ class HandoffDesk:
             raise ConflictError(f"handoff {handoff_id} is claimed by {handoff.assigned_agent}")
         with self._locks.hold(handoff.customer_id):
             channel = self._current_channel(handoff)
-            request = f"agent:{handoff_id}:{key}" if key else None
-            if request and (earlier := self._messages.find_by_provider_id(channel, request)) is not None:
-                return earlier
+            if request and (earlier := self._sent_before(request)) is not None:
+                return earlier  # a concurrent request with the same key logged it first
             marker = {"agent": agent}
             logged = self._deliver(handoff, text, channel, marker, purpose=Purpose.AGENT_REPLY, request=request)
             payload = {"message_id": logged.id, "channel": channel.value, "text": logged.text}
@@ -210,6 +212,11 @@ class HandoffDesk:
         if reply_to is not None:  # the notice answers the customer's message, in that request's response
             return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, reply_to=reply_to)
         return self._deliver(handoff, QUEUE_TIMEOUT_TEXT, channel, marker, purpose=Purpose.QUEUE_TIMEOUT)
+
+    def _sent_before(self, request: str) -> LoggedMessage | None:
+        """The agent's message logged under this request key, on any channel."""
+        found = (self._messages.find_by_provider_id(channel, request) for channel in Channel)
+        return next((message for message in found if message is not None), None)
 
     def _greeting_name(self, handoff: Handoff, channel: Channel) -> str | None:
         """The first name an email to the customer greets: from their last email's From, else the packet's name."""

@@ -127,8 +127,8 @@ class Settings(BaseSettings):
     )
     outbox_backoff_max_s: float = Field(900.0, gt=0, le=86_400, description="The longest wait between retries.")
     outbox_lease_s: float = Field(
-        120.0,
-        ge=30,
+        180.0,
+        ge=150,
         le=3600,
         description="A delivery claimed this long ago and still `sending` (its dispatcher died mid-call) is sent again "
         "with the same idempotency key.",

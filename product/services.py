@@ -232,8 +232,7 @@ def open_outbox(
     a provider is configured (stopped with `resources`)."""
     senders = build_senders(settings)
     handoffs = RedactingHandoffs(stores.db) if settings.redact_handoff_transcripts else stores.handoffs
-    locks = TurnLocks(stores.db, lease_s=settings.turn_lease_s, max_turns=settings.db_pool_size)
-    raiser = CaseRaiser(handoffs, stores.customers, locks)
+    raiser = CaseRaiser(handoffs, stores.customers)
     dispatcher = None
     if dispatch and settings.outbox_dispatch and senders:
         dispatcher = Dispatcher(

@@ -449,3 +449,6 @@ def test_an_agents_reply_sent_twice_with_one_key_reaches_the_customer_once(
     assert len(twilio_api.messages) == 1
     other = sms_client.post(f"/v1/handoffs/{case}/reply", json=body, headers={**AGENT, "Idempotency-Key": "draft-8"})
     assert other.json()["message_id"] != first.json()["message_id"]
+    assert sms_client.post(f"/v1/handoffs/{case}/resolve", headers=AGENT).status_code == 200
+    late = sms_client.post(f"/v1/handoffs/{case}/reply", json=body, headers=keyed)  # a retry after the case closed
+    assert late.status_code == 200 and late.json()["message_id"] == first.json()["message_id"]

@@ -359,3 +359,16 @@ def test_concurrent_status_reports_each_land_and_never_move_the_state_back(db_ur
         assert final.state is DeliveryState.DELIVERED and final.delivered_at == T0
     finally:
         database.dispose()
+
+
+def test_parts_failing_together_open_one_case(stores: Stores) -> None:
+    customer = _customer(stores)
+    for part in range(3):
+        stores.outbox.enqueue(_new(customer, key=f"msg:9:{part}"), now=T0)
+    sender = ScriptedSender([PermanentSendError("21610: unsubscribed recipient", status=400) for _ in range(3)])
+    raiser = CaseRaiser(stores.handoffs, stores.customers)
+    Dispatcher(stores.outbox, {"twilio": sender}, clock=Clock(), on_problem=raiser, batch=3).drain()
+    cases = stores.handoffs.list(limit=10)
+    assert [c.customer_id for c in cases] == [customer]  # one case, whatever order the three parts failed in
+    events = stores.handoffs.events(cases[0].id)  # type: ignore[arg-type]
+    assert sorted(e.payload["delivery_id"] for e in events if e.kind is HandoffEventKind.DELIVERY_FAILED) == [1, 2, 3]

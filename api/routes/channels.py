@@ -92,7 +92,10 @@ class _Handover:
             self._outcome = outcome
             late = self._gave_up
         if late:
-            _queue_reply(self._services, outcome)
+            try:
+                _queue_reply(self._services, outcome)
+            except Exception:  # the reply is logged and the message answered: the sweep will not send it
+                log.exception("the late reply %s could not be queued; it is in the log, not sent", outcome.reply_id)
         return outcome
 
     def give_up(self) -> TurnOutcome | None:

@@ -262,7 +262,7 @@ class SmtpSender:
                 elif target.starttls_required:
                     raise PermanentSendError(
                         f"the SMTP server at {target.host}:{target.port} does not offer STARTTLS, which {SETTING} "
-                        "requires (?starttls=required)"
+                        "requires (a login never crosses in clear; ?starttls=auto allows a trusted relay without it)"
                     )
             if target.username is not None and target.password is not None:
                 smtp.login(target.username, target.password)
