@@ -10,8 +10,9 @@ _QUESTION_START = (
     r"any\s+chance|tell\s+me|i(?:'d| would)\s+(?:like|love)\s+to\s+know|i(?:'m| am)\s+wondering|wondering)"
 )
 _SENTENCES = re.compile(r"(?<=[?!.])\s+|\n+")
+_JOINER = r"(?:and\s+also|and|also|plus|oh\s+and|btw)"
 _JOINED = re.compile(
-    rf"\s*(?:,|;)?\s+(?:and\s+also|and|also|plus|oh\s+and|btw)\s*,?\s+(?={_QUESTION_START}\b)|\s*[,;]\s+(?={_QUESTION_START}\b)",
+    rf"\s*(?:,|;)?\s+{_JOINER}\s*,?\s+(?={_QUESTION_START}\b)|\s*[,;]\s+(?={_QUESTION_START}\b)",
     re.I,
 )
 _ASKS = re.compile(
@@ -19,7 +20,7 @@ _ASKS = re.compile(
     rf"(?: of)?) (?:things|questions|qs)|quick question)\s*[,!.:-]?\s+)*{_QUESTION_START}\b",
     re.I,
 )
-_LEADING_JOIN = re.compile(rf"^(?:and\s+also|and|also|plus|oh\s+and|btw)\s*,?\s+(?={_QUESTION_START}\b)", re.I)
+_LEADING_JOIN = re.compile(rf"^{_JOINER}\s*,?\s+(?={_QUESTION_START}\b)", re.I)
 """A joining word a question that starts a sentence of its own begins with ("…canada? and whats ur return policy"):
 it belongs to the message, not to the question searched."""
 _NOT_AN_ASK = re.compile(r"^(?:thanks?|thank you|cheers|regards|best|kind regards|sent from)\b", re.I)

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from threadline.channels.senders.meta import CUSTOMER_SERVICE_WINDOW, whatsapp_window_open
 from threadline.conversations.delivery import PROVIDER_FOR_CHANNEL
 from threadline.core.delivery import PROBLEM_STATES, Delivery, DeliveryState, Purpose
-from threadline.core.types import Channel, Direction, Handoff, HandoffEventKind, LoggedMessage
+from threadline.core.types import Channel, Handoff, HandoffEventKind
 from threadline.memory.db import Database
 from threadline.memory.schema import HandoffEventRow, OutboxRow
 
@@ -136,18 +136,6 @@ def reply_delivery(channel: Channel, provider: str | None, deliveries: Sequence[
     if state == "read":
         return f"Read by the customer: delivered through {through}"
     return f"{str(state).capitalize()} through {through}{parts}"
-
-
-def current_channel(handoff: Handoff, recent: Sequence[LoggedMessage]) -> Channel:
-    """The channel an agent's reply goes on: the one the customer wrote on last (the packet's if they never
-    wrote), as the desk decides it."""
-    inbound = [m for m in recent if m.direction is Direction.INBOUND]
-    if inbound:
-        return inbound[-1].channel
-    try:
-        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
-    except ValueError:
-        return Channel.WEB
 
 
 def whatsapp_window(last_inbound_at: datetime | None, template: str | None, *, now: datetime) -> WhatsAppWindow:

@@ -37,15 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.channels import LIMITS
 from threadline.channels._common import clip, validated_json
-from threadline.channels.senders.meta import CUSTOMER_SERVICE_WINDOW, whatsapp_window_open
 from threadline.core.delivery import DeliveryState
 from threadline.core.errors import InvalidInputError
 from threadline.core.types import Channel, InboundMessage
 
 WHATSAPP_LIMITS = LIMITS[Channel.WHATSAPP]
-WINDOW = CUSTOMER_SERVICE_WINDOW
-"""WhatsApp's customer-service window: free-form text up to 24 hours after the customer's last message."""
-window_open = whatsapp_window_open
 
 MessageKind = Literal["text", "button", "interactive"]
 

@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +41,16 @@ from threadline.core.delivery import (
 )
 from threadline.core.handoff import PACKET_VERSION, HandoffPacket, PacketCustomer, Stall, StallPoint
 from threadline.core.ports import CustomerRepository, HandoffRepository, MessageLog, Outbox
-from threadline.core.types import Channel, CustomerId, Direction, HandoffEventKind, HandoffId, LoggedMessage
+from threadline.core.types import (
+    Channel,
+    CustomerId,
+    Direction,
+    Handoff,
+    HandoffEventKind,
+    HandoffId,
+    LoggedMessage,
+    TurnOutcome,
+)
 
 log = logging.getLogger("threadline.delivery")
 
@@ -57,6 +66,24 @@ RECENT_MESSAGES = 100
 """How far back the customer's latest message on a channel is looked for, to address a delivery."""
 
 Clock = Callable[[], datetime]
+
+
+def latest_inbound(recent: Sequence[LoggedMessage], channel: Channel | None = None) -> LoggedMessage | None:
+    """The customer's latest message in `recent` (oldest first), on `channel` when one is given."""
+    return next(
+        (m for m in reversed(recent) if m.direction is Direction.INBOUND and channel in (None, m.channel)), None
+    )
+
+
+def current_channel(handoff: Handoff, recent: Sequence[LoggedMessage]) -> Channel:
+    """The channel a message to the case's customer goes on: the one they wrote on last in `recent` (the packet's if
+    they never wrote)."""
+    if (latest := latest_inbound(recent)) is not None:
+        return latest.channel
+    try:
+        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
+    except ValueError:
+        return Channel.WEB
 
 
 def _utcnow() -> datetime:
@@ -121,6 +148,11 @@ class Deliveries:
             self._wake()
         return queued
 
+    def queue_reply(self, outcome: TurnOutcome) -> list[Delivery]:
+        """Queue a turn's reply (when it had one) that no response carries; [] when there is nothing to send."""
+        reply = self._messages.get(outcome.reply_id) if outcome.reply_id is not None else None
+        return self.queue(reply, Purpose.REPLY) if reply is not None else []
+
     def status(
         self,
         provider: str,
@@ -149,12 +181,12 @@ class Deliveries:
         """The deliveries already carrying a logged message."""
         return self._outbox.for_messages([message_id]).get(message_id, [])
 
+    def template(self, purpose: Purpose) -> Mapping[str, str] | None:
+        """The WhatsApp template configured for `purpose` (`{name, language}`), if any."""
+        return self._templates.get(purpose)
+
     def _latest_inbound(self, customer_id: CustomerId, channel: Channel) -> LoggedMessage | None:
-        recent = self._messages.for_customer(customer_id, limit=RECENT_MESSAGES)
-        return next(
-            (m for m in reversed(recent) if m.direction is Direction.INBOUND and m.channel is channel),
-            None,
-        )
+        return latest_inbound(self._messages.for_customer(customer_id, limit=RECENT_MESSAGES), channel)
 
     def _address(
         self, logged: LoggedMessage, latest: LoggedMessage, purpose: Purpose

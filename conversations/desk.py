@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, SystemMessage
 
 from threadline.channels.email import greeting_name
-from threadline.conversations.delivery import Deliveries
+from threadline.conversations.delivery import Deliveries, current_channel, latest_inbound
 from threadline.conversations.threads import Threads
 from threadline.core.delivery import Purpose
 from threadline.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -222,17 +222,13 @@ class HandoffDesk:
         """The first name an email to the customer greets: from their last email's From, else the packet's name."""
         if channel is not Channel.EMAIL:
             return None
-        inbound = [m for m in self._messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND]
-        latest = next((m for m in reversed(inbound) if m.channel is Channel.EMAIL), None)
+        latest = latest_inbound(self._messages.for_customer(handoff.customer_id), Channel.EMAIL)
         named = greeting_name(latest.metadata.get("sender_name")) if latest else None
         return named or greeting_name((handoff.packet.get("customer") or {}).get("name"))
 
     def _current_channel(self, handoff: Handoff) -> Channel:
         """The channel the customer wrote on last (the packet's channel if they never wrote)."""
-        latest = [m for m in self._messages.for_customer(handoff.customer_id) if m.direction is Direction.INBOUND]
-        if latest:
-            return latest[-1].channel
-        return Channel(str(handoff.packet.get("channel") or Channel.WEB.value))
+        return current_channel(handoff, self._messages.for_customer(handoff.customer_id))
 
     def _deliver(
         self,

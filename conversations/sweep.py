@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 from threadline.conversations.delivery import Deliveries
 from threadline.conversations.turns import TurnService
-from threadline.core.delivery import Purpose
 from threadline.core.ports import MessageLog
 
 log = logging.getLogger("threadline.sweep")
@@ -58,10 +57,8 @@ class PendingSweep:
             if outcome is None:
                 continue
             answered += 1
-            # Nobody waits for this answer in a response: it goes out through the channel's provider.
-            reply = self._messages.get(outcome.reply_id) if outcome.reply_id and self._deliveries else None
-            if reply is not None and self._deliveries is not None:
-                self._deliveries.queue(reply, Purpose.REPLY)
+            if self._deliveries is not None:  # nobody waits for this answer in a response: the provider sends it
+                self._deliveries.queue_reply(outcome)
         if answered:
             log.info("answered %d message(s) whose turn had died", answered)
         return answered

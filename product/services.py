@@ -75,13 +75,13 @@ class Services:
     """The checkpointed conversation threads."""
     memories: BaseStore
     """Long-term memory (LangGraph's Store over the database)."""
+    deliveries: Deliveries
+    """Queues outbound messages in the outbox for their channel's provider."""
     demo_report: LoadReport | None = None
     resources: ExitStack = field(default_factory=ExitStack)
     senders: RateLimiter = field(default_factory=lambda: RateLimiter(30))
     """Messages per minute per sender handle, across channels' webhooks and the messages API."""
     checkpointer: BaseCheckpointSaver[str] | None = None
-    deliveries: Deliveries | None = None
-    """Queues outbound messages in the outbox for their channel's provider."""
     dispatcher: Dispatcher | None = None
     """This process's outbox dispatcher (None when off, or when no provider is configured)."""
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from threadline.channels import LIMITS
+from threadline.channels.senders.meta import CUSTOMER_SERVICE_WINDOW as WINDOW
+from threadline.channels.senders.meta import whatsapp_window_open as window_open
 from threadline.channels.social import meta_signature, verify_meta, verify_subscription
 from threadline.channels.whatsapp import (
-    WINDOW,
     WhatsAppMessage,
     WhatsAppStatus,
     WhatsAppUnsupported,
     parse_webhook,
-    window_open,
 )
 from threadline.core.delivery import DeliveryState
 from threadline.core.errors import AuthenticationError, InvalidInputError

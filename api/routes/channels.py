@@ -30,7 +30,7 @@ from threadline.channels import email as email_channel
 from threadline.channels import social, twilio, whatsapp
 from threadline.channels.senders import twilio as twilio_sender
 from threadline.core.auth import Role
-from threadline.core.delivery import DeliveryState, Purpose
+from threadline.core.delivery import DeliveryState
 from threadline.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from threadline.core.types import Channel, CustomerId, InboundMessage, OrderStatus, TurnOutcome
 from threadline.product.services import Services
@@ -110,7 +110,7 @@ async def _turn_within_budget(services: Services, message: InboundMessage, deadl
     and the turn queues its reply in the outbox when it ends (one that dies is answered by the pending sweep, whose
     reply goes through the outbox too). A channel with no sender waits for the turn: the response is its only way."""
     admitted = services.admit(message)
-    if services.deliveries is None or services.deliveries.provider_for(message.channel) is None:
+    if services.deliveries.provider_for(message.channel) is None:
         return await run_in_threadpool(services.turns.handle, admitted)
     handover = _Handover(services)
     task = asyncio.ensure_future(run_in_threadpool(handover.run, admitted))
@@ -133,10 +133,7 @@ def _log_failure(finished: asyncio.Future[TurnOutcome]) -> None:
 
 def _queue_reply(services: Services, outcome: TurnOutcome) -> bool:
     """Queue the outcome's reply for the channel's provider; whether it is (now or already) queued."""
-    if outcome.reply_id is None or services.deliveries is None:
-        return False
-    reply = services.stores.messages.get(outcome.reply_id)
-    return reply is not None and bool(services.deliveries.queue(reply, Purpose.REPLY))
+    return bool(services.deliveries.queue_reply(outcome))
 
 
 async def _queued(services: Services, outcome: TurnOutcome) -> bool:
@@ -208,8 +205,6 @@ def _status(
     at: datetime | None,
 ) -> bool:
     """Apply a provider's status report to the delivery it names; whether it named one of ours."""
-    if services.deliveries is None:
-        return False
     at = at or datetime.now(UTC)
     found = services.deliveries.status(provider, provider_message_id, state, at=at, detail=detail, read=read)
     return found is not None

@@ -25,7 +25,6 @@ from threadline.api.auth import roles_dependency
 from threadline.api.deliveries import (
     DeliveryOut,
     WhatsAppWindow,
-    current_channel,
     delivery_out,
     delivery_problems,
     reply_delivery,
@@ -34,15 +33,14 @@ from threadline.api.deliveries import (
 from threadline.api.deps import ServicesDep
 from threadline.api.errors import ErrorOut
 from threadline.api.routes import MAX_ID
-from threadline.conversations.delivery import RECENT_MESSAGES
+from threadline.conversations.delivery import RECENT_MESSAGES, current_channel, latest_inbound
 from threadline.conversations.desk import MAX_TEXT_CHARS
 from threadline.core.auth import Principal, Role
 from threadline.core.delivery import Purpose
 from threadline.core.errors import NotFoundError
 from threadline.core.handoff import HandoffPacket
 from threadline.core.order_actions import ActionRecord, OrderAction
-from threadline.core.types import Channel, Direction, Handoff, HandoffEvent, HandoffId, HandoffStatus
-from threadline.product.senders import whatsapp_templates
+from threadline.core.types import Channel, Handoff, HandoffEvent, HandoffId, HandoffStatus
 from threadline.product.services import Services
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such handoff (not_found)."}}
@@ -287,10 +285,8 @@ def case_deliveries(handoff_id: str, services: ServicesDep) -> CaseDeliveries:
     window = None
     recent = services.stores.messages.for_customer(handoff.customer_id, limit=RECENT_MESSAGES)
     if current_channel(handoff, recent) is Channel.WHATSAPP:
-        latest = next(
-            (m for m in reversed(recent) if m.direction is Direction.INBOUND and m.channel is Channel.WHATSAPP), None
-        )
-        template = whatsapp_templates(services.settings).get(Purpose.AGENT_REPLY)
+        latest = latest_inbound(recent, Channel.WHATSAPP)
+        template = services.deliveries.template(Purpose.AGENT_REPLY)
         window = whatsapp_window(
             latest.created_at if latest else None,
             str(template["name"]) if template else None,
@@ -319,8 +315,8 @@ def reply(
     `deliveries` are the queued rows and `delivery` says in a sentence what becomes of the message. Send an
     `Idempotency-Key` so a retried request (a double click) returns the first message and sends nothing more."""
     logged = services.desk.agent_reply(HandoffId(handoff_id), agent, body.text, idempotency_key)
-    queued = services.deliveries.queued_for(logged.id) if services.deliveries else []
-    provider = services.deliveries.provider_for(logged.channel) if services.deliveries else None
+    queued = services.deliveries.queued_for(logged.id)
+    provider = services.deliveries.provider_for(logged.channel)
     return ReplyOut(
         message_id=logged.id,
         customer_id=logged.customer_id,
