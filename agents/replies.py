@@ -116,7 +116,7 @@ def passage_answer(passage: dict[str, Any]) -> tuple[str | None, str]:
     """A passage as (the question its section answers, when it is one, and the text under it), without the
     article title and without the article's notes to its editors."""
     text = _EDITOR_NOTE.sub("", passage["text"]).strip()
-    title = str(passage.get("title") or "")
+    title = str(passage.get("title") or "").strip()  # the text was stripped: so is the title it starts with
     if title and text.startswith(title):
         text = text[len(title) :].strip()
     first, _, rest = text.partition("\n")
